@@ -1,0 +1,10 @@
+//! torchlift-runtime: the kernels that compiled code and the reference
+//! interpreter call into.
+//!
+//! Each kernel has a safe Rust entry point that checks its arguments. The raw
+//! pointer work lives in small `unsafe` blocks inside, each with a `SAFETY:`
+//! comment stating why the access is in bounds.
+
+pub mod gemm;
+
+pub use gemm::{dgemm, sgemm, MatRef};

@@ -1,0 +1,27 @@
+//! torchlift: compile `torch.export` programs (`.pt2` archives) into native
+//! CPU code.
+//!
+//! The pipeline:
+//!
+//! ```text
+//! model.pt2 ──pt2──▶ schema ──ir::import──▶ Graph (training IR)
+//!   ──passes──▶ functional core-ATen Graph ──interp / codegen──▶ outputs
+//! ```
+//!
+//! - [`pt2`] reads archives (both the PT2 layout and the torch 2.6 layout).
+//! - [`sym`] holds symbolic dimension expressions.
+//! - [`ir`] is the graph IR: typed ids, a closed op enum, a text form, a verifier.
+//! - [`passes`] are the export passes: functionalization, HOP inlining,
+//!   decomposition, shape propagation, cleanups.
+//! - [`interp`] is the reference interpreter, the oracle of every backend.
+
+pub mod dtype;
+pub mod error;
+pub mod interp;
+pub mod ir;
+pub mod passes;
+pub mod pt2;
+pub mod sym;
+
+pub use dtype::DType;
+pub use error::{Error, Result};
