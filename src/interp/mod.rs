@@ -1,1 +1,2 @@
-//! (module under construction)
+//! The reference interpreter.
+pub mod tensor;
