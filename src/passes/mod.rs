@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::interp::tensor::Tensor;
 use crate::ir::{verify, Program};
 
+pub mod rewrite;
+
 /// What passes may read and write besides the program: the weights, by
 /// state-dict name (parameters, buffers and constants).
 #[derive(Default)]
