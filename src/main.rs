@@ -1,1 +1,80 @@
-fn main() {}
+//! The `torchlift` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "torchlift", version, about = "Compile torch.export .pt2 programs to native CPU code")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The reference interpreter.
+    Interp,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a model's signature, graph, symbol ranges, weights and op histogram.
+    Inspect {
+        model: PathBuf,
+        /// Print the graph after this export pass (`all` for every pass).
+        #[arg(long)]
+        after: Option<String>,
+        /// Annotate each node with its Python source line.
+        #[arg(long)]
+        source_lines: bool,
+    },
+    /// Run a model once and write its outputs as .npy files.
+    Run {
+        model: PathBuf,
+        #[arg(long, value_enum, default_value = "interp")]
+        backend: Backend,
+        /// A user input, in signature order (repeat for each input). Without
+        /// any, the archive's sample inputs are used.
+        #[arg(long = "input")]
+        inputs: Vec<PathBuf>,
+        /// Where to write output_K.npy.
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+        /// Run the graph as saved, without the export passes.
+        #[arg(long)]
+        no_passes: bool,
+    },
+    /// Run conformance cases (see CASES.md) and compare with PyTorch's outputs.
+    Check {
+        #[arg(long, value_enum, default_value = "interp")]
+        backend: Backend,
+        /// Run the graph as saved, without the export passes.
+        #[arg(long)]
+        no_passes: bool,
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { model, after, source_lines } => cli::inspect::run(&model, after.as_deref(), source_lines),
+        Command::Run { model, backend, inputs, output_dir, no_passes } => {
+            cli::run::run(&model, backend, &inputs, output_dir.as_deref(), no_passes)
+        }
+        Command::Check { backend, no_passes, cases } => cli::check::run(&cases, backend, no_passes),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = e.to_string().replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Runs a graph node by node on real tensors.
+//!
+//! Values live in an environment indexed by [`ValueId`]. Tensors share
+//! storage the way torch's do, so a graph that still has in-place ops and
+//! views (the training IR as saved) runs with torch's aliasing semantics:
+//! `relu_` on a `select` of a buffer updates the buffer.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::ir::{Arg, Graph, Node, Op, ValueId};
+use crate::DType;
+
+use super::tensor::{Scalar, Tensor};
+
+/// A run-time value.
+#[derive(Clone, Debug)]
+pub enum RValue {
+    None,
+    Tensor(Tensor),
+    List(Vec<RValue>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl RValue {
+    pub fn into_tensor(self) -> Result<Tensor> {
+        match self {
+            RValue::Tensor(t) => Ok(t),
+            other => Err(Error::other(format!("expected a tensor, got {}", other.kind()))),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RValue::None => "None",
+            RValue::Tensor(_) => "a tensor",
+            RValue::List(_) => "a list",
+            RValue::Int(_) => "an int",
+            RValue::Float(_) => "a float",
+            RValue::Bool(_) => "a bool",
+        }
+    }
+}
+
+/// The run-time value of a constant argument.
+pub fn constant_value(a: &Arg) -> RValue {
+    match a {
+        Arg::Int(i) => RValue::Int(*i),
+        Arg::Float(f) => RValue::Float(*f),
+        Arg::Bool(b) => RValue::Bool(*b),
+        Arg::Ints(v) => RValue::List(v.iter().map(|&i| RValue::Int(i)).collect()),
+        _ => RValue::None,
+    }
+}
+
+/// How a graph is being evaluated: inside an autocast region, ops of the
+/// lower-precision list run on `autocast`-typed inputs.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct EvalMode {
+    pub autocast: Option<DType>,
+}
+
+pub(crate) struct Env {
+    values: Vec<Option<RValue>>,
+}
+
+impl Env {
+    fn get(&self, v: ValueId) -> Option<&RValue> {
+        self.values.get(v.index()).and_then(|x| x.as_ref())
+    }
+}
+
+/// Runs `g` on `inputs` (one per graph input). `syms` binds the shape
+/// symbols of the inputs (used by ops whose arguments are symbolic).
+pub fn run_graph(g: &Graph, inputs: Vec<RValue>, syms: &HashMap<String, i64>) -> Result<Vec<RValue>> {
+    run_subgraph_with(g, inputs, syms, EvalMode::default())
+}
+
+/// Runs a graph (a whole program's or the body of a higher-order op).
+pub(crate) fn run_subgraph_with(
+    g: &Graph,
+    inputs: Vec<RValue>,
+    syms: &HashMap<String, i64>,
+    mode: EvalMode,
+) -> Result<Vec<RValue>> {
+    if inputs.len() != g.inputs.len() {
+        return Err(Error::other(format!("graph takes {} inputs, got {}", g.inputs.len(), inputs.len())));
+    }
+    let mut env = Env { values: vec![None; g.num_values()] };
+    for (&v, x) in g.inputs.iter().zip(inputs) {
+        env.values[v.index()] = Some(x);
+    }
+    for n in &g.nodes {
+        let outs = {
+            let cast_to = mode.autocast.filter(|_| n.op.aten().is_some_and(super::aten::autocasts_to_lower_precision));
+            let args = Args { node: n, env: &env, g, cast_to };
+            eval_node(&args, syms, mode)?
+        };
+        bind_outputs(n, outs, &mut env)?;
+    }
+    g.outputs
+        .iter()
+        .map(|a| resolve(&env, g, a).map_err(|name| Error::other(format!("graph output %{name} has no value"))))
+        .collect()
+}
+
+/// The value of an argument; the error is the name of a value not yet set.
+fn resolve(env: &Env, g: &Graph, a: &Arg) -> std::result::Result<RValue, String> {
+    Ok(match a {
+        Arg::None => RValue::None,
+        Arg::Value(v) => match env.get(*v) {
+            Some(x) => x.clone(),
+            None => return Err(g.name(*v).to_string()),
+        },
+        Arg::List(items) => RValue::List(items.iter().map(|x| resolve(env, g, x)).collect::<std::result::Result<_, _>>()?),
+        Arg::Int(i) => RValue::Int(*i),
+        Arg::Ints(v) => RValue::List(v.iter().map(|&i| RValue::Int(i)).collect()),
+        Arg::Float(f) => RValue::Float(*f),
+        Arg::Floats(v) => RValue::List(v.iter().map(|&f| RValue::Float(f)).collect()),
+        Arg::Bool(b) => RValue::Bool(*b),
+        Arg::Bools(v) => RValue::List(v.iter().map(|&b| RValue::Bool(b)).collect()),
+        _ => RValue::None,
+    })
+}
+
+fn bind_outputs(n: &Node, outs: Vec<RValue>, env: &mut Env) -> Result<()> {
+    if n.outputs.is_empty() {
+        return Ok(());
+    }
+    // A list result fills the list outputs; a single value fills one output.
+    let flat: Vec<RValue> = if outs.len() == 1 && n.outputs.len() != 1 {
+        match outs.into_iter().next() {
+            Some(RValue::List(items)) => items,
+            Some(other) => vec![other],
+            None => vec![],
+        }
+    } else {
+        outs
+    };
+    if flat.len() < n.outputs.len() {
+        return Err(n.error(format!("produced {} values, the graph expects {}", flat.len(), n.outputs.len())));
+    }
+    for (&v, x) in n.outputs.iter().zip(flat) {
+        env.values[v.index()] = Some(x);
+    }
+    Ok(())
+}
+
+/// Typed access to a node's arguments, by schema name.
+pub(crate) struct Args<'a> {
+    pub node: &'a Node,
+    env: &'a Env,
+    pub g: &'a Graph,
+    /// Inside autocast: floating tensor arguments are cast to this dtype.
+    cast_to: Option<DType>,
+}
+
+impl<'a> Args<'a> {
+    pub fn err(&self, msg: impl Into<String>) -> Error {
+        self.node.error(msg)
+    }
+
+    fn raw(&self, name: &str) -> Option<&'a Arg> {
+        self.node.arg(name)
+    }
+
+    /// The positional argument `i` (for higher-order ops, whose arguments
+    /// have no names).
+    pub fn positional(&self, i: usize) -> Option<&'a Arg> {
+        self.node.args.get(i).map(|a| &a.value)
+    }
+
+    pub fn value(&self, a: &Arg) -> Result<RValue> {
+        resolve(self.env, self.g, a).map_err(|name| self.err(format!("%{name} has no value")))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        !matches!(self.raw(name), None | Some(Arg::None))
+    }
+
+    fn required(&self, name: &str) -> Result<&'a Arg> {
+        self.raw(name).ok_or_else(|| self.err(format!("missing argument {name}")))
+    }
+
+    pub fn tensor(&self, name: &str) -> Result<Tensor> {
+        match self.value(self.required(name)?)? {
+            RValue::Tensor(t) => Ok(match self.cast_to {
+                Some(d) if t.dtype().is_float() && t.dtype() != d => t.to_dtype(d),
+                _ => t,
+            }),
+            other => Err(self.err(format!("argument {name} should be a tensor, got {}", other.kind()))),
+        }
+    }
+
+    pub fn opt_tensor(&self, name: &str) -> Result<Option<Tensor>> {
+        match self.raw(name) {
+            None | Some(Arg::None) => Ok(None),
+            Some(_) => self.tensor(name).map(Some),
+        }
+    }
+
+    pub fn tensors(&self, name: &str) -> Result<Vec<Tensor>> {
+        self.opt_tensors(name)?
+            .into_iter()
+            .map(|t| t.ok_or_else(|| self.err(format!("argument {name} has a None element"))))
+            .collect()
+    }
+
+    pub fn opt_tensors(&self, name: &str) -> Result<Vec<Option<Tensor>>> {
+        match self.value(self.required(name)?)? {
+            RValue::List(items) => items
+                .into_iter()
+                .map(|x| match x {
+                    RValue::Tensor(t) => Ok(Some(t)),
+                    RValue::None => Ok(None),
+                    other => Err(self.err(format!("argument {name} should hold tensors, got {}", other.kind()))),
+                })
+                .collect(),
+            other => Err(self.err(format!("argument {name} should be a tensor list, got {}", other.kind()))),
+        }
+    }
+
+    fn to_int(&self, name: &str, x: &RValue) -> Result<i64> {
+        match x {
+            RValue::Int(i) => Ok(*i),
+            RValue::Bool(b) => Ok(*b as i64),
+            RValue::Tensor(t) if t.numel() == 1 && !t.dtype().is_float() => t.item_i64(),
+            other => Err(self.err(format!("argument {name} should be an int, got {}", other.kind()))),
+        }
+    }
+
+    pub fn int(&self, name: &str) -> Result<i64> {
+        let x = self.value(self.required(name)?)?;
+        self.to_int(name, &x)
+    }
+
+    pub fn int_or(&self, name: &str, default: i64) -> Result<i64> {
+        Ok(self.opt_int(name)?.unwrap_or(default))
+    }
+
+    pub fn opt_int(&self, name: &str) -> Result<Option<i64>> {
+        match self.raw(name) {
+            None | Some(Arg::None) => Ok(None),
+            Some(_) => self.int(name).map(Some),
+        }
+    }
+
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>> {
+        match self.value(self.required(name)?)? {
+            RValue::List(items) => items.iter().map(|x| self.to_int(name, x)).collect(),
+            RValue::Int(i) => Ok(vec![i]),
+            other => Err(self.err(format!("argument {name} should be an int list, got {}", other.kind()))),
+        }
+    }
+
+    pub fn ints_or(&self, name: &str, default: &[i64]) -> Result<Vec<i64>> {
+        match self.raw(name) {
+            None | Some(Arg::None) => Ok(default.to_vec()),
+            Some(_) => self.ints(name),
+        }
+    }
+
+    pub fn opt_ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        match self.raw(name) {
+            None | Some(Arg::None) => Ok(None),
+            Some(_) => self.ints(name).map(Some),
+        }
+    }
+
+    pub fn scalar(&self, name: &str) -> Result<Scalar> {
+        match self.value(self.required(name)?)? {
+            RValue::Int(i) => Ok(Scalar::Int(i)),
+            RValue::Float(f) => Ok(Scalar::Float(f)),
+            RValue::Bool(b) => Ok(Scalar::Bool(b)),
+            RValue::Tensor(t) if t.numel() == 1 => t.item(),
+            other => Err(self.err(format!("argument {name} should be a number, got {}", other.kind()))),
+        }
+    }
+
+    pub fn opt_scalar(&self, name: &str) -> Result<Option<Scalar>> {
+        match self.raw(name) {
+            None | Some(Arg::None) => Ok(None),
+            Some(_) => self.scalar(name).map(Some),
+        }
+    }
+
+    pub fn float_or(&self, name: &str, default: f64) -> Result<f64> {
+        Ok(self.opt_scalar(name)?.map_or(default, |s| s.to_f64()))
+    }
+
+    pub fn opt_float(&self, name: &str) -> Result<Option<f64>> {
+        Ok(self.opt_scalar(name)?.map(|s| s.to_f64()))
+    }
+
+    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> {
+        Ok(self.opt_scalar(name)?.map_or(default, |s| s.to_bool()))
+    }
+
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>> {
+        Ok(self.opt_scalar(name)?.map(|s| s.to_bool()))
+    }
+
+    pub fn dtype(&self, name: &str) -> Option<DType> {
+        match self.raw(name) {
+            Some(Arg::DType(d)) => Some(*d),
+            _ => None,
+        }
+    }
+
+    pub fn str_or(&self, name: &str, default: &'a str) -> &'a str {
+        match self.raw(name) {
+            Some(Arg::Str(s)) => s,
+            _ => default,
+        }
+    }
+
+    pub fn is_tensor(&self, name: &str) -> bool {
+        match self.raw(name) {
+            Some(Arg::Value(v)) => matches!(self.env.get(*v), Some(RValue::Tensor(_))),
+            _ => false,
+        }
+    }
+}
+
+fn eval_node(a: &Args<'_>, syms: &HashMap<String, i64>, mode: EvalMode) -> Result<Vec<RValue>> {
+    let n = a.node;
+    match &n.op {
+        Op::Aten(op, overload) => super::aten::eval_aten(a, *op, overload),
+        Op::Hop(h) => super::hop::eval_hop(a, *h, syms, mode),
+        Op::Builtin(b) => super::builtin::eval_builtin(a, *b),
+        Op::Unsupported(t) => Err(n.error(format!("unsupported operator {}", t.strip_prefix("torch.ops.").unwrap_or(t)))),
+    }
+}

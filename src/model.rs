@@ -1,0 +1,152 @@
+//! A loaded model: the program, its weights and its mutable state, ready to
+//! be called.
+//!
+//! [`Model::load`] reads an archive, imports the graph and (unless told not
+//! to) runs the export pipeline. [`Model::run`] checks the inputs against the
+//! signature, runs the graph and applies its side effects: buffer updates
+//! persist to the next call, and user-input mutations are written back to
+//! the caller's tensors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::interp::tensor::Tensor;
+use crate::interp::{self, RValue};
+use crate::ir::{import, InputKind, OutputKind, Program};
+use crate::passes::{self, PassContext};
+use crate::pt2::{Archive, TensorData};
+
+#[derive(Copy, Clone, Debug)]
+pub struct LoadOptions {
+    /// Run the export pipeline (functionalization, decomposition, ...).
+    pub run_passes: bool,
+    /// Verify the graph after every pass.
+    pub verify_each_pass: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { run_passes: true, verify_each_pass: passes::VERIFY_BY_DEFAULT }
+    }
+}
+
+pub struct Model {
+    pub path: PathBuf,
+    pub program: Program,
+    /// Parameters, buffers and constants by state-dict name. Buffers change
+    /// from call to call.
+    pub state: BTreeMap<String, Tensor>,
+    /// The inputs saved with the archive, if any.
+    pub sample_inputs: Option<Vec<Tensor>>,
+}
+
+pub fn tensor_from_data(t: &TensorData, what: &str) -> Result<Tensor> {
+    Tensor::from_raw_bytes(t.dtype, &t.sizes, &t.strides, t.storage_offset, &t.storage)
+        .map_err(|e| Error::archive(what.to_string(), e.to_string()))
+}
+
+impl Model {
+    pub fn load(path: &Path) -> Result<Model> {
+        Model::load_with(path, LoadOptions::default())
+    }
+
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<Model> {
+        let archive = Archive::open(path)?;
+        let mut model = Model::from_archive(&archive)?;
+        if opts.run_passes {
+            model.run_pipeline(opts.verify_each_pass, |_, _| {})?;
+        }
+        Ok(model)
+    }
+
+    /// The model as saved: imported, no passes run.
+    pub fn from_archive(archive: &Archive) -> Result<Model> {
+        let program = import::import_program(&archive.program)?;
+        crate::ir::verify::verify_program(&program)?;
+        let mut state = BTreeMap::new();
+        for (name, t) in archive.weights.iter().chain(&archive.constants) {
+            state.insert(name.clone(), tensor_from_data(t, &format!("weight {name}"))?);
+        }
+        let sample_inputs = match &archive.sample_inputs {
+            Some(ts) => Some(
+                ts.iter()
+                    .enumerate()
+                    .map(|(i, t)| tensor_from_data(t, &format!("sample input {i}")))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        Ok(Model { path: archive.path.clone(), program, state, sample_inputs })
+    }
+
+    /// Runs the export pipeline, calling `after` with each pass's result.
+    pub fn run_pipeline(&mut self, verify_each: bool, after: impl FnMut(&str, &Program)) -> Result<()> {
+        let mut cx = PassContext { weights: Some(&mut self.state) };
+        passes::export_pipeline().run(&mut self.program, &mut cx, verify_each, after)
+    }
+
+    /// Calls the model on user inputs (in signature order) and returns the
+    /// user outputs.
+    pub fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
+        let p = &self.program;
+        let g = &p.graph;
+        let user = p.user_inputs();
+        if inputs.len() != user.len() {
+            return Err(Error::other(format!(
+                "the model takes {} inputs ({}), {} were given",
+                user.len(),
+                user.iter().map(|&v| g.name(v)).collect::<Vec<_>>().join(", "),
+                inputs.len()
+            )));
+        }
+        let shapes: Vec<_> = inputs.iter().map(|t| (t.dtype(), t.sizes().to_vec())).collect();
+        let syms = passes::shape_prop::bind_inputs(p, &shapes)?;
+        let mut args = Vec::with_capacity(g.inputs.len());
+        let mut next_user = 0;
+        for spec in &p.signature.inputs {
+            let v = match &spec.kind {
+                InputKind::UserInput => {
+                    let t = inputs[next_user].clone();
+                    next_user += 1;
+                    RValue::Tensor(t)
+                }
+                InputKind::Parameter | InputKind::Buffer { .. } | InputKind::ConstantTensor => {
+                    let target = spec.target.as_deref().unwrap_or("");
+                    match self.state.get(target) {
+                        Some(t) => RValue::Tensor(t.clone()),
+                        None => return Err(Error::other(format!("the archive has no weight named {target}"))),
+                    }
+                }
+                InputKind::ConstantInput(a) => interp::constant_value(a),
+                InputKind::CustomObj | InputKind::Token => RValue::None,
+            };
+            args.push(v);
+        }
+        let outs = interp::run_graph(g, args, &syms)?;
+        let mut result = Vec::new();
+        for (value, spec) in outs.into_iter().zip(&p.signature.outputs) {
+            match spec.kind {
+                OutputKind::UserOutput => result.push(value.into_tensor().map_err(|e| Error::other(format!("user output: {e}")))?),
+                OutputKind::BufferMutation | OutputKind::ParameterMutation => {
+                    let target = spec.target.as_deref().unwrap_or("");
+                    let new = value.into_tensor()?;
+                    match self.state.get(target) {
+                        Some(t) => t.copy_(&new)?,
+                        None => return Err(Error::other(format!("mutation of unknown buffer {target}"))),
+                    }
+                }
+                OutputKind::UserInputMutation => {
+                    let target = spec.target.as_deref().unwrap_or("");
+                    let pos = user.iter().position(|&v| g.name(v) == target);
+                    match pos {
+                        Some(i) => inputs[i].copy_(&value.into_tensor()?)?,
+                        None => return Err(Error::other(format!("mutation of unknown user input {target}"))),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(result)
+    }
+}

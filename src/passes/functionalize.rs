@@ -1,0 +1,443 @@
+//! Functionalization: every in-place op becomes its functional form, and
+//! mutations made through views are written back with scatter ops.
+//!
+//! The pass walks the graph in order, tracking for each tensor value its
+//! *base* (the value whose storage it views) and the chain of view ops from
+//! the base to it. Every base has a current version:
+//!
+//! - `op_(self=v, ...)` becomes `op(self=read(v), ...)`; if `v` is a base,
+//!   the result is its new version; if `v` is a view, the result is written
+//!   back through the chain (`select_scatter`, `slice_scatter`, inverse
+//!   `view`/`permute`, `as_strided_scatter`, ...) to make the base's new
+//!   version;
+//! - every other use of a value reads its current version; a view of a base
+//!   that changed since the view was taken is recomputed from the base;
+//! - at the end, a graph input whose version changed is returned as a
+//!   BUFFER_MUTATION (buffers), USER_INPUT_MUTATION (user inputs) or
+//!   PARAMETER_MUTATION output, placed before the user outputs as torch
+//!   does.
+//!
+//! Run after `inline_hops`: higher-order op bodies must already be inlined.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::ir::{Arg, Aten, Graph, InputKind, NamedArg, Node, Op, OutputKind, OutputSpec, Program, ValueId};
+
+use super::{Pass, PassContext};
+
+pub struct Functionalize;
+
+impl Pass for Functionalize {
+    fn name(&self) -> &'static str {
+        "functionalize"
+    }
+
+    fn run(&self, p: &mut Program, _cx: &mut PassContext<'_>) -> Result<bool> {
+        functionalize(p)
+    }
+}
+
+/// One view op applied to a parent: the original node (as a template whose
+/// `self` is replaced on replay) and, for list-returning views, which output.
+#[derive(Clone, Debug)]
+struct ViewStep {
+    node: Node,
+    index: usize,
+    /// The value this step produced in the original graph (for its type).
+    orig: ValueId,
+}
+
+#[derive(Clone, Debug)]
+struct Alias {
+    base: ValueId,
+    chain: Vec<ViewStep>,
+    /// The base's version when this view was taken.
+    version: u32,
+}
+
+/// Whether an op returns a view of its `self` argument.
+fn is_view(a: Aten) -> bool {
+    use Aten::*;
+    matches!(
+        a,
+        View | Reshape
+            | InternalUnsafeView
+            | Select
+            | Slice
+            | Transpose
+            | T
+            | Permute
+            | Unsqueeze
+            | Squeeze
+            | Expand
+            | ExpandAs
+            | AsStrided
+            | Alias
+            | Detach
+            | Contiguous
+            | Flatten
+            | Unflatten
+            | Narrow
+            | Diagonal
+            | ViewAs
+            | Split
+            | SplitWithSizes
+            | Unbind
+            | Chunk
+            | TensorSplit
+    )
+}
+
+/// The functional form of an in-place op: `add_` → `add`.
+pub fn functional_form(a: Aten) -> Option<Aten> {
+    let name = a.name();
+    if name.starts_with("__") || !name.ends_with('_') {
+        return None;
+    }
+    Aten::from_name(&name[..name.len() - 1])
+}
+
+struct State {
+    alias: HashMap<ValueId, Alias>,
+    current: HashMap<ValueId, ValueId>,
+    version: HashMap<ValueId, u32>,
+    regen: HashMap<ValueId, (u32, ValueId)>,
+    out: Vec<Node>,
+    changed: bool,
+}
+
+fn self_arg_name(n: &Node) -> Option<&str> {
+    n.args.iter().find(|a| matches!(a.value, Arg::Value(_))).map(|a| a.name.as_str())
+}
+
+impl State {
+    fn base_of(&self, v: ValueId) -> ValueId {
+        self.alias.get(&v).map_or(v, |a| a.base)
+    }
+
+    /// The up-to-date value of `v`, emitting recomputation if needed.
+    fn read(&mut self, g: &mut Graph, v: ValueId) -> Result<ValueId> {
+        let Some(al) = self.alias.get(&v).cloned() else {
+            return Ok(*self.current.get(&v).unwrap_or(&v));
+        };
+        if al.chain.is_empty() {
+            // Another name for the base itself (the result of `x.add_(1)`).
+            return Ok(*self.current.get(&al.base).unwrap_or(&al.base));
+        }
+        let now = *self.version.get(&al.base).unwrap_or(&0);
+        if now == al.version {
+            return Ok(v);
+        }
+        if let Some(&(ver, r)) = self.regen.get(&v) {
+            if ver == now {
+                return Ok(r);
+            }
+        }
+        let mut cur = *self.current.get(&al.base).unwrap_or(&al.base);
+        for step in &al.chain {
+            cur = self.replay(g, step, cur);
+        }
+        self.regen.insert(v, (now, cur));
+        Ok(cur)
+    }
+
+    /// Emits `step` applied to `input`, returning the view's value.
+    fn replay(&mut self, g: &mut Graph, step: &ViewStep, input: ValueId) -> ValueId {
+        let mut n = step.node.clone();
+        if let Some(self_name) = self_arg_name(&n).map(str::to_string) {
+            if let Some(a) = n.arg_mut(&self_name) {
+                *a = Arg::Value(input);
+            }
+        }
+        let ty = g.ty(step.orig).clone();
+        let outs: Vec<ValueId> = n
+            .outputs
+            .iter()
+            .map(|&o| {
+                let t = g.ty(o).clone();
+                let name = g.name(o).to_string();
+                g.add_value(&name, t)
+            })
+            .collect();
+        n.name = g.name(outs[0]).to_string();
+        n.outputs = outs.clone();
+        self.out.push(n);
+        let r = outs[step.index];
+        g.set_ty(r, ty);
+        r
+    }
+
+    /// Writes `src` (the new value of the view at the end of `chain`) back
+    /// into `base`'s current version; returns the new base value.
+    fn scatter_back(&mut self, g: &mut Graph, base: ValueId, chain: &[ViewStep], src: ValueId, user: &Node) -> Result<ValueId> {
+        // The current value of every prefix of the chain.
+        let mut prefix = vec![*self.current.get(&base).unwrap_or(&base)];
+        for step in &chain[..chain.len().saturating_sub(1)] {
+            let last = *prefix.last().unwrap_or(&base);
+            let v = self.replay(g, step, last);
+            prefix.push(v);
+        }
+        let mut val = src;
+        for (step, &inp) in chain.iter().zip(&prefix).rev() {
+            val = self.inverse(g, step, inp, val, user)?;
+        }
+        Ok(val)
+    }
+
+    /// The parent value after writing `src` into the view `step` of `inp`.
+    fn inverse(&mut self, g: &mut Graph, step: &ViewStep, inp: ValueId, src: ValueId, user: &Node) -> Result<ValueId> {
+        let n = &step.node;
+        let op = n.op.aten().unwrap_or(Aten::Alias);
+        let arg = |k: &str| n.arg(k).cloned().unwrap_or(Arg::None);
+        let mut b = super::rewrite::Builder::new(g, user);
+        use Aten::*;
+        let r = match op {
+            Alias | Detach | Contiguous => src,
+            Select => b.aten(SelectScatter, "default", vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", arg("dim")), ("index", arg("index"))]),
+            Slice => b.aten(
+                SliceScatter,
+                "default",
+                vec![
+                    ("self", Arg::Value(inp)),
+                    ("src", Arg::Value(src)),
+                    ("dim", n.arg("dim").cloned().unwrap_or(Arg::Int(0))),
+                    ("start", arg("start")),
+                    ("end", arg("end")),
+                    ("step", n.arg("step").cloned().unwrap_or(Arg::Int(1))),
+                ],
+            ),
+            Narrow => {
+                let (Some(Arg::Int(start)), Some(Arg::Int(len))) = (n.arg("start"), n.arg("length")) else {
+                    return Err(user.error("mutation through a narrow view with symbolic bounds is not supported"));
+                };
+                b.aten(
+                    SliceScatter,
+                    "default",
+                    vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", arg("dim")), ("start", Arg::Int(*start)), ("end", Arg::Int(start + len)), ("step", Arg::Int(1))],
+                )
+            }
+            Unbind => b.aten(
+                SelectScatter,
+                "default",
+                vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", n.arg("dim").cloned().unwrap_or(Arg::Int(0))), ("index", Arg::Int(step.index as i64))],
+            ),
+            Split | SplitWithSizes | Chunk => {
+                let dim = match n.arg("dim") {
+                    Some(Arg::Int(d)) => *d,
+                    _ => 0,
+                };
+                let sizes: Vec<i64> = match (op, n.arg("split_size").or(n.arg("split_sizes")).or(n.arg("chunks"))) {
+                    (SplitWithSizes, Some(a)) => a.as_ints().unwrap_or_default(),
+                    (Split, Some(Arg::Int(s))) => vec![*s; step.index + 1],
+                    _ => return Err(user.error("mutation through this split is not supported")),
+                };
+                let start: i64 = sizes.iter().take(step.index).sum();
+                let len = sizes.get(step.index).copied().unwrap_or(0);
+                b.aten(
+                    SliceScatter,
+                    "default",
+                    vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", Arg::Int(dim)), ("start", Arg::Int(start)), ("end", Arg::Int(start + len)), ("step", Arg::Int(1))],
+                )
+            }
+            Transpose => b.aten(Transpose, "int", vec![("self", Arg::Value(src)), ("dim0", arg("dim0")), ("dim1", arg("dim1"))]),
+            T => b.aten(T, "default", vec![("self", Arg::Value(src))]),
+            Permute => {
+                let dims = arg("dims").as_ints().unwrap_or_default();
+                let rank = dims.len() as i64;
+                let mut inv = vec![0i64; dims.len()];
+                for (i, &d) in dims.iter().enumerate() {
+                    let d = if d < 0 { d + rank } else { d };
+                    if let Some(slot) = inv.get_mut(d as usize) {
+                        *slot = i as i64;
+                    }
+                }
+                b.aten(Permute, "default", vec![("self", Arg::Value(src)), ("dims", Arg::Ints(inv))])
+            }
+            View | Reshape | InternalUnsafeView | Unsqueeze | Squeeze | Flatten | Unflatten | ViewAs => {
+                let shape = shape_arg(&mut b, inp, step, user)?;
+                b.aten(View, "default", vec![("self", Arg::Value(src)), ("size", shape)])
+            }
+            AsStrided => b.aten(
+                AsStridedScatter,
+                "default",
+                vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("size", arg("size")), ("stride", arg("stride")), ("storage_offset", arg("storage_offset"))],
+            ),
+            Diagonal => b.aten(
+                DiagonalScatter,
+                "default",
+                vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("offset", n.arg("offset").cloned().unwrap_or(Arg::Int(0))), ("dim1", n.arg("dim1").cloned().unwrap_or(Arg::Int(0))), ("dim2", n.arg("dim2").cloned().unwrap_or(Arg::Int(1)))],
+            ),
+            other => return Err(user.error(format!("mutation through a {} view is not supported", other.name()))),
+        };
+        let nodes = std::mem::take(&mut b.nodes);
+        self.out.extend(nodes);
+        Ok(r)
+    }
+}
+
+/// The shape of the parent of a view, as a `size` argument. Symbolic dims
+/// are read at run time with `sym_size`.
+fn shape_arg(b: &mut super::rewrite::Builder<'_>, inp: ValueId, step: &ViewStep, user: &Node) -> Result<Arg> {
+    // The parent's type: the recorded type of the original parent value.
+    let parent_self = self_arg_name(&step.node).and_then(|k| step.node.arg(k)).and_then(Arg::as_value);
+    let ty = parent_self.and_then(|v| b.g.tensor_type(v).cloned()).or_else(|| b.g.tensor_type(inp).cloned());
+    let Some(ty) = ty else {
+        return Err(user.error("mutation through a reshaping view of a value of unknown shape"));
+    };
+    if let Some(s) = ty.static_shape() {
+        return Ok(Arg::Ints(s.iter().map(|&d| d as i64).collect()));
+    }
+    let mut items = Vec::new();
+    for (i, d) in ty.shape.iter().enumerate() {
+        match d.as_int() {
+            Some(v) => items.push(Arg::Int(v)),
+            None => {
+                let s = b.node(Op::Aten(Aten::SymSize, "int".into()), vec![("self", Arg::Value(inp)), ("dim", Arg::Int(i as i64))], 1, false)[0];
+                b.g.set_ty(s, crate::ir::ValueType::SymInt);
+                items.push(Arg::Value(s));
+            }
+        }
+    }
+    Ok(Arg::List(items))
+}
+
+fn functionalize(p: &mut Program) -> Result<bool> {
+    let g = &mut p.graph;
+    let mut st = State { alias: HashMap::new(), current: HashMap::new(), version: HashMap::new(), regen: HashMap::new(), out: Vec::new(), changed: false };
+    let nodes = std::mem::take(&mut g.nodes);
+    for n in nodes {
+        let aten = n.op.aten();
+        if n.op.overload() == "out" || n.args.iter().any(|a| a.name == "out" && matches!(a.value, Arg::Value(_))) {
+            return Err(n.error(format!("out= variant {} is not supported", n.op)));
+        }
+        // Read every tensor argument at its current version.
+        let mut args = Vec::with_capacity(n.args.len());
+        for a in &n.args {
+            let mut v = a.value.clone();
+            let mut err = None;
+            let mut reads = Vec::new();
+            v.for_each_value(&mut |x| reads.push(x));
+            let mut map = HashMap::new();
+            for x in reads {
+                match st.read(g, x) {
+                    Ok(r) => {
+                        map.insert(x, r);
+                    }
+                    Err(e) => err = Some(e),
+                }
+            }
+            if let Some(e) = err {
+                return Err(e);
+            }
+            v.map_values(&mut |x| *map.get(&x).unwrap_or(&x));
+            args.push(NamedArg { name: a.name.clone(), value: v, kwarg: a.kwarg });
+        }
+        let mutated = aten.and_then(functional_form);
+        match (aten, mutated) {
+            (Some(_), Some(func)) => {
+                st.changed = true;
+                let Some(self_name) = self_arg_name(&n).map(str::to_string) else {
+                    return Err(n.error("in-place op without a tensor argument"));
+                };
+                let Some(target) = n.arg(&self_name).and_then(Arg::as_value) else {
+                    return Err(n.error("in-place op without a tensor argument"));
+                };
+                let mut f = n.clone();
+                f.op = Op::Aten(func, n.op.overload().to_string());
+                f.args = args;
+                // The functional result is a fresh value with self's type.
+                let out_name = g.name(n.outputs[0]).to_string();
+                let ty = g.ty(target).clone();
+                let r = g.add_value(&format!("{out_name}_functional"), ty);
+                f.outputs = vec![r];
+                f.name = g.name(r).to_string();
+                f.list_output = false;
+                st.out.push(f);
+                let base = st.base_of(target);
+                let new_base = match st.alias.get(&target).cloned() {
+                    None => r,
+                    Some(al) => st.scatter_back(g, al.base, &al.chain, r, &n)?,
+                };
+                st.current.insert(base, new_base);
+                *st.version.entry(base).or_insert(0) += 1;
+                let ver = st.version[&base];
+                // The op's output aliases `self`; both now read as `r`.
+                let al = st.alias.get(&target).cloned().unwrap_or(Alias { base, chain: vec![], version: ver });
+                if !al.chain.is_empty() {
+                    st.regen.insert(target, (ver, r));
+                }
+                for &o in &n.outputs {
+                    st.alias.insert(o, al.clone());
+                    if !al.chain.is_empty() {
+                        st.regen.insert(o, (ver, r));
+                    }
+                }
+            }
+            (Some(a), None) if is_view(a) => {
+                let self_val = self_arg_name(&n).and_then(|k| n.arg(k)).and_then(Arg::as_value);
+                let mut m = n.clone();
+                m.args = args;
+                st.out.push(m);
+                if let Some(sv) = self_val {
+                    let base = st.base_of(sv);
+                    let chain = st.alias.get(&sv).map(|a| a.chain.clone()).unwrap_or_default();
+                    let ver = *st.version.get(&base).unwrap_or(&0);
+                    for (i, &o) in n.outputs.iter().enumerate() {
+                        let mut c = chain.clone();
+                        c.push(ViewStep { node: n.clone(), index: i, orig: o });
+                        st.alias.insert(o, Alias { base, chain: c, version: ver });
+                    }
+                }
+            }
+            _ => {
+                let mut m = n.clone();
+                m.args = args;
+                st.out.push(m);
+            }
+        }
+    }
+    // Outputs read final versions.
+    let outs = std::mem::take(&mut g.outputs);
+    let mut new_outs = Vec::new();
+    for a in outs {
+        let mut vals = Vec::new();
+        a.for_each_value(&mut |x| vals.push(x));
+        let mut map = HashMap::new();
+        for x in vals {
+            let r = st.read(g, x)?;
+            map.insert(x, r);
+        }
+        let mut a2 = a;
+        a2.map_values(&mut |x| *map.get(&x).unwrap_or(&x));
+        new_outs.push(a2);
+    }
+    // Mutated inputs become outputs, before the existing ones.
+    let mut mut_outs = Vec::new();
+    let mut mut_specs = Vec::new();
+    for spec in &p.signature.inputs {
+        let v = spec.value;
+        let Some(&cur) = st.current.get(&v) else { continue };
+        if cur == v {
+            continue;
+        }
+        let (kind, target) = match &spec.kind {
+            InputKind::Buffer { .. } => (OutputKind::BufferMutation, spec.target.clone()),
+            InputKind::Parameter => (OutputKind::ParameterMutation, spec.target.clone()),
+            InputKind::UserInput => (OutputKind::UserInputMutation, Some(g.name(v).to_string())),
+            other => {
+                return Err(crate::Error::other(format!("the program mutates input {} of kind {}", g.name(v), other.name())));
+            }
+        };
+        mut_outs.push(Arg::Value(cur));
+        mut_specs.push(OutputSpec { kind, target });
+    }
+    // Keep torch's order: earlier passes may already have added mutation
+    // outputs (a `_core` archive); new ones go first.
+    mut_outs.extend(new_outs);
+    mut_specs.extend(p.signature.outputs.drain(..));
+    g.outputs = mut_outs;
+    p.signature.outputs = mut_specs;
+    g.nodes = st.out;
+    Ok(st.changed)
+}

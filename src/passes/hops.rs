@@ -1,0 +1,258 @@
+//! Higher-order ops: inlining of `wrap_with_set_grad_enabled` and
+//! `wrap_with_autocast` bodies, and removal of `auto_functionalized`.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::ir::{Arg, Aten, Graph, Hop, NamedArg, Node, Op, Program, ValueId, ValueType};
+
+use super::rewrite::{rewrite_nodes, Builder, Rewrite};
+use super::{Pass, PassContext};
+
+/// Ops that CPU autocast runs in the lower-precision dtype.
+pub fn autocast_lower_precision(a: Aten) -> bool {
+    use Aten::*;
+    matches!(
+        a,
+        Conv1d | Conv2d | Conv3d | ConvTranspose1d | ConvTranspose2d | Convolution | Bmm | Mm | Linear | Matmul | Baddbmm | Addmm | Addbmm | ScaledDotProductAttention | Prelu
+    )
+}
+
+/// Inlines the bodies of `wrap_with_set_grad_enabled` (gradient mode does
+/// not change inference values) and `wrap_with_autocast`. Inside an enabled
+/// autocast region, the floating inputs of each lower-precision op are cast
+/// explicitly with `_to_copy`, so the inlined graph computes what autocast
+/// computed.
+pub struct InlineHops;
+
+impl Pass for InlineHops {
+    fn name(&self) -> &'static str {
+        "inline_hops"
+    }
+
+    fn run(&self, p: &mut Program, _cx: &mut PassContext<'_>) -> Result<bool> {
+        inline_graph(&mut p.graph)
+    }
+}
+
+fn inline_graph(g: &mut Graph) -> Result<bool> {
+    rewrite_nodes(g, |g, n| {
+        let Op::Hop(h) = n.op else { return Ok(Rewrite::Keep) };
+        let autocast = match h {
+            Hop::WrapWithSetGradEnabled => None,
+            Hop::WrapWithAutocast => {
+                let enabled = matches!(n.args.get(2).map(|a| &a.value), Some(Arg::Bool(true)));
+                let device = match n.args.first().map(|a| &a.value) {
+                    Some(Arg::Str(s)) => s.clone(),
+                    _ => "cpu".into(),
+                };
+                if enabled && device != "cpu" {
+                    return Err(n.error(format!("autocast on device {device} is not supported")));
+                }
+                match n.args.get(1).map(|a| &a.value) {
+                    _ if !enabled => None,
+                    Some(Arg::DType(d)) => Some(*d),
+                    _ => Some(crate::DType::BF16),
+                }
+            }
+            _ => return Ok(Rewrite::Keep),
+        };
+        let mut body = None;
+        let mut operands = Vec::new();
+        for a in &n.args {
+            match &a.value {
+                Arg::Graph(sg) if body.is_none() => body = Some(sg.graph.clone()),
+                other if body.is_some() => operands.push(other.clone()),
+                _ => {}
+            }
+        }
+        let Some(mut body) = body else {
+            return Err(n.error("higher-order op without a body"));
+        };
+        inline_graph(&mut body)?;
+        if body.inputs.len() != operands.len() {
+            return Err(n.error(format!("body takes {} inputs, {} given", body.inputs.len(), operands.len())));
+        }
+        let (nodes, outs) = splice(g, &body, &operands, n, autocast)?;
+        let mut outputs = Vec::new();
+        for (i, _) in n.outputs.iter().enumerate() {
+            match outs.get(i) {
+                Some(Arg::Value(v)) => outputs.push(*v),
+                _ => return Err(n.error(format!("body output {i} is not a value"))),
+            }
+        }
+        Ok(Rewrite::Replace { nodes, outputs })
+    })
+}
+
+/// Copies `body`'s nodes into `g`, binding its inputs to `operands`.
+/// Returns the new nodes and the body's outputs in `g`'s values.
+fn splice(g: &mut Graph, body: &Graph, operands: &[Arg], hop: &Node, autocast: Option<crate::DType>) -> Result<(Vec<Node>, Vec<Arg>)> {
+    let mut map: HashMap<ValueId, Arg> = HashMap::new();
+    for (&i, a) in body.inputs.iter().zip(operands) {
+        map.insert(i, a.clone());
+    }
+    let subst = |a: &Arg, map: &HashMap<ValueId, Arg>| -> Result<Arg> {
+        Ok(match a {
+            Arg::Value(v) => map.get(v).cloned().ok_or_else(|| hop.error(format!("body uses %{} before it is defined", body.name(*v))))?,
+            Arg::List(items) => Arg::List(
+                items
+                    .iter()
+                    .map(|x| match x {
+                        Arg::Value(v) => map.get(v).cloned().ok_or_else(|| hop.error("body value undefined")),
+                        other => Ok(other.clone()),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            other => other.clone(),
+        })
+    };
+    let mut nodes = Vec::new();
+    for bn in &body.nodes {
+        let mut args = Vec::with_capacity(bn.args.len());
+        for a in &bn.args {
+            args.push(NamedArg { name: a.name.clone(), value: subst(&a.value, &map)?, kwarg: a.kwarg });
+        }
+        if let (Some(d), Some(op)) = (autocast, bn.op.aten()) {
+            if autocast_lower_precision(op) {
+                let mut b = Builder::new(g, bn);
+                for a in &mut args {
+                    if let Arg::Value(v) = a.value {
+                        let is_float = match b.g.ty(v) {
+                            ValueType::Tensor(t) => t.dtype.is_float(),
+                            ValueType::UnknownTensor => true,
+                            _ => false,
+                        };
+                        if is_float {
+                            let c = b.aten(Aten::InternalToCopy, "default", vec![("self", Arg::Value(v)), ("dtype", Arg::DType(d))]);
+                            a.value = Arg::Value(c);
+                        }
+                    }
+                }
+                nodes.extend(std::mem::take(&mut b.nodes));
+            }
+        }
+        let outputs: Vec<ValueId> = bn
+            .outputs
+            .iter()
+            .map(|&o| {
+                let v = g.add_value(body.name(o), body.ty(o).clone());
+                map.insert(o, Arg::Value(v));
+                v
+            })
+            .collect();
+        let name = match outputs.first() {
+            Some(&o) => g.name(o).to_string(),
+            None => g.fresh_name(&bn.name),
+        };
+        let mut node = bn.clone();
+        node.name = name;
+        node.args = args;
+        node.outputs = outputs;
+        nodes.push(node);
+    }
+    let outs = body.outputs.iter().map(|a| subst(a, &map)).collect::<Result<Vec<_>>>()?;
+    Ok((nodes, outs))
+}
+
+/// Turns `auto_functionalized_v2(op, _x_base_index=i, _all_bases=[...], ...)`
+/// back into a call of the mutating `op` on the bases, as torch's own
+/// removal pass does: a base that nothing reads afterwards is mutated in
+/// place; any other base is cloned first, so its other readers are not
+/// affected.
+pub struct RemoveAutoFunctionalized;
+
+impl Pass for RemoveAutoFunctionalized {
+    fn name(&self) -> &'static str {
+        "remove_auto_functionalized"
+    }
+
+    fn run(&self, p: &mut Program, _cx: &mut PassContext<'_>) -> Result<bool> {
+        let g = &mut p.graph;
+        // Uses after each position, to decide where mutating in place is safe.
+        let last_use = last_uses(g);
+        let mut index = 0usize;
+        rewrite_nodes(g, |g, n| {
+            let pos = index;
+            index += 1;
+            match n.op {
+                Op::Hop(Hop::AutoFunctionalizedV2) => {}
+                Op::Hop(Hop::AutoFunctionalized) => {
+                    return Err(n.error("auto_functionalized (v1) is not supported; re-export with a newer torch"))
+                }
+                _ => return Ok(Rewrite::Keep),
+            }
+            let Some(op) = n.args.iter().find_map(|a| match &a.value {
+                Arg::Operator(o) => Some(o.clone()),
+                _ => None,
+            }) else {
+                return Err(n.error("auto_functionalized_v2 without an operator"));
+            };
+            let bases: Vec<ValueId> = match n.arg("_all_bases") {
+                Some(Arg::List(items)) => items.iter().filter_map(Arg::as_value).collect(),
+                Some(Arg::Ints(v)) if v.is_empty() => vec![],
+                _ => return Err(n.error("auto_functionalized_v2 without _all_bases")),
+            };
+            let mut b = Builder::new(g, n);
+            let mut new_bases = Vec::new();
+            for &base in &bases {
+                let later = last_use.get(&base).is_some_and(|&l| l > pos);
+                if later {
+                    new_bases.push(b.aten(Aten::Clone, "default", vec![("self", Arg::Value(base))]));
+                } else {
+                    new_bases.push(base);
+                }
+            }
+            let mut args: Vec<(String, Arg)> = Vec::new();
+            for a in &n.args {
+                if let Some(name) = a.name.strip_prefix('_').and_then(|s| s.strip_suffix("_base_index")) {
+                    let Arg::Int(i) = a.value else {
+                        return Err(n.error(format!("{} is not an int", a.name)));
+                    };
+                    if n.arg(&format!("_{name}_size")).is_some() {
+                        return Err(n.error(format!("argument {name} of {op} is a view of its base; not supported")));
+                    }
+                    let Some(&v) = new_bases.get(i as usize) else {
+                        return Err(n.error(format!("{} out of range", a.name)));
+                    };
+                    args.push((name.to_string(), Arg::Value(v)));
+                } else if !a.name.starts_with('_') && !a.name.is_empty() {
+                    args.push((a.name.clone(), a.value.clone()));
+                }
+            }
+            let call_args = args.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            b.node(Op::from_target(&op), call_args, 0, false);
+            // Name the call after the original node, so errors name it.
+            if let Some(last) = b.nodes.last_mut() {
+                last.name = n.name.clone();
+            }
+            let nodes = std::mem::take(&mut b.nodes);
+            // Outputs: the op's own results (none supported), then bases.
+            let n_bases = bases.len();
+            let skip = n.outputs.len().saturating_sub(n_bases);
+            let mut outputs = Vec::new();
+            for (i, _) in n.outputs.iter().enumerate() {
+                if i < skip {
+                    // The op's own return values: placeholders that nothing may read.
+                    outputs.push(n.outputs[i]);
+                } else {
+                    outputs.push(new_bases[i - skip]);
+                }
+            }
+            Ok(Rewrite::Replace { nodes, outputs })
+        })
+    }
+}
+
+fn last_uses(g: &Graph) -> HashMap<ValueId, usize> {
+    let mut m = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for v in n.inputs() {
+            m.insert(v, i);
+        }
+    }
+    for v in g.output_values() {
+        m.insert(v, usize::MAX);
+    }
+    m
+}
