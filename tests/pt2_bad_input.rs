@@ -80,7 +80,10 @@ fn sample_inputs_pt() -> Vec<u8> {
     p.extend(b"K\x00K\x02K\x02\x86K\x02K\x01\x86\x89");
     p.extend(b"ccollections\nOrderedDict\n)R");
     p.extend(b"tR\x85}\x86.");
-    let data: Vec<u8> = [0f32, 1., 2., 3.].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let data: Vec<u8> = [0f32, 1., 2., 3.]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
     build_zip(&[
         ("archive/data.pkl", p),
         ("archive/byteorder", b"little".to_vec()),
@@ -104,8 +107,14 @@ fn entries(major: i64, expr: &str, wcfg: String, wblob: Vec<u8>) -> Vec<(&'stati
         ("model/archive_format", b"pt2".to_vec()),
         ("model/archive_version", b"0".to_vec()),
         ("model/byteorder", b"little".to_vec()),
-        ("model/models/model.json", program_json(major, expr).into_bytes()),
-        ("model/data/weights/model_weights_config.json", wcfg.into_bytes()),
+        (
+            "model/models/model.json",
+            program_json(major, expr).into_bytes(),
+        ),
+        (
+            "model/data/weights/model_weights_config.json",
+            wcfg.into_bytes(),
+        ),
         ("model/data/weights/weight_0", wblob),
         (
             "model/data/constants/model_constants_config.json",
@@ -133,10 +142,8 @@ impl Drop for TempFile {
 }
 
 fn write_temp(tag: &str, bytes: &[u8]) -> TempFile {
-    let path = std::env::temp_dir().join(format!(
-        "torchlift-test-{}-{tag}.pt2",
-        std::process::id()
-    ));
+    let path =
+        std::env::temp_dir().join(format!("torchlift-test-{}-{tag}.pt2", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
     TempFile(path)
 }
@@ -301,7 +308,9 @@ fn legacy_layout_loads() {
     let es = vec![
         (
             "serialized_exported_program.json",
-            program_json(8, "s0").replace("\"minor\": 20", "\"minor\": 2").into_bytes(),
+            program_json(8, "s0")
+                .replace("\"minor\": 20", "\"minor\": 2")
+                .into_bytes(),
         ),
         ("serialized_state_dict.pt", sd),
         ("serialized_example_inputs.pt", sample_inputs_pt()),
@@ -309,6 +318,9 @@ fn legacy_layout_loads() {
     ];
     let a = open_bytes("legacy", &build_zip(&es)).unwrap();
     assert_eq!(a.schema_version, (8, 2));
-    assert_eq!(a.weights["fc.weight"].contiguous_bytes().as_ref(), &weight_bytes()[..]);
+    assert_eq!(
+        a.weights["fc.weight"].contiguous_bytes().as_ref(),
+        &weight_bytes()[..]
+    );
     assert_eq!(a.sample_inputs.unwrap().len(), 1);
 }

@@ -88,15 +88,20 @@ impl TensorData {
     }
 
     /// A contiguous tensor over a whole blob.
-    pub fn contiguous(name: &str, dtype: DType, sizes: Vec<i64>, storage: Arc<[u8]>) -> Result<Self> {
+    pub fn contiguous(
+        name: &str,
+        dtype: DType,
+        sizes: Vec<i64>,
+        storage: Arc<[u8]>,
+    ) -> Result<Self> {
         let strides = contiguous_strides(&sizes);
         TensorData::new(name, dtype, sizes, strides, 0, storage)
     }
 
     fn numel_checked(&self) -> Option<usize> {
-        self.sizes.iter().try_fold(1usize, |acc, s| {
-            acc.checked_mul(usize::try_from(*s).ok()?)
-        })
+        self.sizes
+            .iter()
+            .try_fold(1usize, |acc, s| acc.checked_mul(usize::try_from(*s).ok()?))
     }
 
     /// Bytes from the start of the storage to the end of the last element.
@@ -154,12 +159,7 @@ impl TensorData {
         let strides: Vec<usize> = self.strides.iter().map(|s| *s as usize).collect();
         let mut idx = vec![0usize; rank];
         for _ in 0..numel {
-            let elem = offset
-                + idx
-                    .iter()
-                    .zip(&strides)
-                    .map(|(i, s)| i * s)
-                    .sum::<usize>();
+            let elem = offset + idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>();
             let start = elem * esize;
             out.extend_from_slice(self.storage.get(start..start + esize).unwrap_or(&[]));
             for d in (0..rank).rev() {
@@ -232,7 +232,10 @@ fn unsafe_name(name: &str) -> bool {
 impl<R: Read + Seek> Zip<R> {
     fn open(reader: R, label: &str) -> Result<Self> {
         let mut zip = ZipArchive::new(reader).map_err(|e| {
-            Error::archive(label, format!("not a readable zip archive (or truncated): {e}"))
+            Error::archive(
+                label,
+                format!("not a readable zip archive (or truncated): {e}"),
+            )
         })?;
         let mut names = HashMap::new();
         let mut ordered = Vec::new();
@@ -281,7 +284,10 @@ impl<R: Read + Seek> Zip<R> {
         if buf.len() as u64 != declared {
             return Err(Error::archive(
                 &label,
-                format!("entry {name}: {} bytes read, {declared} declared", buf.len()),
+                format!(
+                    "entry {name}: {} bytes read, {declared} declared",
+                    buf.len()
+                ),
             ));
         }
         Ok(buf)
@@ -315,7 +321,10 @@ fn load_torch_save(bytes: Vec<u8>, label: &str) -> Result<TorchSave> {
         .transpose()?
     {
         if bo.trim() != "little" {
-            return Err(Error::archive(label, format!("unsupported byte order {:?}", bo.trim())));
+            return Err(Error::archive(
+                label,
+                format!("unsupported byte order {:?}", bo.trim()),
+            ));
         }
     }
     let data = z.read(&pkl)?;
@@ -342,13 +351,11 @@ impl TorchSave {
     fn tensors(&self, label: &str) -> Result<Vec<(String, TensorData)>> {
         let mut out = Vec::new();
         for (path, t) in self.value.tensors() {
-            let blob = self
-                .storages
-                .get(&t.storage.key)
-                .cloned()
-                .ok_or_else(|| Error::archive(label, format!("missing storage {}", t.storage.key)))?;
-            let declared = u128::try_from(t.storage.numel).unwrap_or(0)
-                * t.storage.dtype.size_bytes() as u128;
+            let blob = self.storages.get(&t.storage.key).cloned().ok_or_else(|| {
+                Error::archive(label, format!("missing storage {}", t.storage.key))
+            })?;
+            let declared =
+                u128::try_from(t.storage.numel).unwrap_or(0) * t.storage.dtype.size_bytes() as u128;
             if declared > blob.len() as u128 {
                 return Err(Error::archive(
                     label,
@@ -526,8 +533,7 @@ impl Archive {
             return Ok(BTreeMap::new());
         }
         let text = z.read_text(&cfg_entry)?;
-        let cfg: PayloadConfig =
-            schema::from_json_text(&text, &format!("{label}: {cfg_entry}"))?;
+        let cfg: PayloadConfig = schema::from_json_text(&text, &format!("{label}: {cfg_entry}"))?;
         let mut blobs: HashMap<String, Arc<[u8]>> = HashMap::new();
         let mut out = BTreeMap::new();
         for (fqn, meta) in &cfg.config {
@@ -576,9 +582,10 @@ impl Archive {
             let strides = tm.concrete_strides().ok_or_else(|| {
                 Error::archive(&label, format!("{fqn}: symbolic strides in a weight"))
             })?;
-            let offset = tm.storage_offset.as_int().ok_or_else(|| {
-                Error::archive(&label, format!("{fqn}: symbolic storage offset"))
-            })?;
+            let offset = tm
+                .storage_offset
+                .as_int()
+                .ok_or_else(|| Error::archive(&label, format!("{fqn}: symbolic storage offset")))?;
             let blob = match blobs.get(&meta.path_name) {
                 Some(b) => b.clone(),
                 None => {
@@ -674,7 +681,10 @@ mod tests {
     use super::*;
 
     fn f32s(v: &[f32]) -> Arc<[u8]> {
-        v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>().into()
+        v.iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into()
     }
 
     #[test]
@@ -689,13 +699,36 @@ mod tests {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         assert_eq!(got, vec![0., 3., 1., 4., 2., 5.]);
-        let e = TensorData::new("fc.weight", DType::F32, vec![2, 4], vec![4, 1], 0, blob.clone())
-            .unwrap_err()
-            .to_string();
+        let e = TensorData::new(
+            "fc.weight",
+            DType::F32,
+            vec![2, 4],
+            vec![4, 1],
+            0,
+            blob.clone(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("fc.weight"), "{e}");
         assert!(TensorData::new("w", DType::F32, vec![3], vec![1], 4, blob.clone()).is_err());
-        assert!(TensorData::new("w", DType::F32, vec![i64::MAX, 2], vec![1, i64::MAX], 0, blob.clone()).is_err());
-        assert!(TensorData::new("w", DType::F32, vec![0, 5], vec![5, 1], 0, Arc::from(Vec::new())).is_ok());
+        assert!(TensorData::new(
+            "w",
+            DType::F32,
+            vec![i64::MAX, 2],
+            vec![1, i64::MAX],
+            0,
+            blob.clone()
+        )
+        .is_err());
+        assert!(TensorData::new(
+            "w",
+            DType::F32,
+            vec![0, 5],
+            vec![5, 1],
+            0,
+            Arc::from(Vec::new())
+        )
+        .is_ok());
         assert!(TensorData::new("w", DType::F32, vec![2], vec![-1], 0, blob).is_err());
     }
 

@@ -137,7 +137,11 @@ pub fn storage_dtype(class: &str) -> Option<DType> {
 #[derive(Clone, Debug)]
 enum Item {
     Mark,
-    Val { v: PickleValue, depth: usize, size: usize },
+    Val {
+        v: PickleValue,
+        depth: usize,
+        size: usize,
+    },
 }
 
 struct Reader<'a> {
@@ -270,7 +274,10 @@ impl<'a> Reader<'a> {
         let pos = self.pos;
         match self.stack.last_mut() {
             Some(Item::Val { v, depth, size }) => Ok((v, depth, size)),
-            _ => Err(err(self.what, format!("at byte {pos}: expected a value on the stack"))),
+            _ => Err(err(
+                self.what,
+                format!("at byte {pos}: expected a value on the stack"),
+            )),
         }
     }
 
@@ -720,7 +727,9 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        let e = parse(b"\x80\x02cos\nsystem\n.", "t").unwrap_err().to_string();
+        let e = parse(b"\x80\x02cos\nsystem\n.", "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("os.system"), "{e}");
         assert!(parse(b"", "t").is_err());
         assert!(parse(b"\x80\x02X\xff\xff\xff\xff", "t").is_err());

@@ -333,7 +333,10 @@ impl Node {
     /// (`file.py:12`).
     pub fn source_line(&self) -> Option<String> {
         let trace = self.metadata.get("stack_trace")?;
-        let line = trace.lines().rev().find(|l| l.trim_start().starts_with("File "))?;
+        let line = trace
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with("File "))?;
         let rest = line.trim_start().strip_prefix("File \"")?;
         let (file, rest) = rest.split_once('"')?;
         let rest = rest.trim_start_matches(", line ");
