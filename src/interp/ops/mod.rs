@@ -4,3 +4,4 @@
 //! Binary kernels take [`elementwise::Operand`]s: a tensor or a Python number,
 //! so `add(&x, 1.5)` and `add(&x, &y)` both work (`impl Into<Operand>`).
 pub mod elementwise;
+pub mod reduce;
