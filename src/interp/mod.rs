@@ -1,2 +1,17 @@
-//! The reference interpreter.
+//! The reference interpreter: slow but exact, the oracle every backend is
+//! checked against.
+//!
+//! - [`tensor`]: the strided, storage-sharing [`tensor::Tensor`] and its views.
+//! - [`ops`]: generic (non-NN) ATen kernels over it.
+//! - `eval`: runs a graph node by node; `aten`, `hop` and `builtin`
+//!   dispatch each node to its kernel.
+
+mod aten;
+mod builtin;
+mod eval;
+mod hop;
+pub mod ops;
 pub mod tensor;
+
+pub use eval::{constant_value, run_graph, EvalMode, RValue};
+pub use tensor::{Element, Scalar, Storage, Tensor};
