@@ -30,11 +30,25 @@ impl<'a, T> MatRef<'a, T> {
 
     /// Checks that every element lies inside `data`.
     fn in_bounds(&self) -> bool {
-        span_in_bounds(self.data.len(), self.offset, self.rows, self.cols, self.rs, self.cs)
+        span_in_bounds(
+            self.data.len(),
+            self.offset,
+            self.rows,
+            self.cols,
+            self.rs,
+            self.cs,
+        )
     }
 }
 
-fn span_in_bounds(len: usize, offset: usize, rows: usize, cols: usize, rs: isize, cs: isize) -> bool {
+fn span_in_bounds(
+    len: usize,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+) -> bool {
     if rows == 0 || cols == 0 {
         return true;
     }
@@ -61,7 +75,10 @@ macro_rules! gemm_fn {
             let (m, k, n) = (a.rows, a.cols, b.cols);
             assert_eq!(b.rows, k, "gemm: inner dimensions differ");
             assert_eq!(c.len(), m * n, "gemm: output has the wrong length");
-            assert!(a.in_bounds() && b.in_bounds(), "gemm: operand out of bounds");
+            assert!(
+                a.in_bounds() && b.in_bounds(),
+                "gemm: operand out of bounds"
+            );
             if m == 0 || n == 0 {
                 return;
             }
@@ -123,7 +140,13 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let mut c = vec![0.0f32; m * n];
-        sgemm(1.0, MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n), 0.0, &mut c);
+        sgemm(
+            1.0,
+            MatRef::row_major(&a, m, k),
+            MatRef::row_major(&b, k, n),
+            0.0,
+            &mut c,
+        );
         let a64: Vec<f64> = a.iter().map(|&x| x as f64).collect();
         let b64: Vec<f64> = b.iter().map(|&x| x as f64).collect();
         let want = naive(m, k, n, &a64, &b64);
@@ -138,7 +161,14 @@ mod tests {
         let (m, k, n) = (2, 3, 2);
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let bt = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]; // rows of b^T
-        let b = MatRef { data: &bt[..], offset: 0, rows: k, cols: n, rs: 1, cs: k as isize };
+        let b = MatRef {
+            data: &bt[..],
+            offset: 0,
+            rows: k,
+            cols: n,
+            rs: 1,
+            cs: k as isize,
+        };
         let mut c = [0.0f64; 4];
         dgemm(1.0, MatRef::row_major(&a, m, k), b, 0.0, &mut c);
         assert_eq!(c, [4.0, 2.0, 10.0, 5.0]);
@@ -149,7 +179,14 @@ mod tests {
     fn rejects_operand_outside_its_slice() {
         let a = [1.0f32; 4];
         let mut c = [0.0f32; 4];
-        let big = MatRef { data: &a[..], offset: 0, rows: 2, cols: 3, rs: 3, cs: 1 };
+        let big = MatRef {
+            data: &a[..],
+            offset: 0,
+            rows: 2,
+            cols: 3,
+            rs: 3,
+            cs: 1,
+        };
         sgemm(1.0, big, MatRef::row_major(&a, 3, 2), 0.0, &mut c);
     }
 }
