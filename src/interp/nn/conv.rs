@@ -752,7 +752,7 @@ mod tests {
                 if transposed {
                     (iz - 1) * sv[i] - 2 * p + d * (kz - 1) + opv[i] + 1 > 0
                 } else {
-                    iz + 2 * p >= d * (kz - 1) + 1
+                    iz + 2 * p > d * (kz - 1)
                 }
             });
             prop_assert_eq!(res.is_ok(), valid);
