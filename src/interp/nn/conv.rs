@@ -763,3 +763,91 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod perf {
+    use super::*;
+    use crate::interp::nn::{linear, norm, pool};
+    use ndarray::Axis;
+
+    fn rnd(shape: &[usize], seed: u64) -> ArrayD<f32> {
+        let mut r = crate::interp::nn::testutil::Lcg(seed);
+        ArrayD::from_shape_simple_fn(IxDyn(shape), || r.next() as f32 * 0.1)
+    }
+
+    fn conv_bn(
+        x: &ArrayD<f32>,
+        cout: usize,
+        k: usize,
+        s: i64,
+        relu: bool,
+        seed: u64,
+    ) -> ArrayD<f32> {
+        let cin = x.shape()[1];
+        let w = rnd(&[cout, cin, k, k], seed);
+        let y = convolution(
+            x.view(),
+            w.view(),
+            None,
+            &[s],
+            &[k as i64 / 2],
+            &[1],
+            false,
+            &[0],
+            1,
+        )
+        .unwrap();
+        let ones = ArrayD::from_elem(IxDyn(&[cout]), 1.0f32);
+        let zeros = ArrayD::from_elem(IxDyn(&[cout]), 0.0f32);
+        let y = norm::native_batch_norm_inference(
+            y.view(),
+            Some(ones.view()),
+            Some(zeros.view()),
+            zeros.view(),
+            ones.view(),
+            1e-5,
+        )
+        .unwrap();
+        if relu {
+            y.mapv(|v| v.max(0.0))
+        } else {
+            y
+        }
+    }
+
+    /// ResNet-18 forward pass (batch 1, 224x224) with random weights; run
+    /// with `cargo test --release -- --ignored resnet18` to time it.
+    #[test]
+    #[ignore]
+    fn resnet18_timing() {
+        let t0 = std::time::Instant::now();
+        let x = rnd(&[1, 3, 224, 224], 1);
+        let mut seed = 2;
+        let mut x = conv_bn(&x, 64, 7, 2, true, seed);
+        x = pool::max_pool2d_with_indices(x.view(), &[3], &[2], &[1], &[1], false)
+            .unwrap()
+            .0;
+        for (stage, &c) in [64usize, 128, 256, 512].iter().enumerate() {
+            for blk in 0..2 {
+                let s = if stage > 0 && blk == 0 { 2 } else { 1 };
+                seed += 1;
+                let y = conv_bn(&x, c, 3, s, true, seed);
+                seed += 1;
+                let y = conv_bn(&y, c, 3, 1, false, seed);
+                let sc = if s == 2 {
+                    seed += 1;
+                    conv_bn(&x, c, 1, 2, false, seed)
+                } else {
+                    x.clone()
+                };
+                x = (&y + &sc).mapv(|v| v.max(0.0));
+            }
+        }
+        let x = pool::adaptive_avg_pool2d(x.view(), &[1]).unwrap();
+        let x = x.index_axis(Axis(3), 0).index_axis(Axis(2), 0).to_owned();
+        let w = rnd(&[1000, 512], 99);
+        let y = linear::linear(x.view(), w.view(), None).unwrap();
+        assert_eq!(y.shape(), &[1, 1000]);
+        eprintln!("resnet18 forward: {:?}", t0.elapsed());
+    }
+}
