@@ -21,6 +21,7 @@ pub mod linear;
 pub mod norm;
 pub mod pool;
 pub mod rnn;
+pub mod upsample;
 
 /// The floating-point element types the kernels are generic over (`f32`, `f64`).
 pub trait Float:
