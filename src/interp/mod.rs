@@ -10,6 +10,7 @@ mod aten;
 mod builtin;
 mod eval;
 mod hop;
+pub mod nn;
 pub mod ops;
 pub mod tensor;
 
