@@ -15,10 +15,12 @@
 //!   decomposition, shape propagation, cleanups.
 //! - [`interp`] is the reference interpreter, the oracle of every backend.
 
+pub mod check;
 pub mod dtype;
 pub mod error;
 pub mod interp;
 pub mod ir;
+pub mod model;
 pub mod passes;
 pub mod pt2;
 pub mod sym;

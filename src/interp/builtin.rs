@@ -1,7 +1,7 @@
 //! Python builtins: tuple indexing and arithmetic on symbolic scalars.
 
 use crate::error::Result;
-use crate::ir::op::Builtin;
+use crate::ir::Builtin;
 
 use super::eval::{Args, RValue};
 

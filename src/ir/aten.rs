@@ -52,6 +52,7 @@ pub enum Aten {
     Alias,
     AliasCopy,
     All,
+    AlphaDropout,
     Amax,
     Amin,
     Any,
@@ -151,6 +152,8 @@ pub enum Aten {
     ExpandAs,
     ExpandCopy,
     Expm1,
+    FeatureDropout,
+    FeatureDropoutInplace,
     Fill,
     FillInplace,
     Fix,
@@ -445,12 +448,8 @@ impl Aten {
             Aten::InternalNativeBatchNormLegitNoTraining => "_native_batch_norm_legit_no_training",
             Aten::InternalPdistForward => "_pdist_forward",
             Aten::InternalSafeSoftmax => "_safe_softmax",
-            Aten::InternalScaledDotProductEfficientAttention => {
-                "_scaled_dot_product_efficient_attention"
-            }
-            Aten::InternalScaledDotProductFlashAttentionForCpu => {
-                "_scaled_dot_product_flash_attention_for_cpu"
-            }
+            Aten::InternalScaledDotProductEfficientAttention => "_scaled_dot_product_efficient_attention",
+            Aten::InternalScaledDotProductFlashAttentionForCpu => "_scaled_dot_product_flash_attention_for_cpu",
             Aten::InternalSoftmax => "_softmax",
             Aten::InternalToCopy => "_to_copy",
             Aten::InternalUnsafeIndex => "_unsafe_index",
@@ -475,6 +474,7 @@ impl Aten {
             Aten::Alias => "alias",
             Aten::AliasCopy => "alias_copy",
             Aten::All => "all",
+            Aten::AlphaDropout => "alpha_dropout",
             Aten::Amax => "amax",
             Aten::Amin => "amin",
             Aten::Any => "any",
@@ -574,6 +574,8 @@ impl Aten {
             Aten::ExpandAs => "expand_as",
             Aten::ExpandCopy => "expand_copy",
             Aten::Expm1 => "expm1",
+            Aten::FeatureDropout => "feature_dropout",
+            Aten::FeatureDropoutInplace => "feature_dropout_",
             Aten::Fill => "fill",
             Aten::FillInplace => "fill_",
             Aten::Fix => "fix",
@@ -867,12 +869,8 @@ impl Aten {
             "_native_batch_norm_legit_no_training" => Aten::InternalNativeBatchNormLegitNoTraining,
             "_pdist_forward" => Aten::InternalPdistForward,
             "_safe_softmax" => Aten::InternalSafeSoftmax,
-            "_scaled_dot_product_efficient_attention" => {
-                Aten::InternalScaledDotProductEfficientAttention
-            }
-            "_scaled_dot_product_flash_attention_for_cpu" => {
-                Aten::InternalScaledDotProductFlashAttentionForCpu
-            }
+            "_scaled_dot_product_efficient_attention" => Aten::InternalScaledDotProductEfficientAttention,
+            "_scaled_dot_product_flash_attention_for_cpu" => Aten::InternalScaledDotProductFlashAttentionForCpu,
             "_softmax" => Aten::InternalSoftmax,
             "_to_copy" => Aten::InternalToCopy,
             "_unsafe_index" => Aten::InternalUnsafeIndex,
@@ -897,6 +895,7 @@ impl Aten {
             "alias" => Aten::Alias,
             "alias_copy" => Aten::AliasCopy,
             "all" => Aten::All,
+            "alpha_dropout" => Aten::AlphaDropout,
             "amax" => Aten::Amax,
             "amin" => Aten::Amin,
             "any" => Aten::Any,
@@ -996,6 +995,8 @@ impl Aten {
             "expand_as" => Aten::ExpandAs,
             "expand_copy" => Aten::ExpandCopy,
             "expm1" => Aten::Expm1,
+            "feature_dropout" => Aten::FeatureDropout,
+            "feature_dropout_" => Aten::FeatureDropoutInplace,
             "fill" => Aten::Fill,
             "fill_" => Aten::FillInplace,
             "fix" => Aten::Fix,
@@ -1316,6 +1317,7 @@ impl Aten {
         Aten::Alias,
         Aten::AliasCopy,
         Aten::All,
+        Aten::AlphaDropout,
         Aten::Amax,
         Aten::Amin,
         Aten::Any,
@@ -1415,6 +1417,8 @@ impl Aten {
         Aten::ExpandAs,
         Aten::ExpandCopy,
         Aten::Expm1,
+        Aten::FeatureDropout,
+        Aten::FeatureDropoutInplace,
         Aten::Fill,
         Aten::FillInplace,
         Aten::Fix,

@@ -23,5 +23,5 @@ pub use aten::Aten;
 pub use graph::{
     Arg, Dim, Graph, NamedArg, Node, NodeMeta, TensorType, ValueData, ValueId, ValueType,
 };
-pub use op::{Hop, Op};
+pub use op::{Builtin, Hop, Op};
 pub use program::{InputKind, InputSpec, OutputKind, OutputSpec, Program, Signature};

@@ -18,7 +18,7 @@ fn is_impure(n: &Node) -> bool {
         None => !matches!(n.op, Op::Builtin(_)),
         Some(a) => {
             super::functionalize::functional_form(a).is_some()
-                || matches!(a, Rand | Randn | Randperm | RandLike | RandnLike | Bernoulli | NativeDropout | Normal | Uniform | InternalAssertScalar | InternalAssertTensorMetadata)
+                || matches!(a, Rand | Randn | Randperm | RandLike | RandnLike | Bernoulli | NativeDropout | NormalInplace | UniformInplace | InternalAssertScalar | InternalAssertTensorMetadata)
         }
     }
 }

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::interp::tensor::Tensor;
 use crate::ir::{verify, Program};
 
+pub mod cleanup;
+pub mod functionalize;
+pub mod hops;
 pub mod rewrite;
 
 /// What passes may read and write besides the program: the weights, by
@@ -61,7 +64,15 @@ pub const VERIFY_BY_DEFAULT: bool = cfg!(debug_assertions);
 
 /// Every pass, by name.
 pub fn all_passes() -> Vec<Box<dyn Pass>> {
-    vec![]
+    vec![
+        Box::new(hops::InlineHops),
+        Box::new(hops::RemoveAutoFunctionalized),
+        Box::new(functionalize::Functionalize),
+        Box::new(cleanup::RemoveNoops),
+        Box::new(cleanup::CommonSubexpressionElimination),
+        Box::new(cleanup::FoldConstants),
+        Box::new(cleanup::DeadCodeElimination),
+    ]
 }
 
 pub fn pass_by_name(name: &str) -> Option<Box<dyn Pass>> {

@@ -1,0 +1,621 @@
+//! ATen ops in the interpreter: argument decoding and dispatch to kernels.
+//!
+//! Generic kernels live in [`super::ops`] (over [`Tensor`]), neural-network
+//! kernels in [`super::nn`] (over `ndarray`, for f32 and f64; f16 and bf16
+//! inputs are computed in f32 and rounded back, as CPU kernels do).
+
+use ndarray::{ArrayD, ArrayViewD};
+
+use crate::error::Result;
+use crate::ir::Aten;
+use crate::DType;
+
+use super::eval::{Args, RValue};
+use super::nn;
+use super::ops::{elementwise as ew, reduce};
+use super::ops::elementwise::Operand;
+use super::tensor::{Scalar, Tensor};
+
+/// The tensor type under a name the op glob import (`Aten::Tensor`) does not shadow.
+type Ten = Tensor;
+
+/// Ops that CPU autocast runs in its lower-precision dtype.
+pub(crate) fn autocasts_to_lower_precision(a: Aten) -> bool {
+    crate::passes::hops::autocast_lower_precision(a)
+}
+
+fn t(x: Tensor) -> Result<Vec<RValue>> {
+    Ok(vec![RValue::Tensor(x)])
+}
+
+fn ts(xs: Vec<Tensor>) -> Result<Vec<RValue>> {
+    Ok(xs.into_iter().map(RValue::Tensor).collect())
+}
+
+fn list(xs: Vec<Tensor>) -> Result<Vec<RValue>> {
+    Ok(vec![RValue::List(xs.into_iter().map(RValue::Tensor).collect())])
+}
+
+/// The dtype an NN kernel computes in for inputs of dtype `d`.
+fn compute_dtype(d: DType) -> DType {
+    if d == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// Runs `$body` with `$T` bound to the compute float type of `$dt`.
+macro_rules! with_float {
+    ($dt:expr, $T:ident => $body:expr) => {
+        match compute_dtype($dt) {
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            _ => {
+                type $T = f32;
+                $body
+            }
+        }
+    };
+}
+
+fn arr<T: super::tensor::Element>(x: &Tensor, dt: DType) -> Result<ArrayD<T>> {
+    x.to_dtype(dt).to_array::<T>()
+}
+
+fn opt_arr<T: super::tensor::Element>(x: &Option<Tensor>, dt: DType) -> Result<Option<ArrayD<T>>> {
+    x.as_ref().map(|x| arr(x, dt)).transpose()
+}
+
+fn view<T>(a: &Option<ArrayD<T>>) -> Option<ArrayViewD<'_, T>> {
+    a.as_ref().map(|a| a.view())
+}
+
+/// Wraps a kernel result, rounding back to a half-precision input dtype.
+fn back<T: super::tensor::Element>(a: ArrayD<T>, dt: DType) -> Tensor {
+    let out = Tensor::from_array(a);
+    if out.dtype() != dt && dt.is_float() {
+        out.to_dtype(dt)
+    } else {
+        out
+    }
+}
+
+fn operand<'a>(a: &Args<'_>, name: &str, holder: &'a Option<Tensor>) -> Result<Operand<'a>> {
+    match holder {
+        Some(x) => Ok(Operand::T(x)),
+        None => Ok(Operand::S(a.scalar(name)?)),
+    }
+}
+
+fn opt_tensor_if_tensor(a: &Args<'_>, name: &str) -> Result<Option<Tensor>> {
+    if a.is_tensor(name) {
+        a.tensor(name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn dims_arg(a: &Args<'_>, name: &str) -> Result<Option<Vec<i64>>> {
+    let d = a.opt_ints(name)?;
+    Ok(d.filter(|v| !v.is_empty()))
+}
+
+pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>> {
+    use Aten::*;
+    let wrap = |r: Result<Ten>| r.map_err(|e| a.err(e.to_string()));
+    let wrapv = |r: Result<Vec<Ten>>| r.map_err(|e| a.err(e.to_string()));
+    // In-place ops on an unfunctionalized graph: compute, then write back.
+    if let Some(func) = crate::passes::functionalize::functional_form(op) {
+        let target = a.tensor(a.node.args.first().map(|x| x.name.as_str()).unwrap_or("self"))?;
+        let result = eval_aten(a, func, overload)?;
+        let Some(RValue::Tensor(r)) = result.into_iter().next() else {
+            return Err(a.err(format!("{} returned no tensor", func.name())));
+        };
+        target.copy_(&r).map_err(|e| a.err(e.to_string()))?;
+        return t(target);
+    }
+    match op {
+        // ---- binary arithmetic and comparisons ----
+        Add | Sub | Rsub | Mul | Div | Remainder | Fmod | Pow | Maximum | Minimum | Atan2 | FloorDivide | Eq | Ne | Lt | Le | Gt | Ge
+        | BitwiseAnd | BitwiseOr | BitwiseXor | DunderAnd | DunderOr | DunderXor | LogicalAnd | LogicalOr | LogicalXor => {
+            let (an, bn) = if a.node.arg("self").is_some() { ("self", "other") } else { ("self", "exponent") };
+            let (an, bn) = if op == Pow && a.node.arg("self").is_none() { ("self", "exponent") } else { (an, bn) };
+            let sa = opt_tensor_if_tensor(a, an)?;
+            let bname = if a.node.arg(bn).is_some() { bn } else { "exponent" };
+            let sb = opt_tensor_if_tensor(a, bname)?;
+            let x = operand(a, an, &sa)?;
+            let y = operand(a, bname, &sb)?;
+            let alpha = a.opt_scalar("alpha")?.unwrap_or(Scalar::Int(1));
+            wrap(match op {
+                Add => ew::add(x, y, alpha),
+                Sub => ew::sub(x, y, alpha),
+                Rsub => ew::rsub(x, y, alpha),
+                Mul => ew::mul(x, y),
+                Div => ew::div(x, y, a.node.arg("rounding_mode").and_then(|m| match m {
+                    crate::ir::Arg::Str(s) => Some(s.as_str()),
+                    _ => None,
+                })),
+                Remainder => ew::remainder(x, y),
+                Fmod => ew::fmod(x, y),
+                Pow => ew::pow(x, y),
+                Maximum => ew::maximum(x, y),
+                Minimum => ew::minimum(x, y),
+                Atan2 => ew::atan2(x, y),
+                FloorDivide => ew::floor_divide(x, y),
+                Eq => ew::eq(x, y),
+                Ne => ew::ne(x, y),
+                Lt => ew::lt(x, y),
+                Le => ew::le(x, y),
+                Gt => ew::gt(x, y),
+                Ge => ew::ge(x, y),
+                BitwiseAnd | DunderAnd => ew::bitwise_and(x, y),
+                BitwiseOr | DunderOr => ew::bitwise_or(x, y),
+                BitwiseXor | DunderXor => ew::bitwise_xor(x, y),
+                LogicalAnd => ew::logical_and(x, y),
+                LogicalOr => ew::logical_or(x, y),
+                _ => ew::logical_xor(x, y),
+            })
+            .and_then(t)
+        }
+        // ---- unary ----
+        Neg => t(wrap(ew::neg(&a.tensor("self")?))?),
+        Abs => t(wrap(ew::abs(&a.tensor("self")?))?),
+        Relu => t(wrap(ew::relu(&a.tensor("self")?))?),
+        Relu6 => t(wrap(ew::relu6(&a.tensor("self")?))?),
+        Sign => t(wrap(ew::sign(&a.tensor("self")?))?),
+        Floor => t(wrap(ew::floor(&a.tensor("self")?))?),
+        Ceil => t(wrap(ew::ceil(&a.tensor("self")?))?),
+        Round => t(wrap(ew::round(&a.tensor("self")?))?),
+        Trunc => t(wrap(ew::trunc(&a.tensor("self")?))?),
+        Frac => t(wrap(ew::frac(&a.tensor("self")?))?),
+        BitwiseNot => t(wrap(ew::bitwise_not(&a.tensor("self")?))?),
+        LogicalNot => t(wrap(ew::logical_not(&a.tensor("self")?))?),
+        Isnan => t(wrap(ew::isnan(&a.tensor("self")?))?),
+        Exp => t(wrap(ew::exp(&a.tensor("self")?))?),
+        Expm1 => t(wrap(ew::expm1(&a.tensor("self")?))?),
+        Log => t(wrap(ew::log(&a.tensor("self")?))?),
+        Log1p => t(wrap(ew::log1p(&a.tensor("self")?))?),
+        Log2 => t(wrap(ew::log2(&a.tensor("self")?))?),
+        Sqrt => t(wrap(ew::sqrt(&a.tensor("self")?))?),
+        Rsqrt => t(wrap(ew::rsqrt(&a.tensor("self")?))?),
+        Reciprocal => t(wrap(ew::reciprocal(&a.tensor("self")?))?),
+        Sin => t(wrap(ew::sin(&a.tensor("self")?))?),
+        Cos => t(wrap(ew::cos(&a.tensor("self")?))?),
+        Tan => t(wrap(ew::tan(&a.tensor("self")?))?),
+        Tanh => t(wrap(ew::tanh(&a.tensor("self")?))?),
+        Sigmoid => t(wrap(ew::sigmoid(&a.tensor("self")?))?),
+        Erf => t(wrap(ew::erf(&a.tensor("self")?))?),
+        Silu => t(wrap(ew::silu(&a.tensor("self")?))?),
+        Mish => t(wrap(ew::mish(&a.tensor("self")?))?),
+        Hardsigmoid => t(wrap(ew::hardsigmoid(&a.tensor("self")?))?),
+        Hardswish => t(wrap(ew::hardswish(&a.tensor("self")?))?),
+        Gelu => t(wrap(ew::gelu(&a.tensor("self")?, a.str_or("approximate", "none")))?),
+        Softplus => t(wrap(ew::softplus(&a.tensor("self")?, a.float_or("beta", 1.0)?, a.float_or("threshold", 20.0)?))?),
+        Elu => t(wrap(ew::elu(&a.tensor("self")?, a.float_or("alpha", 1.0)?, a.float_or("scale", 1.0)?, a.float_or("input_scale", 1.0)?))?),
+        LeakyRelu => t(wrap(ew::leaky_relu(&a.tensor("self")?, a.float_or("negative_slope", 0.01)?))?),
+        Hardtanh => t(wrap(ew::hardtanh(&a.tensor("self")?, a.float_or("min_val", -1.0)?, a.float_or("max_val", 1.0)?))?),
+        Clamp | Clip => {
+            let x = a.tensor("self")?;
+            let (mn_t, mx_t) = (opt_tensor_if_tensor(a, "min")?, opt_tensor_if_tensor(a, "max")?);
+            let mn = match &mn_t {
+                Some(m) => Some(Operand::T(m)),
+                None => a.opt_scalar("min")?.map(Operand::S),
+            };
+            let mx = match &mx_t {
+                Some(m) => Some(Operand::T(m)),
+                None => a.opt_scalar("max")?.map(Operand::S),
+            };
+            t(wrap(ew::clamp(&x, mn, mx))?)
+        }
+        ClampMin => t(wrap(ew::clamp(&a.tensor("self")?, Some(Operand::S(a.scalar("min")?)), None))?),
+        ClampMax => t(wrap(ew::clamp(&a.tensor("self")?, None, Some(Operand::S(a.scalar("max")?))))?),
+        Where => {
+            let c = a.tensor("condition")?;
+            let (xt, yt) = (opt_tensor_if_tensor(a, "self")?, opt_tensor_if_tensor(a, "other")?);
+            t(wrap(ew::where_(&c, operand(a, "self", &xt)?, operand(a, "other", &yt)?))?)
+        }
+        MaskedFill => {
+            let x = a.tensor("self")?;
+            let m = a.tensor("mask")?;
+            let vt = opt_tensor_if_tensor(a, "value")?;
+            t(wrap(ew::masked_fill(&x, &m, operand(a, "value", &vt)?))?)
+        }
+        InternalToCopy | To | TypeAs => {
+            let x = a.tensor("self")?;
+            let d = a.dtype("dtype").or_else(|| if op == TypeAs { a.tensor("other").ok().map(|o| o.dtype()) } else { None }).unwrap_or(x.dtype());
+            t(wrap(ew::to_copy(&x, d))?)
+        }
+        // ---- reductions ----
+        Sum => {
+            let x = a.tensor("self")?;
+            let dims = dims_arg(a, "dim")?;
+            t(wrap(reduce::sum(&x, dims.as_deref(), a.bool_or("keepdim", false)?, a.dtype("dtype")))?)
+        }
+        Mean => {
+            let x = a.tensor("self")?;
+            let dims = dims_arg(a, "dim")?;
+            t(wrap(reduce::mean(&x, dims.as_deref(), a.bool_or("keepdim", false)?, a.dtype("dtype")))?)
+        }
+        Prod => {
+            let x = a.tensor("self")?;
+            let dims = a.opt_int("dim")?.map(|d| vec![d]);
+            t(wrap(reduce::prod(&x, dims.as_deref(), a.bool_or("keepdim", false)?, a.dtype("dtype")))?)
+        }
+        Amax => t(wrap(reduce::amax(&a.tensor("self")?, dims_arg(a, "dim")?.as_deref(), a.bool_or("keepdim", false)?))?),
+        Amin => t(wrap(reduce::amin(&a.tensor("self")?, dims_arg(a, "dim")?.as_deref(), a.bool_or("keepdim", false)?))?),
+        Max | Min if a.has("dim") => {
+            let x = a.tensor("self")?;
+            let (dim, keep) = (a.int("dim")?, a.bool_or("keepdim", false)?);
+            let (v, i) = wrap2(a, if op == Max { reduce::max_dim(&x, dim, keep) } else { reduce::min_dim(&x, dim, keep) })?;
+            ts(vec![v, i])
+        }
+        Max => t(wrap(reduce::max_all(&a.tensor("self")?))?),
+        Min => t(wrap(reduce::min_all(&a.tensor("self")?))?),
+        Argmax => t(wrap(reduce::argmax(&a.tensor("self")?, a.opt_int("dim")?, a.bool_or("keepdim", false)?))?),
+        Argmin => t(wrap(reduce::argmin(&a.tensor("self")?, a.opt_int("dim")?, a.bool_or("keepdim", false)?))?),
+        Var | Std => {
+            let x = a.tensor("self")?;
+            let dims = dims_arg(a, "dim")?;
+            let correction = match a.opt_float("correction")? {
+                Some(c) => c,
+                None => {
+                    if a.bool_or("unbiased", true)? {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+            };
+            let keep = a.bool_or("keepdim", false)?;
+            t(wrap(if op == Var { reduce::var(&x, dims.as_deref(), correction, keep) } else { reduce::std(&x, dims.as_deref(), correction, keep) })?)
+        }
+        Any | All => {
+            let x = a.tensor("self")?;
+            let dims = match a.opt_int("dim") {
+                Ok(Some(d)) => Some(vec![d]),
+                _ => dims_arg(a, "dim")?,
+            };
+            let keep = a.bool_or("keepdim", false)?;
+            t(wrap(if op == Any { reduce::any(&x, dims.as_deref(), keep) } else { reduce::all(&x, dims.as_deref(), keep) })?)
+        }
+        Cumsum => t(wrap(reduce::cumsum(&a.tensor("self")?, a.int("dim")?, a.dtype("dtype")))?),
+        Cumprod => t(wrap(reduce::cumprod(&a.tensor("self")?, a.int("dim")?, a.dtype("dtype")))?),
+        Logsumexp => t(wrap(reduce::logsumexp(&a.tensor("self")?, dims_arg(a, "dim")?.as_deref(), a.bool_or("keepdim", false)?))?),
+        Softmax | InternalSoftmax | InternalSafeSoftmax => {
+            let x = a.tensor("self")?;
+            let x = match a.dtype("dtype") {
+                Some(d) => x.to_dtype(d),
+                None => x,
+            };
+            t(wrap(reduce::softmax(&x, a.int("dim")?))?)
+        }
+        LogSoftmax | InternalLogSoftmax => {
+            let x = a.tensor("self")?;
+            let x = match a.dtype("dtype") {
+                Some(d) => x.to_dtype(d),
+                None => x,
+            };
+            t(wrap(reduce::log_softmax(&x, a.int("dim")?))?)
+        }
+        // ---- views and shapes ----
+        View | Reshape | InternalUnsafeView => {
+            let x = a.tensor("self")?;
+            let shape = a.ints(if a.node.arg("size").is_some() { "size" } else { "shape" })?;
+            t(wrap(if op == View { x.view(&shape).or_else(|_| x.reshape(&shape)) } else { x.reshape(&shape) })?)
+        }
+        ViewAs => {
+            let x = a.tensor("self")?;
+            let shape: Vec<i64> = a.tensor("other")?.sizes().iter().map(|&d| d as i64).collect();
+            t(wrap(x.reshape(&shape))?)
+        }
+        Permute => t(wrap(a.tensor("self")?.permute(&a.ints("dims")?))?),
+        Transpose => t(wrap(a.tensor("self")?.transpose(a.int("dim0")?, a.int("dim1")?))?),
+        T => t(wrap(a.tensor("self")?.t())?),
+        Expand => t(wrap(a.tensor("self")?.expand(&a.ints("size")?))?),
+        ExpandAs => {
+            let shape: Vec<i64> = a.tensor("other")?.sizes().iter().map(|&d| d as i64).collect();
+            t(wrap(a.tensor("self")?.expand(&shape))?)
+        }
+        Unsqueeze => t(wrap(a.tensor("self")?.unsqueeze(a.int("dim")?))?),
+        Squeeze => {
+            let x = a.tensor("self")?;
+            if a.has("dim") {
+                let dims = a.ints("dim")?;
+                t(wrap(x.squeeze_dims(&dims))?)
+            } else {
+                t(x.squeeze())
+            }
+        }
+        Select => t(wrap(a.tensor("self")?.select(a.int("dim")?, a.int("index")?))?),
+        Slice => {
+            let x = a.tensor("self")?;
+            t(wrap(x.slice(a.int_or("dim", 0)?, a.opt_int("start")?, a.opt_int("end")?, a.int_or("step", 1)?))?)
+        }
+        Narrow => t(wrap(a.tensor("self")?.narrow(a.int("dim")?, a.int("start")?, a.int("length")?))?),
+        AsStrided => {
+            let x = a.tensor("self")?;
+            t(wrap(x.as_strided(&a.ints("size")?, &a.ints("stride")?, a.opt_int("storage_offset")?))?)
+        }
+        Alias | Detach | LiftFreshCopy => t(a.tensor("self")?.alias()),
+        Contiguous => t(a.tensor("self")?.contiguous()),
+        Clone => t(a.tensor("self")?.clone_data()),
+        Flatten => t(wrap(a.tensor("self")?.flatten(a.int_or("start_dim", 0)?, a.int_or("end_dim", -1)?))?),
+        Unflatten => t(wrap(a.tensor("self")?.unflatten(a.int("dim")?, &a.ints("sizes")?))?),
+        Split => {
+            let x = a.tensor("self")?;
+            let dim = a.int_or("dim", 0)?;
+            if let Ok(sizes) = a.ints("split_size") {
+                if sizes.len() != 1 {
+                    return list(wrapv(x.split_with_sizes(&sizes, dim))?);
+                }
+            }
+            list(wrapv(x.split(a.int("split_size")?, dim))?)
+        }
+        SplitWithSizes => list(wrapv(a.tensor("self")?.split_with_sizes(&a.ints("split_sizes")?, a.int_or("dim", 0)?))?),
+        Unbind => list(wrapv(a.tensor("self")?.unbind(a.int_or("dim", 0)?))?),
+        Chunk => list(wrapv(a.tensor("self")?.chunk(a.int("chunks")?, a.int_or("dim", 0)?))?),
+        Diagonal => t(wrap(a.tensor("self")?.diagonal(a.int_or("offset", 0)?, a.int_or("dim1", 0)?, a.int_or("dim2", 1)?))?),
+        Copy => {
+            let x = a.tensor("self")?;
+            let out = x.clone_data();
+            wrap(out.copy_(&a.tensor("src")?).map(|_| out.clone()))?;
+            t(out)
+        }
+        Fill => {
+            let x = a.tensor("self")?.clone_data();
+            let v = a.scalar("value")?;
+            wrap(x.fill_(v).map(|_| x.clone()))?;
+            t(x)
+        }
+        Zero => {
+            let x = a.tensor("self")?.clone_data();
+            wrap(x.fill_(Scalar::Int(0)).map(|_| x.clone()))?;
+            t(x)
+        }
+        Dropout | FeatureDropout | AlphaDropout if !a.bool_or("train", false)? => t(a.tensor("input")?),
+        NativeDropout if !a.opt_bool("train")?.unwrap_or(true) => {
+            let x = a.tensor("input")?;
+            let mask = Ten::full(DType::Bool, x.sizes(), Scalar::Bool(true));
+            ts(vec![x, mask])
+        }
+        Dropout | FeatureDropout | AlphaDropout | NativeDropout => Err(a.err("dropout in training mode is not supported (random)")),
+        InternalAssertTensorMetadata | InternalAssertScalar => Ok(vec![]),
+        SymSize => {
+            let x = a.tensor("self")?;
+            let d = a.int("dim")?;
+            Ok(vec![RValue::Int(wrap_usize(a, x.size(d))? as i64)])
+        }
+        SymNumel => Ok(vec![RValue::Int(a.tensor("self")?.numel() as i64)]),
+        // ---- neural-network ops ----
+        Linear => {
+            let x = a.tensor("input")?;
+            let (w, b) = (a.tensor("weight")?, a.opt_tensor("bias")?);
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa, ba) = (arr::<F>(&x, cd)?, arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                t(back(wrap_arr(a, nn::linear::linear(xa.view(), wa.view(), view(&ba)))?, dt))
+            })
+        }
+        Convolution | Conv1d | Conv2d | Conv3d | ConvTranspose1d | ConvTranspose2d => {
+            let x = a.tensor("input")?;
+            let (w, b) = (a.tensor("weight")?, a.opt_tensor("bias")?);
+            let spatial = w.dim().saturating_sub(2).max(1);
+            let transposed = match op {
+                Convolution => a.bool_or("transposed", false)?,
+                ConvTranspose1d | ConvTranspose2d => true,
+                _ => false,
+            };
+            let stride = a.ints_or("stride", &vec![1; spatial])?;
+            let padding = a.ints_or("padding", &vec![0; spatial]).map_err(|_| a.err("string padding is not supported"))?;
+            let dilation = a.ints_or("dilation", &vec![1; spatial])?;
+            let output_padding = a.ints_or("output_padding", &vec![0; spatial])?;
+            let groups = a.int_or("groups", 1)?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa, ba) = (arr::<F>(&x, cd)?, arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                t(back(wrap_arr(a, nn::conv::convolution(xa.view(), wa.view(), view(&ba), &stride, &padding, &dilation, transposed, &output_padding, groups))?, dt))
+            })
+        }
+        MaxPool2d | MaxPool2dWithIndices | MaxPool1d => {
+            let x = a.tensor("self")?;
+            let k = a.ints("kernel_size")?;
+            let stride = a.ints_or("stride", &[])?;
+            let n = k.len();
+            let padding = a.ints_or("padding", &vec![0; n])?;
+            let dilation = a.ints_or("dilation", &vec![1; n])?;
+            let ceil = a.bool_or("ceil_mode", false)?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                if op == MaxPool1d {
+                    return t(back(wrap_arr(a, nn::pool::max_pool1d(xa.view(), &k, &stride, &padding, &dilation, ceil))?, dt));
+                }
+                let (v, i) = nn::pool::max_pool2d_with_indices(xa.view(), &k, &stride, &padding, &dilation, ceil).map_err(|e| a.err(e.to_string()))?;
+                if op == MaxPool2d {
+                    t(back(v, dt))
+                } else {
+                    ts(vec![back(v, dt), Ten::from_array(i)])
+                }
+            })
+        }
+        AvgPool2d => {
+            let x = a.tensor("self")?;
+            let k = a.ints("kernel_size")?;
+            let stride = a.ints_or("stride", &[])?;
+            let padding = a.ints_or("padding", &vec![0; k.len()])?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                t(back(wrap_arr(a, nn::pool::avg_pool2d(xa.view(), &k, &stride, &padding, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, a.opt_int("divisor_override")?))?, dt))
+            })
+        }
+        AdaptiveAvgPool2d | InternalAdaptiveAvgPool2d | AdaptiveAvgPool1d => {
+            let x = a.tensor("self")?;
+            let size = a.ints("output_size")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                let r = if op == AdaptiveAvgPool1d { nn::pool::adaptive_avg_pool1d(xa.view(), &size) } else { nn::pool::adaptive_avg_pool2d(xa.view(), &size) };
+                t(back(wrap_arr(a, r)?, dt))
+            })
+        }
+        BatchNorm | InternalNativeBatchNormLegitNoTraining | NativeBatchNorm | InternalNativeBatchNormLegit => {
+            let x = a.tensor("input")?;
+            let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
+            let (rm, rv) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?);
+            let training = op != InternalNativeBatchNormLegitNoTraining && a.bool_or("training", false)?;
+            if training {
+                return Err(a.err("batch_norm in training mode is not supported (inference only)"));
+            }
+            let (Some(rm), Some(rv)) = (rm, rv) else {
+                return Err(a.err("batch_norm in eval mode needs running statistics"));
+            };
+            let eps = a.float_or("eps", 1e-5)?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa, ba, ma, va) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?, arr::<F>(&rm, cd)?, arr::<F>(&rv, cd)?);
+                let out = back(wrap_arr(a, nn::norm::native_batch_norm_inference(xa.view(), view(&wa), view(&ba), ma.view(), va.view(), eps))?, dt);
+                if op == BatchNorm {
+                    t(out)
+                } else {
+                    let empty = Ten::zeros(cd, &[0]);
+                    ts(vec![out, empty.clone(), empty])
+                }
+            })
+        }
+        LayerNorm | NativeLayerNorm => {
+            let x = a.tensor("input")?;
+            let shape = a.ints("normalized_shape")?;
+            let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
+            let eps = a.float_or("eps", 1e-5)?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa, ba) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                let (o, m, r) = nn::norm::native_layer_norm(xa.view(), &shape, view(&wa), view(&ba), eps).map_err(|e| a.err(e.to_string()))?;
+                if op == LayerNorm {
+                    t(back(o, dt))
+                } else {
+                    ts(vec![back(o, dt), back(m, dt), back(r, dt)])
+                }
+            })
+        }
+        GroupNorm | NativeGroupNorm => {
+            let x = a.tensor("input")?;
+            let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
+            let eps = a.float_or("eps", 1e-5)?;
+            let sizes = x.sizes().to_vec();
+            let n = sizes.first().copied().unwrap_or(1) as i64;
+            let c = sizes.get(1).copied().unwrap_or(1) as i64;
+            let hxw: i64 = sizes.iter().skip(2).product::<usize>() as i64;
+            let group = if op == GroupNorm { a.int("num_groups")? } else { a.int("group")? };
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa, ba) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                let (o, m, r) = nn::norm::native_group_norm(xa.view(), view(&wa), view(&ba), n, c, hxw, group, eps).map_err(|e| a.err(e.to_string()))?;
+                if op == GroupNorm {
+                    t(back(o, dt))
+                } else {
+                    ts(vec![back(o, dt), back(m, dt), back(r, dt)])
+                }
+            })
+        }
+        Embedding => {
+            let w = a.tensor("weight")?;
+            let idx = a.tensor("indices")?;
+            let dt = w.dtype();
+            with_float!(dt, F => {
+                let wa = arr::<F>(&w, compute_dtype(dt))?;
+                let ia = arr::<i64>(&idx, DType::I64)?;
+                t(back(wrap_arr(a, nn::linear::embedding(wa.view(), ia.view(), a.int_or("padding_idx", -1)?))?, dt))
+            })
+        }
+        ScaledDotProductAttention => {
+            let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
+            let mask = a.opt_tensor("attn_mask")?;
+            let dt = q.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (qa, ka, va) = (arr::<F>(&q, cd)?, arr::<F>(&k, cd)?, arr::<F>(&v, cd)?);
+                let bool_mask = match &mask {
+                    Some(m) if m.dtype() == DType::Bool => Some(arr::<bool>(m, DType::Bool)?),
+                    _ => None,
+                };
+                let float_mask = match &mask {
+                    Some(m) if m.dtype() != DType::Bool => Some(arr::<F>(m, cd)?),
+                    _ => None,
+                };
+                let m = match (&bool_mask, &float_mask) {
+                    (Some(b), _) => Some(nn::attention::AttnMask::Bool(b.view())),
+                    (_, Some(f)) => Some(nn::attention::AttnMask::Float(f.view())),
+                    _ => None,
+                };
+                let r = nn::attention::scaled_dot_product_attention(
+                    qa.view(),
+                    ka.view(),
+                    va.view(),
+                    m,
+                    a.float_or("dropout_p", 0.0)?,
+                    a.bool_or("is_causal", false)?,
+                    a.opt_float("scale")?,
+                    a.bool_or("enable_gqa", false)?,
+                );
+                t(back(wrap_arr(a, r)?, dt))
+            })
+        }
+        Lstm => {
+            let x = a.tensor("input")?;
+            let hx = a.tensors("hx")?;
+            let params = a.tensors("params")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let xa = arr::<F>(&x, cd)?;
+                let ha = hx.iter().map(|h| arr::<F>(h, cd)).collect::<Result<Vec<_>>>()?;
+                let pa = params.iter().map(|p| arr::<F>(p, cd)).collect::<Result<Vec<_>>>()?;
+                let hv: Vec<_> = ha.iter().map(|h| h.view()).collect();
+                let pv: Vec<_> = pa.iter().map(|p| p.view()).collect();
+                let (o, h, c) = nn::rnn::lstm(
+                    xa.view(),
+                    &hv,
+                    &pv,
+                    a.bool_or("has_biases", true)?,
+                    a.int("num_layers")?,
+                    a.float_or("dropout", 0.0)?,
+                    a.bool_or("train", false)?,
+                    a.bool_or("bidirectional", false)?,
+                    a.bool_or("batch_first", false)?,
+                )
+                .map_err(|e| a.err(e.to_string()))?;
+                ts(vec![back(o, dt), back(h, dt), back(c, dt)])
+            })
+        }
+        _ => eval_aten_more(a, op, overload),
+    }
+}
+
+fn wrap2(a: &Args<'_>, r: Result<(Tensor, Tensor)>) -> Result<(Tensor, Tensor)> {
+    r.map_err(|e| a.err(e.to_string()))
+}
+
+fn wrap_arr<T>(a: &Args<'_>, r: Result<ArrayD<T>>) -> Result<ArrayD<T>> {
+    r.map_err(|e| a.err(e.to_string()))
+}
+
+fn wrap_usize(a: &Args<'_>, r: Result<usize>) -> Result<usize> {
+    r.map_err(|e| a.err(e.to_string()))
+}
+
+/// Ops whose kernels live in the shape, index, creation and linear-algebra
+/// modules.
+fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>> {
+    let _ = overload;
+    Err(a.err(format!("the interpreter has no kernel for aten.{}", op.name())))
+}
