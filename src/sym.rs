@@ -379,10 +379,7 @@ impl SymExpr {
                     q = b;
                 }
                 _ => {
-                    return SymExpr::Func(
-                        "Rational".into(),
-                        vec![SymExpr::Int(p), SymExpr::Int(q)],
-                    )
+                    return SymExpr::Func("Rational".into(), vec![SymExpr::Int(p), SymExpr::Int(q)])
                 }
             }
         }
@@ -809,7 +806,9 @@ impl<'a> Parser<'a> {
                             Some(_) => j += 1,
                         }
                     }
-                    toks.push(Tok::Str(chars.get(start..j).unwrap_or(&[]).iter().collect()));
+                    toks.push(Tok::Str(
+                        chars.get(start..j).unwrap_or(&[]).iter().collect(),
+                    ));
                     i = j + 1;
                 }
                 d if d.is_ascii_digit() => {
@@ -929,7 +928,11 @@ impl<'a> Parser<'a> {
                     "Symbol" | "Dummy" => {
                         let n = match self.next() {
                             Some(Tok::Str(s)) => s,
-                            t => return Err(self.error(format!("expected a symbol name, found {t:?}"))),
+                            t => {
+                                return Err(
+                                    self.error(format!("expected a symbol name, found {t:?}"))
+                                )
+                            }
                         };
                         self.skip_kwargs()?;
                         self.expect(Tok::RParen)?;
@@ -1124,8 +1127,14 @@ mod tests {
         assert_eq!(e.to_string(), "Max(1, s0)");
         assert_eq!(SymExpr::parse_srepr("s3").unwrap(), s("s3"));
         assert_eq!(SymExpr::parse_srepr("-7").unwrap(), SymExpr::Int(-7));
-        assert_eq!(SymExpr::parse_srepr("Integer(-1)").unwrap(), SymExpr::Int(-1));
-        assert_eq!(SymExpr::parse_srepr("s0 + 1").unwrap().to_string(), "s0 + 1");
+        assert_eq!(
+            SymExpr::parse_srepr("Integer(-1)").unwrap(),
+            SymExpr::Int(-1)
+        );
+        assert_eq!(
+            SymExpr::parse_srepr("s0 + 1").unwrap().to_string(),
+            "s0 + 1"
+        );
         assert_eq!(
             SymExpr::parse_srepr("Rational(2, 4)").unwrap(),
             SymExpr::Rational(1, 2)
@@ -1168,12 +1177,21 @@ mod tests {
         assert_eq!(e, s("a"));
         let e = SymExpr::mul(vec![s("a"), SymExpr::Int(1)]);
         assert_eq!(e, s("a"));
-        let e = SymExpr::add(vec![s("b"), s("a"), s("b"), SymExpr::Int(2), SymExpr::Int(3)]);
+        let e = SymExpr::add(vec![
+            s("b"),
+            s("a"),
+            s("b"),
+            SymExpr::Int(2),
+            SymExpr::Int(3),
+        ]);
         assert_eq!(e.to_string(), "a + 2*b + 5");
         let e1 = SymExpr::mul(vec![s("x"), SymExpr::Int(2), s("y")]);
         let e2 = SymExpr::mul(vec![s("y"), s("x"), SymExpr::Int(2)]);
         assert_eq!(e1, e2);
-        assert_eq!(SymExpr::add(vec![s("a"), SymExpr::neg(s("a"))]), SymExpr::Int(0));
+        assert_eq!(
+            SymExpr::add(vec![s("a"), SymExpr::neg(s("a"))]),
+            SymExpr::Int(0)
+        );
     }
 
     #[test]
@@ -1196,13 +1214,19 @@ mod tests {
     #[test]
     fn ranges() {
         let r = SymRange::from_json(&serde_json::json!({"min_val": 1, "max_val": 4096})).unwrap();
-        assert_eq!(r, SymRange { min: 1, max: Some(4096) });
+        assert_eq!(
+            r,
+            SymRange {
+                min: 1,
+                max: Some(4096)
+            }
+        );
         let r = SymRange::from_json(&serde_json::json!({"min_val": 2, "max_val": null})).unwrap();
         assert_eq!(r.max, None);
         let r = SymRange::from_json(&serde_json::json!({"min_val": 0})).unwrap();
         assert_eq!(r.max, None);
-        let r = SymRange::from_json(&serde_json::json!({"min_val": 0, "max_val": "Infinity"}))
-            .unwrap();
+        let r =
+            SymRange::from_json(&serde_json::json!({"min_val": 0, "max_val": "Infinity"})).unwrap();
         assert_eq!(r.max, None);
         let r = SymRange::from_json(
             &serde_json::json!({"min_val": 0, "max_val": 9223372036854775807u64}),

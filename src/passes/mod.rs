@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::interp::tensor::Tensor;
 use crate::ir::{verify, Program};
 
+pub mod shape_prop;
+
 /// What passes may read and write besides the program: the weights, by
 /// state-dict name (parameters, buffers and constants).
 #[derive(Default)]
@@ -59,7 +61,7 @@ pub const VERIFY_BY_DEFAULT: bool = cfg!(debug_assertions);
 
 /// Every pass, by name.
 pub fn all_passes() -> Vec<Box<dyn Pass>> {
-    vec![]
+    vec![Box::new(shape_prop::ShapeProp)]
 }
 
 pub fn pass_by_name(name: &str) -> Option<Box<dyn Pass>> {
