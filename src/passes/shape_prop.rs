@@ -51,8 +51,81 @@ pub(crate) fn hop_operands<'g>(g: &Graph, n: &'g Node) -> Option<(&'g Graph, Vec
     Some((&sub.graph, tys))
 }
 
+/// The autocast dtype inside the subgraphs of `n`, given the one outside:
+/// `wrap_with_autocast` sets (or, when disabled, clears) it.
+pub(crate) fn hop_autocast(n: &Node, outer: Option<DType>) -> Option<DType> {
+    if n.op != Op::Hop(Hop::WrapWithAutocast) {
+        return outer;
+    }
+    let dtype = n.args.iter().find_map(|a| match a.value {
+        Arg::DType(d) => Some(d),
+        _ => None,
+    });
+    let enabled = n.args.iter().find_map(|a| match a.value {
+        Arg::Bool(b) => Some(b),
+        _ => None,
+    });
+    match enabled {
+        Some(false) => None,
+        _ => dtype.or(outer),
+    }
+}
+
+/// Ops that CPU autocast runs in the lower-precision dtype.
+fn autocast_lowers(op: &Op) -> bool {
+    use crate::ir::Aten::*;
+    matches!(
+        op.aten(),
+        Some(
+            Conv1d
+                | Conv2d
+                | Conv3d
+                | Convolution
+                | ConvTranspose1d
+                | ConvTranspose2d
+                | Bmm
+                | Mm
+                | Baddbmm
+                | Addmm
+                | Addbmm
+                | Linear
+                | Matmul
+                | Prelu
+                | ScaledDotProductAttention
+        )
+    )
+}
+
+/// [`infer_node`] inside an autocast region of dtype `autocast`.
+pub(crate) fn infer_node_in(
+    g: &Graph,
+    n: &Node,
+    autocast: Option<DType>,
+) -> Result<Vec<ValueType>> {
+    let mut out = match &n.op {
+        Op::Hop(_) => rules::infer_hop_in(g, n, autocast)?,
+        _ => infer_node(g, n)?,
+    };
+    if let Some(d) = autocast {
+        if autocast_lowers(&n.op) {
+            for ty in &mut out {
+                if let ValueType::Tensor(t) = ty {
+                    if t.dtype.is_float() {
+                        t.dtype = d;
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Types a subgraph's inputs from `operands` and propagates through it.
-pub(crate) fn type_subgraph(sub: &mut Graph, operands: &[ValueType]) -> Result<()> {
+pub(crate) fn type_subgraph(
+    sub: &mut Graph,
+    operands: &[ValueType],
+    autocast: Option<DType>,
+) -> Result<()> {
     if operands.len() != sub.inputs.len() {
         return Err(Error::other(format!(
             "subgraph takes {} inputs but is given {}",
@@ -65,7 +138,7 @@ pub(crate) fn type_subgraph(sub: &mut Graph, operands: &[ValueType]) -> Result<(
             sub.set_ty(v, ty.clone());
         }
     }
-    propagate(sub)?;
+    propagate_in(sub, autocast)?;
     Ok(())
 }
 
@@ -84,6 +157,10 @@ fn disagree(recorded: &TensorType, inferred: &TensorType) -> bool {
 /// Propagates types through every node of `g`, in order. Returns whether
 /// any type changed.
 pub fn propagate(g: &mut Graph) -> Result<bool> {
+    propagate_in(g, None)
+}
+
+fn propagate_in(g: &mut Graph, autocast: Option<DType>) -> Result<bool> {
     let mut changed = false;
     for i in 0..g.nodes.len() {
         // Type the subgraphs of a higher-order op first, in place.
@@ -91,6 +168,7 @@ pub fn propagate(g: &mut Graph) -> Result<bool> {
             let operand_tys = hop_operands(g, &g.nodes[i]).map(|(_, t)| t);
             if let Some(tys) = operand_tys {
                 let is_cond = g.nodes[i].op == Op::Hop(Hop::Cond);
+                let inner = hop_autocast(&g.nodes[i], autocast);
                 let node_err = |e: Error, n: &Node| n.error(e.to_string());
                 let node = g.nodes[i].clone();
                 let mut node_mut = node.clone();
@@ -98,7 +176,8 @@ pub fn propagate(g: &mut Graph) -> Result<bool> {
                     if let Arg::Graph(sg) = &mut a.value {
                         // Every branch of `cond` takes the same operands.
                         if is_cond || sg.graph.inputs.len() == tys.len() {
-                            type_subgraph(&mut sg.graph, &tys).map_err(|e| node_err(e, &node))?;
+                            type_subgraph(&mut sg.graph, &tys, inner)
+                                .map_err(|e| node_err(e, &node))?;
                         }
                     }
                 }
@@ -109,7 +188,7 @@ pub fn propagate(g: &mut Graph) -> Result<bool> {
             }
         }
         let n = &g.nodes[i];
-        let inferred = match infer_node(g, n) {
+        let inferred = match infer_node_in(g, n, autocast) {
             Ok(t) => t,
             // An op without a rule is fine when the archive recorded the
             // types of all its outputs.

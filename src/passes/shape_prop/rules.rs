@@ -45,7 +45,7 @@ pub fn infer_node(g: &Graph, n: &Node) -> Result<Vec<ValueType>> {
     let cx = Cx { g, n };
     match &n.op {
         Op::Aten(a, ov) => infer_aten(&cx, *a, ov),
-        Op::Hop(h) => infer_hop(&cx, *h),
+        Op::Hop(h) => infer_hop(&cx, *h, None),
         Op::Builtin(b) => infer_builtin(&cx, b.target()),
         Op::Unsupported(t) => Err(n.error(format!("no shape rule for {t}"))),
     }
@@ -117,14 +117,23 @@ fn getitem(cx: &Cx) -> Result<Vec<ValueType>> {
     }
 }
 
-fn infer_hop(cx: &Cx, h: Hop) -> Result<Vec<ValueType>> {
+/// A higher-order op inside an autocast region of dtype `autocast`.
+pub(crate) fn infer_hop_in(g: &Graph, n: &Node, autocast: Option<DType>) -> Result<Vec<ValueType>> {
+    match &n.op {
+        Op::Hop(h) => infer_hop(&Cx { g, n }, *h, autocast),
+        _ => infer_node(g, n),
+    }
+}
+
+fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>> {
     let n = cx.n;
     match h {
         Hop::WrapWithSetGradEnabled | Hop::WrapWithAutocast | Hop::InvokeSubgraph | Hop::Cond => {
             let (sub, operands) = super::hop_operands(cx.g, n)
                 .ok_or_else(|| cx.err("higher-order op without a subgraph"))?;
             let mut sub = sub.clone();
-            super::type_subgraph(&mut sub, &operands).map_err(|e| cx.err(e.to_string()))?;
+            super::type_subgraph(&mut sub, &operands, super::hop_autocast(n, autocast))
+                .map_err(|e| cx.err(e.to_string()))?;
             let outs: Vec<ValueType> = sub
                 .outputs
                 .iter()
