@@ -216,11 +216,10 @@ fn propagate_in(g: &mut Graph, autocast: Option<DType>) -> Result<bool> {
                 (ValueType::UnknownTensor, ValueType::UnknownTensor) => {}
                 (ValueType::UnknownTensor, _) => updates.push((o, inf)),
                 (_, ValueType::UnknownTensor) => {}
-                (ValueType::Tensor(r), ValueType::Tensor(f)) => {
-                    if disagree(r, f) {
-                        return Err(mismatch(g, n, o, rec, &inf));
-                    }
+                (ValueType::Tensor(r), ValueType::Tensor(f)) if disagree(r, f) => {
+                    return Err(mismatch(g, n, o, rec, &inf));
                 }
+                (ValueType::Tensor(_), ValueType::Tensor(_)) => {}
                 (r, f) if std::mem::discriminant(r) != std::mem::discriminant(f) => {
                     return Err(mismatch(g, n, o, rec, &inf));
                 }

@@ -1297,7 +1297,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                 .checked_sub(ns.len())
                 .ok_or_else(|| cx.err("normalized_shape longer than the input rank"))?;
             let mut st = x.shape[..axis].to_vec();
-            st.extend(std::iter::repeat_n(int(1), ns.len()));
+            st.extend(vec![int(1); ns.len()]);
             let sd = float_of(x.dtype);
             Ok(vec![same(&x), t(sd, st.clone()), t(sd, st)])
         }
