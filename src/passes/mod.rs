@@ -16,6 +16,7 @@ pub mod cleanup;
 pub mod functionalize;
 pub mod hops;
 pub mod rewrite;
+pub mod shape_prop;
 
 /// What passes may read and write besides the program: the weights, by
 /// state-dict name (parameters, buffers and constants).
@@ -68,6 +69,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(hops::InlineHops),
         Box::new(hops::RemoveAutoFunctionalized),
         Box::new(functionalize::Functionalize),
+        Box::new(shape_prop::ShapeProp),
         Box::new(cleanup::RemoveNoops),
         Box::new(cleanup::CommonSubexpressionElimination),
         Box::new(cleanup::FoldConstants),
