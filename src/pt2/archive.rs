@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const MAX_PREALLOC: u64 = 64 << 20;
 
 /// A dense tensor whose elements live in a shared blob.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct TensorData {
     pub dtype: DType,
     pub sizes: Vec<i64>,
@@ -29,6 +29,19 @@ pub struct TensorData {
     pub storage_offset: i64,
     /// The whole storage; shared by every tensor viewing it.
     pub storage: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for TensorData {
+    /// Describes the layout without dumping the bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TensorData")
+            .field("dtype", &self.dtype)
+            .field("sizes", &self.sizes)
+            .field("strides", &self.strides)
+            .field("storage_offset", &self.storage_offset)
+            .field("storage_bytes", &self.storage.len())
+            .finish()
+    }
 }
 
 impl TensorData {
@@ -159,9 +172,12 @@ impl TensorData {
         let strides: Vec<usize> = self.strides.iter().map(|s| *s as usize).collect();
         let mut idx = vec![0usize; rank];
         for _ in 0..numel {
-            let elem = offset + idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>();
-            let start = elem * esize;
-            out.extend_from_slice(self.storage.get(start..start + esize).unwrap_or(&[]));
+            let elem = idx.iter().zip(&strides).fold(offset, |acc, (i, s)| {
+                acc.saturating_add(i.saturating_mul(*s))
+            });
+            let start = elem.saturating_mul(esize);
+            let end = start.saturating_add(esize);
+            out.extend_from_slice(self.storage.get(start..end).unwrap_or(&[]));
             for d in (0..rank).rev() {
                 if let (Some(i), Some(s)) = (idx.get_mut(d), sizes.get(d)) {
                     *i += 1;
