@@ -610,8 +610,15 @@ impl Archive {
                     b
                 }
             };
-            let t = TensorData::new(&what, dtype, sizes, strides, offset, blob)
-                .map_err(|e| Error::archive(&label, e.to_string()))?;
+            let t = TensorData::new(
+                &format!("{entry} ({fqn})"),
+                dtype,
+                sizes,
+                strides,
+                offset,
+                blob,
+            )
+            .map_err(|e| Error::archive(&label, e.to_string()))?;
             out.insert(fqn.clone(), t);
         }
         Ok(out)
