@@ -683,11 +683,43 @@ impl Archive {
                 InputSpec::TensorConstant(c) => &c.tensor_constant_name,
                 _ => continue,
             };
-            if self.tensor(name).is_none() {
+            let arg = match spec {
+                InputSpec::Parameter(p) => &p.arg.name,
+                InputSpec::Buffer(b) => &b.arg.name,
+                InputSpec::TensorConstant(c) => &c.arg.name,
+                _ => continue,
+            };
+            let Some(data) = self.tensor(name) else {
                 return Err(Error::archive(
                     label,
                     format!("no data for {name}, which the signature lifts as an input"),
                 ));
+            };
+            let graph = &self.program.graph_module.graph;
+            if let Some(meta) = graph.tensor_values.get(arg) {
+                if let Some(sizes) = meta.concrete_sizes() {
+                    if sizes != data.sizes {
+                        return Err(Error::archive(
+                            label,
+                            format!(
+                                "{name}: data has shape {:?} but the graph expects {:?}",
+                                data.sizes, sizes
+                            ),
+                        ));
+                    }
+                }
+                if let Ok(dtype) = meta.dtype() {
+                    if dtype != data.dtype {
+                        return Err(Error::archive(
+                            label,
+                            format!(
+                                "{name}: data is {} but the graph expects {}",
+                                data.dtype.name(),
+                                dtype.name()
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
