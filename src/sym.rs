@@ -1254,6 +1254,11 @@ mod tests {
                 prop::collection::vec(inner.clone(), 2..4).prop_map(SymExpr::min),
                 inner.clone().prop_map(SymExpr::negate),
                 inner.clone().prop_map(|a| SymExpr::CeilToInt(Box::new(a))),
+                inner.clone().prop_map(|a| SymExpr::TruncToInt(Box::new(a))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| SymExpr::CleanDiv(Box::new(a), Box::new(b))),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| SymExpr::call("Eq", vec![a, b])),
+                (-5i64..5, 2i64..7).prop_map(|(p, q)| SymExpr::rational(p, q)),
                 (inner.clone(), inner).prop_map(|(a, b)| SymExpr::Mod(Box::new(a), Box::new(b))),
             ]
         })

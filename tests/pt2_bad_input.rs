@@ -74,16 +74,25 @@ fn weight_bytes() -> Vec<u8> {
 /// A `torch.save` zip holding `((tensor,), {})` with a float tensor of
 /// shape [2, 2] whose values are 0, 1, 2, 3.
 fn sample_inputs_pt() -> Vec<u8> {
+    torch_save_tuple(2, &[0., 1., 2., 3.])
+}
+
+/// A `torch.save` zip holding `((tensor,), {})`: a float tensor of shape
+/// `[rows, values.len() / rows]`.
+fn torch_save_tuple(rows: u8, values: &[f32]) -> Vec<u8> {
+    let cols = (values.len() / rows as usize) as u8;
     let mut p = vec![0x80, 2];
     p.extend(b"ctorch._utils\n_rebuild_tensor_v2\nq\x00(");
-    p.extend(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ");
-    p.extend(b"K\x00K\x02K\x02\x86K\x02K\x01\x86\x89");
+    p.extend(
+        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK",
+    );
+    p.push(values.len() as u8);
+    p.extend(b"tQK\x00K");
+    p.extend([rows, b'K', cols, 0x86, b'K', cols]);
+    p.extend(b"K\x01\x86\x89");
     p.extend(b"ccollections\nOrderedDict\n)R");
     p.extend(b"tR\x85}\x86.");
-    let data: Vec<u8> = [0f32, 1., 2., 3.]
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect();
+    let data: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
     build_zip(&[
         ("archive/data.pkl", p),
         ("archive/byteorder", b"little".to_vec()),
@@ -323,4 +332,57 @@ fn legacy_layout_loads() {
         &weight_bytes()[..]
     );
     assert_eq!(a.sample_inputs.unwrap().len(), 1);
+}
+
+#[test]
+fn pickled_weight_loads() {
+    let cfg = r#"{"config": {"fc.weight": {"path_name": "weight_0", "is_param": true,
+        "use_pickle": true, "tensor_meta": null}}}"#;
+    let mut es = valid_entries();
+    for (n, d) in es.iter_mut() {
+        if n.ends_with("model_weights_config.json") {
+            *d = cfg.as_bytes().to_vec();
+        }
+        if n.ends_with("weight_0") {
+            *d = torch_save_tuple(2, &WEIGHT);
+        }
+    }
+    let a = open_bytes("pickled", &build_zip(&es)).unwrap();
+    assert_eq!(a.weights["fc.weight"].sizes, vec![2, 3]);
+    assert_eq!(
+        a.weights["fc.weight"].contiguous_bytes().as_ref(),
+        &weight_bytes()[..]
+    );
+}
+
+#[test]
+fn weight_shape_mismatch() {
+    let cfg = r#"{"config": {"fc.weight": {"path_name": "weight_0", "is_param": true,
+        "use_pickle": true, "tensor_meta": null}}}"#;
+    let mut es = valid_entries();
+    for (n, d) in es.iter_mut() {
+        if n.ends_with("model_weights_config.json") {
+            *d = cfg.as_bytes().to_vec();
+        }
+        if n.ends_with("weight_0") {
+            *d = torch_save_tuple(3, &WEIGHT);
+        }
+    }
+    let e = open_err("mismatch", &build_zip(&es));
+    assert!(e.contains("fc.weight") && e.contains("[3, 2]"), "{e}");
+}
+
+#[test]
+fn unsafe_payload_path() {
+    let mut es = valid_entries();
+    for (n, d) in es.iter_mut() {
+        if n.ends_with("model_weights_config.json") {
+            *d = String::from_utf8(d.clone())
+                .unwrap()
+                .replace("weight_0", "../../weight_0")
+                .into_bytes();
+        }
+    }
+    let e = open_err("payloadpath", &build_zip(&es));
+    assert!(e.contains("../../weight_0"), "{e}");
 }

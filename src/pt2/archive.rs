@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const MAX_PREALLOC: u64 = 64 << 20;
 
 /// A dense tensor whose elements live in a shared blob.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct TensorData {
     pub dtype: DType,
     pub sizes: Vec<i64>,
@@ -29,6 +29,19 @@ pub struct TensorData {
     pub storage_offset: i64,
     /// The whole storage; shared by every tensor viewing it.
     pub storage: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for TensorData {
+    /// Describes the layout without dumping the bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TensorData")
+            .field("dtype", &self.dtype)
+            .field("sizes", &self.sizes)
+            .field("strides", &self.strides)
+            .field("storage_offset", &self.storage_offset)
+            .field("storage_bytes", &self.storage.len())
+            .finish()
+    }
 }
 
 impl TensorData {
@@ -159,9 +172,12 @@ impl TensorData {
         let strides: Vec<usize> = self.strides.iter().map(|s| *s as usize).collect();
         let mut idx = vec![0usize; rank];
         for _ in 0..numel {
-            let elem = offset + idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>();
-            let start = elem * esize;
-            out.extend_from_slice(self.storage.get(start..start + esize).unwrap_or(&[]));
+            let elem = idx.iter().zip(&strides).fold(offset, |acc, (i, s)| {
+                acc.saturating_add(i.saturating_mul(*s))
+            });
+            let start = elem.saturating_mul(esize);
+            let end = start.saturating_add(esize);
+            out.extend_from_slice(self.storage.get(start..end).unwrap_or(&[]));
             for d in (0..rank).rev() {
                 if let (Some(i), Some(s)) = (idx.get_mut(d), sizes.get(d)) {
                     *i += 1;
@@ -594,8 +610,15 @@ impl Archive {
                     b
                 }
             };
-            let t = TensorData::new(&what, dtype, sizes, strides, offset, blob)
-                .map_err(|e| Error::archive(&label, e.to_string()))?;
+            let t = TensorData::new(
+                &format!("{entry} ({fqn})"),
+                dtype,
+                sizes,
+                strides,
+                offset,
+                blob,
+            )
+            .map_err(|e| Error::archive(&label, e.to_string()))?;
             out.insert(fqn.clone(), t);
         }
         Ok(out)
@@ -660,11 +683,43 @@ impl Archive {
                 InputSpec::TensorConstant(c) => &c.tensor_constant_name,
                 _ => continue,
             };
-            if self.tensor(name).is_none() {
+            let arg = match spec {
+                InputSpec::Parameter(p) => &p.arg.name,
+                InputSpec::Buffer(b) => &b.arg.name,
+                InputSpec::TensorConstant(c) => &c.arg.name,
+                _ => continue,
+            };
+            let Some(data) = self.tensor(name) else {
                 return Err(Error::archive(
                     label,
                     format!("no data for {name}, which the signature lifts as an input"),
                 ));
+            };
+            let graph = &self.program.graph_module.graph;
+            if let Some(meta) = graph.tensor_values.get(arg) {
+                if let Some(sizes) = meta.concrete_sizes() {
+                    if sizes != data.sizes {
+                        return Err(Error::archive(
+                            label,
+                            format!(
+                                "{name}: data has shape {:?} but the graph expects {:?}",
+                                data.sizes, sizes
+                            ),
+                        ));
+                    }
+                }
+                if let Ok(dtype) = meta.dtype() {
+                    if dtype != data.dtype {
+                        return Err(Error::archive(
+                            label,
+                            format!(
+                                "{name}: data is {} but the graph expects {}",
+                                data.dtype.name(),
+                                dtype.name()
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())

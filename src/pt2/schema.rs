@@ -729,6 +729,17 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_an_error() {
+        let depth = 5000;
+        let text = format!(
+            "{}{{\"as_int\": 1}}{}",
+            "{\"as_string_to_argument\": {\"k\": ".repeat(depth),
+            "}}".repeat(depth)
+        );
+        assert!(from_json_text::<Argument>(&text, "deep").is_err());
+    }
+
+    #[test]
     fn range_bounds() {
         let r: BTreeMap<String, RangeConstraint> = from_json_text(
             r#"{"s0": {"min_val": 2, "max_val": Infinity}, "s1": {"min_val": 0, "max_val": null},
