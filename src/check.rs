@@ -48,7 +48,10 @@ pub struct Case {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source: e }
+    Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
 }
 
 impl Case {
@@ -65,11 +68,20 @@ impl Case {
         for (i, r) in meta.runs.iter().enumerate() {
             let run_dir = dir.join(format!("run{i}"));
             let read = |kind: &str, n: usize| -> Result<Vec<Tensor>> {
-                (0..n).map(|k| Tensor::read_npy(&run_dir.join(format!("{kind}_{k}.npy")))).collect()
+                (0..n)
+                    .map(|k| Tensor::read_npy(&run_dir.join(format!("{kind}_{k}.npy"))))
+                    .collect()
             };
-            runs.push(Run { inputs: read("input", r.inputs)?, outputs: read("output", r.outputs)? });
+            runs.push(Run {
+                inputs: read("input", r.inputs)?,
+                outputs: read("output", r.outputs)?,
+            });
         }
-        Ok(Case { dir: dir.to_path_buf(), meta, runs })
+        Ok(Case {
+            dir: dir.to_path_buf(),
+            meta,
+            runs,
+        })
     }
 }
 
@@ -88,12 +100,25 @@ impl Deviation {
 }
 
 /// Compares `got` against `want`. On mismatch the error says where.
-pub fn compare(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> std::result::Result<Deviation, String> {
+pub fn compare(
+    got: &Tensor,
+    want: &Tensor,
+    rtol: f64,
+    atol: f64,
+) -> std::result::Result<Deviation, String> {
     if got.dtype() != want.dtype() {
-        return Err(format!("dtype {} but expected {}", got.dtype(), want.dtype()));
+        return Err(format!(
+            "dtype {} but expected {}",
+            got.dtype(),
+            want.dtype()
+        ));
     }
     if got.sizes() != want.sizes() {
-        return Err(format!("shape {:?} but expected {:?}", got.sizes(), want.sizes()));
+        return Err(format!(
+            "shape {:?} but expected {:?}",
+            got.sizes(),
+            want.sizes()
+        ));
     }
     let g = got.to_f64_vec();
     let w = want.to_f64_vec();
@@ -118,7 +143,10 @@ pub fn compare(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> std::result
         }
         if !ok {
             let idx = unravel(i, got.sizes());
-            return Err(format!("max_abs={:.2e} at {idx:?} (got {a}, want {b})", (a - b).abs()));
+            return Err(format!(
+                "max_abs={:.2e} at {idx:?} (got {a}, want {b})",
+                (a - b).abs()
+            ));
         }
     }
     Ok(dev)

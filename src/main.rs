@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "torchlift", version, about = "Compile torch.export .pt2 programs to native CPU code")]
+#[command(
+    name = "torchlift",
+    version,
+    about = "Compile torch.export .pt2 programs to native CPU code"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,11 +67,23 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { model, after, source_lines } => cli::inspect::run(&model, after.as_deref(), source_lines),
-        Command::Run { model, backend, inputs, output_dir, no_passes } => {
-            cli::run::run(&model, backend, &inputs, output_dir.as_deref(), no_passes)
-        }
-        Command::Check { backend, no_passes, cases } => cli::check::run(&cases, backend, no_passes),
+        Command::Inspect {
+            model,
+            after,
+            source_lines,
+        } => cli::inspect::run(&model, after.as_deref(), source_lines),
+        Command::Run {
+            model,
+            backend,
+            inputs,
+            output_dir,
+            no_passes,
+        } => cli::run::run(&model, backend, &inputs, output_dir.as_deref(), no_passes),
+        Command::Check {
+            backend,
+            no_passes,
+            cases,
+        } => cli::check::run(&cases, backend, no_passes),
     };
     match result {
         Ok(code) => code,

@@ -27,7 +27,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { run_passes: true, verify_each_pass: passes::VERIFY_BY_DEFAULT }
+        LoadOptions {
+            run_passes: true,
+            verify_each_pass: passes::VERIFY_BY_DEFAULT,
+        }
     }
 }
 
@@ -66,7 +69,10 @@ impl Model {
         crate::ir::verify::verify_program(&program)?;
         let mut state = BTreeMap::new();
         for (name, t) in archive.weights.iter().chain(&archive.constants) {
-            state.insert(name.clone(), tensor_from_data(t, &format!("weight {name}"))?);
+            state.insert(
+                name.clone(),
+                tensor_from_data(t, &format!("weight {name}"))?,
+            );
         }
         let sample_inputs = match &archive.sample_inputs {
             Some(ts) => Some(
@@ -77,12 +83,23 @@ impl Model {
             ),
             None => None,
         };
-        Ok(Model { path: archive.path.clone(), program, state, sample_inputs })
+        Ok(Model {
+            path: archive.path.clone(),
+            program,
+            state,
+            sample_inputs,
+        })
     }
 
     /// Runs the export pipeline, calling `after` with each pass's result.
-    pub fn run_pipeline(&mut self, verify_each: bool, after: impl FnMut(&str, &Program)) -> Result<()> {
-        let mut cx = PassContext { weights: Some(&mut self.state) };
+    pub fn run_pipeline(
+        &mut self,
+        verify_each: bool,
+        after: impl FnMut(&str, &Program),
+    ) -> Result<()> {
+        let mut cx = PassContext {
+            weights: Some(&mut self.state),
+        };
         passes::export_pipeline().run(&mut self.program, &mut cx, verify_each, after)
     }
 
@@ -96,11 +113,17 @@ impl Model {
             return Err(Error::other(format!(
                 "the model takes {} inputs ({}), {} were given",
                 user.len(),
-                user.iter().map(|&v| g.name(v)).collect::<Vec<_>>().join(", "),
+                user.iter()
+                    .map(|&v| g.name(v))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 inputs.len()
             )));
         }
-        let shapes: Vec<_> = inputs.iter().map(|t| (t.dtype(), t.sizes().to_vec())).collect();
+        let shapes: Vec<_> = inputs
+            .iter()
+            .map(|t| (t.dtype(), t.sizes().to_vec()))
+            .collect();
         let syms = passes::shape_prop::bind_inputs(p, &shapes)?;
         let mut args = Vec::with_capacity(g.inputs.len());
         let mut next_user = 0;
@@ -115,7 +138,11 @@ impl Model {
                     let target = spec.target.as_deref().unwrap_or("");
                     match self.state.get(target) {
                         Some(t) => RValue::Tensor(t.clone()),
-                        None => return Err(Error::other(format!("the archive has no weight named {target}"))),
+                        None => {
+                            return Err(Error::other(format!(
+                                "the archive has no weight named {target}"
+                            )))
+                        }
                     }
                 }
                 InputKind::ConstantInput(a) => interp::constant_value(a),
@@ -127,13 +154,21 @@ impl Model {
         let mut result = Vec::new();
         for (value, spec) in outs.into_iter().zip(&p.signature.outputs) {
             match spec.kind {
-                OutputKind::UserOutput => result.push(value.into_tensor().map_err(|e| Error::other(format!("user output: {e}")))?),
+                OutputKind::UserOutput => result.push(
+                    value
+                        .into_tensor()
+                        .map_err(|e| Error::other(format!("user output: {e}")))?,
+                ),
                 OutputKind::BufferMutation | OutputKind::ParameterMutation => {
                     let target = spec.target.as_deref().unwrap_or("");
                     let new = value.into_tensor()?;
                     match self.state.get(target) {
                         Some(t) => t.copy_(&new)?,
-                        None => return Err(Error::other(format!("mutation of unknown buffer {target}"))),
+                        None => {
+                            return Err(Error::other(format!(
+                                "mutation of unknown buffer {target}"
+                            )))
+                        }
                     }
                 }
                 OutputKind::UserInputMutation => {
@@ -141,7 +176,11 @@ impl Model {
                     let pos = user.iter().position(|&v| g.name(v) == target);
                     match pos {
                         Some(i) => inputs[i].copy_(&value.into_tensor()?)?,
-                        None => return Err(Error::other(format!("mutation of unknown user input {target}"))),
+                        None => {
+                            return Err(Error::other(format!(
+                                "mutation of unknown user input {target}"
+                            )))
+                        }
                     }
                 }
                 _ => {}

@@ -11,7 +11,11 @@ use torchlift::Result;
 use crate::Backend;
 
 enum Outcome {
-    Pass { dev: Deviation, compile_ms: f64, run_ms: f64 },
+    Pass {
+        dev: Deviation,
+        compile_ms: f64,
+        run_ms: f64,
+    },
     Fail(String),
     Error(String),
 }
@@ -22,18 +26,24 @@ pub fn run(cases: &[PathBuf], backend: Backend, no_passes: bool) -> Result<ExitC
     };
     let (mut passed, mut failed) = (0, 0);
     for dir in cases {
-        let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let outcome = std::panic::catch_unwind(|| check_case(dir, no_passes))
-            .unwrap_or_else(|p| {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                Outcome::Error(format!("internal error (panic): {msg}"))
-            });
+        let name = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let outcome = std::panic::catch_unwind(|| check_case(dir, no_passes)).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Outcome::Error(format!("internal error (panic): {msg}"))
+        });
         match outcome {
-            Outcome::Pass { dev, compile_ms, run_ms } => {
+            Outcome::Pass {
+                dev,
+                compile_ms,
+                run_ms,
+            } => {
                 passed += 1;
                 println!(
                     "PASS {name:<20} {backend_name:<6} max_abs={:.1e} max_rel={:.1e}  compile={compile_ms:.0}ms run={run_ms:.2}ms",
@@ -46,12 +56,19 @@ pub fn run(cases: &[PathBuf], backend: Backend, no_passes: bool) -> Result<ExitC
             }
             Outcome::Error(msg) => {
                 failed += 1;
-                println!("ERROR {name:<19} {backend_name:<6} {}", msg.replace('\n', " "));
+                println!(
+                    "ERROR {name:<19} {backend_name:<6} {}",
+                    msg.replace('\n', " ")
+                );
             }
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn check_case(dir: &Path, no_passes: bool) -> Outcome {
@@ -60,7 +77,10 @@ fn check_case(dir: &Path, no_passes: bool) -> Outcome {
         Err(e) => return Outcome::Error(e.to_string()),
     };
     let t0 = Instant::now();
-    let opts = LoadOptions { run_passes: !no_passes, ..LoadOptions::default() };
+    let opts = LoadOptions {
+        run_passes: !no_passes,
+        ..LoadOptions::default()
+    };
     let mut model = match Model::load_with(&case.model_path(), opts) {
         Ok(m) => m,
         Err(e) => return Outcome::Error(e.to_string()),
@@ -77,7 +97,11 @@ fn check_case(dir: &Path, no_passes: bool) -> Outcome {
         };
         run_ms += t1.elapsed().as_secs_f64() * 1e3;
         if got.len() != run.outputs.len() {
-            return Outcome::Fail(format!("run{r}: {} outputs but expected {}", got.len(), run.outputs.len()));
+            return Outcome::Fail(format!(
+                "run{r}: {} outputs but expected {}",
+                got.len(),
+                run.outputs.len()
+            ));
         }
         for (k, (g, w)) in got.iter().zip(&run.outputs).enumerate() {
             match compare(g, w, case.meta.rtol, case.meta.atol) {
@@ -86,5 +110,9 @@ fn check_case(dir: &Path, no_passes: bool) -> Outcome {
             }
         }
     }
-    Outcome::Pass { dev, compile_ms, run_ms: run_ms / case.runs.len().max(1) as f64 }
+    Outcome::Pass {
+        dev,
+        compile_ms,
+        run_ms: run_ms / case.runs.len().max(1) as f64,
+    }
 }

@@ -20,11 +20,8 @@ pub fn run(path: &Path, after: Option<&str>, source_lines: bool) -> Result<ExitC
     let _ = writeln!(out, "model: {}", path.display());
     let _ = writeln!(
         out,
-        "schema: {}.{}  torch: {}  layout: {}",
-        ep.schema_version.major,
-        ep.schema_version.minor,
-        ep.torch_version,
-        archive.layout_name()
+        "schema: {}.{}  torch: {}",
+        ep.schema_version.major, ep.schema_version.minor, ep.torch_version
     );
     write_signature(&mut out, &model.program);
     write_ranges(&mut out, &model.program);
@@ -37,7 +34,10 @@ pub fn run(path: &Path, after: Option<&str>, source_lines: bool) -> Result<ExitC
         Some(which) => {
             if which != "all" && passes::pass_by_name(which).is_none() {
                 let names: Vec<_> = passes::all_passes().iter().map(|p| p.name()).collect();
-                return Err(Error::other(format!("unknown pass {which:?}; passes: {}, all", names.join(", "))));
+                return Err(Error::other(format!(
+                    "unknown pass {which:?}; passes: {}, all",
+                    names.join(", ")
+                )));
             }
             let mut shown = String::new();
             model.run_pipeline(true, |name, p| {
@@ -82,7 +82,13 @@ fn write_signature(out: &mut String, p: &Program) {
             other => (format!("{other:?}"), "constant".to_string()),
         };
         let target = spec.target.as_deref().unwrap_or("-");
-        let _ = writeln!(out, "  {:<16} {:<28} {:<28} {ty}", spec.kind.name(), name, target);
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<28} {:<28} {ty}",
+            spec.kind.name(),
+            name,
+            target
+        );
     }
 }
 
@@ -108,9 +114,13 @@ fn write_weights(out: &mut String, archive: &Archive, p: &Program) {
             _ => continue,
         };
         let name = spec.target.as_deref().unwrap_or("");
-        if let Some(t) = archive.weights.get(name).or_else(|| archive.constants.get(name)) {
+        if let Some(t) = archive
+            .weights
+            .get(name)
+            .or_else(|| archive.constants.get(name))
+        {
             count[slot] += 1;
-            bytes[slot] += t.nbytes();
+            bytes[slot] += t.numel() * t.dtype.size_bytes();
         }
     }
     let _ = writeln!(

@@ -9,21 +9,37 @@ use torchlift::{Error, Result};
 
 use crate::Backend;
 
-pub fn run(path: &Path, backend: Backend, inputs: &[std::path::PathBuf], out_dir: Option<&Path>, no_passes: bool) -> Result<ExitCode> {
+pub fn run(
+    path: &Path,
+    backend: Backend,
+    inputs: &[std::path::PathBuf],
+    out_dir: Option<&Path>,
+    no_passes: bool,
+) -> Result<ExitCode> {
     let Backend::Interp = backend;
-    let opts = LoadOptions { run_passes: !no_passes, ..LoadOptions::default() };
+    let opts = LoadOptions {
+        run_passes: !no_passes,
+        ..LoadOptions::default()
+    };
     let mut model = Model::load_with(path, opts)?;
     let mut args: Vec<Tensor> = if inputs.is_empty() {
         match &model.sample_inputs {
             Some(s) => s.iter().map(|t| t.clone_data()).collect(),
-            None => return Err(Error::other("the archive has no sample inputs; pass --input FILE.npy for each input")),
+            None => {
+                return Err(Error::other(
+                    "the archive has no sample inputs; pass --input FILE.npy for each input",
+                ))
+            }
         }
     } else {
         inputs.iter().map(Tensor::read_npy).collect::<Result<_>>()?
     };
     let outputs = model.run(&mut args)?;
     if let Some(dir) = out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
     }
     for (k, t) in outputs.iter().enumerate() {
         println!("output_{k}: {} {:?} {}", t.dtype(), t.sizes(), summary(t));

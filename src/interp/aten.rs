@@ -12,8 +12,8 @@ use crate::DType;
 
 use super::eval::{Args, RValue};
 use super::nn;
-use super::ops::{elementwise as ew, reduce};
 use super::ops::elementwise::Operand;
+use super::ops::{elementwise as ew, reduce};
 use super::tensor::{Scalar, Tensor};
 
 /// The tensor type under a name the op glob import (`Aten::Tensor`) does not shadow.
@@ -33,7 +33,9 @@ fn ts(xs: Vec<Tensor>) -> Result<Vec<RValue>> {
 }
 
 fn list(xs: Vec<Tensor>) -> Result<Vec<RValue>> {
-    Ok(vec![RValue::List(xs.into_iter().map(RValue::Tensor).collect())])
+    Ok(vec![RValue::List(
+        xs.into_iter().map(RValue::Tensor).collect(),
+    )])
 }
 
 /// The dtype an NN kernel computes in for inputs of dtype `d`.
@@ -109,7 +111,13 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
     let wrapv = |r: Result<Vec<Ten>>| r.map_err(|e| a.err(e.to_string()));
     // In-place ops on an unfunctionalized graph: compute, then write back.
     if let Some(func) = crate::passes::functionalize::functional_form(op) {
-        let target = a.tensor(a.node.args.first().map(|x| x.name.as_str()).unwrap_or("self"))?;
+        let target = a.tensor(
+            a.node
+                .args
+                .first()
+                .map(|x| x.name.as_str())
+                .unwrap_or("self"),
+        )?;
         let result = eval_aten(a, func, overload)?;
         let Some(RValue::Tensor(r)) = result.into_iter().next() else {
             return Err(a.err(format!("{} returned no tensor", func.name())));
@@ -119,12 +127,25 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
     }
     match op {
         // ---- binary arithmetic and comparisons ----
-        Add | Sub | Rsub | Mul | Div | Remainder | Fmod | Pow | Maximum | Minimum | Atan2 | FloorDivide | Eq | Ne | Lt | Le | Gt | Ge
-        | BitwiseAnd | BitwiseOr | BitwiseXor | DunderAnd | DunderOr | DunderXor | LogicalAnd | LogicalOr | LogicalXor => {
-            let (an, bn) = if a.node.arg("self").is_some() { ("self", "other") } else { ("self", "exponent") };
-            let (an, bn) = if op == Pow && a.node.arg("self").is_none() { ("self", "exponent") } else { (an, bn) };
+        Add | Sub | Rsub | Mul | Div | Remainder | Fmod | Pow | Maximum | Minimum | Atan2
+        | FloorDivide | Eq | Ne | Lt | Le | Gt | Ge | BitwiseAnd | BitwiseOr | BitwiseXor
+        | DunderAnd | DunderOr | DunderXor | LogicalAnd | LogicalOr | LogicalXor => {
+            let (an, bn) = if a.node.arg("self").is_some() {
+                ("self", "other")
+            } else {
+                ("self", "exponent")
+            };
+            let (an, bn) = if op == Pow && a.node.arg("self").is_none() {
+                ("self", "exponent")
+            } else {
+                (an, bn)
+            };
             let sa = opt_tensor_if_tensor(a, an)?;
-            let bname = if a.node.arg(bn).is_some() { bn } else { "exponent" };
+            let bname = if a.node.arg(bn).is_some() {
+                bn
+            } else {
+                "exponent"
+            };
             let sb = opt_tensor_if_tensor(a, bname)?;
             let x = operand(a, an, &sa)?;
             let y = operand(a, bname, &sb)?;
@@ -134,10 +155,14 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 Sub => ew::sub(x, y, alpha),
                 Rsub => ew::rsub(x, y, alpha),
                 Mul => ew::mul(x, y),
-                Div => ew::div(x, y, a.node.arg("rounding_mode").and_then(|m| match m {
-                    crate::ir::Arg::Str(s) => Some(s.as_str()),
-                    _ => None,
-                })),
+                Div => ew::div(
+                    x,
+                    y,
+                    a.node.arg("rounding_mode").and_then(|m| match m {
+                        crate::ir::Arg::Str(s) => Some(s.as_str()),
+                        _ => None,
+                    }),
+                ),
                 Remainder => ew::remainder(x, y),
                 Fmod => ew::fmod(x, y),
                 Pow => ew::pow(x, y),
@@ -192,14 +217,36 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         Mish => t(wrap(ew::mish(&a.tensor("self")?))?),
         Hardsigmoid => t(wrap(ew::hardsigmoid(&a.tensor("self")?))?),
         Hardswish => t(wrap(ew::hardswish(&a.tensor("self")?))?),
-        Gelu => t(wrap(ew::gelu(&a.tensor("self")?, a.str_or("approximate", "none")))?),
-        Softplus => t(wrap(ew::softplus(&a.tensor("self")?, a.float_or("beta", 1.0)?, a.float_or("threshold", 20.0)?))?),
-        Elu => t(wrap(ew::elu(&a.tensor("self")?, a.float_or("alpha", 1.0)?, a.float_or("scale", 1.0)?, a.float_or("input_scale", 1.0)?))?),
-        LeakyRelu => t(wrap(ew::leaky_relu(&a.tensor("self")?, a.float_or("negative_slope", 0.01)?))?),
-        Hardtanh => t(wrap(ew::hardtanh(&a.tensor("self")?, a.float_or("min_val", -1.0)?, a.float_or("max_val", 1.0)?))?),
+        Gelu => t(wrap(ew::gelu(
+            &a.tensor("self")?,
+            a.str_or("approximate", "none"),
+        ))?),
+        Softplus => t(wrap(ew::softplus(
+            &a.tensor("self")?,
+            a.float_or("beta", 1.0)?,
+            a.float_or("threshold", 20.0)?,
+        ))?),
+        Elu => t(wrap(ew::elu(
+            &a.tensor("self")?,
+            a.float_or("alpha", 1.0)?,
+            a.float_or("scale", 1.0)?,
+            a.float_or("input_scale", 1.0)?,
+        ))?),
+        LeakyRelu => t(wrap(ew::leaky_relu(
+            &a.tensor("self")?,
+            a.float_or("negative_slope", 0.01)?,
+        ))?),
+        Hardtanh => t(wrap(ew::hardtanh(
+            &a.tensor("self")?,
+            a.float_or("min_val", -1.0)?,
+            a.float_or("max_val", 1.0)?,
+        ))?),
         Clamp | Clip => {
             let x = a.tensor("self")?;
-            let (mn_t, mx_t) = (opt_tensor_if_tensor(a, "min")?, opt_tensor_if_tensor(a, "max")?);
+            let (mn_t, mx_t) = (
+                opt_tensor_if_tensor(a, "min")?,
+                opt_tensor_if_tensor(a, "max")?,
+            );
             let mn = match &mn_t {
                 Some(m) => Some(Operand::T(m)),
                 None => a.opt_scalar("min")?.map(Operand::S),
@@ -210,12 +257,27 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             };
             t(wrap(ew::clamp(&x, mn, mx))?)
         }
-        ClampMin => t(wrap(ew::clamp(&a.tensor("self")?, Some(Operand::S(a.scalar("min")?)), None))?),
-        ClampMax => t(wrap(ew::clamp(&a.tensor("self")?, None, Some(Operand::S(a.scalar("max")?))))?),
+        ClampMin => t(wrap(ew::clamp(
+            &a.tensor("self")?,
+            Some(Operand::S(a.scalar("min")?)),
+            None,
+        ))?),
+        ClampMax => t(wrap(ew::clamp(
+            &a.tensor("self")?,
+            None,
+            Some(Operand::S(a.scalar("max")?)),
+        ))?),
         Where => {
             let c = a.tensor("condition")?;
-            let (xt, yt) = (opt_tensor_if_tensor(a, "self")?, opt_tensor_if_tensor(a, "other")?);
-            t(wrap(ew::where_(&c, operand(a, "self", &xt)?, operand(a, "other", &yt)?))?)
+            let (xt, yt) = (
+                opt_tensor_if_tensor(a, "self")?,
+                opt_tensor_if_tensor(a, "other")?,
+            );
+            t(wrap(ew::where_(
+                &c,
+                operand(a, "self", &xt)?,
+                operand(a, "other", &yt)?,
+            ))?)
         }
         MaskedFill => {
             let x = a.tensor("self")?;
@@ -225,37 +287,84 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         }
         InternalToCopy | To | TypeAs => {
             let x = a.tensor("self")?;
-            let d = a.dtype("dtype").or_else(|| if op == TypeAs { a.tensor("other").ok().map(|o| o.dtype()) } else { None }).unwrap_or(x.dtype());
+            let d = a
+                .dtype("dtype")
+                .or_else(|| {
+                    if op == TypeAs {
+                        a.tensor("other").ok().map(|o| o.dtype())
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or(x.dtype());
             t(wrap(ew::to_copy(&x, d))?)
         }
         // ---- reductions ----
         Sum => {
             let x = a.tensor("self")?;
             let dims = dims_arg(a, "dim")?;
-            t(wrap(reduce::sum(&x, dims.as_deref(), a.bool_or("keepdim", false)?, a.dtype("dtype")))?)
+            t(wrap(reduce::sum(
+                &x,
+                dims.as_deref(),
+                a.bool_or("keepdim", false)?,
+                a.dtype("dtype"),
+            ))?)
         }
         Mean => {
             let x = a.tensor("self")?;
             let dims = dims_arg(a, "dim")?;
-            t(wrap(reduce::mean(&x, dims.as_deref(), a.bool_or("keepdim", false)?, a.dtype("dtype")))?)
+            t(wrap(reduce::mean(
+                &x,
+                dims.as_deref(),
+                a.bool_or("keepdim", false)?,
+                a.dtype("dtype"),
+            ))?)
         }
         Prod => {
             let x = a.tensor("self")?;
             let dims = a.opt_int("dim")?.map(|d| vec![d]);
-            t(wrap(reduce::prod(&x, dims.as_deref(), a.bool_or("keepdim", false)?, a.dtype("dtype")))?)
+            t(wrap(reduce::prod(
+                &x,
+                dims.as_deref(),
+                a.bool_or("keepdim", false)?,
+                a.dtype("dtype"),
+            ))?)
         }
-        Amax => t(wrap(reduce::amax(&a.tensor("self")?, dims_arg(a, "dim")?.as_deref(), a.bool_or("keepdim", false)?))?),
-        Amin => t(wrap(reduce::amin(&a.tensor("self")?, dims_arg(a, "dim")?.as_deref(), a.bool_or("keepdim", false)?))?),
+        Amax => t(wrap(reduce::amax(
+            &a.tensor("self")?,
+            dims_arg(a, "dim")?.as_deref(),
+            a.bool_or("keepdim", false)?,
+        ))?),
+        Amin => t(wrap(reduce::amin(
+            &a.tensor("self")?,
+            dims_arg(a, "dim")?.as_deref(),
+            a.bool_or("keepdim", false)?,
+        ))?),
         Max | Min if a.has("dim") => {
             let x = a.tensor("self")?;
             let (dim, keep) = (a.int("dim")?, a.bool_or("keepdim", false)?);
-            let (v, i) = wrap2(a, if op == Max { reduce::max_dim(&x, dim, keep) } else { reduce::min_dim(&x, dim, keep) })?;
+            let (v, i) = wrap2(
+                a,
+                if op == Max {
+                    reduce::max_dim(&x, dim, keep)
+                } else {
+                    reduce::min_dim(&x, dim, keep)
+                },
+            )?;
             ts(vec![v, i])
         }
         Max => t(wrap(reduce::max_all(&a.tensor("self")?))?),
         Min => t(wrap(reduce::min_all(&a.tensor("self")?))?),
-        Argmax => t(wrap(reduce::argmax(&a.tensor("self")?, a.opt_int("dim")?, a.bool_or("keepdim", false)?))?),
-        Argmin => t(wrap(reduce::argmin(&a.tensor("self")?, a.opt_int("dim")?, a.bool_or("keepdim", false)?))?),
+        Argmax => t(wrap(reduce::argmax(
+            &a.tensor("self")?,
+            a.opt_int("dim")?,
+            a.bool_or("keepdim", false)?,
+        ))?),
+        Argmin => t(wrap(reduce::argmin(
+            &a.tensor("self")?,
+            a.opt_int("dim")?,
+            a.bool_or("keepdim", false)?,
+        ))?),
         Var | Std => {
             let x = a.tensor("self")?;
             let dims = dims_arg(a, "dim")?;
@@ -270,7 +379,11 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 }
             };
             let keep = a.bool_or("keepdim", false)?;
-            t(wrap(if op == Var { reduce::var(&x, dims.as_deref(), correction, keep) } else { reduce::std(&x, dims.as_deref(), correction, keep) })?)
+            t(wrap(if op == Var {
+                reduce::var(&x, dims.as_deref(), correction, keep)
+            } else {
+                reduce::std(&x, dims.as_deref(), correction, keep)
+            })?)
         }
         Any | All => {
             let x = a.tensor("self")?;
@@ -279,11 +392,27 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 _ => dims_arg(a, "dim")?,
             };
             let keep = a.bool_or("keepdim", false)?;
-            t(wrap(if op == Any { reduce::any(&x, dims.as_deref(), keep) } else { reduce::all(&x, dims.as_deref(), keep) })?)
+            t(wrap(if op == Any {
+                reduce::any(&x, dims.as_deref(), keep)
+            } else {
+                reduce::all(&x, dims.as_deref(), keep)
+            })?)
         }
-        Cumsum => t(wrap(reduce::cumsum(&a.tensor("self")?, a.int("dim")?, a.dtype("dtype")))?),
-        Cumprod => t(wrap(reduce::cumprod(&a.tensor("self")?, a.int("dim")?, a.dtype("dtype")))?),
-        Logsumexp => t(wrap(reduce::logsumexp(&a.tensor("self")?, dims_arg(a, "dim")?.as_deref(), a.bool_or("keepdim", false)?))?),
+        Cumsum => t(wrap(reduce::cumsum(
+            &a.tensor("self")?,
+            a.int("dim")?,
+            a.dtype("dtype"),
+        ))?),
+        Cumprod => t(wrap(reduce::cumprod(
+            &a.tensor("self")?,
+            a.int("dim")?,
+            a.dtype("dtype"),
+        ))?),
+        Logsumexp => t(wrap(reduce::logsumexp(
+            &a.tensor("self")?,
+            dims_arg(a, "dim")?.as_deref(),
+            a.bool_or("keepdim", false)?,
+        ))?),
         Softmax | InternalSoftmax | InternalSafeSoftmax => {
             let x = a.tensor("self")?;
             let x = match a.dtype("dtype") {
@@ -303,20 +432,40 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         // ---- views and shapes ----
         View | Reshape | InternalUnsafeView => {
             let x = a.tensor("self")?;
-            let shape = a.ints(if a.node.arg("size").is_some() { "size" } else { "shape" })?;
-            t(wrap(if op == View { x.view(&shape).or_else(|_| x.reshape(&shape)) } else { x.reshape(&shape) })?)
+            let shape = a.ints(if a.node.arg("size").is_some() {
+                "size"
+            } else {
+                "shape"
+            })?;
+            t(wrap(if op == View {
+                x.view(&shape).or_else(|_| x.reshape(&shape))
+            } else {
+                x.reshape(&shape)
+            })?)
         }
         ViewAs => {
             let x = a.tensor("self")?;
-            let shape: Vec<i64> = a.tensor("other")?.sizes().iter().map(|&d| d as i64).collect();
+            let shape: Vec<i64> = a
+                .tensor("other")?
+                .sizes()
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
             t(wrap(x.reshape(&shape))?)
         }
         Permute => t(wrap(a.tensor("self")?.permute(&a.ints("dims")?))?),
-        Transpose => t(wrap(a.tensor("self")?.transpose(a.int("dim0")?, a.int("dim1")?))?),
+        Transpose => t(wrap(
+            a.tensor("self")?.transpose(a.int("dim0")?, a.int("dim1")?),
+        )?),
         T => t(wrap(a.tensor("self")?.t())?),
         Expand => t(wrap(a.tensor("self")?.expand(&a.ints("size")?))?),
         ExpandAs => {
-            let shape: Vec<i64> = a.tensor("other")?.sizes().iter().map(|&d| d as i64).collect();
+            let shape: Vec<i64> = a
+                .tensor("other")?
+                .sizes()
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
             t(wrap(a.tensor("self")?.expand(&shape))?)
         }
         Unsqueeze => t(wrap(a.tensor("self")?.unsqueeze(a.int("dim")?))?),
@@ -329,21 +478,42 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 t(x.squeeze())
             }
         }
-        Select => t(wrap(a.tensor("self")?.select(a.int("dim")?, a.int("index")?))?),
+        Select => t(wrap(
+            a.tensor("self")?.select(a.int("dim")?, a.int("index")?),
+        )?),
         Slice => {
             let x = a.tensor("self")?;
-            t(wrap(x.slice(a.int_or("dim", 0)?, a.opt_int("start")?, a.opt_int("end")?, a.int_or("step", 1)?))?)
+            t(wrap(x.slice(
+                a.int_or("dim", 0)?,
+                a.opt_int("start")?,
+                a.opt_int("end")?,
+                a.int_or("step", 1)?,
+            ))?)
         }
-        Narrow => t(wrap(a.tensor("self")?.narrow(a.int("dim")?, a.int("start")?, a.int("length")?))?),
+        Narrow => t(wrap(a.tensor("self")?.narrow(
+            a.int("dim")?,
+            a.int("start")?,
+            a.int("length")?,
+        ))?),
         AsStrided => {
             let x = a.tensor("self")?;
-            t(wrap(x.as_strided(&a.ints("size")?, &a.ints("stride")?, a.opt_int("storage_offset")?))?)
+            t(wrap(x.as_strided(
+                &a.ints("size")?,
+                &a.ints("stride")?,
+                a.opt_int("storage_offset")?,
+            ))?)
         }
         Alias | Detach | LiftFreshCopy => t(a.tensor("self")?.alias()),
         Contiguous => t(a.tensor("self")?.contiguous()),
         Clone => t(a.tensor("self")?.clone_data()),
-        Flatten => t(wrap(a.tensor("self")?.flatten(a.int_or("start_dim", 0)?, a.int_or("end_dim", -1)?))?),
-        Unflatten => t(wrap(a.tensor("self")?.unflatten(a.int("dim")?, &a.ints("sizes")?))?),
+        Flatten => t(wrap(
+            a.tensor("self")?
+                .flatten(a.int_or("start_dim", 0)?, a.int_or("end_dim", -1)?),
+        )?),
+        Unflatten => t(wrap(
+            a.tensor("self")?
+                .unflatten(a.int("dim")?, &a.ints("sizes")?),
+        )?),
         Split => {
             let x = a.tensor("self")?;
             let dim = a.int_or("dim", 0)?;
@@ -354,10 +524,20 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             }
             list(wrapv(x.split(a.int("split_size")?, dim))?)
         }
-        SplitWithSizes => list(wrapv(a.tensor("self")?.split_with_sizes(&a.ints("split_sizes")?, a.int_or("dim", 0)?))?),
+        SplitWithSizes => list(wrapv(
+            a.tensor("self")?
+                .split_with_sizes(&a.ints("split_sizes")?, a.int_or("dim", 0)?),
+        )?),
         Unbind => list(wrapv(a.tensor("self")?.unbind(a.int_or("dim", 0)?))?),
-        Chunk => list(wrapv(a.tensor("self")?.chunk(a.int("chunks")?, a.int_or("dim", 0)?))?),
-        Diagonal => t(wrap(a.tensor("self")?.diagonal(a.int_or("offset", 0)?, a.int_or("dim1", 0)?, a.int_or("dim2", 1)?))?),
+        Chunk => list(wrapv(
+            a.tensor("self")?
+                .chunk(a.int("chunks")?, a.int_or("dim", 0)?),
+        )?),
+        Diagonal => t(wrap(a.tensor("self")?.diagonal(
+            a.int_or("offset", 0)?,
+            a.int_or("dim1", 0)?,
+            a.int_or("dim2", 1)?,
+        ))?),
         Copy => {
             let x = a.tensor("self")?;
             let out = x.clone_data();
@@ -375,13 +555,17 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             wrap(x.fill_(Scalar::Int(0)).map(|_| x.clone()))?;
             t(x)
         }
-        Dropout | FeatureDropout | AlphaDropout if !a.bool_or("train", false)? => t(a.tensor("input")?),
+        Dropout | FeatureDropout | AlphaDropout if !a.bool_or("train", false)? => {
+            t(a.tensor("input")?)
+        }
         NativeDropout if !a.opt_bool("train")?.unwrap_or(true) => {
             let x = a.tensor("input")?;
             let mask = Ten::full(DType::Bool, x.sizes(), Scalar::Bool(true));
             ts(vec![x, mask])
         }
-        Dropout | FeatureDropout | AlphaDropout | NativeDropout => Err(a.err("dropout in training mode is not supported (random)")),
+        Dropout | FeatureDropout | AlphaDropout | NativeDropout => {
+            Err(a.err("dropout in training mode is not supported (random)"))
+        }
         InternalAssertTensorMetadata | InternalAssertScalar => Ok(vec![]),
         SymSize => {
             let x = a.tensor("self")?;
@@ -410,7 +594,9 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 _ => false,
             };
             let stride = a.ints_or("stride", &vec![1; spatial])?;
-            let padding = a.ints_or("padding", &vec![0; spatial]).map_err(|_| a.err("string padding is not supported"))?;
+            let padding = a
+                .ints_or("padding", &vec![0; spatial])
+                .map_err(|_| a.err("string padding is not supported"))?;
             let dilation = a.ints_or("dilation", &vec![1; spatial])?;
             let output_padding = a.ints_or("output_padding", &vec![0; spatial])?;
             let groups = a.int_or("groups", 1)?;
@@ -464,11 +650,15 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 t(back(wrap_arr(a, r)?, dt))
             })
         }
-        BatchNorm | InternalNativeBatchNormLegitNoTraining | NativeBatchNorm | InternalNativeBatchNormLegit => {
+        BatchNorm
+        | InternalNativeBatchNormLegitNoTraining
+        | NativeBatchNorm
+        | InternalNativeBatchNormLegit => {
             let x = a.tensor("input")?;
             let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
             let (rm, rv) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?);
-            let training = op != InternalNativeBatchNormLegitNoTraining && a.bool_or("training", false)?;
+            let training =
+                op != InternalNativeBatchNormLegitNoTraining && a.bool_or("training", false)?;
             if training {
                 return Err(a.err("batch_norm in training mode is not supported (inference only)"));
             }
@@ -514,7 +704,11 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let n = sizes.first().copied().unwrap_or(1) as i64;
             let c = sizes.get(1).copied().unwrap_or(1) as i64;
             let hxw: i64 = sizes.iter().skip(2).product::<usize>() as i64;
-            let group = if op == GroupNorm { a.int("num_groups")? } else { a.int("group")? };
+            let group = if op == GroupNorm {
+                a.int("num_groups")?
+            } else {
+                a.int("group")?
+            };
             let dt = x.dtype();
             with_float!(dt, F => {
                 let cd = compute_dtype(dt);
@@ -617,5 +811,8 @@ fn wrap_usize(a: &Args<'_>, r: Result<usize>) -> Result<usize> {
 /// modules.
 fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>> {
     let _ = overload;
-    Err(a.err(format!("the interpreter has no kernel for aten.{}", op.name())))
+    Err(a.err(format!(
+        "the interpreter has no kernel for aten.{}",
+        op.name()
+    )))
 }

@@ -16,7 +16,9 @@ fn num(a: &Args<'_>, v: &RValue) -> Result<f64> {
 
 pub(crate) fn eval_builtin(a: &Args<'_>, b: Builtin) -> Result<Vec<RValue>> {
     let arg = |i: usize| -> Result<RValue> {
-        let x = a.positional(i).ok_or_else(|| a.err(format!("missing argument {i}")))?;
+        let x = a
+            .positional(i)
+            .ok_or_else(|| a.err(format!("missing argument {i}")))?;
         a.value(x)
     };
     if b == Builtin::Getitem {
@@ -29,14 +31,18 @@ pub(crate) fn eval_builtin(a: &Args<'_>, b: Builtin) -> Result<Vec<RValue>> {
         };
         let len = items.len() as i64;
         let k = if i < 0 { i + len } else { i };
-        return match usize::try_from(k).ok().and_then(|k| items.into_iter().nth(k)) {
+        return match usize::try_from(k)
+            .ok()
+            .and_then(|k| items.into_iter().nth(k))
+        {
             Some(v) => Ok(vec![v]),
             None => Err(a.err(format!("getitem index {i} out of range for {len} items"))),
         };
     }
     let x = arg(0)?;
     let both_int = |y: &RValue| matches!((&x, y), (RValue::Int(_), RValue::Int(_)));
-    let unary = |f: fn(f64) -> f64| -> Result<Vec<RValue>> { Ok(vec![RValue::Float(f(num(a, &x)?))]) };
+    let unary =
+        |f: fn(f64) -> f64| -> Result<Vec<RValue>> { Ok(vec![RValue::Float(f(num(a, &x)?))]) };
     let out = match b {
         Builtin::Neg => match x {
             RValue::Int(i) => RValue::Int(-i),

@@ -28,7 +28,10 @@ impl RValue {
     pub fn into_tensor(self) -> Result<Tensor> {
         match self {
             RValue::Tensor(t) => Ok(t),
-            other => Err(Error::other(format!("expected a tensor, got {}", other.kind()))),
+            other => Err(Error::other(format!(
+                "expected a tensor, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -74,7 +77,11 @@ impl Env {
 
 /// Runs `g` on `inputs` (one per graph input). `syms` binds the shape
 /// symbols of the inputs (used by ops whose arguments are symbolic).
-pub fn run_graph(g: &Graph, inputs: Vec<RValue>, syms: &HashMap<String, i64>) -> Result<Vec<RValue>> {
+pub fn run_graph(
+    g: &Graph,
+    inputs: Vec<RValue>,
+    syms: &HashMap<String, i64>,
+) -> Result<Vec<RValue>> {
     run_subgraph_with(g, inputs, syms, EvalMode::default())
 }
 
@@ -86,23 +93,40 @@ pub(crate) fn run_subgraph_with(
     mode: EvalMode,
 ) -> Result<Vec<RValue>> {
     if inputs.len() != g.inputs.len() {
-        return Err(Error::other(format!("graph takes {} inputs, got {}", g.inputs.len(), inputs.len())));
+        return Err(Error::other(format!(
+            "graph takes {} inputs, got {}",
+            g.inputs.len(),
+            inputs.len()
+        )));
     }
-    let mut env = Env { values: vec![None; g.num_values()] };
+    let mut env = Env {
+        values: vec![None; g.num_values()],
+    };
     for (&v, x) in g.inputs.iter().zip(inputs) {
         env.values[v.index()] = Some(x);
     }
     for n in &g.nodes {
         let outs = {
-            let cast_to = mode.autocast.filter(|_| n.op.aten().is_some_and(super::aten::autocasts_to_lower_precision));
-            let args = Args { node: n, env: &env, g, cast_to };
+            let cast_to = mode.autocast.filter(|_| {
+                n.op.aten()
+                    .is_some_and(super::aten::autocasts_to_lower_precision)
+            });
+            let args = Args {
+                node: n,
+                env: &env,
+                g,
+                cast_to,
+            };
             eval_node(&args, syms, mode)?
         };
         bind_outputs(n, outs, &mut env)?;
     }
     g.outputs
         .iter()
-        .map(|a| resolve(&env, g, a).map_err(|name| Error::other(format!("graph output %{name} has no value"))))
+        .map(|a| {
+            resolve(&env, g, a)
+                .map_err(|name| Error::other(format!("graph output %{name} has no value")))
+        })
         .collect()
 }
 
@@ -114,7 +138,12 @@ fn resolve(env: &Env, g: &Graph, a: &Arg) -> std::result::Result<RValue, String>
             Some(x) => x.clone(),
             None => return Err(g.name(*v).to_string()),
         },
-        Arg::List(items) => RValue::List(items.iter().map(|x| resolve(env, g, x)).collect::<std::result::Result<_, _>>()?),
+        Arg::List(items) => RValue::List(
+            items
+                .iter()
+                .map(|x| resolve(env, g, x))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
         Arg::Int(i) => RValue::Int(*i),
         Arg::Ints(v) => RValue::List(v.iter().map(|&i| RValue::Int(i)).collect()),
         Arg::Float(f) => RValue::Float(*f),
@@ -140,7 +169,11 @@ fn bind_outputs(n: &Node, outs: Vec<RValue>, env: &mut Env) -> Result<()> {
         outs
     };
     if flat.len() < n.outputs.len() {
-        return Err(n.error(format!("produced {} values, the graph expects {}", flat.len(), n.outputs.len())));
+        return Err(n.error(format!(
+            "produced {} values, the graph expects {}",
+            flat.len(),
+            n.outputs.len()
+        )));
     }
     for (&v, x) in n.outputs.iter().zip(flat) {
         env.values[v.index()] = Some(x);
@@ -181,7 +214,8 @@ impl<'a> Args<'a> {
     }
 
     fn required(&self, name: &str) -> Result<&'a Arg> {
-        self.raw(name).ok_or_else(|| self.err(format!("missing argument {name}")))
+        self.raw(name)
+            .ok_or_else(|| self.err(format!("missing argument {name}")))
     }
 
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
@@ -190,7 +224,10 @@ impl<'a> Args<'a> {
                 Some(d) if t.dtype().is_float() && t.dtype() != d => t.to_dtype(d),
                 _ => t,
             }),
-            other => Err(self.err(format!("argument {name} should be a tensor, got {}", other.kind()))),
+            other => Err(self.err(format!(
+                "argument {name} should be a tensor, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -215,10 +252,16 @@ impl<'a> Args<'a> {
                 .map(|x| match x {
                     RValue::Tensor(t) => Ok(Some(t)),
                     RValue::None => Ok(None),
-                    other => Err(self.err(format!("argument {name} should hold tensors, got {}", other.kind()))),
+                    other => Err(self.err(format!(
+                        "argument {name} should hold tensors, got {}",
+                        other.kind()
+                    ))),
                 })
                 .collect(),
-            other => Err(self.err(format!("argument {name} should be a tensor list, got {}", other.kind()))),
+            other => Err(self.err(format!(
+                "argument {name} should be a tensor list, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -227,7 +270,10 @@ impl<'a> Args<'a> {
             RValue::Int(i) => Ok(*i),
             RValue::Bool(b) => Ok(*b as i64),
             RValue::Tensor(t) if t.numel() == 1 && !t.dtype().is_float() => t.item_i64(),
-            other => Err(self.err(format!("argument {name} should be an int, got {}", other.kind()))),
+            other => Err(self.err(format!(
+                "argument {name} should be an int, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -251,7 +297,10 @@ impl<'a> Args<'a> {
         match self.value(self.required(name)?)? {
             RValue::List(items) => items.iter().map(|x| self.to_int(name, x)).collect(),
             RValue::Int(i) => Ok(vec![i]),
-            other => Err(self.err(format!("argument {name} should be an int list, got {}", other.kind()))),
+            other => Err(self.err(format!(
+                "argument {name} should be an int list, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -275,7 +324,10 @@ impl<'a> Args<'a> {
             RValue::Float(f) => Ok(Scalar::Float(f)),
             RValue::Bool(b) => Ok(Scalar::Bool(b)),
             RValue::Tensor(t) if t.numel() == 1 => t.item(),
-            other => Err(self.err(format!("argument {name} should be a number, got {}", other.kind()))),
+            other => Err(self.err(format!(
+                "argument {name} should be a number, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -330,6 +382,9 @@ fn eval_node(a: &Args<'_>, syms: &HashMap<String, i64>, mode: EvalMode) -> Resul
         Op::Aten(op, overload) => super::aten::eval_aten(a, *op, overload),
         Op::Hop(h) => super::hop::eval_hop(a, *h, syms, mode),
         Op::Builtin(b) => super::builtin::eval_builtin(a, *b),
-        Op::Unsupported(t) => Err(n.error(format!("unsupported operator {}", t.strip_prefix("torch.ops.").unwrap_or(t)))),
+        Op::Unsupported(t) => Err(n.error(format!(
+            "unsupported operator {}",
+            t.strip_prefix("torch.ops.").unwrap_or(t)
+        ))),
     }
 }

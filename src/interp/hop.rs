@@ -23,7 +23,12 @@ fn body_and_operands<'a>(a: &Args<'a>) -> Result<(&'a crate::ir::Graph, Vec<RVal
     Ok((g, operands))
 }
 
-pub(crate) fn eval_hop(a: &Args<'_>, h: Hop, syms: &HashMap<String, i64>, mode: EvalMode) -> Result<Vec<RValue>> {
+pub(crate) fn eval_hop(
+    a: &Args<'_>,
+    h: Hop,
+    syms: &HashMap<String, i64>,
+    mode: EvalMode,
+) -> Result<Vec<RValue>> {
     match h {
         Hop::WrapWithSetGradEnabled => {
             // Inference only: gradient mode does not change values.
@@ -64,7 +69,8 @@ pub(crate) fn eval_hop(a: &Args<'_>, h: Hop, syms: &HashMap<String, i64>, mode: 
             });
             Err(a.err(format!(
                 "custom operator {} has no kernel in torchlift",
-                op.map(|o| o.strip_prefix("torch.ops.").unwrap_or(o)).unwrap_or("?")
+                op.map(|o| o.strip_prefix("torch.ops.").unwrap_or(o))
+                    .unwrap_or("?")
             )))
         }
         other => Err(a.err(format!("higher-order op {} is not supported", other.name()))),

@@ -448,8 +448,12 @@ impl Aten {
             Aten::InternalNativeBatchNormLegitNoTraining => "_native_batch_norm_legit_no_training",
             Aten::InternalPdistForward => "_pdist_forward",
             Aten::InternalSafeSoftmax => "_safe_softmax",
-            Aten::InternalScaledDotProductEfficientAttention => "_scaled_dot_product_efficient_attention",
-            Aten::InternalScaledDotProductFlashAttentionForCpu => "_scaled_dot_product_flash_attention_for_cpu",
+            Aten::InternalScaledDotProductEfficientAttention => {
+                "_scaled_dot_product_efficient_attention"
+            }
+            Aten::InternalScaledDotProductFlashAttentionForCpu => {
+                "_scaled_dot_product_flash_attention_for_cpu"
+            }
             Aten::InternalSoftmax => "_softmax",
             Aten::InternalToCopy => "_to_copy",
             Aten::InternalUnsafeIndex => "_unsafe_index",
@@ -869,8 +873,12 @@ impl Aten {
             "_native_batch_norm_legit_no_training" => Aten::InternalNativeBatchNormLegitNoTraining,
             "_pdist_forward" => Aten::InternalPdistForward,
             "_safe_softmax" => Aten::InternalSafeSoftmax,
-            "_scaled_dot_product_efficient_attention" => Aten::InternalScaledDotProductEfficientAttention,
-            "_scaled_dot_product_flash_attention_for_cpu" => Aten::InternalScaledDotProductFlashAttentionForCpu,
+            "_scaled_dot_product_efficient_attention" => {
+                Aten::InternalScaledDotProductEfficientAttention
+            }
+            "_scaled_dot_product_flash_attention_for_cpu" => {
+                Aten::InternalScaledDotProductFlashAttentionForCpu
+            }
             "_softmax" => Aten::InternalSoftmax,
             "_to_copy" => Aten::InternalToCopy,
             "_unsafe_index" => Aten::InternalUnsafeIndex,

@@ -4,13 +4,14 @@
 //! namespace, as in the archive. Recorded tensor metadata becomes value
 //! types; symbolic sizes are parsed into [`SymExpr`]s.
 
-
 use crate::error::{Error, Result};
 use crate::pt2::schema as s;
 use crate::sym::SymExpr;
 use crate::DType;
 
-use super::graph::{Arg, Graph, NamedArg, Node, NodeMeta, SubGraph, TensorType, ValueId, ValueType};
+use super::graph::{
+    Arg, Graph, NamedArg, Node, NodeMeta, SubGraph, TensorType, ValueId, ValueType,
+};
 use super::op::Op;
 use super::parse::collect_list;
 use super::program::{InputKind, InputSpec, OutputKind, OutputSpec, Program, Signature};
@@ -19,12 +20,17 @@ pub fn import_program(ep: &s::ExportedProgram) -> Result<Program> {
     let gm = &ep.graph_module;
     let graph = import_graph(&gm.graph)?;
     let signature = import_signature(&gm.signature, &gm.graph, &graph)?;
-    Ok(Program { graph, signature, range_constraints: ep.symbol_ranges() })
+    Ok(Program {
+        graph,
+        signature,
+        range_constraints: ep.symbol_ranges(),
+    })
 }
 
 /// The element type of a recorded tensor.
 pub fn dtype_of(code: i64, what: &str) -> Result<DType> {
-    DType::from_schema(code).ok_or_else(|| Error::schema(format!("{what}: unsupported dtype code {code}")))
+    DType::from_schema(code)
+        .ok_or_else(|| Error::schema(format!("{what}: unsupported dtype code {code}")))
 }
 
 pub fn sym_int(v: &s::SymInt) -> Result<SymExpr> {
@@ -74,7 +80,9 @@ impl<'a> Importer<'a> {
 
     fn define(&mut self, name: &str, ty: ValueType, node: &str) -> Result<ValueId> {
         if self.g.lookup(name).is_some() {
-            return Err(Error::schema(format!("node {node}: value {name} is defined twice")));
+            return Err(Error::schema(format!(
+                "node {node}: value {name} is defined twice"
+            )));
         }
         Ok(self.g.add_value(name, ty))
     }
@@ -101,11 +109,15 @@ impl<'a> Importer<'a> {
                 }
                 out
             }
-            s::Argument::AsSymInt(s::SymIntArgument::AsName(n)) => vec![self.define(n, ValueType::SymInt, node)?],
+            s::Argument::AsSymInt(s::SymIntArgument::AsName(n)) => {
+                vec![self.define(n, ValueType::SymInt, node)?]
+            }
             s::Argument::AsSymFloat(s::SymFloatArgument::AsName(n)) => {
                 vec![self.define(n, ValueType::SymFloat, node)?]
             }
-            s::Argument::AsSymBool(s::SymBoolArgument::AsName(n)) => vec![self.define(n, ValueType::SymBool, node)?],
+            s::Argument::AsSymBool(s::SymBoolArgument::AsName(n)) => {
+                vec![self.define(n, ValueType::SymBool, node)?]
+            }
             s::Argument::AsCustomObj(o) => vec![self.define(&o.name, ValueType::Opaque, node)?],
             s::Argument::AsOptionalTensor(s::OptionalTensorArgument::AsTensor(t)) => {
                 let ty = self.type_of_tensor(&t.name)?;
@@ -137,9 +149,11 @@ impl<'a> Importer<'a> {
             s::Argument::AsBool(b) => Arg::Bool(*b),
             s::Argument::AsBools(b) => Arg::Bools(b.clone()),
             s::Argument::AsSymInt(x) => self.sym_int_arg(x, node)?,
-            s::Argument::AsSymInts(xs) => {
-                collect_list(xs.iter().map(|x| self.sym_int_arg(x, node)).collect::<Result<Vec<_>>>()?)
-            }
+            s::Argument::AsSymInts(xs) => collect_list(
+                xs.iter()
+                    .map(|x| self.sym_int_arg(x, node))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
             s::Argument::AsSymFloat(s::SymFloatArgument::AsName(n)) => v(n)?,
             s::Argument::AsSymFloat(s::SymFloatArgument::AsFloat(f)) => Arg::Float(f.0),
             s::Argument::AsSymFloats(xs) => collect_list(
@@ -167,7 +181,10 @@ impl<'a> Importer<'a> {
                 Some(i) => format!("{}:{i}", d.kind),
                 None => d.kind.clone(),
             }),
-            s::Argument::AsGraph(ga) => Arg::Graph(Box::new(SubGraph { name: ga.name.clone(), graph: import_graph(&ga.graph)? })),
+            s::Argument::AsGraph(ga) => Arg::Graph(Box::new(SubGraph {
+                name: ga.name.clone(),
+                graph: import_graph(&ga.graph)?,
+            })),
             s::Argument::AsOptionalTensors(xs) => Arg::List(
                 xs.iter()
                     .map(|x| match x {
@@ -182,15 +199,25 @@ impl<'a> Importer<'a> {
             s::Argument::AsOperator(o) => Arg::Operator(o.clone()),
             s::Argument::AsNestedTensors(ls) => Arg::List(
                 ls.iter()
-                    .map(|l| Ok(Arg::List(l.iter().map(|t| v(&t.name)).collect::<Result<Vec<_>>>()?)))
+                    .map(|l| {
+                        Ok(Arg::List(
+                            l.iter().map(|t| v(&t.name)).collect::<Result<Vec<_>>>()?,
+                        ))
+                    })
                     .collect::<Result<Vec<_>>>()?,
             ),
-            s::Argument::AsIntLists(ls) => Arg::List(ls.iter().map(|l| Arg::Ints(l.clone())).collect()),
+            s::Argument::AsIntLists(ls) => {
+                Arg::List(ls.iter().map(|l| Arg::Ints(l.clone())).collect())
+            }
             s::Argument::AsComplex(_) => {
-                return Err(Error::schema(format!("node {node}: complex constants are not supported")))
+                return Err(Error::schema(format!(
+                    "node {node}: complex constants are not supported"
+                )))
             }
             s::Argument::AsStringToArgument(_) => {
-                return Err(Error::schema(format!("node {node}: string-keyed argument maps are not supported")))
+                return Err(Error::schema(format!(
+                    "node {node}: string-keyed argument maps are not supported"
+                )))
             }
         })
     }
@@ -204,7 +231,10 @@ impl<'a> Importer<'a> {
 }
 
 pub fn import_graph(src: &s::Graph) -> Result<Graph> {
-    let mut im = Importer { src, g: Graph::new() };
+    let mut im = Importer {
+        src,
+        g: Graph::new(),
+    };
     for (i, a) in src.inputs.iter().enumerate() {
         let vs = im.define_arg(a, "graph input", i)?;
         im.g.inputs.extend(vs);
@@ -224,7 +254,11 @@ pub fn import_graph(src: &s::Graph) -> Result<Graph> {
             .unwrap_or_else(|| format!("node_{k}"));
         let mut args = Vec::with_capacity(n.inputs.len());
         for a in &n.inputs {
-            args.push(NamedArg { name: a.name.clone(), value: im.arg(&a.arg, &name)?, kwarg: a.kind == Some(2) });
+            args.push(NamedArg {
+                name: a.name.clone(),
+                value: im.arg(&a.arg, &name)?,
+                kwarg: a.kind == Some(2),
+            });
         }
         let list_output = n.outputs.len() == 1 && matches!(n.outputs[0], s::Argument::AsTensors(_));
         let mut outputs = Vec::new();
@@ -236,7 +270,14 @@ pub fn import_graph(src: &s::Graph) -> Result<Graph> {
             nn_module_stack: n.metadata.get("nn_module_stack").cloned(),
             torch_fn: n.metadata.get("torch_fn").cloned(),
         };
-        im.g.nodes.push(Node { name, op, args, outputs, list_output, meta });
+        im.g.nodes.push(Node {
+            name,
+            op,
+            args,
+            outputs,
+            list_output,
+            meta,
+        });
     }
     for o in &src.outputs {
         let a = im.arg(o, "graph output")?;
@@ -267,17 +308,33 @@ fn import_signature(sig: &s::GraphSignature, src: &s::Graph, g: &Graph) -> Resul
     let mut inputs = Vec::new();
     for (i, spec) in sig.input_specs.iter().enumerate() {
         let (kind, name, target) = match spec {
-            s::InputSpec::UserInput(u) => (InputKind::UserInput, tensor_arg_name(&u.arg).map(str::to_string), None),
-            s::InputSpec::Parameter(p) => (InputKind::Parameter, Some(p.arg.name.clone()), Some(p.parameter_name.clone())),
+            s::InputSpec::UserInput(u) => (
+                InputKind::UserInput,
+                tensor_arg_name(&u.arg).map(str::to_string),
+                None,
+            ),
+            s::InputSpec::Parameter(p) => (
+                InputKind::Parameter,
+                Some(p.arg.name.clone()),
+                Some(p.parameter_name.clone()),
+            ),
             s::InputSpec::Buffer(b) => (
-                InputKind::Buffer { persistent: b.persistent },
+                InputKind::Buffer {
+                    persistent: b.persistent,
+                },
                 Some(b.arg.name.clone()),
                 Some(b.buffer_name.clone()),
             ),
-            s::InputSpec::TensorConstant(c) => {
-                (InputKind::ConstantTensor, Some(c.arg.name.clone()), Some(c.tensor_constant_name.clone()))
-            }
-            s::InputSpec::CustomObj(c) => (InputKind::CustomObj, Some(c.arg.name.clone()), Some(c.custom_obj_name.clone())),
+            s::InputSpec::TensorConstant(c) => (
+                InputKind::ConstantTensor,
+                Some(c.arg.name.clone()),
+                Some(c.tensor_constant_name.clone()),
+            ),
+            s::InputSpec::CustomObj(c) => (
+                InputKind::CustomObj,
+                Some(c.arg.name.clone()),
+                Some(c.custom_obj_name.clone()),
+            ),
             s::InputSpec::Token(t) => (InputKind::Token, Some(t.arg.name.clone()), None),
             s::InputSpec::ConstantInput(c) => {
                 let value = match &c.value {
@@ -299,7 +356,11 @@ fn import_signature(sig: &s::GraphSignature, src: &s::Graph, g: &Graph) -> Resul
                 )));
             }
         }
-        inputs.push(InputSpec { kind, value, target });
+        inputs.push(InputSpec {
+            kind,
+            value,
+            target,
+        });
     }
     if sig.output_specs.len() != src.outputs.len() {
         return Err(Error::schema(format!(
@@ -312,24 +373,38 @@ fn import_signature(sig: &s::GraphSignature, src: &s::Graph, g: &Graph) -> Resul
         .output_specs
         .iter()
         .map(|spec| match spec {
-            s::OutputSpec::UserOutput(_) => OutputSpec { kind: OutputKind::UserOutput, target: None },
-            s::OutputSpec::LossOutput(_) => OutputSpec { kind: OutputKind::LossOutput, target: None },
-            s::OutputSpec::BufferMutation(b) => {
-                OutputSpec { kind: OutputKind::BufferMutation, target: Some(b.buffer_name.clone()) }
-            }
-            s::OutputSpec::GradientToParameter(p) => {
-                OutputSpec { kind: OutputKind::GradientToParameter, target: Some(p.parameter_name.clone()) }
-            }
-            s::OutputSpec::GradientToUserInput(p) => {
-                OutputSpec { kind: OutputKind::GradientToUserInput, target: Some(p.user_input_name.clone()) }
-            }
-            s::OutputSpec::UserInputMutation(p) => {
-                OutputSpec { kind: OutputKind::UserInputMutation, target: Some(p.user_input_name.clone()) }
-            }
-            s::OutputSpec::ParameterMutation(p) => {
-                OutputSpec { kind: OutputKind::ParameterMutation, target: Some(p.parameter_name.clone()) }
-            }
-            s::OutputSpec::Token(_) => OutputSpec { kind: OutputKind::Token, target: None },
+            s::OutputSpec::UserOutput(_) => OutputSpec {
+                kind: OutputKind::UserOutput,
+                target: None,
+            },
+            s::OutputSpec::LossOutput(_) => OutputSpec {
+                kind: OutputKind::LossOutput,
+                target: None,
+            },
+            s::OutputSpec::BufferMutation(b) => OutputSpec {
+                kind: OutputKind::BufferMutation,
+                target: Some(b.buffer_name.clone()),
+            },
+            s::OutputSpec::GradientToParameter(p) => OutputSpec {
+                kind: OutputKind::GradientToParameter,
+                target: Some(p.parameter_name.clone()),
+            },
+            s::OutputSpec::GradientToUserInput(p) => OutputSpec {
+                kind: OutputKind::GradientToUserInput,
+                target: Some(p.user_input_name.clone()),
+            },
+            s::OutputSpec::UserInputMutation(p) => OutputSpec {
+                kind: OutputKind::UserInputMutation,
+                target: Some(p.user_input_name.clone()),
+            },
+            s::OutputSpec::ParameterMutation(p) => OutputSpec {
+                kind: OutputKind::ParameterMutation,
+                target: Some(p.parameter_name.clone()),
+            },
+            s::OutputSpec::Token(_) => OutputSpec {
+                kind: OutputKind::Token,
+                target: None,
+            },
         })
         .collect();
     Ok(Signature { inputs, outputs })

@@ -18,7 +18,19 @@ fn is_impure(n: &Node) -> bool {
         None => !matches!(n.op, Op::Builtin(_)),
         Some(a) => {
             super::functionalize::functional_form(a).is_some()
-                || matches!(a, Rand | Randn | Randperm | RandLike | RandnLike | Bernoulli | NativeDropout | NormalInplace | UniformInplace | InternalAssertScalar | InternalAssertTensorMetadata)
+                || matches!(
+                    a,
+                    Rand | Randn
+                        | Randperm
+                        | RandLike
+                        | RandnLike
+                        | Bernoulli
+                        | NativeDropout
+                        | NormalInplace
+                        | UniformInplace
+                        | InternalAssertScalar
+                        | InternalAssertTensorMetadata
+                )
         }
     }
 }
@@ -68,9 +80,19 @@ impl Pass for CommonSubexpressionElimination {
             if is_impure(n) || n.subgraphs().next().is_some() || n.outputs.is_empty() {
                 return Ok(Rewrite::Keep);
             }
-            let key = format!("{}|{:?}", n.op, n.args.iter().map(|a| (&a.name, &a.value)).collect::<Vec<_>>());
+            let key = format!(
+                "{}|{:?}",
+                n.op,
+                n.args
+                    .iter()
+                    .map(|a| (&a.name, &a.value))
+                    .collect::<Vec<_>>()
+            );
             match seen.get(&key) {
-                Some(prev) => Ok(Rewrite::Replace { nodes: vec![], outputs: prev.clone() }),
+                Some(prev) => Ok(Rewrite::Replace {
+                    nodes: vec![],
+                    outputs: prev.clone(),
+                }),
                 None => {
                     seen.insert(key, n.outputs.clone());
                     Ok(Rewrite::Keep)
@@ -95,30 +117,54 @@ impl Pass for RemoveNoops {
     fn run(&self, p: &mut Program, _cx: &mut PassContext<'_>) -> Result<bool> {
         rewrite_nodes(&mut p.graph, |g, n| {
             use Aten::*;
-            let Some(a) = n.op.aten() else { return Ok(Rewrite::Keep) };
+            let Some(a) = n.op.aten() else {
+                return Ok(Rewrite::Keep);
+            };
             if matches!(a, InternalAssertTensorMetadata | InternalAssertScalar) {
-                return Ok(Rewrite::Replace { nodes: vec![], outputs: vec![] });
+                return Ok(Rewrite::Replace {
+                    nodes: vec![],
+                    outputs: vec![],
+                });
             }
             let Some(src) = n.args.first().and_then(|x| x.value.as_value()) else {
                 return Ok(Rewrite::Keep);
             };
-            let [out] = n.outputs[..] else { return Ok(Rewrite::Keep) };
+            let [out] = n.outputs[..] else {
+                return Ok(Rewrite::Keep);
+            };
             let same_type = match (g.tensor_type(src), g.tensor_type(out)) {
                 (Some(x), Some(y)) => x == y,
                 _ => false,
             };
             let noop = match a {
-                Clone | Alias | Detach | Contiguous | LiftFreshCopy => n.args.iter().skip(1).all(|x| !matches!(x.value, Arg::Value(_))) && same_type_or_unknown(g, src, out),
+                Clone | Alias | Detach | Contiguous | LiftFreshCopy => {
+                    n.args
+                        .iter()
+                        .skip(1)
+                        .all(|x| !matches!(x.value, Arg::Value(_)))
+                        && same_type_or_unknown(g, src, out)
+                }
                 View | Reshape | Expand | InternalUnsafeView => same_type,
                 Permute => {
                     let dims = n.arg("dims").and_then(Arg::as_ints).unwrap_or_default();
                     dims.iter().enumerate().all(|(i, &d)| d == i as i64)
                 }
-                InternalToCopy => same_type && n.args.iter().all(|x| matches!(x.name.as_str(), "self" | "dtype" | "layout" | "device" | "pin_memory") ),
+                InternalToCopy => {
+                    same_type
+                        && n.args.iter().all(|x| {
+                            matches!(
+                                x.name.as_str(),
+                                "self" | "dtype" | "layout" | "device" | "pin_memory"
+                            )
+                        })
+                }
                 _ => false,
             };
             if noop {
-                Ok(Rewrite::Replace { nodes: vec![], outputs: vec![src] })
+                Ok(Rewrite::Replace {
+                    nodes: vec![],
+                    outputs: vec![src],
+                })
             } else {
                 Ok(Rewrite::Keep)
             }
@@ -163,7 +209,12 @@ impl Pass for FoldConstants {
         let mut folded = Vec::new();
         for (i, n) in g.nodes.iter().enumerate() {
             let inputs = n.inputs();
-            if n.op.aten().is_none() || is_impure(n) || n.outputs.is_empty() || inputs.is_empty() || n.subgraphs().next().is_some() {
+            if n.op.aten().is_none()
+                || is_impure(n)
+                || n.outputs.is_empty()
+                || inputs.is_empty()
+                || n.subgraphs().next().is_some()
+            {
                 continue;
             }
             if inputs.iter().all(|v| constant.contains(v)) {
@@ -178,7 +229,10 @@ impl Pass for FoldConstants {
         // The folded values that something else still reads.
         let mut frontier = Vec::new();
         let mut seen = HashSet::new();
-        let produced: HashSet<ValueId> = folded.iter().flat_map(|&i| g.nodes[i].outputs.iter().copied()).collect();
+        let produced: HashSet<ValueId> = folded
+            .iter()
+            .flat_map(|&i| g.nodes[i].outputs.iter().copied())
+            .collect();
         for (i, n) in g.nodes.iter().enumerate() {
             if folded_set.contains(&i) {
                 continue;
@@ -199,10 +253,18 @@ impl Pass for FoldConstants {
         sub.nodes = folded.iter().map(|&i| g.nodes[i].clone()).collect();
         sub.inputs = const_inputs.iter().map(|(v, _)| *v).collect();
         sub.outputs = frontier.iter().map(|&v| Arg::Value(v)).collect();
-        let args = const_inputs.iter().map(|(_, t)| RValue::Tensor(weights[t].clone())).collect();
+        let args = const_inputs
+            .iter()
+            .map(|(_, t)| RValue::Tensor(weights[t].clone()))
+            .collect();
         let values = interp::run_graph(&sub, args, &HashMap::new())?;
         let g = &mut p.graph;
-        let first_user = p.signature.inputs.iter().position(|s| s.kind == InputKind::UserInput).unwrap_or(p.signature.inputs.len());
+        let first_user = p
+            .signature
+            .inputs
+            .iter()
+            .position(|s| s.kind == InputKind::UserInput)
+            .unwrap_or(p.signature.inputs.len());
         let mut at = first_user;
         for (v, val) in frontier.iter().zip(values) {
             let RValue::Tensor(t) = val else { continue };
@@ -210,7 +272,14 @@ impl Pass for FoldConstants {
             let input = g.add_value(&name, g.ty(*v).clone());
             weights.insert(name.clone(), t.contiguous());
             g.inputs.insert(at, input);
-            p.signature.inputs.insert(at, InputSpec { kind: InputKind::ConstantTensor, value: input, target: Some(name) });
+            p.signature.inputs.insert(
+                at,
+                InputSpec {
+                    kind: InputKind::ConstantTensor,
+                    value: input,
+                    target: Some(name),
+                },
+            );
             at += 1;
             g.replace_uses(*v, input);
         }
@@ -232,7 +301,9 @@ fn drop_unused_weight_inputs(p: &mut Program) {
     let mut keep = Vec::new();
     for spec in &p.signature.inputs {
         let unused = counts[spec.value.index()] == 0;
-        keep.push(!(unused && matches!(spec.kind, InputKind::Parameter | InputKind::ConstantTensor)));
+        keep.push(
+            !(unused && matches!(spec.kind, InputKind::Parameter | InputKind::ConstantTensor)),
+        );
     }
     let mut it = keep.iter();
     p.signature.inputs.retain(|_| *it.next().unwrap_or(&true));

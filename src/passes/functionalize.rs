@@ -22,7 +22,9 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::ir::{Arg, Aten, Graph, InputKind, NamedArg, Node, Op, OutputKind, OutputSpec, Program, ValueId};
+use crate::ir::{
+    Arg, Aten, Graph, InputKind, NamedArg, Node, Op, OutputKind, OutputSpec, Program, ValueId,
+};
 
 use super::{Pass, PassContext};
 
@@ -108,7 +110,10 @@ struct State {
 }
 
 fn self_arg_name(n: &Node) -> Option<&str> {
-    n.args.iter().find(|a| matches!(a.value, Arg::Value(_))).map(|a| a.name.as_str())
+    n.args
+        .iter()
+        .find(|a| matches!(a.value, Arg::Value(_)))
+        .map(|a| a.name.as_str())
 }
 
 impl State {
@@ -170,7 +175,14 @@ impl State {
 
     /// Writes `src` (the new value of the view at the end of `chain`) back
     /// into `base`'s current version; returns the new base value.
-    fn scatter_back(&mut self, g: &mut Graph, base: ValueId, chain: &[ViewStep], src: ValueId, user: &Node) -> Result<ValueId> {
+    fn scatter_back(
+        &mut self,
+        g: &mut Graph,
+        base: ValueId,
+        chain: &[ViewStep],
+        src: ValueId,
+        user: &Node,
+    ) -> Result<ValueId> {
         // The current value of every prefix of the chain.
         let mut prefix = vec![*self.current.get(&base).unwrap_or(&base)];
         for step in &chain[..chain.len().saturating_sub(1)] {
@@ -186,7 +198,14 @@ impl State {
     }
 
     /// The parent value after writing `src` into the view `step` of `inp`.
-    fn inverse(&mut self, g: &mut Graph, step: &ViewStep, inp: ValueId, src: ValueId, user: &Node) -> Result<ValueId> {
+    fn inverse(
+        &mut self,
+        g: &mut Graph,
+        step: &ViewStep,
+        inp: ValueId,
+        src: ValueId,
+        user: &Node,
+    ) -> Result<ValueId> {
         let n = &step.node;
         let op = n.op.aten().unwrap_or(Aten::Alias);
         let arg = |k: &str| n.arg(k).cloned().unwrap_or(Arg::None);
@@ -194,7 +213,16 @@ impl State {
         use Aten::*;
         let r = match op {
             Alias | Detach | Contiguous => src,
-            Select => b.aten(SelectScatter, "default", vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", arg("dim")), ("index", arg("index"))]),
+            Select => b.aten(
+                SelectScatter,
+                "default",
+                vec![
+                    ("self", Arg::Value(inp)),
+                    ("src", Arg::Value(src)),
+                    ("dim", arg("dim")),
+                    ("index", arg("index")),
+                ],
+            ),
             Slice => b.aten(
                 SliceScatter,
                 "default",
@@ -208,26 +236,47 @@ impl State {
                 ],
             ),
             Narrow => {
-                let (Some(Arg::Int(start)), Some(Arg::Int(len))) = (n.arg("start"), n.arg("length")) else {
-                    return Err(user.error("mutation through a narrow view with symbolic bounds is not supported"));
+                let (Some(Arg::Int(start)), Some(Arg::Int(len))) =
+                    (n.arg("start"), n.arg("length"))
+                else {
+                    return Err(user.error(
+                        "mutation through a narrow view with symbolic bounds is not supported",
+                    ));
                 };
                 b.aten(
                     SliceScatter,
                     "default",
-                    vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", arg("dim")), ("start", Arg::Int(*start)), ("end", Arg::Int(start + len)), ("step", Arg::Int(1))],
+                    vec![
+                        ("self", Arg::Value(inp)),
+                        ("src", Arg::Value(src)),
+                        ("dim", arg("dim")),
+                        ("start", Arg::Int(*start)),
+                        ("end", Arg::Int(start + len)),
+                        ("step", Arg::Int(1)),
+                    ],
                 )
             }
             Unbind => b.aten(
                 SelectScatter,
                 "default",
-                vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", n.arg("dim").cloned().unwrap_or(Arg::Int(0))), ("index", Arg::Int(step.index as i64))],
+                vec![
+                    ("self", Arg::Value(inp)),
+                    ("src", Arg::Value(src)),
+                    ("dim", n.arg("dim").cloned().unwrap_or(Arg::Int(0))),
+                    ("index", Arg::Int(step.index as i64)),
+                ],
             ),
             Split | SplitWithSizes | Chunk => {
                 let dim = match n.arg("dim") {
                     Some(Arg::Int(d)) => *d,
                     _ => 0,
                 };
-                let sizes: Vec<i64> = match (op, n.arg("split_size").or(n.arg("split_sizes")).or(n.arg("chunks"))) {
+                let sizes: Vec<i64> = match (
+                    op,
+                    n.arg("split_size")
+                        .or(n.arg("split_sizes"))
+                        .or(n.arg("chunks")),
+                ) {
                     (SplitWithSizes, Some(a)) => a.as_ints().unwrap_or_default(),
                     (Split, Some(Arg::Int(s))) => vec![*s; step.index + 1],
                     _ => return Err(user.error("mutation through this split is not supported")),
@@ -237,10 +286,25 @@ impl State {
                 b.aten(
                     SliceScatter,
                     "default",
-                    vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("dim", Arg::Int(dim)), ("start", Arg::Int(start)), ("end", Arg::Int(start + len)), ("step", Arg::Int(1))],
+                    vec![
+                        ("self", Arg::Value(inp)),
+                        ("src", Arg::Value(src)),
+                        ("dim", Arg::Int(dim)),
+                        ("start", Arg::Int(start)),
+                        ("end", Arg::Int(start + len)),
+                        ("step", Arg::Int(1)),
+                    ],
                 )
             }
-            Transpose => b.aten(Transpose, "int", vec![("self", Arg::Value(src)), ("dim0", arg("dim0")), ("dim1", arg("dim1"))]),
+            Transpose => b.aten(
+                Transpose,
+                "int",
+                vec![
+                    ("self", Arg::Value(src)),
+                    ("dim0", arg("dim0")),
+                    ("dim1", arg("dim1")),
+                ],
+            ),
             T => b.aten(T, "default", vec![("self", Arg::Value(src))]),
             Permute => {
                 let dims = arg("dims").as_ints().unwrap_or_default();
@@ -252,23 +316,49 @@ impl State {
                         *slot = i as i64;
                     }
                 }
-                b.aten(Permute, "default", vec![("self", Arg::Value(src)), ("dims", Arg::Ints(inv))])
+                b.aten(
+                    Permute,
+                    "default",
+                    vec![("self", Arg::Value(src)), ("dims", Arg::Ints(inv))],
+                )
             }
-            View | Reshape | InternalUnsafeView | Unsqueeze | Squeeze | Flatten | Unflatten | ViewAs => {
+            View | Reshape | InternalUnsafeView | Unsqueeze | Squeeze | Flatten | Unflatten
+            | ViewAs => {
                 let shape = shape_arg(&mut b, inp, step, user)?;
-                b.aten(View, "default", vec![("self", Arg::Value(src)), ("size", shape)])
+                b.aten(
+                    View,
+                    "default",
+                    vec![("self", Arg::Value(src)), ("size", shape)],
+                )
             }
             AsStrided => b.aten(
                 AsStridedScatter,
                 "default",
-                vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("size", arg("size")), ("stride", arg("stride")), ("storage_offset", arg("storage_offset"))],
+                vec![
+                    ("self", Arg::Value(inp)),
+                    ("src", Arg::Value(src)),
+                    ("size", arg("size")),
+                    ("stride", arg("stride")),
+                    ("storage_offset", arg("storage_offset")),
+                ],
             ),
             Diagonal => b.aten(
                 DiagonalScatter,
                 "default",
-                vec![("self", Arg::Value(inp)), ("src", Arg::Value(src)), ("offset", n.arg("offset").cloned().unwrap_or(Arg::Int(0))), ("dim1", n.arg("dim1").cloned().unwrap_or(Arg::Int(0))), ("dim2", n.arg("dim2").cloned().unwrap_or(Arg::Int(1)))],
+                vec![
+                    ("self", Arg::Value(inp)),
+                    ("src", Arg::Value(src)),
+                    ("offset", n.arg("offset").cloned().unwrap_or(Arg::Int(0))),
+                    ("dim1", n.arg("dim1").cloned().unwrap_or(Arg::Int(0))),
+                    ("dim2", n.arg("dim2").cloned().unwrap_or(Arg::Int(1))),
+                ],
             ),
-            other => return Err(user.error(format!("mutation through a {} view is not supported", other.name()))),
+            other => {
+                return Err(user.error(format!(
+                    "mutation through a {} view is not supported",
+                    other.name()
+                )))
+            }
         };
         let nodes = std::mem::take(&mut b.nodes);
         self.out.extend(nodes);
@@ -278,10 +368,19 @@ impl State {
 
 /// The shape of the parent of a view, as a `size` argument. Symbolic dims
 /// are read at run time with `sym_size`.
-fn shape_arg(b: &mut super::rewrite::Builder<'_>, inp: ValueId, step: &ViewStep, user: &Node) -> Result<Arg> {
+fn shape_arg(
+    b: &mut super::rewrite::Builder<'_>,
+    inp: ValueId,
+    step: &ViewStep,
+    user: &Node,
+) -> Result<Arg> {
     // The parent's type: the recorded type of the original parent value.
-    let parent_self = self_arg_name(&step.node).and_then(|k| step.node.arg(k)).and_then(Arg::as_value);
-    let ty = parent_self.and_then(|v| b.g.tensor_type(v).cloned()).or_else(|| b.g.tensor_type(inp).cloned());
+    let parent_self = self_arg_name(&step.node)
+        .and_then(|k| step.node.arg(k))
+        .and_then(Arg::as_value);
+    let ty = parent_self
+        .and_then(|v| b.g.tensor_type(v).cloned())
+        .or_else(|| b.g.tensor_type(inp).cloned());
     let Some(ty) = ty else {
         return Err(user.error("mutation through a reshaping view of a value of unknown shape"));
     };
@@ -293,7 +392,12 @@ fn shape_arg(b: &mut super::rewrite::Builder<'_>, inp: ValueId, step: &ViewStep,
         match d.as_int() {
             Some(v) => items.push(Arg::Int(v)),
             None => {
-                let s = b.node(Op::Aten(Aten::SymSize, "int".into()), vec![("self", Arg::Value(inp)), ("dim", Arg::Int(i as i64))], 1, false)[0];
+                let s = b.node(
+                    Op::Aten(Aten::SymSize, "int".into()),
+                    vec![("self", Arg::Value(inp)), ("dim", Arg::Int(i as i64))],
+                    1,
+                    false,
+                )[0];
                 b.g.set_ty(s, crate::ir::ValueType::SymInt);
                 items.push(Arg::Value(s));
             }
@@ -304,11 +408,22 @@ fn shape_arg(b: &mut super::rewrite::Builder<'_>, inp: ValueId, step: &ViewStep,
 
 fn functionalize(p: &mut Program) -> Result<bool> {
     let g = &mut p.graph;
-    let mut st = State { alias: HashMap::new(), current: HashMap::new(), version: HashMap::new(), regen: HashMap::new(), out: Vec::new(), changed: false };
+    let mut st = State {
+        alias: HashMap::new(),
+        current: HashMap::new(),
+        version: HashMap::new(),
+        regen: HashMap::new(),
+        out: Vec::new(),
+        changed: false,
+    };
     let nodes = std::mem::take(&mut g.nodes);
     for n in nodes {
         let aten = n.op.aten();
-        if n.op.overload() == "out" || n.args.iter().any(|a| a.name == "out" && matches!(a.value, Arg::Value(_))) {
+        if n.op.overload() == "out"
+            || n.args
+                .iter()
+                .any(|a| a.name == "out" && matches!(a.value, Arg::Value(_)))
+        {
             return Err(n.error(format!("out= variant {} is not supported", n.op)));
         }
         // Read every tensor argument at its current version.
@@ -331,7 +446,11 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 return Err(e);
             }
             v.map_values(&mut |x| *map.get(&x).unwrap_or(&x));
-            args.push(NamedArg { name: a.name.clone(), value: v, kwarg: a.kwarg });
+            args.push(NamedArg {
+                name: a.name.clone(),
+                value: v,
+                kwarg: a.kwarg,
+            });
         }
         let mutated = aten.and_then(functional_form);
         match (aten, mutated) {
@@ -363,7 +482,11 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 *st.version.entry(base).or_insert(0) += 1;
                 let ver = st.version[&base];
                 // The op's output aliases `self`; both now read as `r`.
-                let al = st.alias.get(&target).cloned().unwrap_or(Alias { base, chain: vec![], version: ver });
+                let al = st.alias.get(&target).cloned().unwrap_or(Alias {
+                    base,
+                    chain: vec![],
+                    version: ver,
+                });
                 if !al.chain.is_empty() {
                     st.regen.insert(target, (ver, r));
                 }
@@ -375,18 +498,35 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 }
             }
             (Some(a), None) if is_view(a) => {
-                let self_val = self_arg_name(&n).and_then(|k| n.arg(k)).and_then(Arg::as_value);
+                let self_val = self_arg_name(&n)
+                    .and_then(|k| n.arg(k))
+                    .and_then(Arg::as_value);
                 let mut m = n.clone();
                 m.args = args;
                 st.out.push(m);
                 if let Some(sv) = self_val {
                     let base = st.base_of(sv);
-                    let chain = st.alias.get(&sv).map(|a| a.chain.clone()).unwrap_or_default();
+                    let chain = st
+                        .alias
+                        .get(&sv)
+                        .map(|a| a.chain.clone())
+                        .unwrap_or_default();
                     let ver = *st.version.get(&base).unwrap_or(&0);
                     for (i, &o) in n.outputs.iter().enumerate() {
                         let mut c = chain.clone();
-                        c.push(ViewStep { node: n.clone(), index: i, orig: o });
-                        st.alias.insert(o, Alias { base, chain: c, version: ver });
+                        c.push(ViewStep {
+                            node: n.clone(),
+                            index: i,
+                            orig: o,
+                        });
+                        st.alias.insert(
+                            o,
+                            Alias {
+                                base,
+                                chain: c,
+                                version: ver,
+                            },
+                        );
                     }
                 }
             }
@@ -417,7 +557,9 @@ fn functionalize(p: &mut Program) -> Result<bool> {
     let mut mut_specs = Vec::new();
     for spec in &p.signature.inputs {
         let v = spec.value;
-        let Some(&cur) = st.current.get(&v) else { continue };
+        let Some(&cur) = st.current.get(&v) else {
+            continue;
+        };
         if cur == v {
             continue;
         }
@@ -426,7 +568,11 @@ fn functionalize(p: &mut Program) -> Result<bool> {
             InputKind::Parameter => (OutputKind::ParameterMutation, spec.target.clone()),
             InputKind::UserInput => (OutputKind::UserInputMutation, Some(g.name(v).to_string())),
             other => {
-                return Err(crate::Error::other(format!("the program mutates input {} of kind {}", g.name(v), other.name())));
+                return Err(crate::Error::other(format!(
+                    "the program mutates input {} of kind {}",
+                    g.name(v),
+                    other.name()
+                )));
             }
         };
         mut_outs.push(Arg::Value(cur));

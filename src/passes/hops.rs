@@ -14,7 +14,21 @@ pub fn autocast_lower_precision(a: Aten) -> bool {
     use Aten::*;
     matches!(
         a,
-        Conv1d | Conv2d | Conv3d | ConvTranspose1d | ConvTranspose2d | Convolution | Bmm | Mm | Linear | Matmul | Baddbmm | Addmm | Addbmm | ScaledDotProductAttention | Prelu
+        Conv1d
+            | Conv2d
+            | Conv3d
+            | ConvTranspose1d
+            | ConvTranspose2d
+            | Convolution
+            | Bmm
+            | Mm
+            | Linear
+            | Matmul
+            | Baddbmm
+            | Addmm
+            | Addbmm
+            | ScaledDotProductAttention
+            | Prelu
     )
 }
 
@@ -37,7 +51,9 @@ impl Pass for InlineHops {
 
 fn inline_graph(g: &mut Graph) -> Result<bool> {
     rewrite_nodes(g, |g, n| {
-        let Op::Hop(h) = n.op else { return Ok(Rewrite::Keep) };
+        let Op::Hop(h) = n.op else {
+            return Ok(Rewrite::Keep);
+        };
         let autocast = match h {
             Hop::WrapWithSetGradEnabled => None,
             Hop::WrapWithAutocast => {
@@ -71,7 +87,11 @@ fn inline_graph(g: &mut Graph) -> Result<bool> {
         };
         inline_graph(&mut body)?;
         if body.inputs.len() != operands.len() {
-            return Err(n.error(format!("body takes {} inputs, {} given", body.inputs.len(), operands.len())));
+            return Err(n.error(format!(
+                "body takes {} inputs, {} given",
+                body.inputs.len(),
+                operands.len()
+            )));
         }
         let (nodes, outs) = splice(g, &body, &operands, n, autocast)?;
         let mut outputs = Vec::new();
@@ -87,19 +107,30 @@ fn inline_graph(g: &mut Graph) -> Result<bool> {
 
 /// Copies `body`'s nodes into `g`, binding its inputs to `operands`.
 /// Returns the new nodes and the body's outputs in `g`'s values.
-fn splice(g: &mut Graph, body: &Graph, operands: &[Arg], hop: &Node, autocast: Option<crate::DType>) -> Result<(Vec<Node>, Vec<Arg>)> {
+fn splice(
+    g: &mut Graph,
+    body: &Graph,
+    operands: &[Arg],
+    hop: &Node,
+    autocast: Option<crate::DType>,
+) -> Result<(Vec<Node>, Vec<Arg>)> {
     let mut map: HashMap<ValueId, Arg> = HashMap::new();
     for (&i, a) in body.inputs.iter().zip(operands) {
         map.insert(i, a.clone());
     }
     let subst = |a: &Arg, map: &HashMap<ValueId, Arg>| -> Result<Arg> {
         Ok(match a {
-            Arg::Value(v) => map.get(v).cloned().ok_or_else(|| hop.error(format!("body uses %{} before it is defined", body.name(*v))))?,
+            Arg::Value(v) => map.get(v).cloned().ok_or_else(|| {
+                hop.error(format!("body uses %{} before it is defined", body.name(*v)))
+            })?,
             Arg::List(items) => Arg::List(
                 items
                     .iter()
                     .map(|x| match x {
-                        Arg::Value(v) => map.get(v).cloned().ok_or_else(|| hop.error("body value undefined")),
+                        Arg::Value(v) => map
+                            .get(v)
+                            .cloned()
+                            .ok_or_else(|| hop.error("body value undefined")),
                         other => Ok(other.clone()),
                     })
                     .collect::<Result<_>>()?,
@@ -111,7 +142,11 @@ fn splice(g: &mut Graph, body: &Graph, operands: &[Arg], hop: &Node, autocast: O
     for bn in &body.nodes {
         let mut args = Vec::with_capacity(bn.args.len());
         for a in &bn.args {
-            args.push(NamedArg { name: a.name.clone(), value: subst(&a.value, &map)?, kwarg: a.kwarg });
+            args.push(NamedArg {
+                name: a.name.clone(),
+                value: subst(&a.value, &map)?,
+                kwarg: a.kwarg,
+            });
         }
         if let (Some(d), Some(op)) = (autocast, bn.op.aten()) {
             if autocast_lower_precision(op) {
@@ -124,7 +159,11 @@ fn splice(g: &mut Graph, body: &Graph, operands: &[Arg], hop: &Node, autocast: O
                             _ => false,
                         };
                         if is_float {
-                            let c = b.aten(Aten::InternalToCopy, "default", vec![("self", Arg::Value(v)), ("dtype", Arg::DType(d))]);
+                            let c = b.aten(
+                                Aten::InternalToCopy,
+                                "default",
+                                vec![("self", Arg::Value(v)), ("dtype", Arg::DType(d))],
+                            );
                             a.value = Arg::Value(c);
                         }
                     }
@@ -151,7 +190,11 @@ fn splice(g: &mut Graph, body: &Graph, operands: &[Arg], hop: &Node, autocast: O
         node.outputs = outputs;
         nodes.push(node);
     }
-    let outs = body.outputs.iter().map(|a| subst(a, &map)).collect::<Result<Vec<_>>>()?;
+    let outs = body
+        .outputs
+        .iter()
+        .map(|a| subst(a, &map))
+        .collect::<Result<Vec<_>>>()?;
     Ok((nodes, outs))
 }
 
@@ -178,7 +221,9 @@ impl Pass for RemoveAutoFunctionalized {
             match n.op {
                 Op::Hop(Hop::AutoFunctionalizedV2) => {}
                 Op::Hop(Hop::AutoFunctionalized) => {
-                    return Err(n.error("auto_functionalized (v1) is not supported; re-export with a newer torch"))
+                    return Err(n.error(
+                        "auto_functionalized (v1) is not supported; re-export with a newer torch",
+                    ))
                 }
                 _ => return Ok(Rewrite::Keep),
             }
@@ -198,19 +243,29 @@ impl Pass for RemoveAutoFunctionalized {
             for &base in &bases {
                 let later = last_use.get(&base).is_some_and(|&l| l > pos);
                 if later {
-                    new_bases.push(b.aten(Aten::Clone, "default", vec![("self", Arg::Value(base))]));
+                    new_bases.push(b.aten(
+                        Aten::Clone,
+                        "default",
+                        vec![("self", Arg::Value(base))],
+                    ));
                 } else {
                     new_bases.push(base);
                 }
             }
             let mut args: Vec<(String, Arg)> = Vec::new();
             for a in &n.args {
-                if let Some(name) = a.name.strip_prefix('_').and_then(|s| s.strip_suffix("_base_index")) {
+                if let Some(name) = a
+                    .name
+                    .strip_prefix('_')
+                    .and_then(|s| s.strip_suffix("_base_index"))
+                {
                     let Arg::Int(i) = a.value else {
                         return Err(n.error(format!("{} is not an int", a.name)));
                     };
                     if n.arg(&format!("_{name}_size")).is_some() {
-                        return Err(n.error(format!("argument {name} of {op} is a view of its base; not supported")));
+                        return Err(n.error(format!(
+                            "argument {name} of {op} is a view of its base; not supported"
+                        )));
                     }
                     let Some(&v) = new_bases.get(i as usize) else {
                         return Err(n.error(format!("{} out of range", a.name)));
