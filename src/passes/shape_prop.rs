@@ -134,6 +134,16 @@ pub(crate) fn type_subgraph(
         )));
     }
     for (&v, ty) in sub.inputs.clone().iter().zip(operands) {
+        if let (ValueType::Tensor(rec), ValueType::Tensor(outer)) = (sub.ty(v), ty) {
+            if disagree(rec, outer) {
+                return Err(Error::Verify(format!(
+                    "subgraph input %{} is recorded as {} but called with {}",
+                    sub.name(v),
+                    type_text(sub.ty(v)),
+                    type_text(ty)
+                )));
+            }
+        }
         if !matches!(ty, ValueType::UnknownTensor) {
             sub.set_ty(v, ty.clone());
         }

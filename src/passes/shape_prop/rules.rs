@@ -542,9 +542,9 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         // ---- metadata and assertions
         InternalAssertTensorMetadata | InternalAssertScalar => Ok(vec![]),
         SymSize | SymNumel | SymStorageOffset | SymStride => {
-            if a == SymSize && ov == "int" || a != SymSize && a != SymStride {
+            if ov == "int" || a == SymNumel || a == SymStorageOffset {
                 let x = cx.tensor("self")?;
-                if a == SymSize {
+                if a == SymSize || a == SymStride {
                     cx.dim(cx.int("dim")?, x.rank())?;
                 }
                 one(ValueType::SymInt)
@@ -1543,6 +1543,107 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let d = cx.dim(cx.int_or("dim", -1)?, x.rank())?;
             let mut s = x.shape.clone();
             s[d] = div(s[d].clone(), int(2));
+            one(t(x.dtype, s))
+        }
+        // ---- backward ops (core ATen): gradients take their inputs' types
+        InternalAdaptiveAvgPool2dBackward | AvgPool2dBackward | MaxPool2dWithIndicesBackward => {
+            one(same(&cx.tensor("self")?))
+        }
+        EmbeddingDenseBackward => {
+            let go = cx.tensor("grad_output")?;
+            let nw = cx.sym_of(
+                cx.get("num_weights")
+                    .ok_or_else(|| cx.err("missing num_weights"))?,
+                "num_weights",
+            )?;
+            let last = go
+                .shape
+                .last()
+                .cloned()
+                .ok_or_else(|| cx.err("grad of rank 0"))?;
+            one(t(go.dtype, vec![nw, last]))
+        }
+        NativeLayerNormBackward | NativeGroupNormBackward | ConvolutionBackward => {
+            let x = cx.tensor("input")?;
+            let (w, b) = match a {
+                ConvolutionBackward => {
+                    let w = cx.tensor("weight")?;
+                    let bs = cx.sym_ints("bias_sizes")?;
+                    (same(&w), t(w.dtype, bs))
+                }
+                NativeGroupNormBackward => {
+                    let c = cx.sym_of(cx.get("C").ok_or_else(|| cx.err("missing C"))?, "C")?;
+                    (t(x.dtype, vec![c.clone()]), t(x.dtype, vec![c]))
+                }
+                _ => {
+                    let ns = cx.sym_ints("normalized_shape")?;
+                    (t(x.dtype, ns.clone()), t(x.dtype, ns))
+                }
+            };
+            let all = vec![same(&x), w, b];
+            if n.outputs.len() == 3 {
+                return Ok(all);
+            }
+            // Outputs masked off by `output_mask` are absent.
+            let mask = match cx.get("output_mask") {
+                Some(Arg::Bools(m)) => m.clone(),
+                _ => vec![true; 3],
+            };
+            Ok(all
+                .into_iter()
+                .zip(mask)
+                .filter(|(_, m)| *m)
+                .map(|(t, _)| t)
+                .collect())
+        }
+        GridSampler2d => {
+            let x = cx.tensor("input")?;
+            let gr = cx.tensor("grid")?;
+            if x.rank() != 4 || gr.rank() != 4 {
+                return Err(cx.err("grid_sampler_2d needs 4-D input and grid"));
+            }
+            one(t(
+                x.dtype,
+                vec![
+                    x.shape[0].clone(),
+                    x.shape[1].clone(),
+                    gr.shape[1].clone(),
+                    gr.shape[2].clone(),
+                ],
+            ))
+        }
+        InternalCdistForward | Cdist => {
+            let x1 = cx.tensor("x1")?;
+            let x2 = cx.tensor("x2")?;
+            if x1.rank() < 2 || x2.rank() < 2 {
+                return Err(cx.err("cdist inputs must have rank >= 2"));
+            }
+            let mut s = cx.broadcast(&x1.shape[..x1.rank() - 2], &x2.shape[..x2.rank() - 2])?;
+            s.push(x1.shape[x1.rank() - 2].clone());
+            s.push(x2.shape[x2.rank() - 2].clone());
+            one(t(x1.dtype, s))
+        }
+        InternalPdistForward => {
+            let x = cx.tensor("self")?;
+            let nn = x
+                .shape
+                .first()
+                .cloned()
+                .ok_or_else(|| cx.err("pdist of rank 0"))?;
+            let pairs = div(mul(nn.clone(), sub(nn, int(1))), int(2));
+            one(t(x.dtype, vec![pairs]))
+        }
+        Col2im => {
+            let x = cx.tensor("self")?;
+            let os = cx.sym_ints("output_size")?;
+            let k = cx.ints("kernel_size")?;
+            if os.len() != 2 || k.len() != 2 || x.rank() < 2 {
+                return Err(cx.err("col2im needs 2-D output_size and kernel_size"));
+            }
+            let r = x.rank();
+            let mut s = x.shape[..r - 2].to_vec();
+            s.push(div(x.shape[r - 2].clone(), int(k[0] * k[1])));
+            s.extend(os);
             one(t(x.dtype, s))
         }
         _ => Err(cx.err(format!("no shape rule for aten.{name}.{ov}"))),

@@ -594,3 +594,40 @@ fn bind_inputs_binds_and_checks() {
     let e = bind(&[(DType::F32, vec![5, 8]), (DType::I64, vec![5, 11])]).unwrap_err();
     assert!(e.to_string().starts_with("input m: dim 1"), "{e}");
 }
+
+#[test]
+fn subgraph_input_mismatch_is_reported() {
+    let t = "input %x: f32[3, 4] = user_input\n\
+             %r: ? = higher_order.wrap_with_set_grad_enabled(false, graph g {\n\
+               input %a: f32[3, 5]\n\
+               %b: ? = aten.neg.default(self=%a)\n\
+               output %b\n\
+             }, %x)\n\
+             output %r = user_output\n";
+    let e = propagate(&mut prog(t).graph).unwrap_err().to_string();
+    assert!(e.contains("node r") && e.contains("f32[3, 5]"), "{e}");
+}
+
+#[test]
+fn autocast_region_lowers_matmuls() {
+    let t = "input %x: f32[2, 4] = user_input\ninput %w: f32[3, 4] = user_input\n\
+             %r: ? = higher_order.wrap_with_autocast(\"cpu\", bf16, true, false, graph g {\n\
+               input %a: ?\n\
+               input %b: ?\n\
+               %l: ? = aten.linear.default(input=%a, weight=%b)\n\
+               %s: ? = aten.relu.default(self=%l)\n\
+               output %s\n\
+             }, %x, %w)\n\
+             output %r = user_output\n";
+    assert_eq!(infer(t, "r"), "bf16[2, 3]");
+}
+
+#[test]
+fn symbolic_scalar_builtins() {
+    let t = "range s0 = [1, 64]\ninput %x: f32[s0, 6] = user_input\n\
+             %n: sym_int = aten.sym_size.int(self=%x, dim=0)\n\
+             %m: sym_int = _operator.mul(%n, 6)\n\
+             %y: ? = aten.view.default(self=%x, size=[%m])\n\
+             output %y = user_output\n";
+    assert_eq!(infer(t, "y"), "f32[6*s0]");
+}
