@@ -363,7 +363,7 @@ fn slice_len(
             e = e.clamp(s, d.max(s));
             let e = e.min(d);
             let len = (e - s).max(0);
-            return Ok(int((len + step - 1) / step));
+            return Ok(int(if len == 0 { 0 } else { (len - 1) / step + 1 }));
         }
     }
     // Symbolic: negative constants count from the end; "to the end"
@@ -412,6 +412,10 @@ fn conv(cx: &Cx, transposed: bool, spatial_hint: Option<usize>) -> Result<Vec<Va
         Some(Arg::Str(_)) => vec![0; nsp],
         _ => expand_param(cx, cx.ints("padding")?, nsp, 0, "padding")?,
     };
+    cx.check_params("stride", &stride, 1)?;
+    cx.check_params("dilation", &dilation, 1)?;
+    cx.check_params("padding", &padding, 0)?;
+    cx.check_params("output_padding", &out_pad, 0)?;
     let sp0 = x.rank() - nsp;
     let mut shape: Shape = Vec::new();
     if batched {
@@ -427,6 +431,7 @@ fn conv(cx: &Cx, transposed: bool, spatial_hint: Option<usize>) -> Result<Vec<Va
         let k = w.shape[2 + i]
             .as_int()
             .ok_or_else(|| cx.err("symbolic kernel size"))?;
+        cx.check_params("kernel size", &[k], 0)?;
         let o = if same_pad {
             inp.clone()
         } else if transposed {
@@ -459,6 +464,10 @@ fn pool(cx: &Cx, nsp: usize, max: bool, with_indices: bool) -> Result<Vec<ValueT
         vec![1; nsp]
     };
     let ceil = cx.bool_or("ceil_mode", false)?;
+    cx.check_params("kernel_size", &k, 1)?;
+    cx.check_params("stride", &s, 1)?;
+    cx.check_params("padding", &p, 0)?;
+    cx.check_params("dilation", &d, 1)?;
     let sp0 = x.rank() - nsp;
     let mut shape = x.shape[..sp0].to_vec();
     for i in 0..nsp {
@@ -592,6 +601,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             } else {
                 "downscale_factor"
             })?;
+            cx.check_params("factor", &[r], 1)?;
             let k = x.rank();
             if k < 3 {
                 return Err(cx.err("pixel shuffle of rank < 3"));
@@ -789,7 +799,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         Diff => {
             let x = cx.tensor("self")?;
             let nn = cx.int_or("n", 1)?;
-            let d = cx.dim(cx.int_or("dim", -1)?, x.rank())?;
+            let d = cx.sdim(cx.int_or("dim", -1)?, x.rank())?;
             let mut size = x.shape[d].clone();
             for nm in ["prepend", "append"] {
                 if let Some(p) = cx.opt_tensor(nm)? {
@@ -797,7 +807,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                 }
             }
             let size = match size.as_int() {
-                Some(v) => int((v - nn).max(0)),
+                Some(v) => int(v.saturating_sub(nn).max(0)),
                 None => sub(size, int(nn)),
             };
             let mut s = x.shape.clone();
@@ -846,7 +856,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Unflatten => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int("dim")?, x.rank())?;
+            let d = cx.sdim(cx.int("dim")?, x.rank())?;
             let part = TensorType::new(x.dtype, vec![x.shape[d].clone()]);
             let sizes = view_shape(cx, &part, cx.sym_ints("sizes")?)?;
             let mut shape = x.shape[..d].to_vec();
@@ -977,7 +987,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Narrow => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int("dim")?, x.rank())?;
+            let d = cx.sdim(cx.int("dim")?, x.rank())?;
             let len = cx.sym_of(
                 cx.get("length").ok_or_else(|| cx.err("missing length"))?,
                 "length",
@@ -995,6 +1005,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let d = cx.dim(cx.int("dimension")?, x.rank())?;
             let size = cx.int("size")?;
             let step = cx.int("step")?;
+            cx.check_params("unfold size/step", &[size, step], 1)?;
             let mut s = x.shape.clone();
             if !s.is_empty() {
                 s[d] = add(div(sub(s[d].clone(), int(size)), int(step)), int(1));
@@ -1005,8 +1016,8 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         Diagonal => {
             let x = cx.tensor("self")?;
             let off = cx.int_or("offset", 0)?;
-            let d1 = cx.dim(cx.int_or("dim1", 0)?, x.rank())?;
-            let d2 = cx.dim(cx.int_or("dim2", 1)?, x.rank())?;
+            let d1 = cx.sdim(cx.int_or("dim1", 0)?, x.rank())?;
+            let d2 = cx.sdim(cx.int_or("dim2", 1)?, x.rank())?;
             let a1 = sub(x.shape[d1].clone(), int((-off).max(0)));
             let a2 = sub(x.shape[d2].clone(), int(off.max(0)));
             let len = match (a1.as_int(), a2.as_int()) {
@@ -1059,7 +1070,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                 .copied()
                 .or(ts.first())
                 .ok_or_else(|| cx.err("cat of no tensors"))?;
-            let d = cx.dim(cx.int_or("dim", 0)?, first.rank())?;
+            let d = cx.sdim(cx.int_or("dim", 0)?, first.rank())?;
             let mut s = first.shape.clone();
             let mut dt = first.dtype;
             for x in keep.iter().skip(1) {
@@ -1084,7 +1095,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Split | SplitWithSizes | Chunk | Unbind | TensorSplit => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int_or("dim", 0)?, x.rank())?;
+            let d = cx.sdim(cx.int_or("dim", 0)?, x.rank())?;
             let size = x.shape.get(d).cloned().unwrap_or(int(1));
             let nout = n.outputs.len();
             match a {
@@ -1113,7 +1124,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                     };
                     let sizes: Vec<SymExpr> = match (size.as_int(), chunk.as_int()) {
                         (Some(sz), Some(c)) if c > 0 => {
-                            let k = if sz == 0 { 1 } else { (sz + c - 1) / c };
+                            let k = if sz <= 0 { 1 } else { (sz - 1) / c + 1 };
                             (0..k).map(|i| int(c.min(sz - i * c))).collect()
                         }
                         _ => {
@@ -1540,7 +1551,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Glu => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int_or("dim", -1)?, x.rank())?;
+            let d = cx.sdim(cx.int_or("dim", -1)?, x.rank())?;
             let mut s = x.shape.clone();
             s[d] = div(s[d].clone(), int(2));
             one(t(x.dtype, s))
@@ -1640,6 +1651,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             if os.len() != 2 || k.len() != 2 || x.rank() < 2 {
                 return Err(cx.err("col2im needs 2-D output_size and kernel_size"));
             }
+            cx.check_params("kernel_size", &k, 1)?;
             let r = x.rank();
             let mut s = x.shape[..r - 2].to_vec();
             s.push(div(x.shape[r - 2].clone(), int(k[0] * k[1])));

@@ -631,3 +631,30 @@ fn symbolic_scalar_builtins() {
              output %y = user_output\n";
     assert_eq!(infer(t, "y"), "f32[6*s0]");
 }
+
+/// No rule panics, whatever the arguments: every op is tried with 0-dim
+/// and odd inputs and out-of-range constants.
+#[test]
+fn no_rule_panics_on_bad_arguments() {
+    let inputs = "range s0 = [1, 8]\ninput %s: f32[] = user_input\ninput %x: f32[s0, 3] = user_input\ninput %i: i64[0] = user_input\n";
+    let arg_sets = [
+        "self=%s",
+        "self=%s, dim=0, other=%s, input=%s, weight=%s, index=%s, tensors=[%s, %s]",
+        "self=%x, dim=-100, other=%i, input=%x, weight=%x, mat2=%x, size=[-1, -1], shape=[0, -1]",
+        "self=%x, dim=1, start=-9223372036854775808, end=9223372036854775807, step=9223372036854775807, split_size=9223372036854775807, chunks=0",
+        "self=%x, input=%x, weight=%x, kernel_size=[0], stride=[0], padding=[-5], dilation=[0], output_size=[-3, 2], normalized_shape=[1, 2, 3, 4], indices=[%x, %x, %x], tensors=[%x, %s], dims=[0, 0], sizes=[-1, -1], pad=[1, 2, 3], split_sizes=[9223372036854775807, 9223372036854775807]",
+        "self=%i, dim=0, index=%i, src=%i, query=%x, key=%x, value=%s, hx=[%s], end=%s, start=1.5",
+    ];
+    for a in crate::ir::Aten::ALL {
+        for ov in ["default", "int", "Tensor", "dim"] {
+            for args in arg_sets {
+                let text = format!(
+                    "{inputs}%y: ?, %z: ?, %w: ? = aten.{}.{ov}({args})\noutput %y = user_output\n",
+                    a.name()
+                );
+                let p = prog(&text);
+                let _ = infer_node(&p.graph, &p.graph.nodes[0]);
+            }
+        }
+    }
+}
