@@ -279,7 +279,7 @@ impl SymExpr {
     }
 
     /// `-e`.
-    pub fn neg(e: SymExpr) -> SymExpr {
+    pub fn negate(e: SymExpr) -> SymExpr {
         match e {
             SymExpr::Int(v) => match v.checked_neg() {
                 Some(n) => SymExpr::Int(n),
@@ -1002,7 +1002,7 @@ impl<'a> Parser<'a> {
                 Some(Tok::Minus) => {
                     self.pos += 1;
                     let t = self.infix_term(depth + 1)?;
-                    terms.push(SymExpr::neg(t));
+                    terms.push(SymExpr::negate(t));
                 }
                 _ => break,
             }
@@ -1051,7 +1051,7 @@ impl<'a> Parser<'a> {
                 }
             }
             let e = self.infix_unary(depth + 1)?;
-            return Ok(SymExpr::neg(e));
+            return Ok(SymExpr::negate(e));
         }
         self.infix_power(depth + 1)
     }
@@ -1189,7 +1189,7 @@ mod tests {
         let e2 = SymExpr::mul(vec![s("y"), s("x"), SymExpr::Int(2)]);
         assert_eq!(e1, e2);
         assert_eq!(
-            SymExpr::add(vec![s("a"), SymExpr::neg(s("a"))]),
+            SymExpr::add(vec![s("a"), SymExpr::negate(s("a"))]),
             SymExpr::Int(0)
         );
     }
@@ -1252,8 +1252,13 @@ mod tests {
                     .prop_map(|(a, b)| SymExpr::pow(a, b)),
                 prop::collection::vec(inner.clone(), 2..4).prop_map(SymExpr::max),
                 prop::collection::vec(inner.clone(), 2..4).prop_map(SymExpr::min),
-                inner.clone().prop_map(SymExpr::neg),
+                inner.clone().prop_map(SymExpr::negate),
                 inner.clone().prop_map(|a| SymExpr::CeilToInt(Box::new(a))),
+                inner.clone().prop_map(|a| SymExpr::TruncToInt(Box::new(a))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| SymExpr::CleanDiv(Box::new(a), Box::new(b))),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| SymExpr::call("Eq", vec![a, b])),
+                (-5i64..5, 2i64..7).prop_map(|(p, q)| SymExpr::rational(p, q)),
                 (inner.clone(), inner).prop_map(|(a, b)| SymExpr::Mod(Box::new(a), Box::new(b))),
             ]
         })

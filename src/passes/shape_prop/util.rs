@@ -16,7 +16,7 @@ pub fn add(a: SymExpr, b: SymExpr) -> SymExpr {
 }
 
 pub fn sub(a: SymExpr, b: SymExpr) -> SymExpr {
-    SymExpr::add(vec![a, SymExpr::neg(b)])
+    SymExpr::add(vec![a, SymExpr::negate(b)])
 }
 
 pub fn mul(a: SymExpr, b: SymExpr) -> SymExpr {
@@ -133,7 +133,7 @@ pub fn sym_value(g: &Graph, v: ValueId, depth: usize) -> SymExpr {
             "_operator.mul" => pos(0).zip(pos(1)).map(|(a, b)| mul(a, b)),
             "_operator.floordiv" => pos(0).zip(pos(1)).map(|(a, b)| div(a, b)),
             "_operator.mod" => pos(0).zip(pos(1)).map(|(a, b)| SymExpr::python_mod(a, b)),
-            "_operator.neg" => pos(0).map(SymExpr::neg),
+            "_operator.neg" => pos(0).map(SymExpr::negate),
             "torch.sym_max" => pos(0).zip(pos(1)).map(|(a, b)| SymExpr::max(vec![a, b])),
             "torch.sym_min" => pos(0).zip(pos(1)).map(|(a, b)| SymExpr::min(vec![a, b])),
             _ => None,
