@@ -171,6 +171,25 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
             out.extend(bases.into_iter().take(n.outputs.len() - lead));
             Ok(out)
         }
+        Hop::WhileLoop => {
+            // The loop carries its inputs' types through.
+            let carried = n.args.get(2).map(|a| &a.value);
+            let items: Vec<Arg> = match carried {
+                Some(Arg::List(items)) => items.clone(),
+                Some(a @ Arg::Value(_)) => vec![a.clone()],
+                _ => return Err(cx.err("while_loop without carried inputs")),
+            };
+            items
+                .iter()
+                .map(|a| match a {
+                    Arg::Value(v) if cx.g.contains(*v) => Ok(cx.g.ty(*v).clone()),
+                    Arg::Int(_) => Ok(ValueType::SymInt),
+                    Arg::Float(_) => Ok(ValueType::SymFloat),
+                    Arg::Bool(_) => Ok(ValueType::SymBool),
+                    _ => Err(cx.err("unsupported while_loop carried input")),
+                })
+                .collect()
+        }
         Hop::WithEffects => {
             let out = n.outputs.iter().map(|&o| cx.g.ty(o).clone()).collect();
             Ok(out)
@@ -1658,8 +1677,190 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             s.extend(os);
             one(t(x.dtype, s))
         }
+        CosineSimilarity | PairwiseDistance => {
+            let x1 = cx.tensor("x1")?;
+            let s = bshape(cx, &["x1", "x2"])?;
+            let (d, keep) = if a == CosineSimilarity {
+                (cx.int_or("dim", 1)?, false)
+            } else {
+                (-1, cx.bool_or("keepdim", false)?)
+            };
+            let s = reduce_shape(cx, &s, Some(&[d]), keep)?;
+            one(t(float_of(x1.dtype), s))
+        }
+        LstmCell => {
+            let hx: Vec<TensorType> = cx.tensor_list("hx")?.into_iter().flatten().collect();
+            if hx.len() != 2 {
+                return Err(cx.err("lstm_cell needs hx = [h, c]"));
+            }
+            Ok(hx.iter().map(same).collect())
+        }
+        GruCell | RnnTanhCell => {
+            let h = cx.opt_tensor("hx")?;
+            match h {
+                Some(h) => one(same(&h)),
+                None => {
+                    let x = cx.tensor("input")?;
+                    let w = cx.tensor("w_hh")?;
+                    let mut s = x.shape[..x.rank().saturating_sub(1)].to_vec();
+                    s.push(w.shape.last().cloned().unwrap_or(int(0)));
+                    one(t(x.dtype, s))
+                }
+            }
+        }
+        Histc => {
+            let x = cx.tensor("self")?;
+            one(t(x.dtype, vec![int(cx.int_or("bins", 100)?)]))
+        }
+        Kron => {
+            let x = cx.tensor("self")?;
+            let o = cx.tensor("other")?;
+            let r = x.rank().max(o.rank());
+            let get = |v: &TensorType, i: usize| {
+                (i + v.rank())
+                    .checked_sub(r)
+                    .map(|j| v.shape[j].clone())
+                    .unwrap_or(int(1))
+            };
+            let s = (0..r).map(|i| mul(get(&x, i), get(&o, i))).collect();
+            one(t(promote(cx, &["self", "other"])?, s))
+        }
+        Inner => {
+            let x = cx.tensor("self")?;
+            let o = cx.tensor("other")?;
+            let mut s = x.shape[..x.rank().saturating_sub(1)].to_vec();
+            s.extend_from_slice(&o.shape[..o.rank().saturating_sub(1)]);
+            one(t(promote(cx, &["self", "other"])?, s))
+        }
+        Tensordot => {
+            let x = cx.tensor("self")?;
+            let o = cx.tensor("other")?;
+            let da: Vec<usize> = cx
+                .ints("dims_self")?
+                .into_iter()
+                .map(|d| cx.sdim(d, x.rank()))
+                .collect::<Result<_>>()?;
+            let db: Vec<usize> = cx
+                .ints("dims_other")?
+                .into_iter()
+                .map(|d| cx.sdim(d, o.rank()))
+                .collect::<Result<_>>()?;
+            let mut s: Shape = (0..x.rank())
+                .filter(|i| !da.contains(i))
+                .map(|i| x.shape[i].clone())
+                .collect();
+            s.extend(
+                (0..o.rank())
+                    .filter(|i| !db.contains(i))
+                    .map(|i| o.shape[i].clone()),
+            );
+            one(t(promote(cx, &["self", "other"])?, s))
+        }
+        RepeatInterleave if ov == "self_int" => {
+            let x = cx.tensor("self")?;
+            let r = cx.sym_of(
+                cx.get("repeats").ok_or_else(|| cx.err("missing repeats"))?,
+                "repeats",
+            )?;
+            match cx.opt_int("dim")? {
+                None => one(t(x.dtype, vec![mul(numel(&x.shape), r)])),
+                Some(d) => {
+                    let d = cx.sdim(d, x.rank())?;
+                    let mut s = x.shape.clone();
+                    s[d] = mul(s[d].clone(), r);
+                    one(t(x.dtype, s))
+                }
+            }
+        }
+        Im2col => {
+            let x = cx.tensor("self")?;
+            let k = expand_param(cx, cx.ints("kernel_size")?, 2, 1, "kernel_size")?;
+            let dl = expand_param(cx, cx.ints("dilation")?, 2, 1, "dilation")?;
+            let p = expand_param(cx, cx.ints("padding")?, 2, 0, "padding")?;
+            let st = expand_param(cx, cx.ints("stride")?, 2, 1, "stride")?;
+            cx.check_params("kernel_size", &k, 1)?;
+            cx.check_params("dilation", &dl, 1)?;
+            cx.check_params("padding", &p, 0)?;
+            cx.check_params("stride", &st, 1)?;
+            let r = x.rank();
+            if r < 3 {
+                return Err(cx.err("im2col needs a 3-D or 4-D input"));
+            }
+            let blocks = mul(
+                window_out(&x.shape[r - 2], k[0], st[0], p[0], dl[0]),
+                window_out(&x.shape[r - 1], k[1], st[1], p[1], dl[1]),
+            );
+            let mut s = x.shape[..r - 3].to_vec();
+            s.push(mul(x.shape[r - 3].clone(), int(k[0] * k[1])));
+            s.push(blocks);
+            one(t(x.dtype, s))
+        }
+        Einsum => einsum(cx),
         _ => Err(cx.err(format!("no shape rule for aten.{name}.{ov}"))),
     }
+}
+
+/// `einsum` without ellipses: each output letter takes the (broadcast)
+/// size of that letter in the operands.
+fn einsum(cx: &Cx) -> Result<Vec<ValueType>> {
+    let eq = match cx.get("equation") {
+        Some(Arg::Str(s)) => s.replace(' ', ""),
+        _ => return Err(cx.err("einsum without an equation")),
+    };
+    if eq.contains("...") {
+        return Err(cx.err("no shape rule for einsum with an ellipsis"));
+    }
+    let ts: Vec<TensorType> = cx.tensor_list("tensors")?.into_iter().flatten().collect();
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l.to_string(), Some(r.to_string())),
+        None => (eq.clone(), None),
+    };
+    let terms: Vec<&str> = lhs.split(',').collect();
+    if terms.len() != ts.len() {
+        return Err(cx.err("einsum: operand count does not match the equation"));
+    }
+    let mut sizes: std::collections::BTreeMap<char, SymExpr> = Default::default();
+    let mut counts: std::collections::BTreeMap<char, usize> = Default::default();
+    for (term, x) in terms.iter().zip(&ts) {
+        if term.chars().count() != x.rank() {
+            return Err(cx.err(format!(
+                "einsum: term {term} for a tensor of rank {}",
+                x.rank()
+            )));
+        }
+        for (c, d) in term.chars().zip(&x.shape) {
+            *counts.entry(c).or_insert(0) += 1;
+            let cur = sizes.remove(&c);
+            let new = match cur {
+                None => d.clone(),
+                Some(cur) => cx.broadcast(&[cur], &[d.clone()])?.remove(0),
+            };
+            sizes.insert(c, new);
+        }
+    }
+    let out: Vec<char> = match rhs {
+        Some(r) => r.chars().collect(),
+        None => counts
+            .iter()
+            .filter(|(_, &n)| n == 1)
+            .map(|(c, _)| *c)
+            .collect(),
+    };
+    let mut shape = Vec::new();
+    for c in out {
+        shape.push(
+            sizes
+                .get(&c)
+                .cloned()
+                .ok_or_else(|| cx.err(format!("einsum: output letter {c} not in the inputs")))?,
+        );
+    }
+    let dt = ts
+        .iter()
+        .map(|x| x.dtype)
+        .reduce(super::promote::promote_types)
+        .ok_or_else(|| cx.err("einsum of no tensors"))?;
+    Ok(vec![t(dt, shape)])
 }
 
 fn pad(cx: &Cx, arg: &str) -> Result<Vec<ValueType>> {
