@@ -1833,7 +1833,7 @@ fn einsum(cx: &Cx) -> Result<Vec<ValueType>> {
             let cur = sizes.remove(&c);
             let new = match cur {
                 None => d.clone(),
-                Some(cur) => cx.broadcast(&[cur], &[d.clone()])?.remove(0),
+                Some(cur) => cx.broadcast(&[cur], std::slice::from_ref(d))?.remove(0),
             };
             sizes.insert(c, new);
         }
