@@ -594,20 +594,19 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
 
         // ---- unary, same type
         Abs | Absolute | Neg | Negative | Positive | Relu | Relu6 | Hardtanh | LeakyRelu
-        | ClampMin | ClampMax | Clip | Clone | Contiguous | Alias | AliasCopy | Detach
-        | LiftFreshCopy | Ceil | Floor | Round | Trunc | Fix | Sign | Sgn | BitwiseNot
-        | DunderNot | Hardshrink | Softshrink | Threshold | Celu | Elu | Selu | Gelu | Silu
-        | Mish | Hardswish | Hardsigmoid | Softplus | Rrelu | LogSigmoid | Square | Frac
-        | NanToNum | Bernoulli | Tril | Triu | Flip | Roll | Zero | Cumprod | Logcumsumexp
-        | Prelu | Copy | Fill => {
+        | Clone | Contiguous | Alias | AliasCopy | Detach | LiftFreshCopy | Ceil | Floor
+        | Round | Trunc | Fix | Sign | Sgn | BitwiseNot | DunderNot | Hardshrink | Softshrink
+        | Threshold | Celu | Elu | Selu | Gelu | Silu | Mish | Hardswish | Hardsigmoid
+        | Softplus | Rrelu | LogSigmoid | Square | Frac | NanToNum | Bernoulli | Tril | Triu
+        | Flip | Roll | Zero | Cumprod | Logcumsumexp | Prelu | Copy | Fill => {
             let x = cx.tensor("self")?;
             one(same(&x))
         }
-        Clamp => {
-            let x = cx.tensor("self")?;
-            let d = promote(cx, &["self", "min", "max"])?;
-            let _ = d;
-            one(same(&x))
+        // `clamp` promotes integer inputs with its bounds.
+        Clamp | ClampMin | ClampMax | Clip => {
+            let names = ["self", "min", "max"];
+            let d = promote(cx, &names)?;
+            one(t(d, bshape(cx, &names)?))
         }
         Cummax | Cummin => {
             let x = cx.tensor("self")?;

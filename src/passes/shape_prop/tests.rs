@@ -684,3 +684,20 @@ fn einsum_and_friends() {
         "f32[2, 6, 4]"
     );
 }
+
+#[test]
+fn clamp_promotes_integer_inputs() {
+    let x = "input %x: i64[s0] = user_input\ninput %m: f32[1] = user_input";
+    assert_eq!(
+        node_type(x, "aten.clamp.default(self=%x, min=0.5)"),
+        "f32[s0]"
+    );
+    assert_eq!(
+        node_type(x, "aten.clamp.default(self=%x, min=0, max=3)"),
+        "i64[s0]"
+    );
+    assert_eq!(
+        node_type(x, "aten.clamp.Tensor(self=%x, min=%m)"),
+        "f32[s0]"
+    );
+}
