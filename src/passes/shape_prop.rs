@@ -364,6 +364,23 @@ pub fn bind_inputs(p: &Program, inputs: &[(DType, Vec<usize>)]) -> Result<HashMa
             }
         }
     }
+    // A symbol that only appears in compound dims (`2*s0`) is solved from
+    // the first linear one.
+    for (_, _, expr, actual) in &compound {
+        let free: Vec<String> = expr
+            .free_symbols()
+            .into_iter()
+            .filter(|s| !env.contains_key(s))
+            .collect();
+        if let [sym] = free.as_slice() {
+            if let Some(v) = solve_linear(expr, sym, *actual, &env) {
+                let in_range = p.range_constraints.get(sym).map_or(true, |r| r.contains(v));
+                if in_range {
+                    env.insert(sym.clone(), v);
+                }
+            }
+        }
+    }
     for (name, i, expr, actual) in compound {
         match expr.eval_map(&env) {
             Some(v) if v == actual => {}
@@ -382,6 +399,31 @@ pub fn bind_inputs(p: &Program, inputs: &[(DType, Vec<usize>)]) -> Result<HashMa
         }
     }
     Ok(env)
+}
+
+/// The value of `sym` that makes `expr` equal `target`, if `expr` is
+/// linear in it (checked by evaluating back).
+fn solve_linear(expr: &SymExpr, sym: &str, target: i64, env: &HashMap<String, i64>) -> Option<i64> {
+    let at = |x: i64| {
+        expr.eval(&|s| {
+            if s == sym {
+                Some(x)
+            } else {
+                env.get(s).copied()
+            }
+        })
+    };
+    let b = at(0)?;
+    let a = at(1)?.checked_sub(b)?;
+    if a == 0 {
+        return None;
+    }
+    let d = target.checked_sub(b)?;
+    if d.checked_rem(a)? != 0 {
+        return None;
+    }
+    let v = d.checked_div(a)?;
+    (at(v)? == target).then_some(v)
 }
 
 #[cfg(test)]

@@ -701,3 +701,23 @@ fn clamp_promotes_integer_inputs() {
         "f32[s0]"
     );
 }
+
+#[test]
+fn bind_inputs_solves_linear_dims() {
+    let p = prog(
+        "range s0 = [1, 100]\ninput %x: f32[2*s0 + 1] = user_input\ninput %y: f32[s0 + 3] = user_input\n%z: ? = aten.relu.default(self=%y)\noutput %z = user_output\n",
+    );
+    let env = bind_inputs(&p, &[(DType::F32, vec![9]), (DType::F32, vec![7])]).unwrap();
+    assert_eq!(env.get("s0"), Some(&4));
+    let e = bind_inputs(&p, &[(DType::F32, vec![9]), (DType::F32, vec![8])]).unwrap_err();
+    assert!(
+        matches!(&e, Error::Input { name, msg } if name == "y" && msg.contains("dim 0 is 8")),
+        "{e}"
+    );
+    // 10 = 2*s0 + 1 has no integer solution.
+    let e = bind_inputs(&p, &[(DType::F32, vec![10]), (DType::F32, vec![7])]).unwrap_err();
+    assert!(
+        matches!(&e, Error::Input { name, .. } if name == "x"),
+        "{e}"
+    );
+}
