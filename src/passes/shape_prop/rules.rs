@@ -132,8 +132,13 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
             let (sub, operands) = super::hop_operands(cx.g, n)
                 .ok_or_else(|| cx.err("higher-order op without a subgraph"))?;
             let mut sub = sub.clone();
-            super::type_subgraph(&mut sub, &operands, super::hop_autocast(n, autocast))
-                .map_err(|e| cx.err(e.to_string()))?;
+            super::type_subgraph(
+                &mut sub,
+                &operands,
+                super::hop_autocast(n, autocast),
+                &super::Ranges::new(),
+            )
+            .map_err(|e| cx.err(e.to_string()))?;
             let outs: Vec<ValueType> = sub
                 .outputs
                 .iter()

@@ -721,3 +721,20 @@ fn bind_inputs_solves_linear_dims() {
         "{e}"
     );
 }
+
+#[test]
+fn slice_bounds_use_symbol_ranges() {
+    let t = |range: &str, node: &str| {
+        infer(
+            &format!("range s0 = {range}\ninput %x: f32[s0, 2] = user_input\n%y: ? = {node}\noutput %y = user_output\n"),
+            "y",
+        )
+    };
+    let head = "aten.slice.Tensor(self=%x, dim=0, start=0, end=3)";
+    assert_eq!(t("[4, 64]", head), "f32[3, 2]");
+    assert_eq!(t("[1, 64]", head), "f32[Min(3, s0), 2]");
+    let tail = "aten.slice.Tensor(self=%x, dim=0, start=-3, end=9223372036854775807)";
+    assert_eq!(t("[3, 64]", tail), "f32[3, 2]");
+    let mid = "aten.slice.Tensor(self=%x, dim=0, start=1, end=-1)";
+    assert_eq!(t("[2, 64]", mid), "f32[s0 - 2, 2]");
+}
