@@ -738,3 +738,23 @@ fn slice_bounds_use_symbol_ranges() {
     let mid = "aten.slice.Tensor(self=%x, dim=0, start=1, end=-1)";
     assert_eq!(t("[2, 64]", mid), "f32[s0 - 2, 2]");
 }
+
+#[test]
+fn getitem_assert_and_gru() {
+    let t = "input %x: f32[s0, 5, 8] = user_input\ninput %h: f32[1, 5, 16] = user_input\ninput %w: f32[48, 8] = user_input\n\
+             aten._assert_tensor_metadata.default(a=%x, dtype=f32) @check\n\
+             %o: ?, %hn: ? = aten.gru.input(input=%x, hx=%h, params=[%w], has_biases=false, num_layers=1, dropout=0.0, train=false, bidirectional=false, batch_first=false)\n\
+             %g: ? = _operator.getitem(%o, 0)\n\
+             [%a: ?, %b: ?] = aten.unbind.int(self=%x)\n\
+             %c: ? = _operator.getitem([%a, %b], -1)\n\
+             output %g = user_output\n";
+    assert_eq!(
+        infer_all(t, &["o", "hn", "g", "c"]),
+        [
+            "f32[s0, 5, 16]",
+            "f32[1, 5, 16]",
+            "f32[s0, 5, 16]",
+            "f32[5, 8]"
+        ]
+    );
+}
