@@ -9,14 +9,18 @@
 
 mod promote;
 mod rules;
+mod simplify;
 mod util;
 
-use std::collections::HashMap;
+/// Symbol ranges by name, as [`Program::range_constraints`] holds them.
+pub type Ranges = BTreeMap<String, SymRange>;
+
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::ir::print::type_text;
 use crate::ir::{Arg, Graph, Hop, Node, Op, Program, TensorType, ValueType};
-use crate::sym::SymExpr;
+use crate::sym::{SymExpr, SymRange};
 use crate::DType;
 
 use super::{Pass, PassContext};
@@ -125,6 +129,7 @@ pub(crate) fn type_subgraph(
     sub: &mut Graph,
     operands: &[ValueType],
     autocast: Option<DType>,
+    ranges: &Ranges,
 ) -> Result<()> {
     if operands.len() != sub.inputs.len() {
         return Err(Error::other(format!(
@@ -134,11 +139,21 @@ pub(crate) fn type_subgraph(
         )));
     }
     for (&v, ty) in sub.inputs.clone().iter().zip(operands) {
+        if let (ValueType::Tensor(rec), ValueType::Tensor(outer)) = (sub.ty(v), ty) {
+            if disagree(rec, outer) {
+                return Err(Error::Verify(format!(
+                    "subgraph input %{} is recorded as {} but called with {}",
+                    sub.name(v),
+                    type_text(sub.ty(v)),
+                    type_text(ty)
+                )));
+            }
+        }
         if !matches!(ty, ValueType::UnknownTensor) {
             sub.set_ty(v, ty.clone());
         }
     }
-    propagate_in(sub, autocast)?;
+    propagate_in(sub, autocast, ranges)?;
     Ok(())
 }
 
@@ -157,10 +172,16 @@ fn disagree(recorded: &TensorType, inferred: &TensorType) -> bool {
 /// Propagates types through every node of `g`, in order. Returns whether
 /// any type changed.
 pub fn propagate(g: &mut Graph) -> Result<bool> {
-    propagate_in(g, None)
+    propagate_in(g, None, &Ranges::new())
 }
 
-fn propagate_in(g: &mut Graph, autocast: Option<DType>) -> Result<bool> {
+/// [`propagate`], simplifying inferred dims with the symbols' ranges
+/// (`Min(3, s0)` is `3` when `s0 >= 3`).
+pub fn propagate_with_ranges(g: &mut Graph, ranges: &Ranges) -> Result<bool> {
+    propagate_in(g, None, ranges)
+}
+
+fn propagate_in(g: &mut Graph, autocast: Option<DType>, ranges: &Ranges) -> Result<bool> {
     let mut changed = false;
     for i in 0..g.nodes.len() {
         // Type the subgraphs of a higher-order op first, in place.
@@ -176,7 +197,7 @@ fn propagate_in(g: &mut Graph, autocast: Option<DType>) -> Result<bool> {
                     if let Arg::Graph(sg) = &mut a.value {
                         // Every branch of `cond` takes the same operands.
                         if is_cond || sg.graph.inputs.len() == tys.len() {
-                            type_subgraph(&mut sg.graph, &tys, inner)
+                            type_subgraph(&mut sg.graph, &tys, inner, ranges)
                                 .map_err(|e| node_err(e, &node))?;
                         }
                     }
@@ -189,7 +210,18 @@ fn propagate_in(g: &mut Graph, autocast: Option<DType>) -> Result<bool> {
         }
         let n = &g.nodes[i];
         let inferred = match infer_node_in(g, n, autocast) {
-            Ok(t) => t,
+            Ok(mut t) => {
+                if !ranges.is_empty() {
+                    for ty in &mut t {
+                        if let ValueType::Tensor(tt) = ty {
+                            for d in &mut tt.shape {
+                                *d = simplify::simplify(d, ranges);
+                            }
+                        }
+                    }
+                }
+                t
+            }
             // An op without a rule is fine when the archive recorded the
             // types of all its outputs.
             Err(e)
@@ -254,7 +286,7 @@ impl Pass for ShapeProp {
     }
 
     fn run(&self, p: &mut Program, _cx: &mut PassContext<'_>) -> Result<bool> {
-        propagate(&mut p.graph)
+        propagate_with_ranges(&mut p.graph, &p.range_constraints)
     }
 }
 
@@ -354,6 +386,23 @@ pub fn bind_inputs(p: &Program, inputs: &[(DType, Vec<usize>)]) -> Result<HashMa
             }
         }
     }
+    // A symbol that only appears in compound dims (`2*s0`) is solved from
+    // the first linear one.
+    for (_, _, expr, actual) in &compound {
+        let free: Vec<String> = expr
+            .free_symbols()
+            .into_iter()
+            .filter(|s| !env.contains_key(s))
+            .collect();
+        if let [sym] = free.as_slice() {
+            if let Some(v) = solve_linear(expr, sym, *actual, &env) {
+                let in_range = p.range_constraints.get(sym).map_or(true, |r| r.contains(v));
+                if in_range {
+                    env.insert(sym.clone(), v);
+                }
+            }
+        }
+    }
     for (name, i, expr, actual) in compound {
         match expr.eval_map(&env) {
             Some(v) if v == actual => {}
@@ -372,6 +421,31 @@ pub fn bind_inputs(p: &Program, inputs: &[(DType, Vec<usize>)]) -> Result<HashMa
         }
     }
     Ok(env)
+}
+
+/// The value of `sym` that makes `expr` equal `target`, if `expr` is
+/// linear in it (checked by evaluating back).
+fn solve_linear(expr: &SymExpr, sym: &str, target: i64, env: &HashMap<String, i64>) -> Option<i64> {
+    let at = |x: i64| {
+        expr.eval(&|s| {
+            if s == sym {
+                Some(x)
+            } else {
+                env.get(s).copied()
+            }
+        })
+    };
+    let b = at(0)?;
+    let a = at(1)?.checked_sub(b)?;
+    if a == 0 {
+        return None;
+    }
+    let d = target.checked_sub(b)?;
+    if d.checked_rem(a)? != 0 {
+        return None;
+    }
+    let v = d.checked_div(a)?;
+    (at(v)? == target).then_some(v)
 }
 
 #[cfg(test)]

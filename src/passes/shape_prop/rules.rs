@@ -132,8 +132,13 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
             let (sub, operands) = super::hop_operands(cx.g, n)
                 .ok_or_else(|| cx.err("higher-order op without a subgraph"))?;
             let mut sub = sub.clone();
-            super::type_subgraph(&mut sub, &operands, super::hop_autocast(n, autocast))
-                .map_err(|e| cx.err(e.to_string()))?;
+            super::type_subgraph(
+                &mut sub,
+                &operands,
+                super::hop_autocast(n, autocast),
+                &super::Ranges::new(),
+            )
+            .map_err(|e| cx.err(e.to_string()))?;
             let outs: Vec<ValueType> = sub
                 .outputs
                 .iter()
@@ -170,6 +175,25 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
                 .collect();
             out.extend(bases.into_iter().take(n.outputs.len() - lead));
             Ok(out)
+        }
+        Hop::WhileLoop => {
+            // The loop carries its inputs' types through.
+            let carried = n.args.get(2).map(|a| &a.value);
+            let items: Vec<Arg> = match carried {
+                Some(Arg::List(items)) => items.clone(),
+                Some(a @ Arg::Value(_)) => vec![a.clone()],
+                _ => return Err(cx.err("while_loop without carried inputs")),
+            };
+            items
+                .iter()
+                .map(|a| match a {
+                    Arg::Value(v) if cx.g.contains(*v) => Ok(cx.g.ty(*v).clone()),
+                    Arg::Int(_) => Ok(ValueType::SymInt),
+                    Arg::Float(_) => Ok(ValueType::SymFloat),
+                    Arg::Bool(_) => Ok(ValueType::SymBool),
+                    _ => Err(cx.err("unsupported while_loop carried input")),
+                })
+                .collect()
         }
         Hop::WithEffects => {
             let out = n.outputs.iter().map(|&o| cx.g.ty(o).clone()).collect();
@@ -363,7 +387,7 @@ fn slice_len(
             e = e.clamp(s, d.max(s));
             let e = e.min(d);
             let len = (e - s).max(0);
-            return Ok(int((len + step - 1) / step));
+            return Ok(int(if len == 0 { 0 } else { (len - 1) / step + 1 }));
         }
     }
     // Symbolic: negative constants count from the end; "to the end"
@@ -412,6 +436,10 @@ fn conv(cx: &Cx, transposed: bool, spatial_hint: Option<usize>) -> Result<Vec<Va
         Some(Arg::Str(_)) => vec![0; nsp],
         _ => expand_param(cx, cx.ints("padding")?, nsp, 0, "padding")?,
     };
+    cx.check_params("stride", &stride, 1)?;
+    cx.check_params("dilation", &dilation, 1)?;
+    cx.check_params("padding", &padding, 0)?;
+    cx.check_params("output_padding", &out_pad, 0)?;
     let sp0 = x.rank() - nsp;
     let mut shape: Shape = Vec::new();
     if batched {
@@ -427,6 +455,7 @@ fn conv(cx: &Cx, transposed: bool, spatial_hint: Option<usize>) -> Result<Vec<Va
         let k = w.shape[2 + i]
             .as_int()
             .ok_or_else(|| cx.err("symbolic kernel size"))?;
+        cx.check_params("kernel size", &[k], 0)?;
         let o = if same_pad {
             inp.clone()
         } else if transposed {
@@ -459,6 +488,10 @@ fn pool(cx: &Cx, nsp: usize, max: bool, with_indices: bool) -> Result<Vec<ValueT
         vec![1; nsp]
     };
     let ceil = cx.bool_or("ceil_mode", false)?;
+    cx.check_params("kernel_size", &k, 1)?;
+    cx.check_params("stride", &s, 1)?;
+    cx.check_params("padding", &p, 0)?;
+    cx.check_params("dilation", &d, 1)?;
     let sp0 = x.rank() - nsp;
     let mut shape = x.shape[..sp0].to_vec();
     for i in 0..nsp {
@@ -542,9 +575,9 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         // ---- metadata and assertions
         InternalAssertTensorMetadata | InternalAssertScalar => Ok(vec![]),
         SymSize | SymNumel | SymStorageOffset | SymStride => {
-            if a == SymSize && ov == "int" || a != SymSize && a != SymStride {
+            if ov == "int" || a == SymNumel || a == SymStorageOffset {
                 let x = cx.tensor("self")?;
-                if a == SymSize {
+                if a == SymSize || a == SymStride {
                     cx.dim(cx.int("dim")?, x.rank())?;
                 }
                 one(ValueType::SymInt)
@@ -566,20 +599,19 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
 
         // ---- unary, same type
         Abs | Absolute | Neg | Negative | Positive | Relu | Relu6 | Hardtanh | LeakyRelu
-        | ClampMin | ClampMax | Clip | Clone | Contiguous | Alias | AliasCopy | Detach
-        | LiftFreshCopy | Ceil | Floor | Round | Trunc | Fix | Sign | Sgn | BitwiseNot
-        | DunderNot | Hardshrink | Softshrink | Threshold | Celu | Elu | Selu | Gelu | Silu
-        | Mish | Hardswish | Hardsigmoid | Softplus | Rrelu | LogSigmoid | Square | Frac
-        | NanToNum | Bernoulli | Tril | Triu | Flip | Roll | Zero | Cumprod | Logcumsumexp
-        | Prelu | Copy | Fill => {
+        | Clone | Contiguous | Alias | AliasCopy | Detach | LiftFreshCopy | Ceil | Floor
+        | Round | Trunc | Fix | Sign | Sgn | BitwiseNot | DunderNot | Hardshrink | Softshrink
+        | Threshold | Celu | Elu | Selu | Gelu | Silu | Mish | Hardswish | Hardsigmoid
+        | Softplus | Rrelu | LogSigmoid | Square | Frac | NanToNum | Bernoulli | Tril | Triu
+        | Flip | Roll | Zero | Cumprod | Logcumsumexp | Prelu | Copy | Fill => {
             let x = cx.tensor("self")?;
             one(same(&x))
         }
-        Clamp => {
-            let x = cx.tensor("self")?;
-            let d = promote(cx, &["self", "min", "max"])?;
-            let _ = d;
-            one(same(&x))
+        // `clamp` promotes integer inputs with its bounds.
+        Clamp | ClampMin | ClampMax | Clip => {
+            let names = ["self", "min", "max"];
+            let d = promote(cx, &names)?;
+            one(t(d, bshape(cx, &names)?))
         }
         Cummax | Cummin => {
             let x = cx.tensor("self")?;
@@ -592,6 +624,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             } else {
                 "downscale_factor"
             })?;
+            cx.check_params("factor", &[r], 1)?;
             let k = x.rank();
             if k < 3 {
                 return Err(cx.err("pixel shuffle of rank < 3"));
@@ -789,7 +822,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         Diff => {
             let x = cx.tensor("self")?;
             let nn = cx.int_or("n", 1)?;
-            let d = cx.dim(cx.int_or("dim", -1)?, x.rank())?;
+            let d = cx.sdim(cx.int_or("dim", -1)?, x.rank())?;
             let mut size = x.shape[d].clone();
             for nm in ["prepend", "append"] {
                 if let Some(p) = cx.opt_tensor(nm)? {
@@ -797,7 +830,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                 }
             }
             let size = match size.as_int() {
-                Some(v) => int((v - nn).max(0)),
+                Some(v) => int(v.saturating_sub(nn).max(0)),
                 None => sub(size, int(nn)),
             };
             let mut s = x.shape.clone();
@@ -846,7 +879,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Unflatten => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int("dim")?, x.rank())?;
+            let d = cx.sdim(cx.int("dim")?, x.rank())?;
             let part = TensorType::new(x.dtype, vec![x.shape[d].clone()]);
             let sizes = view_shape(cx, &part, cx.sym_ints("sizes")?)?;
             let mut shape = x.shape[..d].to_vec();
@@ -977,7 +1010,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Narrow => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int("dim")?, x.rank())?;
+            let d = cx.sdim(cx.int("dim")?, x.rank())?;
             let len = cx.sym_of(
                 cx.get("length").ok_or_else(|| cx.err("missing length"))?,
                 "length",
@@ -995,6 +1028,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let d = cx.dim(cx.int("dimension")?, x.rank())?;
             let size = cx.int("size")?;
             let step = cx.int("step")?;
+            cx.check_params("unfold size/step", &[size, step], 1)?;
             let mut s = x.shape.clone();
             if !s.is_empty() {
                 s[d] = add(div(sub(s[d].clone(), int(size)), int(step)), int(1));
@@ -1005,8 +1039,8 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         Diagonal => {
             let x = cx.tensor("self")?;
             let off = cx.int_or("offset", 0)?;
-            let d1 = cx.dim(cx.int_or("dim1", 0)?, x.rank())?;
-            let d2 = cx.dim(cx.int_or("dim2", 1)?, x.rank())?;
+            let d1 = cx.sdim(cx.int_or("dim1", 0)?, x.rank())?;
+            let d2 = cx.sdim(cx.int_or("dim2", 1)?, x.rank())?;
             let a1 = sub(x.shape[d1].clone(), int((-off).max(0)));
             let a2 = sub(x.shape[d2].clone(), int(off.max(0)));
             let len = match (a1.as_int(), a2.as_int()) {
@@ -1059,7 +1093,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                 .copied()
                 .or(ts.first())
                 .ok_or_else(|| cx.err("cat of no tensors"))?;
-            let d = cx.dim(cx.int_or("dim", 0)?, first.rank())?;
+            let d = cx.sdim(cx.int_or("dim", 0)?, first.rank())?;
             let mut s = first.shape.clone();
             let mut dt = first.dtype;
             for x in keep.iter().skip(1) {
@@ -1084,7 +1118,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Split | SplitWithSizes | Chunk | Unbind | TensorSplit => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int_or("dim", 0)?, x.rank())?;
+            let d = cx.sdim(cx.int_or("dim", 0)?, x.rank())?;
             let size = x.shape.get(d).cloned().unwrap_or(int(1));
             let nout = n.outputs.len();
             match a {
@@ -1113,7 +1147,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                     };
                     let sizes: Vec<SymExpr> = match (size.as_int(), chunk.as_int()) {
                         (Some(sz), Some(c)) if c > 0 => {
-                            let k = if sz == 0 { 1 } else { (sz + c - 1) / c };
+                            let k = if sz <= 0 { 1 } else { (sz - 1) / c + 1 };
                             (0..k).map(|i| int(c.min(sz - i * c))).collect()
                         }
                         _ => {
@@ -1540,13 +1574,297 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Glu => {
             let x = cx.tensor("self")?;
-            let d = cx.dim(cx.int_or("dim", -1)?, x.rank())?;
+            let d = cx.sdim(cx.int_or("dim", -1)?, x.rank())?;
             let mut s = x.shape.clone();
             s[d] = div(s[d].clone(), int(2));
             one(t(x.dtype, s))
         }
+        // ---- backward ops (core ATen): gradients take their inputs' types
+        InternalAdaptiveAvgPool2dBackward | AvgPool2dBackward | MaxPool2dWithIndicesBackward => {
+            one(same(&cx.tensor("self")?))
+        }
+        EmbeddingDenseBackward => {
+            let go = cx.tensor("grad_output")?;
+            let nw = cx.sym_of(
+                cx.get("num_weights")
+                    .ok_or_else(|| cx.err("missing num_weights"))?,
+                "num_weights",
+            )?;
+            let last = go
+                .shape
+                .last()
+                .cloned()
+                .ok_or_else(|| cx.err("grad of rank 0"))?;
+            one(t(go.dtype, vec![nw, last]))
+        }
+        NativeLayerNormBackward | NativeGroupNormBackward | ConvolutionBackward => {
+            let x = cx.tensor("input")?;
+            let (w, b) = match a {
+                ConvolutionBackward => {
+                    let w = cx.tensor("weight")?;
+                    let bs = cx.sym_ints("bias_sizes")?;
+                    (same(&w), t(w.dtype, bs))
+                }
+                NativeGroupNormBackward => {
+                    let c = cx.sym_of(cx.get("C").ok_or_else(|| cx.err("missing C"))?, "C")?;
+                    (t(x.dtype, vec![c.clone()]), t(x.dtype, vec![c]))
+                }
+                _ => {
+                    let ns = cx.sym_ints("normalized_shape")?;
+                    (t(x.dtype, ns.clone()), t(x.dtype, ns))
+                }
+            };
+            let all = vec![same(&x), w, b];
+            if n.outputs.len() == 3 {
+                return Ok(all);
+            }
+            // Outputs masked off by `output_mask` are absent.
+            let mask = match cx.get("output_mask") {
+                Some(Arg::Bools(m)) => m.clone(),
+                _ => vec![true; 3],
+            };
+            Ok(all
+                .into_iter()
+                .zip(mask)
+                .filter(|(_, m)| *m)
+                .map(|(t, _)| t)
+                .collect())
+        }
+        GridSampler2d => {
+            let x = cx.tensor("input")?;
+            let gr = cx.tensor("grid")?;
+            if x.rank() != 4 || gr.rank() != 4 {
+                return Err(cx.err("grid_sampler_2d needs 4-D input and grid"));
+            }
+            one(t(
+                x.dtype,
+                vec![
+                    x.shape[0].clone(),
+                    x.shape[1].clone(),
+                    gr.shape[1].clone(),
+                    gr.shape[2].clone(),
+                ],
+            ))
+        }
+        InternalCdistForward | Cdist => {
+            let x1 = cx.tensor("x1")?;
+            let x2 = cx.tensor("x2")?;
+            if x1.rank() < 2 || x2.rank() < 2 {
+                return Err(cx.err("cdist inputs must have rank >= 2"));
+            }
+            let mut s = cx.broadcast(&x1.shape[..x1.rank() - 2], &x2.shape[..x2.rank() - 2])?;
+            s.push(x1.shape[x1.rank() - 2].clone());
+            s.push(x2.shape[x2.rank() - 2].clone());
+            one(t(x1.dtype, s))
+        }
+        InternalPdistForward => {
+            let x = cx.tensor("self")?;
+            let nn = x
+                .shape
+                .first()
+                .cloned()
+                .ok_or_else(|| cx.err("pdist of rank 0"))?;
+            let pairs = div(mul(nn.clone(), sub(nn, int(1))), int(2));
+            one(t(x.dtype, vec![pairs]))
+        }
+        Col2im => {
+            let x = cx.tensor("self")?;
+            let os = cx.sym_ints("output_size")?;
+            let k = cx.ints("kernel_size")?;
+            if os.len() != 2 || k.len() != 2 || x.rank() < 2 {
+                return Err(cx.err("col2im needs 2-D output_size and kernel_size"));
+            }
+            cx.check_params("kernel_size", &k, 1)?;
+            let r = x.rank();
+            let mut s = x.shape[..r - 2].to_vec();
+            s.push(div(x.shape[r - 2].clone(), int(k[0] * k[1])));
+            s.extend(os);
+            one(t(x.dtype, s))
+        }
+        CosineSimilarity | PairwiseDistance => {
+            let x1 = cx.tensor("x1")?;
+            let s = bshape(cx, &["x1", "x2"])?;
+            let (d, keep) = if a == CosineSimilarity {
+                (cx.int_or("dim", 1)?, false)
+            } else {
+                (-1, cx.bool_or("keepdim", false)?)
+            };
+            let s = reduce_shape(cx, &s, Some(&[d]), keep)?;
+            one(t(float_of(x1.dtype), s))
+        }
+        LstmCell => {
+            let hx: Vec<TensorType> = cx.tensor_list("hx")?.into_iter().flatten().collect();
+            if hx.len() != 2 {
+                return Err(cx.err("lstm_cell needs hx = [h, c]"));
+            }
+            Ok(hx.iter().map(same).collect())
+        }
+        GruCell | RnnTanhCell => {
+            let h = cx.opt_tensor("hx")?;
+            match h {
+                Some(h) => one(same(&h)),
+                None => {
+                    let x = cx.tensor("input")?;
+                    let w = cx.tensor("w_hh")?;
+                    let mut s = x.shape[..x.rank().saturating_sub(1)].to_vec();
+                    s.push(w.shape.last().cloned().unwrap_or(int(0)));
+                    one(t(x.dtype, s))
+                }
+            }
+        }
+        Histc => {
+            let x = cx.tensor("self")?;
+            one(t(x.dtype, vec![int(cx.int_or("bins", 100)?)]))
+        }
+        Kron => {
+            let x = cx.tensor("self")?;
+            let o = cx.tensor("other")?;
+            let r = x.rank().max(o.rank());
+            let get = |v: &TensorType, i: usize| {
+                (i + v.rank())
+                    .checked_sub(r)
+                    .map(|j| v.shape[j].clone())
+                    .unwrap_or(int(1))
+            };
+            let s = (0..r).map(|i| mul(get(&x, i), get(&o, i))).collect();
+            one(t(promote(cx, &["self", "other"])?, s))
+        }
+        Inner => {
+            let x = cx.tensor("self")?;
+            let o = cx.tensor("other")?;
+            let mut s = x.shape[..x.rank().saturating_sub(1)].to_vec();
+            s.extend_from_slice(&o.shape[..o.rank().saturating_sub(1)]);
+            one(t(promote(cx, &["self", "other"])?, s))
+        }
+        Tensordot => {
+            let x = cx.tensor("self")?;
+            let o = cx.tensor("other")?;
+            let da: Vec<usize> = cx
+                .ints("dims_self")?
+                .into_iter()
+                .map(|d| cx.sdim(d, x.rank()))
+                .collect::<Result<_>>()?;
+            let db: Vec<usize> = cx
+                .ints("dims_other")?
+                .into_iter()
+                .map(|d| cx.sdim(d, o.rank()))
+                .collect::<Result<_>>()?;
+            let mut s: Shape = (0..x.rank())
+                .filter(|i| !da.contains(i))
+                .map(|i| x.shape[i].clone())
+                .collect();
+            s.extend(
+                (0..o.rank())
+                    .filter(|i| !db.contains(i))
+                    .map(|i| o.shape[i].clone()),
+            );
+            one(t(promote(cx, &["self", "other"])?, s))
+        }
+        RepeatInterleave if ov == "self_int" => {
+            let x = cx.tensor("self")?;
+            let r = cx.sym_of(
+                cx.get("repeats").ok_or_else(|| cx.err("missing repeats"))?,
+                "repeats",
+            )?;
+            match cx.opt_int("dim")? {
+                None => one(t(x.dtype, vec![mul(numel(&x.shape), r)])),
+                Some(d) => {
+                    let d = cx.sdim(d, x.rank())?;
+                    let mut s = x.shape.clone();
+                    s[d] = mul(s[d].clone(), r);
+                    one(t(x.dtype, s))
+                }
+            }
+        }
+        Im2col => {
+            let x = cx.tensor("self")?;
+            let k = expand_param(cx, cx.ints("kernel_size")?, 2, 1, "kernel_size")?;
+            let dl = expand_param(cx, cx.ints("dilation")?, 2, 1, "dilation")?;
+            let p = expand_param(cx, cx.ints("padding")?, 2, 0, "padding")?;
+            let st = expand_param(cx, cx.ints("stride")?, 2, 1, "stride")?;
+            cx.check_params("kernel_size", &k, 1)?;
+            cx.check_params("dilation", &dl, 1)?;
+            cx.check_params("padding", &p, 0)?;
+            cx.check_params("stride", &st, 1)?;
+            let r = x.rank();
+            if r < 3 {
+                return Err(cx.err("im2col needs a 3-D or 4-D input"));
+            }
+            let blocks = mul(
+                window_out(&x.shape[r - 2], k[0], st[0], p[0], dl[0]),
+                window_out(&x.shape[r - 1], k[1], st[1], p[1], dl[1]),
+            );
+            let mut s = x.shape[..r - 3].to_vec();
+            s.push(mul(x.shape[r - 3].clone(), int(k[0] * k[1])));
+            s.push(blocks);
+            one(t(x.dtype, s))
+        }
+        Einsum => einsum(cx),
         _ => Err(cx.err(format!("no shape rule for aten.{name}.{ov}"))),
     }
+}
+
+/// `einsum` without ellipses: each output letter takes the (broadcast)
+/// size of that letter in the operands.
+fn einsum(cx: &Cx) -> Result<Vec<ValueType>> {
+    let eq = match cx.get("equation") {
+        Some(Arg::Str(s)) => s.replace(' ', ""),
+        _ => return Err(cx.err("einsum without an equation")),
+    };
+    if eq.contains("...") {
+        return Err(cx.err("no shape rule for einsum with an ellipsis"));
+    }
+    let ts: Vec<TensorType> = cx.tensor_list("tensors")?.into_iter().flatten().collect();
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l.to_string(), Some(r.to_string())),
+        None => (eq.clone(), None),
+    };
+    let terms: Vec<&str> = lhs.split(',').collect();
+    if terms.len() != ts.len() {
+        return Err(cx.err("einsum: operand count does not match the equation"));
+    }
+    let mut sizes: std::collections::BTreeMap<char, SymExpr> = Default::default();
+    let mut counts: std::collections::BTreeMap<char, usize> = Default::default();
+    for (term, x) in terms.iter().zip(&ts) {
+        if term.chars().count() != x.rank() {
+            return Err(cx.err(format!(
+                "einsum: term {term} for a tensor of rank {}",
+                x.rank()
+            )));
+        }
+        for (c, d) in term.chars().zip(&x.shape) {
+            *counts.entry(c).or_insert(0) += 1;
+            let cur = sizes.remove(&c);
+            let new = match cur {
+                None => d.clone(),
+                Some(cur) => cx.broadcast(&[cur], std::slice::from_ref(d))?.remove(0),
+            };
+            sizes.insert(c, new);
+        }
+    }
+    let out: Vec<char> = match rhs {
+        Some(r) => r.chars().collect(),
+        None => counts
+            .iter()
+            .filter(|(_, &n)| n == 1)
+            .map(|(c, _)| *c)
+            .collect(),
+    };
+    let mut shape = Vec::new();
+    for c in out {
+        shape.push(
+            sizes
+                .get(&c)
+                .cloned()
+                .ok_or_else(|| cx.err(format!("einsum: output letter {c} not in the inputs")))?,
+        );
+    }
+    let dt = ts
+        .iter()
+        .map(|x| x.dtype)
+        .reduce(super::promote::promote_types)
+        .ok_or_else(|| cx.err("einsum of no tensors"))?;
+    Ok(vec![t(dt, shape)])
 }
 
 fn pad(cx: &Cx, arg: &str) -> Result<Vec<ValueType>> {

@@ -28,11 +28,11 @@ fn monomial(e: &SymExpr) -> (i64, Vec<SymExpr>) {
     match e {
         SymExpr::Int(v) => (*v, vec![]),
         SymExpr::Mul(fs) => {
-            let mut c = 1;
+            let mut c: i64 = 1;
             let mut rest = Vec::new();
             for f in fs {
                 match f {
-                    SymExpr::Int(v) => c *= v,
+                    SymExpr::Int(v) => c = c.saturating_mul(*v),
                     other => rest.push(other.clone()),
                 }
             }
@@ -50,7 +50,7 @@ pub fn div(a: SymExpr, b: SymExpr) -> SymExpr {
     }
     let (ca, mut fa) = monomial(&a);
     let (cb, fb) = monomial(&b);
-    if cb != 0 && ca % cb == 0 {
+    if cb != 0 && ca.checked_rem(cb) == Some(0) {
         let mut rest_b = Vec::new();
         for f in fb {
             if let Some(i) = fa.iter().position(|x| *x == f) {
@@ -60,7 +60,7 @@ pub fn div(a: SymExpr, b: SymExpr) -> SymExpr {
             }
         }
         if rest_b.is_empty() {
-            let mut factors = vec![int(ca / cb)];
+            let mut factors = vec![int(ca.checked_div(cb).unwrap_or(1))];
             factors.extend(fa);
             return SymExpr::mul(factors);
         }
@@ -71,7 +71,7 @@ pub fn div(a: SymExpr, b: SymExpr) -> SymExpr {
 /// `ceil(a / b)` for positive `b`.
 pub fn ceil_div(a: SymExpr, b: SymExpr) -> SymExpr {
     if let (Some(x), Some(y)) = (a.as_int(), b.as_int()) {
-        if y != 0 {
+        if y > 0 && x > i64::MIN {
             return int(-((-x).div_euclid(y)));
         }
     }
@@ -319,6 +319,24 @@ impl<'a> Cx<'a> {
             return Err(self.err(format!("dim {d} out of range for a tensor of rank {rank}")));
         }
         Ok(v as usize)
+    }
+
+    /// Like [`Cx::dim`], for ops that need at least one dimension.
+    pub fn sdim(&self, d: i64, rank: usize) -> Result<usize> {
+        if rank == 0 {
+            return Err(self.err("dim argument on a 0-dim tensor"));
+        }
+        self.dim(d, rank)
+    }
+
+    /// A window parameter (kernel, stride, padding ...) in a sane range, so
+    /// that size arithmetic cannot overflow.
+    pub fn check_params(&self, what: &str, v: &[i64], min: i64) -> Result<()> {
+        const LIMIT: i64 = 1 << 31;
+        match v.iter().find(|&&x| x < min || x > LIMIT) {
+            Some(x) => Err(self.err(format!("{what} value {x} out of range"))),
+            None => Ok(()),
+        }
     }
 
     /// Like [`Cx::dim`] for inserting a new dim (`unsqueeze`): `rank + 1`.
