@@ -864,6 +864,16 @@ impl Tensor {
         Ok(f(v))
     }
 
+    /// Calls `f` with the whole storage slice, writable; `T` must match the
+    /// dtype. Writes are seen by every view of the storage.
+    pub fn with_data_mut<T: Element, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
+        let mut g = self.storage_mut();
+        let dt = self.dtype;
+        let v = T::storage_vec_mut(&mut g)
+            .ok_or_else(|| Error::other(format!("tensor has dtype {dt}, not {}", T::DTYPE)))?;
+        Ok(f(v))
+    }
+
     fn type_mismatch(&self, want: DType) -> Error {
         Error::other(format!("tensor has dtype {}, not {want}", self.dtype))
     }

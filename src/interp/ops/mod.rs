@@ -3,5 +3,7 @@
 //!
 //! Binary kernels take [`elementwise::Operand`]s: a tensor or a Python number,
 //! so `add(&x, 1.5)` and `add(&x, &y)` both work (`impl Into<Operand>`).
+pub mod create;
 pub mod elementwise;
 pub mod reduce;
+pub mod shape;
