@@ -5,5 +5,6 @@
 //! so `add(&x, 1.5)` and `add(&x, &y)` both work (`impl Into<Operand>`).
 pub mod create;
 pub mod elementwise;
+pub mod index;
 pub mod reduce;
 pub mod shape;
