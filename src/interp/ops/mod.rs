@@ -6,5 +6,6 @@
 pub mod create;
 pub mod elementwise;
 pub mod index;
+pub mod linalg;
 pub mod reduce;
 pub mod shape;
