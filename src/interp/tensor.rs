@@ -1287,8 +1287,8 @@ impl Tensor {
         let mut t = self.clone();
         t.sizes = Vec::new();
         t.strides = Vec::new();
-        for i in 0..nd {
-            if !drop[i] {
+        for (i, &dropped) in drop.iter().enumerate() {
+            if !dropped {
                 t.sizes.push(self.sizes[i]);
                 t.strides.push(self.strides[i]);
             }

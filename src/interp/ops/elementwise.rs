@@ -710,9 +710,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     unary_keep(
         x,
         |v| {
-            if v > 0.0 {
-                v
-            } else if v.is_nan() {
+            if v > 0.0 || v.is_nan() {
                 v
             } else {
                 0.0
