@@ -914,8 +914,11 @@ impl Tensor {
 
     /// The elements in C order, cast to `T`.
     pub fn to_vec_as<T: Element>(&self) -> Vec<T> {
-        let g = self.storage();
         let n = self.numel();
+        if n == 0 {
+            return Vec::new();
+        }
+        let g = self.storage();
         dispatch_all!(self.dtype, S, {
             let Some(v) = S::storage_vec(&g) else {
                 unreachable!("storage dtype agrees with tensor dtype")

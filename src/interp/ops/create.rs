@@ -5,13 +5,23 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::interp::tensor::{Scalar, Tensor};
 
+/// Largest element count a factory will allocate.
+const MAX_NUMEL: usize = 1 << 40;
+
 fn shape(sizes: &[i64]) -> Result<Vec<usize>> {
-    sizes
+    let v: Vec<usize> = sizes
         .iter()
         .map(|&s| {
             usize::try_from(s).map_err(|_| Error::other(format!("negative size in {sizes:?}")))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let n = v.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+    match n {
+        Some(n) if n <= MAX_NUMEL => Ok(v),
+        _ => Err(Error::other(format!(
+            "shape {sizes:?} has too many elements"
+        ))),
+    }
 }
 
 /// `aten.arange.start_step` (and `arange`, `arange.start`): all-integer
@@ -33,12 +43,15 @@ pub fn arange(start: Scalar, end: Scalar, step: Scalar, dtype: Option<DType>) ->
     if all_int {
         let (s, e, st) = (start.to_i64(), end.to_i64(), step.to_i64());
         let len = ((e as i128 - s as i128) + st as i128 - st.signum() as i128) / st as i128;
-        let len = usize::try_from(len).map_err(|_| Error::other("arange: bad length"))?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_NUMEL)
+            .ok_or_else(|| Error::other("arange: bad length"))?;
         let v: Vec<i64> = (0..len as i64).map(|i| s + i * st).collect();
         return Ok(Tensor::from_vec_unchecked(v, &[len]).to_dtype(dt));
     }
     let len = ((e - s) / st).ceil();
-    if len > 1e12 {
+    if len > MAX_NUMEL as f64 {
         return Err(Error::other("arange: too many elements"));
     }
     let len = len.max(0.0) as usize;
