@@ -172,6 +172,177 @@ pub fn scatter_add(x: &Tensor, dim: i64, index: &Tensor, src: &Tensor) -> Result
     scatter_impl("scatter_add", x, dim, index, Operand::T(src), Some("add"))
 }
 
+/// Applies a scatter reduction in one lane type; `targets[i]` receives `vals[i]`.
+fn scatter_reduce_lane<T: Copy>(
+    data: &mut [T],
+    targets: &[usize],
+    vals: &[T],
+    include_self: bool,
+    identity: T,
+    op: impl Fn(T, T) -> T,
+    mean: Option<&dyn Fn(T, usize) -> T>,
+) {
+    let mut count: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    if !include_self {
+        for &o in targets {
+            data[o] = identity;
+        }
+    }
+    for (&o, &v) in targets.iter().zip(vals) {
+        data[o] = op(data[o], v);
+        *count.entry(o).or_insert(include_self as usize) += 1;
+    }
+    if let Some(m) = mean {
+        for (&o, &c) in &count {
+            data[o] = m(data[o], c.max(1));
+        }
+    }
+}
+
+/// `aten.scatter_reduce.two` (`reduce`: "sum", "prod", "mean", "amax", "amin").
+pub fn scatter_reduce(
+    x: &Tensor,
+    dim: i64,
+    index: &Tensor,
+    src: &Tensor,
+    reduce: &str,
+    include_self: bool,
+) -> Result<Tensor> {
+    let d = wrap_dim(dim, x.dim())?;
+    let name = "scatter_reduce";
+    if !matches!(reduce, "sum" | "prod" | "mean" | "amax" | "amin") {
+        return Err(Error::other(format!(
+            "{name}: unknown reduce mode {reduce:?}"
+        )));
+    }
+    let src = leading_view(name, src, index.sizes())?;
+    if x.dtype().is_float() {
+        let out = x.to_dtype(DType::F64).clone_data();
+        let targets = dim_targets(name, &out, d, index, true)?;
+        let vals = src.to_vec_as::<f64>();
+        out.with_data_mut::<f64, _>(|data| {
+            let nanmax = |a: f64, b: f64| {
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.max(b)
+                }
+            };
+            let nanmin = |a: f64, b: f64| {
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.min(b)
+                }
+            };
+            let mean = |a: f64, c: usize| a / c as f64;
+            match reduce {
+                "sum" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    0.0,
+                    |a, b| a + b,
+                    None,
+                ),
+                "mean" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    0.0,
+                    |a, b| a + b,
+                    Some(&mean),
+                ),
+                "prod" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    1.0,
+                    |a, b| a * b,
+                    None,
+                ),
+                "amax" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    f64::NEG_INFINITY,
+                    nanmax,
+                    None,
+                ),
+                _ => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    f64::INFINITY,
+                    nanmin,
+                    None,
+                ),
+            }
+        })?;
+        Ok(out.to_dtype(x.dtype()))
+    } else {
+        let out = x.to_dtype(DType::I64).clone_data();
+        let targets = dim_targets(name, &out, d, index, true)?;
+        let vals = src.to_vec_as::<i64>();
+        out.with_data_mut::<i64, _>(|data| {
+            let mean = |a: i64, c: usize| a.div_euclid(c as i64);
+            match reduce {
+                "sum" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    0,
+                    i64::wrapping_add,
+                    None,
+                ),
+                "mean" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    0,
+                    i64::wrapping_add,
+                    Some(&mean),
+                ),
+                "prod" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    1,
+                    i64::wrapping_mul,
+                    None,
+                ),
+                "amax" => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    i64::MIN,
+                    i64::max,
+                    None,
+                ),
+                _ => scatter_reduce_lane(
+                    data,
+                    &targets,
+                    &vals,
+                    include_self,
+                    i64::MAX,
+                    i64::min,
+                    None,
+                ),
+            }
+        })?;
+        Ok(out.to_dtype(x.dtype()))
+    }
+}
+
 /// The gather plan of an advanced-indexing expression.
 struct IndexPlan {
     /// Broadcast shape of the index tensors.
@@ -549,5 +720,15 @@ mod tests {
         let ss = slice_scatter(&x, &i(&[7, 7], &[2, 1]), 1, Some(1), Some(2), 1).unwrap();
         assert_eq!(ss.to_i64_vec(), vec![0, 7, 2, 3, 7, 5]);
         assert_eq!(nonzero(&x).unwrap().sizes(), &[5, 2]);
+        let xf = x.to_dtype(DType::F32);
+        let idx = i(&[0, 0, 1], &[3]);
+        let src = Tensor::from_vec(vec![5.0f32, 1.0, 2.0], &[3]).unwrap();
+        let base = xf.select(0, 1).unwrap(); // [3, 4, 5]
+        let r = scatter_reduce(&base, 0, &idx, &src, "amax", true).unwrap();
+        assert_eq!(r.to_f64_vec(), vec![5., 4., 5.]);
+        let r = scatter_reduce(&base, 0, &idx, &src, "mean", false).unwrap();
+        assert_eq!(r.to_f64_vec(), vec![3., 2., 5.]);
+        let r = scatter_reduce(&base, 0, &idx, &src, "mean", true).unwrap();
+        assert_eq!(r.to_f64_vec(), vec![3., 3., 5.]);
     }
 }
