@@ -545,7 +545,7 @@ fn sort_impl(x: &Tensor, dim: i64, descending: bool, k: Option<usize>) -> Result
     let ix = along_dim::<f64, i64>(x, dim, |r, o| {
         let idx = order(r);
         o.extend(idx.iter().map(|&i| i as i64));
-        o.extend(std::iter::repeat_n(0, r.len() - idx.len()));
+        o.resize(o.len() + r.len() - idx.len(), 0);
     })?;
     let ix = narrowed(ix)?;
     let vals = if x.dim() == 0 {
