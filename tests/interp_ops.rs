@@ -105,6 +105,19 @@ fn bad_arguments_are_errors() {
     assert!(index::gather(&x, 0, &f(&[0.0], &[1, 1])).is_err());
     assert!(ew::where_(&f(&[1.0, 0.0, 1.0], &[3]), &x, &x).is_err());
     assert!(Tensor::from_vec(vec![1.0f32; 3], &[2, 2]).is_err());
+    // Extreme arguments are errors (or clamp), never overflows.
+    assert_eq!(
+        x.slice(0, Some(0), None, i64::MAX).unwrap().sizes(),
+        &[1, 2]
+    );
+    assert!(x.narrow(0, 1, i64::MAX).is_err());
+    assert_eq!(x.chunk(i64::MAX, 0).unwrap().len(), 2);
+    assert!(x.expand(&[1 << 40, 1 << 40, 2, 2]).is_err());
+    assert!(shape::repeat(&x, &[1 << 40, 1 << 40]).is_err());
+    assert!(shape::constant_pad_nd(&x, &[i64::MAX, 1], Scalar::Int(0)).is_err());
+    assert!(create::linspace(0.0, 1.0, i64::MAX, None).is_err());
+    assert!(create::arange(Scalar::Int(0), Scalar::Int(i64::MAX), Scalar::Int(1), None).is_err());
+    assert!(create::empty_strided(&[1 << 30, 2], &[1 << 40, 1], None).is_err());
 }
 
 #[test]

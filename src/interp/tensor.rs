@@ -1250,6 +1250,7 @@ impl Tensor {
                 )));
             }
         }
+        numel_of(&out_sizes)?;
         Ok(self.with_geometry(out_sizes, out_strides, self.offset))
     }
 
@@ -1350,7 +1351,7 @@ impl Tensor {
         };
         let s = norm(start.unwrap_or(0));
         let e = norm(end.unwrap_or(n)).max(s);
-        let len = (e - s + step - 1) / step;
+        let len = if e == s { 0 } else { (e - s - 1) / step + 1 };
         let mut t = self.clone();
         t.offset = (self.offset as isize + s as isize * self.strides[d]) as usize;
         t.sizes[d] = len as usize;
@@ -1362,7 +1363,7 @@ impl Tensor {
     pub fn narrow(&self, dim: i64, start: i64, length: i64) -> Result<Tensor> {
         let n = self.size(dim)? as i64;
         let s = if start < 0 { start + n } else { start };
-        if s < 0 || length < 0 || s + length > n {
+        if s < 0 || s > n || length < 0 || length > n - s {
             return Err(Error::other(format!(
                 "narrow: start {start} length {length} out of range for size {n}"
             )));
@@ -1389,6 +1390,7 @@ impl Tensor {
                 .map_err(|_| Error::other(format!("as_strided: negative offset {o}")))?,
             None => self.offset,
         };
+        numel_of(&sz)?;
         let len = self.storage().len();
         if !sz.contains(&0) {
             let mut hi = off as u128;
@@ -1482,7 +1484,7 @@ impl Tensor {
             )));
         }
         let n = self.size(dim)? as i64;
-        let size = ((n + chunks - 1) / chunks).max(1);
+        let size = if n == 0 { 1 } else { (n - 1) / chunks + 1 };
         if n == 0 {
             return self.split(0, dim);
         }

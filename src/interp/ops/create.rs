@@ -103,11 +103,11 @@ pub fn empty_strided(sizes: &[i64], strides: &[i64], dtype: Option<DType>) -> Re
     let span = if sz.contains(&0) {
         0
     } else {
-        1 + sz
-            .iter()
+        sz.iter()
             .zip(&st)
-            .map(|(&n, &s)| (n - 1) * s)
-            .sum::<usize>()
+            .try_fold(1usize, |a, (&n, &s)| a.checked_add((n - 1).checked_mul(s)?))
+            .filter(|&v| v <= MAX_NUMEL)
+            .ok_or_else(|| Error::other("empty_strided: the strides span too many elements"))?
     };
     let base = Tensor::full(dtype.unwrap_or(DType::F32), &[span], Scalar::Int(0));
     base.as_strided(sizes, strides, Some(0))
@@ -174,7 +174,10 @@ pub fn scalar_tensor(value: Scalar, dtype: Option<DType>) -> Result<Tensor> {
 
 /// `aten.linspace` (default f32), symmetric like torch's CPU kernel.
 pub fn linspace(start: f64, end: f64, steps: i64, dtype: Option<DType>) -> Result<Tensor> {
-    let n = usize::try_from(steps).map_err(|_| Error::other("linspace: steps must be >= 0"))?;
+    let n = usize::try_from(steps)
+        .ok()
+        .filter(|&n| n <= MAX_NUMEL)
+        .ok_or_else(|| Error::other("linspace: steps must be >= 0 and not huge"))?;
     let step = if n > 1 {
         (end - start) / (n - 1) as f64
     } else {

@@ -88,6 +88,16 @@ pub fn repeat(x: &Tensor, repeats: &[i64]) -> Result<Tensor> {
     }
     let mut padded: Vec<i64> = vec![1; r - x.dim()];
     padded.extend(x.sizes().iter().map(|&s| s as i64));
+    let total = padded
+        .iter()
+        .zip(repeats)
+        .try_fold(1i64, |a, (&p, &r)| a.checked_mul(p)?.checked_mul(r))
+        .filter(|&t| t <= 1 << 40);
+    if total.is_none() {
+        return Err(Error::other(format!(
+            "repeat: {repeats:?} gives too many elements"
+        )));
+    }
     let mut v = x.reshape(&padded)?;
     let mut target = Vec::with_capacity(2 * r);
     let mut fin = Vec::with_capacity(r);
@@ -224,10 +234,13 @@ pub fn constant_pad_nd(x: &Tensor, pad: &[i64], value: Scalar) -> Result<Tensor>
         let d = nd - 1 - k;
         let (l, r) = (pad[2 * k], pad[2 * k + 1]);
         let n = x.sizes()[d] as i64;
-        let m = n + l + r;
-        if m < 0 {
+        let m = n
+            .checked_add(l)
+            .and_then(|v| v.checked_add(r))
+            .unwrap_or(-1);
+        if !(0..=1 << 40).contains(&m) {
             return Err(Error::other(format!(
-                "constant_pad_nd: pad {pad:?} leaves a negative size"
+                "constant_pad_nd: pad {pad:?} leaves an invalid size"
             )));
         }
         out_shape[d] = m as usize;
