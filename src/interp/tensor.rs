@@ -1352,6 +1352,9 @@ impl Tensor {
         let s = norm(start.unwrap_or(0));
         let e = norm(end.unwrap_or(n)).max(s);
         let len = if e == s { 0 } else { (e - s - 1) / step + 1 };
+        // A step beyond the dim size selects at most one element; clamping it
+        // keeps the stride product small.
+        let step = step.min(n.max(1));
         let mut t = self.clone();
         t.offset = (self.offset as isize + s as isize * self.strides[d]) as usize;
         t.sizes[d] = len as usize;
