@@ -1,7 +1,8 @@
 //! The reference interpreter: slow but exact, the oracle every backend is
 //! checked against.
 //!
-//! - [`tensor`]: the strided, storage-sharing [`tensor::Tensor`] and its views.
+//! - [`tensor`]: the strided, storage-sharing [`Tensor`], its views, and the
+//!   in-place writes (`copy_`, `fill_`) that every in-place op reduces to.
 //! - [`ops`]: generic (non-NN) ATen kernels over it.
 //! - `eval`: runs a graph node by node; `aten`, `hop` and `builtin`
 //!   dispatch each node to its kernel.
@@ -15,4 +16,4 @@ pub mod ops;
 pub mod tensor;
 
 pub use eval::{constant_value, run_graph, EvalMode, RValue};
-pub use tensor::{Element, Scalar, Storage, Tensor};
+pub use tensor::{AnyArray, Element, Scalar, Storage, Tensor};

@@ -864,6 +864,16 @@ impl Tensor {
         Ok(f(v))
     }
 
+    /// Calls `f` with the whole storage slice, writable; `T` must match the
+    /// dtype. Writes are seen by every view of the storage.
+    pub fn with_data_mut<T: Element, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
+        let mut g = self.storage_mut();
+        let dt = self.dtype;
+        let v = T::storage_vec_mut(&mut g)
+            .ok_or_else(|| Error::other(format!("tensor has dtype {dt}, not {}", T::DTYPE)))?;
+        Ok(f(v))
+    }
+
     fn type_mismatch(&self, want: DType) -> Error {
         Error::other(format!("tensor has dtype {}, not {want}", self.dtype))
     }
@@ -904,8 +914,11 @@ impl Tensor {
 
     /// The elements in C order, cast to `T`.
     pub fn to_vec_as<T: Element>(&self) -> Vec<T> {
-        let g = self.storage();
         let n = self.numel();
+        if n == 0 {
+            return Vec::new();
+        }
+        let g = self.storage();
         dispatch_all!(self.dtype, S, {
             let Some(v) = S::storage_vec(&g) else {
                 unreachable!("storage dtype agrees with tensor dtype")
@@ -1237,6 +1250,7 @@ impl Tensor {
                 )));
             }
         }
+        numel_of(&out_sizes)?;
         Ok(self.with_geometry(out_sizes, out_strides, self.offset))
     }
 
@@ -1277,8 +1291,8 @@ impl Tensor {
         let mut t = self.clone();
         t.sizes = Vec::new();
         t.strides = Vec::new();
-        for i in 0..nd {
-            if !drop[i] {
+        for (i, &dropped) in drop.iter().enumerate() {
+            if !dropped {
                 t.sizes.push(self.sizes[i]);
                 t.strides.push(self.strides[i]);
             }
@@ -1337,7 +1351,10 @@ impl Tensor {
         };
         let s = norm(start.unwrap_or(0));
         let e = norm(end.unwrap_or(n)).max(s);
-        let len = (e - s + step - 1) / step;
+        let len = if e == s { 0 } else { (e - s - 1) / step + 1 };
+        // A step beyond the dim size selects at most one element; clamping it
+        // keeps the stride product small.
+        let step = step.min(n.max(1));
         let mut t = self.clone();
         t.offset = (self.offset as isize + s as isize * self.strides[d]) as usize;
         t.sizes[d] = len as usize;
@@ -1349,7 +1366,7 @@ impl Tensor {
     pub fn narrow(&self, dim: i64, start: i64, length: i64) -> Result<Tensor> {
         let n = self.size(dim)? as i64;
         let s = if start < 0 { start + n } else { start };
-        if s < 0 || length < 0 || s + length > n {
+        if s < 0 || s > n || length < 0 || length > n - s {
             return Err(Error::other(format!(
                 "narrow: start {start} length {length} out of range for size {n}"
             )));
@@ -1376,6 +1393,7 @@ impl Tensor {
                 .map_err(|_| Error::other(format!("as_strided: negative offset {o}")))?,
             None => self.offset,
         };
+        numel_of(&sz)?;
         let len = self.storage().len();
         if !sz.contains(&0) {
             let mut hi = off as u128;
@@ -1469,7 +1487,7 @@ impl Tensor {
             )));
         }
         let n = self.size(dim)? as i64;
-        let size = ((n + chunks - 1) / chunks).max(1);
+        let size = if n == 0 { 1 } else { (n - 1) / chunks + 1 };
         if n == 0 {
             return self.split(0, dim);
         }

@@ -137,15 +137,32 @@ pub fn broadcast_all(ts: &[&Tensor]) -> Result<Vec<usize>> {
     Ok(s)
 }
 
-fn lane<T: Element>(t: &Tensor, shape: &[usize]) -> Result<Vec<T>> {
-    Ok(t.broadcast_to(shape)?.to_vec_as::<T>())
+/// `t` broadcast to `shape` as `T`, after a cast to the computation dtype
+/// `ct` (torch casts every operand, Python numbers included, to the common
+/// dtype before computing, so `f32 * 0.1` multiplies by `0.1f32`).
+fn lane<T: Element>(t: &Tensor, shape: &[usize], ct: Option<DType>) -> Result<Vec<T>> {
+    let b = t.broadcast_to(shape)?;
+    Ok(match ct {
+        Some(ct) if ct != t.dtype() && ct != T::DTYPE => {
+            if t.numel() < b.numel() {
+                t.to_dtype(ct).broadcast_to(shape)?.to_vec_as::<T>()
+            } else {
+                b.to_dtype(ct).to_vec_as::<T>()
+            }
+        }
+        _ => b.to_vec_as::<T>(),
+    })
 }
 
-fn lanes<T: Element>(a: &Operand, b: &Operand) -> Result<(Vec<usize>, Vec<T>, Vec<T>)> {
+fn lanes<T: Element>(
+    a: &Operand,
+    b: &Operand,
+    ct: Option<DType>,
+) -> Result<(Vec<usize>, Vec<T>, Vec<T>)> {
     let (ta, tb) = (a.tensor(), b.tensor());
     let shape = broadcast_shapes(ta.sizes(), tb.sizes())?;
-    let x = lane::<T>(&ta, &shape)?;
-    let y = lane::<T>(&tb, &shape)?;
+    let x = lane::<T>(&ta, &shape, ct)?;
+    let y = lane::<T>(&tb, &shape, ct)?;
     Ok((shape, x, y))
 }
 
@@ -161,11 +178,11 @@ fn arith(
     fi: impl Fn(i64, i64) -> Option<i64>,
 ) -> Result<Tensor> {
     if ct.is_float() {
-        let (s, x, y) = lanes::<f64>(a, b)?;
+        let (s, x, y) = lanes::<f64>(a, b, Some(ct))?;
         let v: Vec<f64> = x.iter().zip(&y).map(|(&p, &q)| ff(p, q)).collect();
         Ok(Tensor::from_vec_unchecked(v, &s).to_dtype(out))
     } else {
-        let (s, x, y) = lanes::<i64>(a, b)?;
+        let (s, x, y) = lanes::<i64>(a, b, Some(ct))?;
         let v: Option<Vec<i64>> = x.iter().zip(&y).map(|(&p, &q)| fi(p, q)).collect();
         let v = v.ok_or_else(|| Error::other(format!("{name}: integer division by zero")))?;
         Ok(Tensor::from_vec_unchecked(v, &s).to_dtype(out))
@@ -180,10 +197,10 @@ fn compare(
 ) -> Result<Tensor> {
     let ct = result_type(&[a, b]);
     let (s, v) = if ct.is_float() {
-        let (s, x, y) = lanes::<f64>(a, b)?;
+        let (s, x, y) = lanes::<f64>(a, b, Some(ct))?;
         (s, x.iter().zip(&y).map(|(&p, &q)| ff(p, q)).collect())
     } else {
-        let (s, x, y) = lanes::<i64>(a, b)?;
+        let (s, x, y) = lanes::<i64>(a, b, Some(ct))?;
         (
             s,
             x.iter()
@@ -523,7 +540,7 @@ binop_sig!(
 );
 
 fn logical(a: &Operand, b: &Operand, f: impl Fn(bool, bool) -> bool) -> Result<Tensor> {
-    let (s, x, y) = lanes::<bool>(a, b)?;
+    let (s, x, y) = lanes::<bool>(a, b, None)?;
     let v: Vec<bool> = x.iter().zip(&y).map(|(&p, &q)| f(p, q)).collect();
     Ok(Tensor::from_vec_unchecked(v, &s))
 }
@@ -710,9 +727,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     unary_keep(
         x,
         |v| {
-            if v > 0.0 {
-                v
-            } else if v.is_nan() {
+            if v > 0.0 || v.is_nan() {
                 v
             } else {
                 0.0
@@ -838,13 +853,13 @@ pub fn clamp(x: &Tensor, min: Option<Operand>, max: Option<Operand>) -> Result<T
     ts.extend(hi.iter());
     let shape = broadcast_all(&ts)?;
     if ct.is_float() {
-        let xv = lane::<f64>(x, &shape)?;
+        let xv = lane::<f64>(x, &shape, Some(ct))?;
         let lv = match &lo {
-            Some(t) => lane::<f64>(t, &shape)?,
+            Some(t) => lane::<f64>(t, &shape, Some(ct))?,
             None => vec![f64::NEG_INFINITY; xv.len()],
         };
         let hv = match &hi {
-            Some(t) => lane::<f64>(t, &shape)?,
+            Some(t) => lane::<f64>(t, &shape, Some(ct))?,
             None => vec![f64::INFINITY; xv.len()],
         };
         let v: Vec<f64> = (0..xv.len())
@@ -859,13 +874,13 @@ pub fn clamp(x: &Tensor, min: Option<Operand>, max: Option<Operand>) -> Result<T
             .collect();
         Ok(Tensor::from_vec_unchecked(v, &shape).to_dtype(ct))
     } else {
-        let xv = lane::<i64>(x, &shape)?;
+        let xv = lane::<i64>(x, &shape, Some(ct))?;
         let lv = match &lo {
-            Some(t) => lane::<i64>(t, &shape)?,
+            Some(t) => lane::<i64>(t, &shape, Some(ct))?,
             None => vec![i64::MIN; xv.len()],
         };
         let hv = match &hi {
-            Some(t) => lane::<i64>(t, &shape)?,
+            Some(t) => lane::<i64>(t, &shape, Some(ct))?,
             None => vec![i64::MAX; xv.len()],
         };
         let v: Vec<i64> = (0..xv.len()).map(|i| xv[i].max(lv[i]).min(hv[i])).collect();
@@ -883,10 +898,10 @@ pub fn where_<'a>(
     let ct = result_type(&[&a, &b]);
     let (ta, tb) = (a.tensor(), b.tensor());
     let shape = broadcast_all(&[cond, &ta, &tb])?;
-    let c = lane::<bool>(cond, &shape)?;
+    let c = lane::<bool>(cond, &shape, None)?;
     dispatch_all!(ct, T, {
-        let x = lane::<T>(&ta, &shape)?;
-        let y = lane::<T>(&tb, &shape)?;
+        let x = lane::<T>(&ta, &shape, None)?;
+        let y = lane::<T>(&tb, &shape, None)?;
         let v: Vec<T> = (0..c.len())
             .map(|i| if c[i] { x[i] } else { y[i] })
             .collect();
@@ -957,6 +972,11 @@ mod tests {
         assert_eq!(add(&b, 1i64, Scalar::Int(1)).unwrap().dtype(), DType::I64);
         assert_eq!(div(&xi, 2i64, None).unwrap().to_f64_vec(), vec![0.5, 1.0]);
         assert_eq!(div(&xi, 2i64, None).unwrap().dtype(), DType::F32);
+        // Numbers are cast to the computation dtype first, as torch does.
+        let p = mul(&f(&[0.1], &[1]), 0.1).unwrap().item_f64().unwrap();
+        assert_eq!(p as f32, 0.1f32 * 0.1f32);
+        let u = Tensor::from_vec(vec![1u8], &[1]).unwrap();
+        assert_eq!(lt(&u, -1i64).unwrap().to_bool_vec(), vec![true]);
     }
 
     #[test]

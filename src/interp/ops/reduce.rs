@@ -498,6 +498,81 @@ pub fn norm(x: &Tensor, p: f64, dims: Option<&[i64]>, keepdim: bool) -> Result<T
     Ok(finish(v, &shape, x.dtype()))
 }
 
+/// Total order for sorting: NaN is larger than every number, as in torch.
+fn cmp_f64(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Sorted (values, indices) along `dim`, keeping the first `k` of each row.
+fn sort_impl(x: &Tensor, dim: i64, descending: bool, k: Option<usize>) -> Result<(Tensor, Tensor)> {
+    let n = if x.dim() == 0 {
+        1
+    } else {
+        x.sizes()[wrap_dim(dim, x.dim())?]
+    };
+    let k = k.unwrap_or(n);
+    if k > n {
+        return Err(Error::other(format!(
+            "topk: k = {k} is larger than the dim size {n}"
+        )));
+    }
+    let order = |r: &[f64]| {
+        let mut idx: Vec<usize> = (0..r.len()).collect();
+        // A stable sort keeps equal elements in their original order.
+        idx.sort_by(|&i, &j| {
+            let o = cmp_f64(r[i], r[j]);
+            if descending {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        idx.truncate(k);
+        idx
+    };
+    let narrowed = |t: Tensor| -> Result<Tensor> {
+        if x.dim() == 0 {
+            Ok(t)
+        } else {
+            t.narrow(dim, 0, k as i64).map(|v| v.contiguous())
+        }
+    };
+    let ix = along_dim::<f64, i64>(x, dim, |r, o| {
+        let idx = order(r);
+        o.extend(idx.iter().map(|&i| i as i64));
+        o.resize(o.len() + r.len() - idx.len(), 0);
+    })?;
+    let ix = narrowed(ix)?;
+    let vals = if x.dim() == 0 {
+        x.clone_data()
+    } else {
+        crate::interp::ops::index::gather(x, dim, &ix)?
+    };
+    Ok((vals, ix))
+}
+
+/// `aten.sort` / `aten.sort.stable`: (values, indices); NaN sorts last
+/// ascending, and equal elements keep their order.
+pub fn sort(x: &Tensor, dim: i64, descending: bool) -> Result<(Tensor, Tensor)> {
+    sort_impl(x, dim, descending, None)
+}
+
+/// `aten.argsort` / `aten.argsort.stable`.
+pub fn argsort(x: &Tensor, dim: i64, descending: bool) -> Result<Tensor> {
+    Ok(sort_impl(x, dim, descending, None)?.1)
+}
+
+/// `aten.topk`: the `k` largest (or smallest) along `dim`, in sorted order.
+pub fn topk(x: &Tensor, k: i64, dim: i64, largest: bool) -> Result<(Tensor, Tensor)> {
+    let k = usize::try_from(k).map_err(|_| Error::other(format!("topk: negative k {k}")))?;
+    sort_impl(x, dim, largest, Some(k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,6 +648,13 @@ mod tests {
             vec![1, 2, 6, 4, 20, 120]
         );
         assert!(amax(&f(&[], &[0]), None, false).is_err());
+        let (sv, si) = sort(&f(&[3., f32::NAN, 1., 3.], &[4]), 0, false).unwrap();
+        assert_eq!(si.to_i64_vec(), vec![2, 0, 3, 1]);
+        assert!(sv.to_f64_vec()[3].is_nan());
+        let (tv, ti) = topk(&f(&[1., 5., 2., 4., 0., 9.], &[2, 3]), 2, 1, true).unwrap();
+        assert_eq!(tv.to_f64_vec(), vec![5., 2., 9., 4.]);
+        assert_eq!(ti.to_i64_vec(), vec![1, 2, 2, 0]);
+        assert!(topk(&y, 5, 0, true).is_err());
         let lse = logsumexp(&f(&[0., 0.], &[2]), None, false)
             .unwrap()
             .item_f64()
