@@ -230,7 +230,7 @@ pub fn convolution<T: Float>(
                     let cols_ref: &[T] = if g.is_pointwise() {
                         xs
                     } else {
-                        cols = im2col(xs, cin_g, &g);
+                        cols = unfold(xs, cin_g, &g);
                         &cols
                     };
                     T::gemm(
@@ -263,7 +263,7 @@ pub fn convolution<T: Float>(
 }
 
 /// Unfolds `x` (`(c, *i)` dense) into the `(c * K, O)` column matrix.
-fn im2col<T: Float>(x: &[T], c: usize, g: &Geom) -> Vec<T> {
+fn unfold<T: Float>(x: &[T], c: usize, g: &Geom) -> Vec<T> {
     let (osz, isz) = (g.osz(), g.isz());
     let mut cols = vec![T::zero(); c * g.ksz() * osz];
     let [id, ih, iw] = g.i.map(|v| v as i64);
@@ -305,6 +305,76 @@ fn im2col<T: Float>(x: &[T], c: usize, g: &Geom) -> Vec<T> {
         }
     }
     cols
+}
+
+/// `aten.im2col(input, kernel_size, dilation, padding, stride)` (the
+/// kernel of `nn.Unfold`): `(N, C, H, W)` to `(N, C * kh * kw, L)` (or
+/// unbatched `(C, H, W)` to `(C * kh * kw, L)`), rows ordered channel-major
+/// then kernel row, kernel column; `L` is the number of sliding positions.
+pub fn im2col<T: Float>(
+    input: ArrayViewD<'_, T>,
+    kernel_size: &[i64],
+    dilation: &[i64],
+    padding: &[i64],
+    stride: &[i64],
+) -> Result<ArrayD<T>> {
+    const OP: &str = "im2col";
+    let batched = match input.ndim() {
+        4 => true,
+        3 => false,
+        _ => {
+            return Err(Error::other(format!(
+                "{OP}: expected 3-D or 4-D input, got shape {:?}",
+                input.shape()
+            )))
+        }
+    };
+    let k = expand(OP, "kernel_size", kernel_size, 2)?;
+    let d = expand(OP, "dilation", dilation, 2)?;
+    let p = expand(OP, "padding", padding, 2)?;
+    let s = expand(OP, "stride", stride, 2)?;
+    let sh = input.shape();
+    let r = sh.len();
+    let (n, c) = if batched { (sh[0], sh[1]) } else { (1, sh[0]) };
+    let mut g = Geom {
+        i: [1, sh[r - 2], sh[r - 1]],
+        k: [1; 3],
+        o: [1; 3],
+        s: [1, s[0], s[1]],
+        p: [0, p[0], p[1]],
+        d: [1, d[0], d[1]],
+    };
+    for j in 0..2 {
+        if k[j] <= 0 || d[j] <= 0 || s[j] <= 0 || p[j] < 0 {
+            return Err(Error::other(format!(
+                "{OP}: kernel_size {k:?}, dilation {d:?} and stride {s:?} must be positive and padding {p:?} non-negative"
+            )));
+        }
+        g.k[j + 1] = k[j] as usize;
+        let o = (g.i[j + 1] as i64 + 2 * p[j] - d[j] * (k[j] - 1) - 1).div_euclid(s[j]) + 1;
+        if o <= 0 {
+            return Err(Error::other(format!(
+                "{OP}: computed number of sliding blocks {o} in dim {j} is not positive (input shape {sh:?})"
+            )));
+        }
+        g.o[j + 1] = o as usize;
+    }
+    let x = dense(&input);
+    let isz = g.isz();
+    let rows = c * g.ksz();
+    let l = g.osz();
+    let mut out = vec![T::zero(); n * rows * l];
+    if rows * l > 0 {
+        out.par_chunks_mut(rows * l).enumerate().for_each(|(b, o)| {
+            o.copy_from_slice(&unfold(&x[b * c * isz..][..c * isz], c, &g));
+        });
+    }
+    let shape: Vec<usize> = if batched {
+        vec![n, rows, l]
+    } else {
+        vec![rows, l]
+    };
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::other(format!("{OP}: {e}")))
 }
 
 /// Transposed convolution: for each (batch, group), `cols = W_g^T @ X_g`,
@@ -707,6 +777,32 @@ mod tests {
             1,
         );
         assert_close(&y, &yr, 1e-12);
+    }
+
+    #[test]
+    fn im2col_op() {
+        let x =
+            ArrayD::from_shape_vec(IxDyn(&[1, 3, 3]), (1..=9).map(f64::from).collect()).unwrap();
+        let y = im2col(x.view(), &[2], &[1], &[0], &[1]).unwrap();
+        assert_eq!(y.shape(), &[4, 4]);
+        // row (ky, kx) = (0, 1): top-right of each window.
+        assert_eq!(
+            y.index_axis(ndarray::Axis(0), 1)
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![2.0, 3.0, 5.0, 6.0]
+        );
+        let y = im2col(x.view(), &[3], &[1], &[1], &[2]).unwrap();
+        assert_eq!(y.shape(), &[9, 4]);
+        assert_eq!(
+            y.index_axis(ndarray::Axis(0), 0)
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![0.0, 0.0, 0.0, 5.0]
+        );
+        assert!(im2col(x.view(), &[5], &[1], &[0], &[1]).is_err());
     }
 
     proptest! {
