@@ -233,13 +233,30 @@ pub fn convolution<T: Float>(
                         cols = unfold(xs, cin_g, &g);
                         &cols
                     };
-                    T::gemm(
-                        T::one(),
-                        MatRef::row_major(ws, cout_g, kk),
-                        MatRef::row_major(cols_ref, kk, osz),
-                        T::zero(),
-                        chunk,
-                    );
+                    // Split output channels across threads: with batch 1
+                    // and one group there is no other parallelism.
+                    let block = cout_g.div_ceil(rayon::current_num_threads()).max(16);
+                    chunk
+                        .par_chunks_mut(block * osz)
+                        .enumerate()
+                        .for_each(|(rb, cb)| {
+                            let rows = cb.len() / osz;
+                            let a = MatRef {
+                                data: ws,
+                                offset: rb * block * kk,
+                                rows,
+                                cols: kk,
+                                rs: kk as isize,
+                                cs: 1,
+                            };
+                            T::gemm(
+                                T::one(),
+                                a,
+                                MatRef::row_major(cols_ref, kk, osz),
+                                T::zero(),
+                                cb,
+                            );
+                        });
                 });
         }
         if let Some(bv) = &bias {
@@ -265,45 +282,51 @@ pub fn convolution<T: Float>(
 /// Unfolds `x` (`(c, *i)` dense) into the `(c * K, O)` column matrix.
 fn unfold<T: Float>(x: &[T], c: usize, g: &Geom) -> Vec<T> {
     let (osz, isz) = (g.osz(), g.isz());
-    let mut cols = vec![T::zero(); c * g.ksz() * osz];
+    let ksz = g.ksz();
+    let mut cols = vec![T::zero(); c * ksz * osz];
+    if cols.is_empty() {
+        return cols;
+    }
     let [id, ih, iw] = g.i.map(|v| v as i64);
     let [kd, kh, kw] = g.k;
     let [od, oh, ow] = g.o;
-    let mut row = 0;
-    for ch in 0..c {
-        let xc = &x[ch * isz..][..isz];
-        for a in 0..kd {
-            for b in 0..kh {
-                for e in 0..kw {
-                    let dst = &mut cols[row * osz..][..osz];
-                    row += 1;
-                    let mut q = 0;
-                    for zo in 0..od {
-                        let z = zo as i64 * g.s[0] - g.p[0] + a as i64 * g.d[0];
-                        if z < 0 || z >= id {
-                            q += oh * ow;
-                            continue;
-                        }
-                        for yo in 0..oh {
-                            let y = yo as i64 * g.s[1] - g.p[1] + b as i64 * g.d[1];
-                            if y < 0 || y >= ih {
-                                q += ow;
+    cols.par_chunks_mut(ksz * osz)
+        .enumerate()
+        .for_each(|(ch, cc)| {
+            let xc = &x[ch * isz..][..isz];
+            let mut row = 0;
+            for a in 0..kd {
+                for b in 0..kh {
+                    for e in 0..kw {
+                        let dst = &mut cc[row * osz..][..osz];
+                        row += 1;
+                        let mut q = 0;
+                        for zo in 0..od {
+                            let z = zo as i64 * g.s[0] - g.p[0] + a as i64 * g.d[0];
+                            if z < 0 || z >= id {
+                                q += oh * ow;
                                 continue;
                             }
-                            let base = ((z * ih + y) * iw) as usize;
-                            for xo in 0..ow {
-                                let xx = xo as i64 * g.s[2] - g.p[2] + e as i64 * g.d[2];
-                                if xx >= 0 && xx < iw {
-                                    dst[q] = xc[base + xx as usize];
+                            for yo in 0..oh {
+                                let y = yo as i64 * g.s[1] - g.p[1] + b as i64 * g.d[1];
+                                if y < 0 || y >= ih {
+                                    q += ow;
+                                    continue;
                                 }
-                                q += 1;
+                                let base = ((z * ih + y) * iw) as usize;
+                                for xo in 0..ow {
+                                    let xx = xo as i64 * g.s[2] - g.p[2] + e as i64 * g.d[2];
+                                    if xx >= 0 && xx < iw {
+                                        dst[q] = xc[base + xx as usize];
+                                    }
+                                    q += 1;
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    }
+        });
     cols
 }
 
