@@ -828,6 +828,117 @@ mod tests {
         assert!(im2col(x.view(), &[5], &[1], &[0], &[1]).is_err());
     }
 
+    #[test]
+    fn conv3d_matches_sum_of_2d_slices() {
+        let mut r = Lcg(17);
+        let x = r.array(&[1, 2, 5, 4, 4]);
+        let w = r.array(&[3, 2, 2, 3, 3]);
+        let (sd, pd, dd) = (2i64, 1i64, 2i64);
+        let y = convolution(
+            x.view(),
+            w.view(),
+            None,
+            &[sd, 1, 1],
+            &[pd, 1, 1],
+            &[dd, 1, 1],
+            false,
+            &[0],
+            1,
+        )
+        .unwrap();
+        // depth out = (5 + 2 - 2*1 - 1) / 2 + 1 = 3
+        assert_eq!(y.shape(), &[1, 3, 3, 4, 4]);
+        for z in 0..3i64 {
+            let mut acc = ArrayD::<f64>::zeros(IxDyn(&[1, 3, 4, 4]));
+            for a in 0..2i64 {
+                let zi = z * sd - pd + a * dd;
+                if !(0..5).contains(&zi) {
+                    continue;
+                }
+                let xs = x
+                    .slice(ndarray::s![.., .., zi as usize, .., ..])
+                    .to_owned()
+                    .into_dyn();
+                let ws = w
+                    .slice(ndarray::s![.., .., a as usize, .., ..])
+                    .to_owned()
+                    .into_dyn();
+                acc = acc
+                    + convolution(xs.view(), ws.view(), None, &[1], &[1], &[1], false, &[0], 1)
+                        .unwrap();
+            }
+            let got = y
+                .slice(ndarray::s![.., .., z as usize, .., ..])
+                .to_owned()
+                .into_dyn();
+            assert_close(&got, &acc, 1e-12);
+        }
+    }
+
+    /// Transposed convolution is the adjoint of convolution:
+    /// <conv(x, w), y> == <x, conv_transpose(y, w)>, in 1, 2 and 3 dims.
+    #[test]
+    fn transposed_is_adjoint() {
+        let mut r = Lcg(23);
+        for (nd, groups) in [(1usize, 1usize), (2, 2), (3, 1), (3, 2)] {
+            let sp: Vec<usize> = [7, 6, 5][..nd].to_vec();
+            let ks: Vec<usize> = [3, 2, 3][..nd].to_vec();
+            let (s, p, d) = (
+                [2i64, 1, 3][..nd].to_vec(),
+                [1i64, 0, 2][..nd].to_vec(),
+                [1i64, 2, 1][..nd].to_vec(),
+            );
+            let (cin, cout) = (2 * groups, 3 * groups);
+            let mut xs = vec![2, cin];
+            xs.extend(&sp);
+            let x = r.array(&xs);
+            let mut wsh = vec![cout, cin / groups];
+            wsh.extend(&ks);
+            let w = r.array(&wsh);
+            let fwd = convolution(
+                x.view(),
+                w.view(),
+                None,
+                &s,
+                &p,
+                &d,
+                false,
+                &[0],
+                groups as i64,
+            )
+            .unwrap();
+            let y = r.array(fwd.shape());
+            // output_padding recovers the input size lost to flooring.
+            let op: Vec<i64> = (0..nd)
+                .map(|i| {
+                    let o = fwd.shape()[2 + i] as i64;
+                    sp[i] as i64 - ((o - 1) * s[i] - 2 * p[i] + d[i] * (ks[i] as i64 - 1) + 1)
+                })
+                .collect();
+            // The forward weight (C_out, C_in / groups, k...) is already in
+            // the transposed layout for mapping C_out channels back to C_in.
+            let back = convolution(
+                y.view(),
+                w.view(),
+                None,
+                &s,
+                &p,
+                &d,
+                true,
+                &op,
+                groups as i64,
+            )
+            .unwrap();
+            assert_eq!(back.shape(), x.shape());
+            let lhs: f64 = fwd.iter().zip(y.iter()).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(back.iter()).map(|(a, b)| a * b).sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-10 * (1.0 + lhs.abs()),
+                "{nd}-D: {lhs} vs {rhs}"
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
