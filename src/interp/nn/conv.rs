@@ -189,22 +189,29 @@ pub fn convolution<T: Float>(
         g.s[t] = stride[j];
         g.p[t] = padding[j];
         g.d[t] = dilation[j];
-        let (i, k) = (g.i[t] as i64, g.k[t] as i64);
-        let ext = dilation[j] * (k - 1) + 1;
+        // i128 so that absurd parameters cannot overflow.
+        let (i, k) = (g.i[t] as i128, g.k[t] as i128);
+        let (s, p, d, op) = (
+            stride[j] as i128,
+            padding[j] as i128,
+            dilation[j] as i128,
+            output_padding[j] as i128,
+        );
+        let ext = d * (k - 1) + 1;
         let o = if transposed {
-            (i - 1) * stride[j] - 2 * padding[j] + ext - 1 + output_padding[j] + 1
+            (i - 1) * s - 2 * p + ext - 1 + op + 1
         } else {
-            if i + 2 * padding[j] < ext {
+            if i + 2 * p < ext {
                 return Err(Error::other(format!(
                     "{OP}: padded input size {} in spatial dim {j} is smaller than the dilated kernel size {ext}",
-                    i + 2 * padding[j]
+                    i + 2 * p
                 )));
             }
-            (i + 2 * padding[j] - ext) / stride[j] + 1
+            (i + 2 * p - ext) / s + 1
         };
-        if o <= 0 {
+        if o <= 0 || o > i64::MAX as i128 {
             return Err(Error::other(format!(
-                "{OP}: computed output size {o} in spatial dim {j} is not positive (input shape {:?})",
+                "{OP}: computed output size {o} in spatial dim {j} is out of range (input shape {:?})",
                 input.shape()
             )));
         }

@@ -43,13 +43,14 @@ fn pool_out(
             "{op}: padding {p} should be at most half of kernel size {k}"
         )));
     }
-    let i = input as i64;
+    // i128 so that absurd parameters cannot overflow.
+    let (i, k, s, p, d) = (input as i128, k as i128, s as i128, p as i128, d as i128);
     let num = i + 2 * p - d * (k - 1) - 1 + if ceil_mode { s - 1 } else { 0 };
     let mut o = num.div_euclid(s) + 1;
     if ceil_mode && (o - 1) * s >= i + p {
         o -= 1;
     }
-    if o <= 0 {
+    if o <= 0 || o > i64::MAX as i128 {
         return Err(Error::other(format!(
             "{op}: output size {o} is too small (input size {input}, kernel {k}, stride {s}, padding {p}, dilation {d})"
         )));
