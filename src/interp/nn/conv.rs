@@ -189,22 +189,29 @@ pub fn convolution<T: Float>(
         g.s[t] = stride[j];
         g.p[t] = padding[j];
         g.d[t] = dilation[j];
-        let (i, k) = (g.i[t] as i64, g.k[t] as i64);
-        let ext = dilation[j] * (k - 1) + 1;
+        // i128 so that absurd parameters cannot overflow.
+        let (i, k) = (g.i[t] as i128, g.k[t] as i128);
+        let (s, p, d, op) = (
+            stride[j] as i128,
+            padding[j] as i128,
+            dilation[j] as i128,
+            output_padding[j] as i128,
+        );
+        let ext = d * (k - 1) + 1;
         let o = if transposed {
-            (i - 1) * stride[j] - 2 * padding[j] + ext - 1 + output_padding[j] + 1
+            (i - 1) * s - 2 * p + ext - 1 + op + 1
         } else {
-            if i + 2 * padding[j] < ext {
+            if i + 2 * p < ext {
                 return Err(Error::other(format!(
                     "{OP}: padded input size {} in spatial dim {j} is smaller than the dilated kernel size {ext}",
-                    i + 2 * padding[j]
+                    i + 2 * p
                 )));
             }
-            (i + 2 * padding[j] - ext) / stride[j] + 1
+            (i + 2 * p - ext) / s + 1
         };
-        if o <= 0 {
+        if o <= 0 || o > i64::MAX as i128 {
             return Err(Error::other(format!(
-                "{OP}: computed output size {o} in spatial dim {j} is not positive (input shape {:?})",
+                "{OP}: computed output size {o} in spatial dim {j} is out of range (input shape {:?})",
                 input.shape()
             )));
         }
@@ -230,16 +237,33 @@ pub fn convolution<T: Float>(
                     let cols_ref: &[T] = if g.is_pointwise() {
                         xs
                     } else {
-                        cols = im2col(xs, cin_g, &g);
+                        cols = unfold(xs, cin_g, &g);
                         &cols
                     };
-                    T::gemm(
-                        T::one(),
-                        MatRef::row_major(ws, cout_g, kk),
-                        MatRef::row_major(cols_ref, kk, osz),
-                        T::zero(),
-                        chunk,
-                    );
+                    // Split output channels across threads: with batch 1
+                    // and one group there is no other parallelism.
+                    let block = cout_g.div_ceil(rayon::current_num_threads()).max(16);
+                    chunk
+                        .par_chunks_mut(block * osz)
+                        .enumerate()
+                        .for_each(|(rb, cb)| {
+                            let rows = cb.len() / osz;
+                            let a = MatRef {
+                                data: ws,
+                                offset: rb * block * kk,
+                                rows,
+                                cols: kk,
+                                rs: kk as isize,
+                                cs: 1,
+                            };
+                            T::gemm(
+                                T::one(),
+                                a,
+                                MatRef::row_major(cols_ref, kk, osz),
+                                T::zero(),
+                                cb,
+                            );
+                        });
                 });
         }
         if let Some(bv) = &bias {
@@ -263,48 +287,124 @@ pub fn convolution<T: Float>(
 }
 
 /// Unfolds `x` (`(c, *i)` dense) into the `(c * K, O)` column matrix.
-fn im2col<T: Float>(x: &[T], c: usize, g: &Geom) -> Vec<T> {
+fn unfold<T: Float>(x: &[T], c: usize, g: &Geom) -> Vec<T> {
     let (osz, isz) = (g.osz(), g.isz());
-    let mut cols = vec![T::zero(); c * g.ksz() * osz];
+    let ksz = g.ksz();
+    let mut cols = vec![T::zero(); c * ksz * osz];
+    if cols.is_empty() {
+        return cols;
+    }
     let [id, ih, iw] = g.i.map(|v| v as i64);
     let [kd, kh, kw] = g.k;
     let [od, oh, ow] = g.o;
-    let mut row = 0;
-    for ch in 0..c {
-        let xc = &x[ch * isz..][..isz];
-        for a in 0..kd {
-            for b in 0..kh {
-                for e in 0..kw {
-                    let dst = &mut cols[row * osz..][..osz];
-                    row += 1;
-                    let mut q = 0;
-                    for zo in 0..od {
-                        let z = zo as i64 * g.s[0] - g.p[0] + a as i64 * g.d[0];
-                        if z < 0 || z >= id {
-                            q += oh * ow;
-                            continue;
-                        }
-                        for yo in 0..oh {
-                            let y = yo as i64 * g.s[1] - g.p[1] + b as i64 * g.d[1];
-                            if y < 0 || y >= ih {
-                                q += ow;
+    cols.par_chunks_mut(ksz * osz)
+        .enumerate()
+        .for_each(|(ch, cc)| {
+            let xc = &x[ch * isz..][..isz];
+            let mut row = 0;
+            for a in 0..kd {
+                for b in 0..kh {
+                    for e in 0..kw {
+                        let dst = &mut cc[row * osz..][..osz];
+                        row += 1;
+                        let mut q = 0;
+                        for zo in 0..od {
+                            let z = zo as i64 * g.s[0] - g.p[0] + a as i64 * g.d[0];
+                            if z < 0 || z >= id {
+                                q += oh * ow;
                                 continue;
                             }
-                            let base = ((z * ih + y) * iw) as usize;
-                            for xo in 0..ow {
-                                let xx = xo as i64 * g.s[2] - g.p[2] + e as i64 * g.d[2];
-                                if xx >= 0 && xx < iw {
-                                    dst[q] = xc[base + xx as usize];
+                            for yo in 0..oh {
+                                let y = yo as i64 * g.s[1] - g.p[1] + b as i64 * g.d[1];
+                                if y < 0 || y >= ih {
+                                    q += ow;
+                                    continue;
                                 }
-                                q += 1;
+                                let base = ((z * ih + y) * iw) as usize;
+                                for xo in 0..ow {
+                                    let xx = xo as i64 * g.s[2] - g.p[2] + e as i64 * g.d[2];
+                                    if xx >= 0 && xx < iw {
+                                        dst[q] = xc[base + xx as usize];
+                                    }
+                                    q += 1;
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    }
+        });
     cols
+}
+
+/// `aten.im2col(input, kernel_size, dilation, padding, stride)` (the
+/// kernel of `nn.Unfold`): `(N, C, H, W)` to `(N, C * kh * kw, L)` (or
+/// unbatched `(C, H, W)` to `(C * kh * kw, L)`), rows ordered channel-major
+/// then kernel row, kernel column; `L` is the number of sliding positions.
+pub fn im2col<T: Float>(
+    input: ArrayViewD<'_, T>,
+    kernel_size: &[i64],
+    dilation: &[i64],
+    padding: &[i64],
+    stride: &[i64],
+) -> Result<ArrayD<T>> {
+    const OP: &str = "im2col";
+    let batched = match input.ndim() {
+        4 => true,
+        3 => false,
+        _ => {
+            return Err(Error::other(format!(
+                "{OP}: expected 3-D or 4-D input, got shape {:?}",
+                input.shape()
+            )))
+        }
+    };
+    let k = expand(OP, "kernel_size", kernel_size, 2)?;
+    let d = expand(OP, "dilation", dilation, 2)?;
+    let p = expand(OP, "padding", padding, 2)?;
+    let s = expand(OP, "stride", stride, 2)?;
+    let sh = input.shape();
+    let r = sh.len();
+    let (n, c) = if batched { (sh[0], sh[1]) } else { (1, sh[0]) };
+    let mut g = Geom {
+        i: [1, sh[r - 2], sh[r - 1]],
+        k: [1; 3],
+        o: [1; 3],
+        s: [1, s[0], s[1]],
+        p: [0, p[0], p[1]],
+        d: [1, d[0], d[1]],
+    };
+    for j in 0..2 {
+        if k[j] <= 0 || d[j] <= 0 || s[j] <= 0 || p[j] < 0 {
+            return Err(Error::other(format!(
+                "{OP}: kernel_size {k:?}, dilation {d:?} and stride {s:?} must be positive and padding {p:?} non-negative"
+            )));
+        }
+        g.k[j + 1] = k[j] as usize;
+        let o = (g.i[j + 1] as i64 + 2 * p[j] - d[j] * (k[j] - 1) - 1).div_euclid(s[j]) + 1;
+        if o <= 0 {
+            return Err(Error::other(format!(
+                "{OP}: computed number of sliding blocks {o} in dim {j} is not positive (input shape {sh:?})"
+            )));
+        }
+        g.o[j + 1] = o as usize;
+    }
+    let x = dense(&input);
+    let isz = g.isz();
+    let rows = c * g.ksz();
+    let l = g.osz();
+    let mut out = vec![T::zero(); n * rows * l];
+    if rows * l > 0 {
+        out.par_chunks_mut(rows * l).enumerate().for_each(|(b, o)| {
+            o.copy_from_slice(&unfold(&x[b * c * isz..][..c * isz], c, &g));
+        });
+    }
+    let shape: Vec<usize> = if batched {
+        vec![n, rows, l]
+    } else {
+        vec![rows, l]
+    };
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::other(format!("{OP}: {e}")))
 }
 
 /// Transposed convolution: for each (batch, group), `cols = W_g^T @ X_g`,
@@ -707,6 +807,143 @@ mod tests {
             1,
         );
         assert_close(&y, &yr, 1e-12);
+    }
+
+    #[test]
+    fn im2col_op() {
+        let x =
+            ArrayD::from_shape_vec(IxDyn(&[1, 3, 3]), (1..=9).map(f64::from).collect()).unwrap();
+        let y = im2col(x.view(), &[2], &[1], &[0], &[1]).unwrap();
+        assert_eq!(y.shape(), &[4, 4]);
+        // row (ky, kx) = (0, 1): top-right of each window.
+        assert_eq!(
+            y.index_axis(ndarray::Axis(0), 1)
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![2.0, 3.0, 5.0, 6.0]
+        );
+        let y = im2col(x.view(), &[3], &[1], &[1], &[2]).unwrap();
+        assert_eq!(y.shape(), &[9, 4]);
+        assert_eq!(
+            y.index_axis(ndarray::Axis(0), 0)
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![0.0, 0.0, 0.0, 5.0]
+        );
+        assert!(im2col(x.view(), &[5], &[1], &[0], &[1]).is_err());
+    }
+
+    #[test]
+    fn conv3d_matches_sum_of_2d_slices() {
+        let mut r = Lcg(17);
+        let x = r.array(&[1, 2, 5, 4, 4]);
+        let w = r.array(&[3, 2, 2, 3, 3]);
+        let (sd, pd, dd) = (2i64, 1i64, 2i64);
+        let y = convolution(
+            x.view(),
+            w.view(),
+            None,
+            &[sd, 1, 1],
+            &[pd, 1, 1],
+            &[dd, 1, 1],
+            false,
+            &[0],
+            1,
+        )
+        .unwrap();
+        // depth out = (5 + 2 - 2*1 - 1) / 2 + 1 = 3
+        assert_eq!(y.shape(), &[1, 3, 3, 4, 4]);
+        for z in 0..3i64 {
+            let mut acc = ArrayD::<f64>::zeros(IxDyn(&[1, 3, 4, 4]));
+            for a in 0..2i64 {
+                let zi = z * sd - pd + a * dd;
+                if !(0..5).contains(&zi) {
+                    continue;
+                }
+                let xs = x
+                    .slice(ndarray::s![.., .., zi as usize, .., ..])
+                    .to_owned()
+                    .into_dyn();
+                let ws = w
+                    .slice(ndarray::s![.., .., a as usize, .., ..])
+                    .to_owned()
+                    .into_dyn();
+                acc = acc
+                    + convolution(xs.view(), ws.view(), None, &[1], &[1], &[1], false, &[0], 1)
+                        .unwrap();
+            }
+            let got = y
+                .slice(ndarray::s![.., .., z as usize, .., ..])
+                .to_owned()
+                .into_dyn();
+            assert_close(&got, &acc, 1e-12);
+        }
+    }
+
+    /// Transposed convolution is the adjoint of convolution:
+    /// <conv(x, w), y> == <x, conv_transpose(y, w)>, in 1, 2 and 3 dims.
+    #[test]
+    fn transposed_is_adjoint() {
+        let mut r = Lcg(23);
+        for (nd, groups) in [(1usize, 1usize), (2, 2), (3, 1), (3, 2)] {
+            let sp: Vec<usize> = [7, 6, 5][..nd].to_vec();
+            let ks: Vec<usize> = [3, 2, 3][..nd].to_vec();
+            let (s, p, d) = (
+                [2i64, 1, 3][..nd].to_vec(),
+                [1i64, 0, 2][..nd].to_vec(),
+                [1i64, 2, 1][..nd].to_vec(),
+            );
+            let (cin, cout) = (2 * groups, 3 * groups);
+            let mut xs = vec![2, cin];
+            xs.extend(&sp);
+            let x = r.array(&xs);
+            let mut wsh = vec![cout, cin / groups];
+            wsh.extend(&ks);
+            let w = r.array(&wsh);
+            let fwd = convolution(
+                x.view(),
+                w.view(),
+                None,
+                &s,
+                &p,
+                &d,
+                false,
+                &[0],
+                groups as i64,
+            )
+            .unwrap();
+            let y = r.array(fwd.shape());
+            // output_padding recovers the input size lost to flooring.
+            let op: Vec<i64> = (0..nd)
+                .map(|i| {
+                    let o = fwd.shape()[2 + i] as i64;
+                    sp[i] as i64 - ((o - 1) * s[i] - 2 * p[i] + d[i] * (ks[i] as i64 - 1) + 1)
+                })
+                .collect();
+            // The forward weight (C_out, C_in / groups, k...) is already in
+            // the transposed layout for mapping C_out channels back to C_in.
+            let back = convolution(
+                y.view(),
+                w.view(),
+                None,
+                &s,
+                &p,
+                &d,
+                true,
+                &op,
+                groups as i64,
+            )
+            .unwrap();
+            assert_eq!(back.shape(), x.shape());
+            let lhs: f64 = fwd.iter().zip(y.iter()).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(back.iter()).map(|(a, b)| a * b).sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-10 * (1.0 + lhs.abs()),
+                "{nd}-D: {lhs} vs {rhs}"
+            );
+        }
     }
 
     proptest! {

@@ -43,13 +43,14 @@ fn pool_out(
             "{op}: padding {p} should be at most half of kernel size {k}"
         )));
     }
-    let i = input as i64;
+    // i128 so that absurd parameters cannot overflow.
+    let (i, k, s, p, d) = (input as i128, k as i128, s as i128, p as i128, d as i128);
     let num = i + 2 * p - d * (k - 1) - 1 + if ceil_mode { s - 1 } else { 0 };
     let mut o = num.div_euclid(s) + 1;
     if ceil_mode && (o - 1) * s >= i + p {
         o -= 1;
     }
-    if o <= 0 {
+    if o <= 0 || o > i64::MAX as i128 {
         return Err(Error::other(format!(
             "{op}: output size {o} is too small (input size {input}, kernel {k}, stride {s}, padding {p}, dilation {d})"
         )));
@@ -525,5 +526,84 @@ mod tests {
         assert_eq!(a1.iter().copied().collect::<Vec<_>>(), vec![1.5, 3.0, 4.5]);
         assert!(adaptive_avg_pool2d(x.view(), &[1, 2, 3]).is_err());
         assert!(adaptive_avg_pool2d(x.view(), &[-1]).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn max_and_avg_pool_match_naive(
+            seed in 0u64..1000,
+            h in 1usize..8,
+            w in 1usize..8,
+            k in 1i64..4,
+            s in 1i64..4,
+            p_raw in 0i64..2,
+            d in 1i64..3,
+            ceil in proptest::prelude::any::<bool>(),
+            cip in proptest::prelude::any::<bool>(),
+        ) {
+            let mut r = Lcg(seed);
+            let x = r.array(&[2, h, w]);
+            let p = p_raw.min(k / 2);
+            let res = max_pool2d_with_indices(x.view(), &[k], &[s], &[p], &[d], ceil);
+            let Ok((v, i)) = res else {
+                // Only rejected when the window does not fit.
+                proptest::prop_assert!((h.min(w) as i64) + 2 * p < d * (k - 1) + 1);
+                return Ok(());
+            };
+            let (oh, ow) = (v.shape()[1], v.shape()[2]);
+            for c in 0..2 {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best = f64::NEG_INFINITY;
+                        let mut bi = -1i64;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let y = oy as i64 * s - p + ky * d;
+                                let xx = ox as i64 * s - p + kx * d;
+                                if y >= 0 && xx >= 0 && y < h as i64 && xx < w as i64 {
+                                    let val = x[[c, y as usize, xx as usize]];
+                                    if val > best {
+                                        best = val;
+                                        bi = y * w as i64 + xx;
+                                    }
+                                }
+                            }
+                        }
+                        proptest::prop_assert_eq!(v[[c, oy, ox]], best);
+                        // A window entirely in padding (possible with dilation)
+                        // yields -inf with torch's start-position index.
+                        if bi >= 0 {
+                            proptest::prop_assert_eq!(i[[c, oy, ox]], bi);
+                        }
+                    }
+                }
+            }
+            let a = avg_pool2d(x.view(), &[k], &[s], &[p], ceil, cip, None);
+            if let Ok(a) = a {
+                for c in 0..2 {
+                    for oy in 0..a.shape()[1] {
+                        for ox in 0..a.shape()[2] {
+                            let (mut sum, mut cnt, mut cnt_pad) = (0.0, 0i64, 0i64);
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let y = oy as i64 * s - p + ky;
+                                    let xx = ox as i64 * s - p + kx;
+                                    if y < h as i64 + p && xx < w as i64 + p {
+                                        cnt_pad += 1;
+                                    }
+                                    if y >= 0 && xx >= 0 && y < h as i64 && xx < w as i64 {
+                                        sum += x[[c, y as usize, xx as usize]];
+                                        cnt += 1;
+                                    }
+                                }
+                            }
+                            let e = if cnt == 0 { 0.0 } else { sum / (if cip { cnt_pad } else { cnt }) as f64 };
+                            proptest::prop_assert!((a[[c, oy, ox]] - e).abs() < 1e-12);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
