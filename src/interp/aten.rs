@@ -791,6 +791,36 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 ts(vec![back(o, dt), back(h, dt), back(c, dt)])
             })
         }
+        Gru | RnnTanh | RnnRelu => {
+            let x = a.tensor("input")?;
+            let hx = a.tensor("hx")?;
+            let params = a.tensors("params")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, ha) = (arr::<F>(&x, cd)?, arr::<F>(&hx, cd)?);
+                let pa = params.iter().map(|p| arr::<F>(p, cd)).collect::<Result<Vec<_>>>()?;
+                let pv: Vec<_> = pa.iter().map(|p| p.view()).collect();
+                let f = match op {
+                    Gru => nn::rnn::gru::<F>,
+                    RnnTanh => nn::rnn::rnn_tanh::<F>,
+                    _ => nn::rnn::rnn_relu::<F>,
+                };
+                let (o, h) = f(
+                    xa.view(),
+                    ha.view(),
+                    &pv,
+                    a.bool_or("has_biases", true)?,
+                    a.int("num_layers")?,
+                    a.float_or("dropout", 0.0)?,
+                    a.bool_or("train", false)?,
+                    a.bool_or("bidirectional", false)?,
+                    a.bool_or("batch_first", false)?,
+                )
+                .map_err(|e| a.err(e.to_string()))?;
+                ts(vec![back(o, dt), back(h, dt)])
+            })
+        }
         _ => eval_aten_more(a, op, overload),
     }
 }
@@ -817,16 +847,43 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
     let dtype = a.dtype("dtype");
     match op {
         // ---- shapes ----
-        Cat => t(wrap(shape::cat(&a.tensors("tensors")?, a.int_or("dim", 0)?))?),
-        Stack => t(wrap(shape::stack(&a.tensors("tensors")?, a.int_or("dim", 0)?))?),
-        Repeat => t(wrap(shape::repeat(&a.tensor("self")?, &a.ints("repeats")?))?),
+        Cat => t(wrap(shape::cat(
+            &a.tensors("tensors")?,
+            a.int_or("dim", 0)?,
+        ))?),
+        Stack => t(wrap(shape::stack(
+            &a.tensors("tensors")?,
+            a.int_or("dim", 0)?,
+        ))?),
+        Repeat => t(wrap(shape::repeat(
+            &a.tensor("self")?,
+            &a.ints("repeats")?,
+        ))?),
         Flip => t(wrap(shape::flip(&a.tensor("self")?, &a.ints("dims")?))?),
-        Roll => t(wrap(shape::roll(&a.tensor("self")?, &a.ints("shifts")?, &a.ints_or("dims", &[])?))?),
-        Tril => t(wrap(shape::tril(&a.tensor("self")?, a.int_or("diagonal", 0)?))?),
-        Triu => t(wrap(shape::triu(&a.tensor("self")?, a.int_or("diagonal", 0)?))?),
-        ConstantPadNd => t(wrap(shape::constant_pad_nd(&a.tensor("self")?, &a.ints("pad")?, a.opt_scalar("value")?.unwrap_or(Scalar::Float(0.0))))?),
+        Roll => t(wrap(shape::roll(
+            &a.tensor("self")?,
+            &a.ints("shifts")?,
+            &a.ints_or("dims", &[])?,
+        ))?),
+        Tril => t(wrap(shape::tril(
+            &a.tensor("self")?,
+            a.int_or("diagonal", 0)?,
+        ))?),
+        Triu => t(wrap(shape::triu(
+            &a.tensor("self")?,
+            a.int_or("diagonal", 0)?,
+        ))?),
+        ConstantPadNd => t(wrap(shape::constant_pad_nd(
+            &a.tensor("self")?,
+            &a.ints("pad")?,
+            a.opt_scalar("value")?.unwrap_or(Scalar::Float(0.0)),
+        ))?),
         // ---- indexing ----
-        Gather => t(wrap(index::gather(&a.tensor("self")?, a.int("dim")?, &a.tensor("index")?))?),
+        Gather => t(wrap(index::gather(
+            &a.tensor("self")?,
+            a.int("dim")?,
+            &a.tensor("index")?,
+        ))?),
         Scatter => {
             let x = a.tensor("self")?;
             let idx = a.tensor("index")?;
@@ -839,10 +896,21 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 let src = a.tensor("src")?;
                 t(wrap(index::scatter(&x, dim, &idx, &src, reduce))?)
             } else {
-                t(wrap(index::scatter(&x, dim, &idx, a.scalar("value")?, reduce))?)
+                t(wrap(index::scatter(
+                    &x,
+                    dim,
+                    &idx,
+                    a.scalar("value")?,
+                    reduce,
+                ))?)
             }
         }
-        ScatterAdd => t(wrap(index::scatter_add(&a.tensor("self")?, a.int("dim")?, &a.tensor("index")?, &a.tensor("src")?))?),
+        ScatterAdd => t(wrap(index::scatter_add(
+            &a.tensor("self")?,
+            a.int("dim")?,
+            &a.tensor("index")?,
+            &a.tensor("src")?,
+        ))?),
         ScatterReduce => t(wrap(index::scatter_reduce(
             &a.tensor("self")?,
             a.int("dim")?,
@@ -851,66 +919,186 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             a.str_or("reduce", "sum"),
             a.bool_or("include_self", true)?,
         ))?),
-        Index | InternalUnsafeIndex => t(wrap(index::index(&a.tensor("self")?, &a.opt_tensors("indices")?))?),
-        IndexPut | InternalUnsafeIndexPut => t(wrap(index::index_put(&a.tensor("self")?, &a.opt_tensors("indices")?, &a.tensor("values")?, a.bool_or("accumulate", false)?))?),
-        IndexSelect => t(wrap(index::index_select(&a.tensor("self")?, a.int("dim")?, &a.tensor("index")?))?),
+        Index | InternalUnsafeIndex => t(wrap(index::index(
+            &a.tensor("self")?,
+            &a.opt_tensors("indices")?,
+        ))?),
+        IndexPut | InternalUnsafeIndexPut => t(wrap(index::index_put(
+            &a.tensor("self")?,
+            &a.opt_tensors("indices")?,
+            &a.tensor("values")?,
+            a.bool_or("accumulate", false)?,
+        ))?),
+        IndexSelect => t(wrap(index::index_select(
+            &a.tensor("self")?,
+            a.int("dim")?,
+            &a.tensor("index")?,
+        ))?),
         Nonzero => t(wrap(index::nonzero(&a.tensor("self")?))?),
-        SelectScatter => t(wrap(index::select_scatter(&a.tensor("self")?, &a.tensor("src")?, a.int("dim")?, a.int("index")?))?),
-        SliceScatter => t(wrap(index::slice_scatter(&a.tensor("self")?, &a.tensor("src")?, a.int_or("dim", 0)?, a.opt_int("start")?, a.opt_int("end")?, a.int_or("step", 1)?))?),
-        AsStridedScatter => t(wrap(index::as_strided_scatter(&a.tensor("self")?, &a.tensor("src")?, &a.ints("size")?, &a.ints("stride")?, a.opt_int("storage_offset")?))?),
-        DiagonalScatter => t(wrap(index::diagonal_scatter(&a.tensor("self")?, &a.tensor("src")?, a.int_or("offset", 0)?, a.int_or("dim1", 0)?, a.int_or("dim2", 1)?))?),
-        MaskedScatter => t(wrap(index::masked_scatter(&a.tensor("self")?, &a.tensor("mask")?, &a.tensor("source")?))?),
+        SelectScatter => t(wrap(index::select_scatter(
+            &a.tensor("self")?,
+            &a.tensor("src")?,
+            a.int("dim")?,
+            a.int("index")?,
+        ))?),
+        SliceScatter => t(wrap(index::slice_scatter(
+            &a.tensor("self")?,
+            &a.tensor("src")?,
+            a.int_or("dim", 0)?,
+            a.opt_int("start")?,
+            a.opt_int("end")?,
+            a.int_or("step", 1)?,
+        ))?),
+        AsStridedScatter => t(wrap(index::as_strided_scatter(
+            &a.tensor("self")?,
+            &a.tensor("src")?,
+            &a.ints("size")?,
+            &a.ints("stride")?,
+            a.opt_int("storage_offset")?,
+        ))?),
+        DiagonalScatter => t(wrap(index::diagonal_scatter(
+            &a.tensor("self")?,
+            &a.tensor("src")?,
+            a.int_or("offset", 0)?,
+            a.int_or("dim1", 0)?,
+            a.int_or("dim2", 1)?,
+        ))?),
+        MaskedScatter => t(wrap(index::masked_scatter(
+            &a.tensor("self")?,
+            &a.tensor("mask")?,
+            &a.tensor("source")?,
+        ))?),
         Sort => {
-            let (v, i) = wrap2(reduce::sort(&a.tensor("self")?, a.int_or("dim", -1)?, a.bool_or("descending", false)?))?;
+            let (v, i) = wrap2(reduce::sort(
+                &a.tensor("self")?,
+                a.int_or("dim", -1)?,
+                a.bool_or("descending", false)?,
+            ))?;
             ts(vec![v, i])
         }
-        Argsort => t(wrap(reduce::argsort(&a.tensor("self")?, a.int_or("dim", -1)?, a.bool_or("descending", false)?))?),
+        Argsort => t(wrap(reduce::argsort(
+            &a.tensor("self")?,
+            a.int_or("dim", -1)?,
+            a.bool_or("descending", false)?,
+        ))?),
         Topk => {
-            let (v, i) = wrap2(reduce::topk(&a.tensor("self")?, a.int("k")?, a.int_or("dim", -1)?, a.bool_or("largest", true)?))?;
+            let (v, i) = wrap2(reduce::topk(
+                &a.tensor("self")?,
+                a.int("k")?,
+                a.int_or("dim", -1)?,
+                a.bool_or("largest", true)?,
+            ))?;
             ts(vec![v, i])
         }
         // ---- creation ----
         Arange => {
-            let (start, end) = if a.has("start") { (a.scalar("start")?, a.scalar("end")?) } else { (Scalar::Int(0), a.scalar("end")?) };
+            let (start, end) = if a.has("start") {
+                (a.scalar("start")?, a.scalar("end")?)
+            } else {
+                (Scalar::Int(0), a.scalar("end")?)
+            };
             let step = a.opt_scalar("step")?.unwrap_or(Scalar::Int(1));
             t(wrap(create::arange(start, end, step, dtype))?)
         }
-        Full => t(wrap(create::full(&a.ints("size")?, a.scalar("fill_value")?, dtype))?),
+        Full => t(wrap(create::full(
+            &a.ints("size")?,
+            a.scalar("fill_value")?,
+            dtype,
+        ))?),
         Zeros => t(wrap(create::zeros(&a.ints("size")?, dtype))?),
         Ones => t(wrap(create::ones(&a.ints("size")?, dtype))?),
         Empty => t(wrap(create::empty(&a.ints("size")?, dtype))?),
-        EmptyStrided => t(wrap(create::empty_strided(&a.ints("size")?, &a.ints("stride")?, dtype))?),
-        FullLike => t(wrap(create::full_like(&a.tensor("self")?, a.scalar("fill_value")?, dtype))?),
+        EmptyStrided => t(wrap(create::empty_strided(
+            &a.ints("size")?,
+            &a.ints("stride")?,
+            dtype,
+        ))?),
+        FullLike => t(wrap(create::full_like(
+            &a.tensor("self")?,
+            a.scalar("fill_value")?,
+            dtype,
+        ))?),
         ZerosLike => t(wrap(create::zeros_like(&a.tensor("self")?, dtype))?),
         OnesLike => t(wrap(create::ones_like(&a.tensor("self")?, dtype))?),
         EmptyLike => t(wrap(create::empty_like(&a.tensor("self")?, dtype))?),
-        NewFull => t(wrap(create::new_full(&a.tensor("self")?, &a.ints("size")?, a.scalar("fill_value")?, dtype))?),
-        NewZeros => t(wrap(create::new_zeros(&a.tensor("self")?, &a.ints("size")?, dtype))?),
-        NewOnes => t(wrap(create::new_ones(&a.tensor("self")?, &a.ints("size")?, dtype))?),
-        NewEmpty => t(wrap(create::new_empty(&a.tensor("self")?, &a.ints("size")?, dtype))?),
+        NewFull => t(wrap(create::new_full(
+            &a.tensor("self")?,
+            &a.ints("size")?,
+            a.scalar("fill_value")?,
+            dtype,
+        ))?),
+        NewZeros => t(wrap(create::new_zeros(
+            &a.tensor("self")?,
+            &a.ints("size")?,
+            dtype,
+        ))?),
+        NewOnes => t(wrap(create::new_ones(
+            &a.tensor("self")?,
+            &a.ints("size")?,
+            dtype,
+        ))?),
+        NewEmpty => t(wrap(create::new_empty(
+            &a.tensor("self")?,
+            &a.ints("size")?,
+            dtype,
+        ))?),
         ScalarTensor => t(wrap(create::scalar_tensor(a.scalar("s")?, dtype))?),
-        Linspace => t(wrap(create::linspace(a.float_or("start", 0.0)?, a.float_or("end", 0.0)?, a.int("steps")?, dtype))?),
+        Linspace => t(wrap(create::linspace(
+            a.float_or("start", 0.0)?,
+            a.float_or("end", 0.0)?,
+            a.int("steps")?,
+            dtype,
+        ))?),
         // ---- linear algebra ----
         Mm => t(wrap(linalg::mm(&a.tensor("self")?, &a.tensor("mat2")?))?),
         Bmm => t(wrap(linalg::bmm(&a.tensor("self")?, &a.tensor("mat2")?))?),
-        Matmul => t(wrap(linalg::matmul(&a.tensor("self")?, &a.tensor("other")?))?),
+        Matmul => t(wrap(linalg::matmul(
+            &a.tensor("self")?,
+            &a.tensor("other")?,
+        ))?),
         Dot => t(wrap(linalg::dot(&a.tensor("self")?, &a.tensor("tensor")?))?),
-        Addmm => t(wrap(linalg::addmm(&a.tensor("self")?, &a.tensor("mat1")?, &a.tensor("mat2")?, a.float_or("beta", 1.0)?, a.float_or("alpha", 1.0)?))?),
-        Baddbmm => t(wrap(linalg::baddbmm(&a.tensor("self")?, &a.tensor("batch1")?, &a.tensor("batch2")?, a.float_or("beta", 1.0)?, a.float_or("alpha", 1.0)?))?),
+        Addmm => t(wrap(linalg::addmm(
+            &a.tensor("self")?,
+            &a.tensor("mat1")?,
+            &a.tensor("mat2")?,
+            a.float_or("beta", 1.0)?,
+            a.float_or("alpha", 1.0)?,
+        ))?),
+        Baddbmm => t(wrap(linalg::baddbmm(
+            &a.tensor("self")?,
+            &a.tensor("batch1")?,
+            &a.tensor("batch2")?,
+            a.float_or("beta", 1.0)?,
+            a.float_or("alpha", 1.0)?,
+        ))?),
         Diff => {
             // diff(x, n=1, dim=-1) = x[..., 1:] - x[..., :-1], applied n times.
             let mut x = a.tensor("self")?;
             let dim = a.int_or("dim", -1)?;
-            if a.has("prepend") || a.has("append") {
-                return Err(a.err("diff with prepend/append is not supported"));
+            let pre = a.opt_tensor("prepend")?;
+            let app = a.opt_tensor("append")?;
+            if pre.is_some() || app.is_some() {
+                let parts: Vec<Ten> = pre
+                    .into_iter()
+                    .chain(std::iter::once(x))
+                    .chain(app)
+                    .collect();
+                x = wrap(shape::cat(&parts, dim))?;
             }
             for _ in 0..a.int_or("n", 1)? {
                 let hi = wrap(x.slice(dim, Some(1), None, 1))?;
                 let lo = wrap(x.slice(dim, None, Some(-1), 1))?;
-                x = if x.dtype() == DType::Bool { wrap(ew::logical_xor(&hi, &lo))? } else { wrap(ew::sub(&hi, &lo, Scalar::Int(1)))? };
+                x = if x.dtype() == DType::Bool {
+                    wrap(ew::logical_xor(&hi, &lo))?
+                } else {
+                    wrap(ew::sub(&hi, &lo, Scalar::Int(1)))?
+                };
             }
             t(x)
         }
-        _ => Err(a.err(format!("the interpreter has no kernel for aten.{}.{overload}", op.name()))),
+        _ => Err(a.err(format!(
+            "the interpreter has no kernel for aten.{}.{overload}",
+            op.name()
+        ))),
     }
 }

@@ -115,11 +115,30 @@ impl Pass for RemoveNoops {
     }
 
     fn run(&self, p: &mut Program, _cx: &mut PassContext<'_>) -> Result<bool> {
+        // `as_strided` reads its input's memory layout, which a copy fixes:
+        // the copies feeding it are not no-ops.
+        let layout_read: HashSet<ValueId> = p
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.op.aten().is_some_and(|a| {
+                    matches!(
+                        a,
+                        Aten::AsStrided | Aten::AsStridedScatter | Aten::AsStridedInplace
+                    )
+                })
+            })
+            .flat_map(|n| n.inputs())
+            .collect();
         rewrite_nodes(&mut p.graph, |g, n| {
             use Aten::*;
             let Some(a) = n.op.aten() else {
                 return Ok(Rewrite::Keep);
             };
+            if n.outputs.iter().any(|o| layout_read.contains(o)) {
+                return Ok(Rewrite::Keep);
+            }
             if matches!(a, InternalAssertTensorMetadata | InternalAssertScalar) {
                 return Ok(Rewrite::Replace {
                     nodes: vec![],
