@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::interp::tensor::Tensor;
 use crate::ir::{verify, Program};
 
+pub mod decompose;
 pub mod rewrite;
 
 /// What passes may read and write besides the program: the weights, by
@@ -61,7 +62,7 @@ pub const VERIFY_BY_DEFAULT: bool = cfg!(debug_assertions);
 
 /// Every pass, by name.
 pub fn all_passes() -> Vec<Box<dyn Pass>> {
-    vec![]
+    vec![Box::new(decompose::Decompose)]
 }
 
 pub fn pass_by_name(name: &str) -> Option<Box<dyn Pass>> {

@@ -21,7 +21,12 @@ pub struct Builder<'g> {
 
 impl<'g> Builder<'g> {
     pub fn new(g: &'g mut Graph, like: &Node) -> Self {
-        Builder { g, nodes: Vec::new(), meta: like.meta.clone(), base: like.name.clone() }
+        Builder {
+            g,
+            nodes: Vec::new(),
+            meta: like.meta.clone(),
+            base: like.name.clone(),
+        }
     }
 
     /// Adds `op(args)` with one tensor output named after the original node.
@@ -30,14 +35,32 @@ impl<'g> Builder<'g> {
     }
 
     /// Adds a node with `n` tensor outputs.
-    pub fn aten_n(&mut self, op: Aten, overload: &str, args: Vec<(&str, Arg)>, n: usize) -> Vec<ValueId> {
+    pub fn aten_n(
+        &mut self,
+        op: Aten,
+        overload: &str,
+        args: Vec<(&str, Arg)>,
+        n: usize,
+    ) -> Vec<ValueId> {
         self.node(Op::Aten(op, overload.to_string()), args, n, false)
     }
 
     /// Adds a node of any op. `list_output` marks a list-returning op.
-    pub fn node(&mut self, op: Op, args: Vec<(&str, Arg)>, n: usize, list_output: bool) -> Vec<ValueId> {
-        let base = format!("{}_{}", self.base, op.aten().map_or("op", |a| a.name().trim_matches('_')));
-        let outputs: Vec<ValueId> = (0..n).map(|_| self.g.add_value(&base, ValueType::UnknownTensor)).collect();
+    pub fn node(
+        &mut self,
+        op: Op,
+        args: Vec<(&str, Arg)>,
+        n: usize,
+        list_output: bool,
+    ) -> Vec<ValueId> {
+        let base = format!(
+            "{}_{}",
+            self.base,
+            op.aten().map_or("op", |a| a.name().trim_matches('_'))
+        );
+        let outputs: Vec<ValueId> = (0..n)
+            .map(|_| self.g.add_value(&base, ValueType::UnknownTensor))
+            .collect();
         let name = match outputs.first() {
             Some(&o) => self.g.name(o).to_string(),
             None => self.g.fresh_name(&base),
@@ -45,7 +68,14 @@ impl<'g> Builder<'g> {
         self.nodes.push(Node {
             name,
             op,
-            args: args.into_iter().map(|(k, v)| NamedArg { name: k.to_string(), value: v, kwarg: false }).collect(),
+            args: args
+                .into_iter()
+                .map(|(k, v)| NamedArg {
+                    name: k.to_string(),
+                    value: v,
+                    kwarg: false,
+                })
+                .collect(),
             outputs: outputs.clone(),
             list_output,
             meta: self.meta.clone(),
@@ -60,12 +90,18 @@ pub enum Rewrite {
     Keep,
     /// Replace it by these nodes; the old node's outputs become `outputs`
     /// (values defined by the new nodes or earlier in the graph).
-    Replace { nodes: Vec<Node>, outputs: Vec<ValueId> },
+    Replace {
+        nodes: Vec<Node>,
+        outputs: Vec<ValueId>,
+    },
 }
 
 /// Walks `g` in order, calling `f` on each node (after earlier replacements
 /// have been applied to its arguments).
-pub fn rewrite_nodes(g: &mut Graph, mut f: impl FnMut(&mut Graph, &Node) -> Result<Rewrite>) -> Result<bool> {
+pub fn rewrite_nodes(
+    g: &mut Graph,
+    mut f: impl FnMut(&mut Graph, &Node) -> Result<Rewrite>,
+) -> Result<bool> {
     let old = std::mem::take(&mut g.nodes);
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();
     let mut changed = false;
@@ -96,5 +132,7 @@ pub fn rewrite_nodes(g: &mut Graph, mut f: impl FnMut(&mut Graph, &Node) -> Resu
 
 /// A node argument that must be a tensor value.
 pub fn value_arg(n: &Node, name: &str) -> Result<ValueId> {
-    n.arg(name).and_then(Arg::as_value).ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
+    n.arg(name)
+        .and_then(Arg::as_value)
+        .ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
 }
