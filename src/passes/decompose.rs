@@ -8,7 +8,8 @@
 //! nothing and is the identity.
 //!
 //! Replacement nodes have [`ValueType::UnknownTensor`] outputs; `shape_prop`
-//! types them afterwards. Rewrites that need a shape read the type of their
+//! types them afterwards. The values that stand for an old node's outputs
+//! take that node's output types, so later rewrites can read them. Rewrites that need a shape read the type of their
 //! input and keep the op whole when it is not known.
 //!
 //! # `view` means reshape
@@ -54,7 +55,7 @@
 //! `training=true`) are errors: torchlift compiles inference graphs.
 
 use crate::error::Result;
-use crate::ir::{Arg, Aten, Graph, Node, Op, Program, TensorType, ValueId};
+use crate::ir::{Arg, Aten, Graph, Node, Op, Program, TensorType, ValueId, ValueType};
 use crate::DType;
 
 use super::rewrite::{rewrite_nodes, value_arg, Builder, Rewrite};
@@ -83,7 +84,20 @@ pub fn decompose_graph(g: &mut Graph) -> Result<bool> {
             }
         }
     }
-    changed |= rewrite_nodes(g, |g, n| decompose_node(g, n))?;
+    changed |= rewrite_nodes(g, |g, n| {
+        let r = decompose_node(g, n)?;
+        if let Rewrite::Replace { outputs, .. } = &r {
+            // A replacement computes the very value the old node did, so it
+            // has the old type; later rewrites of this pass can read it.
+            for (&old, &new) in n.outputs.iter().zip(outputs) {
+                if matches!(g.ty(new), ValueType::UnknownTensor) && g.ty(old).tensor().is_some() {
+                    let t = g.ty(old).clone();
+                    g.set_ty(new, t);
+                }
+            }
+        }
+        Ok(r)
+    })?;
     Ok(changed)
 }
 
@@ -141,7 +155,7 @@ fn opt_arg(n: &Node, name: &str) -> Arg {
     }
 }
 
-fn ty<'g>(g: &'g Graph, v: ValueId) -> Option<&'g TensorType> {
+fn ty(g: &Graph, v: ValueId) -> Option<&TensorType> {
     g.tensor_type(v)
 }
 
