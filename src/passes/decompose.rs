@@ -30,7 +30,8 @@
 //! - norms: `_native_batch_norm_legit_no_training`, `native_layer_norm`,
 //!   `native_group_norm` (output 0 used; the others are kept for arity)
 //! - shape ops: `view` (reshape semantics), `permute`, `expand`,
-//!   `squeeze.dims`, `unsqueeze`, `split_with_sizes`, `_to_copy`
+//!   `squeeze.dims`, `unsqueeze`, `select.int`, `split_with_sizes`, `cat`,
+//!   `_to_copy`
 //! - softmax: `_softmax`, `_log_softmax` (`half_to_float=false`)
 //! - pointwise: `add.Tensor`, `sub.Tensor`, `mul.Tensor`, `div.Tensor`,
 //!   `neg`, `clamp`, `hardtanh`, `sigmoid`, `tanh`, `softplus`
@@ -49,7 +50,10 @@
 //! rank, `matmul`, `flatten`, `view_as`, `expand_as`, `t`, `transpose`,
 //! `split.Tensor`, `chunk`, `squeeze.default`, `type_as`, `*_like`.
 //!
-//! Not decomposed yet: `lstm.input`, `gru.input` (kept whole), `einsum`.
+//! `lstm.input` is unrolled (unidirectional, without projections, static
+//! sequence length); otherwise it is kept whole, as a core op.
+//!
+//! Not decomposed yet (kept whole): `gru.input`, `einsum`, `native_dropout`.
 //!
 //! Training-only paths (`dropout` with `train=true`, `batch_norm` with
 //! `training=true`) are errors: torchlift compiles inference graphs.
@@ -327,6 +331,7 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
             replace(b, vec![y[0]])
         }
         (Aten::AdaptiveAvgPool2d, _) => adaptive_avg_pool2d(g, n),
+        (Aten::Lstm, "input") => lstm(g, n),
         _ => Ok(Rewrite::Keep),
     }
 }
@@ -1124,6 +1129,255 @@ fn matmul(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         _ => return Ok(Rewrite::Keep),
     };
     replace(b, vec![y])
+}
+
+fn value_list(n: &Node, name: &str) -> Result<Vec<ValueId>> {
+    match n.arg(name) {
+        Some(Arg::List(items)) => items
+            .iter()
+            .map(|a| {
+                a.as_value()
+                    .ok_or_else(|| n.error(format!("{name} holds a non-tensor")))
+            })
+            .collect(),
+        _ => Err(n.error(format!("argument {name} is not a tensor list"))),
+    }
+}
+
+/// `lstm.input` unrolled, layer by layer and step by step, as torch's own
+/// decomposition does it (time-major, hidden states kept as `[1, B, H]`):
+///
+/// ```text
+/// pre   = x @ W_ih^T + b_ih                         (all steps at once)
+/// gates = (h @ W_hh^T + b_hh) + pre[t]              (addmm, then add)
+/// i, f, g, o = split(gates, H, dim=2)
+/// c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
+/// ```
+///
+/// Needs a static sequence length and static feature sizes; the batch may
+/// be symbolic. Bidirectional and projected LSTMs are kept whole.
+fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
+    let x = value_arg(n, "input")?;
+    let hx = value_list(n, "hx")?;
+    let params = value_list(n, "params")?;
+    let has_biases = bool_arg(n, "has_biases", true)?;
+    let layers = int_arg(n, "num_layers", 1)?;
+    let train = bool_arg(n, "train", false)?;
+    let dropout_p = float_arg(n, "dropout", 0.0)?;
+    let bidirectional = bool_arg(n, "bidirectional", false)?;
+    let batch_first = bool_arg(n, "batch_first", false)?;
+    if train && dropout_p != 0.0 && layers > 1 {
+        return Err(n.error("lstm with dropout in training mode is a training-only path; export the model in eval mode"));
+    }
+    let per_layer = if has_biases { 4 } else { 2 };
+    if bidirectional || layers <= 0 || hx.len() != 2 || params.len() != per_layer * layers as usize
+    {
+        return Ok(Rewrite::Keep);
+    }
+    let Some(xt) = ty(g, x) else {
+        return Ok(Rewrite::Keep);
+    };
+    if xt.rank() != 3 {
+        return Ok(Rewrite::Keep);
+    }
+    let xd = dims(xt);
+    let Some(steps) = xd[if batch_first { 1 } else { 0 }] else {
+        return Ok(Rewrite::Keep);
+    };
+    // Feature sizes from the weights: W_ih is [4H, I], W_hh is [4H, H].
+    let mut sizes = Vec::new();
+    for l in 0..layers as usize {
+        let wi = ty(g, params[l * per_layer]).map(dims);
+        let wh = ty(g, params[l * per_layer + 1]).map(dims);
+        match (wi.as_deref(), wh.as_deref()) {
+            (Some([Some(h4), Some(i)]), Some([Some(h4b), Some(h)]))
+                if *h4 == 4 * h && h4 == h4b =>
+            {
+                sizes.push((*i, *h))
+            }
+            _ => return Ok(Rewrite::Keep),
+        }
+    }
+    let out_count = n.outputs.len();
+    let mut b = Builder::new(g, n);
+    let mut inp = if batch_first {
+        b.aten(
+            Aten::Permute,
+            "default",
+            vec![("self", v(x)), ("dims", Arg::Ints(vec![1, 0, 2]))],
+        )
+    } else {
+        x
+    };
+    let mut final_h = Vec::new();
+    let mut final_c = Vec::new();
+    for (l, &(isz, hsz)) in sizes.iter().enumerate() {
+        let p = &params[l * per_layer..(l + 1) * per_layer];
+        let (w_ih, w_hh) = (p[0], p[1]);
+        let (b_ih, b_hh) = if has_biases {
+            (Some(p[2]), Some(p[3]))
+        } else {
+            (None, None)
+        };
+        let lsel = |b: &mut Builder<'_>, t: ValueId| {
+            let s = b.aten(
+                Aten::Select,
+                "int",
+                vec![
+                    ("self", v(t)),
+                    ("dim", Arg::Int(0)),
+                    ("index", Arg::Int(l as i64)),
+                ],
+            );
+            b.aten(
+                Aten::Unsqueeze,
+                "default",
+                vec![("self", v(s)), ("dim", Arg::Int(0))],
+            )
+        };
+        let mut h = lsel(&mut b, hx[0]);
+        let mut c = lsel(&mut b, hx[1]);
+        // The input projection of every step at once: [T, B, 4H].
+        let wt_ih = b.aten(
+            Aten::Permute,
+            "default",
+            vec![("self", v(w_ih)), ("dims", Arg::Ints(vec![1, 0]))],
+        );
+        let flat = b.aten(
+            Aten::View,
+            "default",
+            vec![("self", v(inp)), ("size", Arg::Ints(vec![-1, isz]))],
+        );
+        let pm = b.aten(
+            Aten::Mm,
+            "default",
+            vec![("self", v(flat)), ("mat2", v(wt_ih))],
+        );
+        let mut pre = b.aten(
+            Aten::View,
+            "default",
+            vec![
+                ("self", v(pm)),
+                ("size", Arg::Ints(vec![steps, -1, 4 * hsz])),
+            ],
+        );
+        if let Some(bi) = b_ih {
+            pre = b.aten(
+                Aten::Add,
+                "Tensor",
+                vec![("self", v(pre)), ("other", v(bi))],
+            );
+        }
+        let wt_hh = b.aten(
+            Aten::Permute,
+            "default",
+            vec![("self", v(w_hh)), ("dims", Arg::Ints(vec![1, 0]))],
+        );
+        let mut outs = Vec::new();
+        for t in 0..steps {
+            let pre_t = b.aten(
+                Aten::Select,
+                "int",
+                vec![
+                    ("self", v(pre)),
+                    ("dim", Arg::Int(0)),
+                    ("index", Arg::Int(t)),
+                ],
+            );
+            let h2 = b.aten(
+                Aten::View,
+                "default",
+                vec![("self", v(h)), ("size", Arg::Ints(vec![-1, hsz]))],
+            );
+            let hm = match b_hh {
+                Some(bh) => b.aten(
+                    Aten::Addmm,
+                    "default",
+                    vec![("self", v(bh)), ("mat1", v(h2)), ("mat2", v(wt_hh))],
+                ),
+                None => b.aten(
+                    Aten::Mm,
+                    "default",
+                    vec![("self", v(h2)), ("mat2", v(wt_hh))],
+                ),
+            };
+            let h3 = b.aten(
+                Aten::View,
+                "default",
+                vec![("self", v(hm)), ("size", Arg::Ints(vec![1, -1, 4 * hsz]))],
+            );
+            let gates = b.aten(
+                Aten::Add,
+                "Tensor",
+                vec![("self", v(h3)), ("other", v(pre_t))],
+            );
+            let gs = b.node(
+                Op::Aten(Aten::SplitWithSizes, "default".into()),
+                vec![
+                    ("self", v(gates)),
+                    ("split_sizes", Arg::Ints(vec![hsz; 4])),
+                    ("dim", Arg::Int(2)),
+                ],
+                4,
+                true,
+            );
+            let ig = b.aten(Aten::Sigmoid, "default", vec![("self", v(gs[0]))]);
+            let fg = b.aten(Aten::Sigmoid, "default", vec![("self", v(gs[1]))]);
+            let cg = b.aten(Aten::Tanh, "default", vec![("self", v(gs[2]))]);
+            let og = b.aten(Aten::Sigmoid, "default", vec![("self", v(gs[3]))]);
+            let fc = b.aten(Aten::Mul, "Tensor", vec![("self", v(fg)), ("other", v(c))]);
+            let ic = b.aten(Aten::Mul, "Tensor", vec![("self", v(ig)), ("other", v(cg))]);
+            c = b.aten(Aten::Add, "Tensor", vec![("self", v(fc)), ("other", v(ic))]);
+            let tc = b.aten(Aten::Tanh, "default", vec![("self", v(c))]);
+            h = b.aten(Aten::Mul, "Tensor", vec![("self", v(og)), ("other", v(tc))]);
+            outs.push(h);
+        }
+        inp = b.aten(
+            Aten::Cat,
+            "default",
+            vec![
+                (
+                    "tensors",
+                    Arg::List(outs.into_iter().map(Arg::Value).collect()),
+                ),
+                ("dim", Arg::Int(0)),
+            ],
+        );
+        final_h.push(h);
+        final_c.push(c);
+    }
+    let out = if batch_first {
+        b.aten(
+            Aten::Permute,
+            "default",
+            vec![("self", v(inp)), ("dims", Arg::Ints(vec![1, 0, 2]))],
+        )
+    } else {
+        inp
+    };
+    let mut results = vec![out];
+    if out_count > 1 {
+        for fin in [final_h, final_c] {
+            if let [one] = fin[..] {
+                results.push(one);
+                continue;
+            }
+            let all = b.aten(
+                Aten::Cat,
+                "default",
+                vec![
+                    (
+                        "tensors",
+                        Arg::List(fin.into_iter().map(Arg::Value).collect()),
+                    ),
+                    ("dim", Arg::Int(0)),
+                ],
+            );
+            results.push(all);
+        }
+    }
+    results.truncate(out_count);
+    replace(b, results)
 }
 
 #[cfg(test)]
