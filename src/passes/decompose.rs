@@ -275,21 +275,15 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         }
         (Aten::Hardswish, _) => hard_sigmoid_like(g, n, true),
         (Aten::Hardsigmoid, _) => hard_sigmoid_like(g, n, false),
-        (Aten::Silu, _) => {
-            let x = value_arg(n, "self")?;
-            let mut b = Builder::new(g, n);
+        (Aten::Silu, _) => opmath(g, n, |b, x| {
             let s = b.aten(Aten::Sigmoid, "default", vec![("self", v(x))]);
-            let y = b.aten(Aten::Mul, "Tensor", vec![("self", v(x)), ("other", v(s))]);
-            replace(b, vec![y])
-        }
-        (Aten::Mish, _) => {
-            let x = value_arg(n, "self")?;
-            let mut b = Builder::new(g, n);
+            b.aten(Aten::Mul, "Tensor", vec![("self", v(x)), ("other", v(s))])
+        }),
+        (Aten::Mish, _) => opmath(g, n, |b, x| {
             let sp = b.aten(Aten::Softplus, "default", vec![("self", v(x))]);
             let th = b.aten(Aten::Tanh, "default", vec![("self", v(sp))]);
-            let y = b.aten(Aten::Mul, "Tensor", vec![("self", v(x)), ("other", v(th))]);
-            replace(b, vec![y])
-        }
+            b.aten(Aten::Mul, "Tensor", vec![("self", v(x)), ("other", v(th))])
+        }),
         (Aten::Square, _) => {
             let x = value_arg(n, "self")?;
             let mut b = Builder::new(g, n);
@@ -363,14 +357,30 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     }
     let k = xd[rank - 1].or_else(|| wd.as_ref().and_then(|d| d.get(1).copied().flatten()));
     let out_f = wd.as_ref().and_then(|d| d.first().copied().flatten());
+    let has_bias = matches!(bias, Arg::Value(_));
+    // N-D: fold the leading dims into one, multiply, unfold. ATen's linear
+    // fuses the bias (addmm) for 3-D inputs only; other ranks go through
+    // matmul and add the bias afterwards. The unfolded size may have one
+    // non-constant dim (written -1); with more, the op is kept whole.
+    let mut folded = None;
+    if rank != 2 {
+        let (Some(k), Some(out_f)) = (k, out_f) else {
+            return Ok(Rewrite::Keep);
+        };
+        let mut out_dims: Vec<Option<i64>> = xd[..rank - 1].to_vec();
+        out_dims.push(Some(out_f));
+        let Some(out_size) = view_size(&out_dims) else {
+            return Ok(Rewrite::Keep);
+        };
+        folded = Some((k, out_size));
+    }
     let mut b = Builder::new(g, n);
     let wt = b.aten(
         Aten::Permute,
         "default",
         vec![("self", v(w)), ("dims", Arg::Ints(vec![1, 0]))],
     );
-    let has_bias = matches!(bias, Arg::Value(_));
-    if rank == 2 {
+    let Some((k, out_size)) = folded else {
         let y = if has_bias {
             b.aten(
                 Aten::Addmm,
@@ -381,17 +391,6 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
             b.aten(Aten::Mm, "default", vec![("self", v(x)), ("mat2", v(wt))])
         };
         return replace(b, vec![y]);
-    }
-    // N-D: fold the leading dims into one, multiply, unfold. ATen's linear
-    // fuses the bias (addmm) for 3-D inputs only; other ranks go through
-    // matmul and add the bias afterwards.
-    let (Some(k), Some(out_f)) = (k, out_f) else {
-        return Ok(Rewrite::Keep);
-    };
-    let mut out_dims: Vec<Option<i64>> = xd[..rank - 1].to_vec();
-    out_dims.push(Some(out_f));
-    let Some(out_size) = view_size(&out_dims) else {
-        return Ok(Rewrite::Keep);
     };
     let x2 = b.aten(
         Aten::View,
@@ -945,33 +944,64 @@ fn softmax(g: &mut Graph, n: &Node, op: Aten) -> Result<Rewrite> {
 /// `hardsigmoid(x) = clamp(clamp(x + 3, min=0), max=6) / 6`, as torch's own
 /// decompositions write them.
 fn hard_sigmoid_like(g: &mut Graph, n: &Node, swish: bool) -> Result<Rewrite> {
+    opmath(g, n, |b, x| {
+        let a = b.aten(
+            Aten::Add,
+            "Tensor",
+            vec![("self", v(x)), ("other", Arg::Int(3))],
+        );
+        let c0 = b.aten(
+            Aten::Clamp,
+            "default",
+            vec![("self", v(a)), ("min", Arg::Int(0))],
+        );
+        let c1 = b.aten(
+            Aten::Clamp,
+            "default",
+            vec![("self", v(c0)), ("min", Arg::None), ("max", Arg::Int(6))],
+        );
+        let num = if swish {
+            b.aten(Aten::Mul, "Tensor", vec![("self", v(x)), ("other", v(c1))])
+        } else {
+            c1
+        };
+        b.aten(
+            Aten::Div,
+            "Tensor",
+            vec![("self", v(num)), ("other", Arg::Int(6))],
+        )
+    })
+}
+
+/// A pointwise decomposition of the op's `self`, computed in f32 for f16
+/// and bf16 inputs and cast back, as eager kernels compute half types in
+/// float ("opmath").
+fn opmath(
+    g: &mut Graph,
+    n: &Node,
+    f: impl FnOnce(&mut Builder<'_>, ValueId) -> ValueId,
+) -> Result<Rewrite> {
     let x = value_arg(n, "self")?;
+    let half = ty(g, x)
+        .map(|t| t.dtype)
+        .filter(|d| matches!(d, DType::F16 | DType::BF16));
     let mut b = Builder::new(g, n);
-    let a = b.aten(
-        Aten::Add,
-        "Tensor",
-        vec![("self", v(x)), ("other", Arg::Int(3))],
-    );
-    let c0 = b.aten(
-        Aten::Clamp,
-        "default",
-        vec![("self", v(a)), ("min", Arg::Int(0))],
-    );
-    let c1 = b.aten(
-        Aten::Clamp,
-        "default",
-        vec![("self", v(c0)), ("min", Arg::None), ("max", Arg::Int(6))],
-    );
-    let num = if swish {
-        b.aten(Aten::Mul, "Tensor", vec![("self", v(x)), ("other", v(c1))])
-    } else {
-        c1
+    let y = match half {
+        Some(d) => {
+            let xf = b.aten(
+                Aten::InternalToCopy,
+                "default",
+                vec![("self", v(x)), ("dtype", Arg::DType(DType::F32))],
+            );
+            let yf = f(&mut b, xf);
+            b.aten(
+                Aten::InternalToCopy,
+                "default",
+                vec![("self", v(yf)), ("dtype", Arg::DType(d))],
+            )
+        }
+        None => f(&mut b, x),
     };
-    let y = b.aten(
-        Aten::Div,
-        "Tensor",
-        vec![("self", v(num)), ("other", Arg::Int(6))],
-    );
     replace(b, vec![y])
 }
 
