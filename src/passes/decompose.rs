@@ -50,10 +50,11 @@
 //! rank, `matmul`, `flatten`, `view_as`, `expand_as`, `t`, `transpose`,
 //! `split.Tensor`, `chunk`, `squeeze.default`, `type_as`, `*_like`.
 //!
-//! `lstm.input` is unrolled (unidirectional, without projections, static
-//! sequence length); otherwise it is kept whole, as a core op.
+//! `lstm.input` and `gru.input` are unrolled (unidirectional, batched,
+//! without projections, static sequence length); otherwise they are kept
+//! whole, as core ops.
 //!
-//! Not decomposed yet (kept whole): `gru.input`, `einsum`, `native_dropout`.
+//! Not decomposed yet (kept whole): `einsum`, `native_dropout`, `rnn_tanh`.
 //!
 //! Training-only paths (`dropout` with `train=true`, `batch_norm` with
 //! `training=true`) are errors: torchlift compiles inference graphs.
@@ -325,7 +326,8 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
             replace(b, vec![y[0]])
         }
         (Aten::AdaptiveAvgPool2d, _) => adaptive_avg_pool2d(g, n),
-        (Aten::Lstm, "input") => lstm(g, n),
+        (Aten::Lstm, "input") => rnn(g, n, true),
+        (Aten::Gru, "input") => rnn(g, n, false),
         _ => Ok(Rewrite::Keep),
     }
 }
@@ -1174,21 +1176,30 @@ fn value_list(n: &Node, name: &str) -> Result<Vec<ValueId>> {
     }
 }
 
-/// `lstm.input` unrolled, layer by layer and step by step, as torch's own
-/// decomposition does it (time-major, hidden states kept as `[1, B, H]`):
+/// `lstm.input` and `gru.input` unrolled, layer by layer and step by step,
+/// as torch's own decompositions do it (time-major, hidden states kept as
+/// `[1, B, H]`, the input projection of all steps computed at once):
 ///
 /// ```text
-/// pre   = x @ W_ih^T + b_ih                         (all steps at once)
-/// gates = (h @ W_hh^T + b_hh) + pre[t]              (addmm, then add)
-/// i, f, g, o = split(gates, H, dim=2)
-/// c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
+/// pre = x @ W_ih^T + b_ih                                  ([T, B, G*H])
+/// LSTM: gates = (h @ W_hh^T + b_hh) + pre[t];  i, f, g, o = split(gates)
+///       c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
+/// GRU:  hg = h @ W_hh^T + b_hh;  ir, iz, in = split(pre[t]);  hr, hz, hn = split(hg)
+///       r = sigmoid(hr + ir);  z = sigmoid(hz + iz);  n = tanh(in + hn * r)
+///       h' = (h - n) * z + n
 /// ```
 ///
 /// Needs a static sequence length and static feature sizes; the batch may
-/// be symbolic. Bidirectional and projected LSTMs are kept whole.
-fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
+/// be symbolic. Bidirectional and projected RNNs, and unbatched inputs, are
+/// kept whole.
+fn rnn(g: &mut Graph, n: &Node, lstm: bool) -> Result<Rewrite> {
+    let what = if lstm { "lstm" } else { "gru" };
     let x = value_arg(n, "input")?;
-    let hx = value_list(n, "hx")?;
+    let hx = if lstm {
+        value_list(n, "hx")?
+    } else {
+        vec![value_arg(n, "hx")?]
+    };
     let params = value_list(n, "params")?;
     let has_biases = bool_arg(n, "has_biases", true)?;
     let layers = int_arg(n, "num_layers", 1)?;
@@ -1197,10 +1208,16 @@ fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let bidirectional = bool_arg(n, "bidirectional", false)?;
     let batch_first = bool_arg(n, "batch_first", false)?;
     if train && dropout_p != 0.0 && layers > 1 {
-        return Err(n.error("lstm with dropout in training mode is a training-only path; export the model in eval mode"));
+        return Err(n.error(format!(
+            "{what} with dropout in training mode is a training-only path; export the model in eval mode"
+        )));
     }
     let per_layer = if has_biases { 4 } else { 2 };
-    if bidirectional || layers <= 0 || hx.len() != 2 || params.len() != per_layer * layers as usize
+    let nstates = if lstm { 2 } else { 1 };
+    if bidirectional
+        || layers <= 0
+        || hx.len() != nstates
+        || params.len() != per_layer * layers as usize
     {
         return Ok(Rewrite::Keep);
     }
@@ -1214,14 +1231,15 @@ fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let Some(steps) = xd[if batch_first { 1 } else { 0 }] else {
         return Ok(Rewrite::Keep);
     };
-    // Feature sizes from the weights: W_ih is [4H, I], W_hh is [4H, H].
+    // Feature sizes from the weights: W_ih is [G*H, I], W_hh is [G*H, H].
+    let ng: i64 = if lstm { 4 } else { 3 };
     let mut sizes = Vec::new();
     for l in 0..layers as usize {
         let wi = ty(g, params[l * per_layer]).map(dims);
         let wh = ty(g, params[l * per_layer + 1]).map(dims);
         match (wi.as_deref(), wh.as_deref()) {
-            (Some([Some(h4), Some(i)]), Some([Some(h4b), Some(h)]))
-                if *h4 == 4 * h && h4 == h4b =>
+            (Some([Some(gh), Some(i)]), Some([Some(gh2), Some(h)]))
+                if *gh == ng * h && gh == gh2 =>
             {
                 sizes.push((*i, *h))
             }
@@ -1230,17 +1248,43 @@ fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     }
     let out_count = n.outputs.len();
     let mut b = Builder::new(g, n);
-    let mut inp = if batch_first {
+    let perm = |b: &mut Builder<'_>, t: ValueId, d: Vec<i64>| {
         b.aten(
             Aten::Permute,
             "default",
-            vec![("self", v(x)), ("dims", Arg::Ints(vec![1, 0, 2]))],
+            vec![("self", v(t)), ("dims", Arg::Ints(d))],
         )
+    };
+    let view = |b: &mut Builder<'_>, t: ValueId, size: Vec<i64>| {
+        b.aten(
+            Aten::View,
+            "default",
+            vec![("self", v(t)), ("size", Arg::Ints(size))],
+        )
+    };
+    let un =
+        |b: &mut Builder<'_>, op: Aten, t: ValueId| b.aten(op, "default", vec![("self", v(t))]);
+    let bin = |b: &mut Builder<'_>, op: Aten, l: ValueId, r: ValueId| {
+        b.aten(op, "Tensor", vec![("self", v(l)), ("other", v(r))])
+    };
+    let split = |b: &mut Builder<'_>, t: ValueId, h: i64, dim: i64| {
+        b.node(
+            Op::Aten(Aten::SplitWithSizes, "default".into()),
+            vec![
+                ("self", v(t)),
+                ("split_sizes", Arg::Ints(vec![h; ng as usize])),
+                ("dim", Arg::Int(dim)),
+            ],
+            ng as usize,
+            true,
+        )
+    };
+    let mut inp = if batch_first {
+        perm(&mut b, x, vec![1, 0, 2])
     } else {
         x
     };
-    let mut final_h = Vec::new();
-    let mut final_c = Vec::new();
+    let mut finals: Vec<Vec<ValueId>> = vec![Vec::new(); nstates];
     for (l, &(isz, hsz)) in sizes.iter().enumerate() {
         let p = &params[l * per_layer..(l + 1) * per_layer];
         let (w_ih, w_hh) = (p[0], p[1]);
@@ -1249,60 +1293,38 @@ fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         } else {
             (None, None)
         };
-        let lsel = |b: &mut Builder<'_>, t: ValueId| {
-            let s = b.aten(
-                Aten::Select,
-                "int",
-                vec![
-                    ("self", v(t)),
-                    ("dim", Arg::Int(0)),
-                    ("index", Arg::Int(l as i64)),
-                ],
-            );
-            b.aten(
-                Aten::Unsqueeze,
-                "default",
-                vec![("self", v(s)), ("dim", Arg::Int(0))],
-            )
-        };
-        let mut h = lsel(&mut b, hx[0]);
-        let mut c = lsel(&mut b, hx[1]);
-        // The input projection of every step at once: [T, B, 4H].
-        let wt_ih = b.aten(
-            Aten::Permute,
-            "default",
-            vec![("self", v(w_ih)), ("dims", Arg::Ints(vec![1, 0]))],
-        );
-        let flat = b.aten(
-            Aten::View,
-            "default",
-            vec![("self", v(inp)), ("size", Arg::Ints(vec![-1, isz]))],
-        );
+        // This layer's initial states, as [1, B, H].
+        let mut st: Vec<ValueId> = hx
+            .iter()
+            .map(|&h0| {
+                let s = b.aten(
+                    Aten::Select,
+                    "int",
+                    vec![
+                        ("self", v(h0)),
+                        ("dim", Arg::Int(0)),
+                        ("index", Arg::Int(l as i64)),
+                    ],
+                );
+                b.aten(
+                    Aten::Unsqueeze,
+                    "default",
+                    vec![("self", v(s)), ("dim", Arg::Int(0))],
+                )
+            })
+            .collect();
+        let wt_ih = perm(&mut b, w_ih, vec![1, 0]);
+        let flat = view(&mut b, inp, vec![-1, isz]);
         let pm = b.aten(
             Aten::Mm,
             "default",
             vec![("self", v(flat)), ("mat2", v(wt_ih))],
         );
-        let mut pre = b.aten(
-            Aten::View,
-            "default",
-            vec![
-                ("self", v(pm)),
-                ("size", Arg::Ints(vec![steps, -1, 4 * hsz])),
-            ],
-        );
+        let mut pre = view(&mut b, pm, vec![steps, -1, ng * hsz]);
         if let Some(bi) = b_ih {
-            pre = b.aten(
-                Aten::Add,
-                "Tensor",
-                vec![("self", v(pre)), ("other", v(bi))],
-            );
+            pre = bin(&mut b, Aten::Add, pre, bi);
         }
-        let wt_hh = b.aten(
-            Aten::Permute,
-            "default",
-            vec![("self", v(w_hh)), ("dims", Arg::Ints(vec![1, 0]))],
-        );
+        let wt_hh = perm(&mut b, w_hh, vec![1, 0]);
         let mut outs = Vec::new();
         for t in 0..steps {
             let pre_t = b.aten(
@@ -1314,11 +1336,7 @@ fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
                     ("index", Arg::Int(t)),
                 ],
             );
-            let h2 = b.aten(
-                Aten::View,
-                "default",
-                vec![("self", v(h)), ("size", Arg::Ints(vec![-1, hsz]))],
-            );
+            let h2 = view(&mut b, st[0], vec![-1, hsz]);
             let hm = match b_hh {
                 Some(bh) => b.aten(
                     Aten::Addmm,
@@ -1331,36 +1349,34 @@ fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
                     vec![("self", v(h2)), ("mat2", v(wt_hh))],
                 ),
             };
-            let h3 = b.aten(
-                Aten::View,
-                "default",
-                vec![("self", v(hm)), ("size", Arg::Ints(vec![1, -1, 4 * hsz]))],
-            );
-            let gates = b.aten(
-                Aten::Add,
-                "Tensor",
-                vec![("self", v(h3)), ("other", v(pre_t))],
-            );
-            let gs = b.node(
-                Op::Aten(Aten::SplitWithSizes, "default".into()),
-                vec![
-                    ("self", v(gates)),
-                    ("split_sizes", Arg::Ints(vec![hsz; 4])),
-                    ("dim", Arg::Int(2)),
-                ],
-                4,
-                true,
-            );
-            let ig = b.aten(Aten::Sigmoid, "default", vec![("self", v(gs[0]))]);
-            let fg = b.aten(Aten::Sigmoid, "default", vec![("self", v(gs[1]))]);
-            let cg = b.aten(Aten::Tanh, "default", vec![("self", v(gs[2]))]);
-            let og = b.aten(Aten::Sigmoid, "default", vec![("self", v(gs[3]))]);
-            let fc = b.aten(Aten::Mul, "Tensor", vec![("self", v(fg)), ("other", v(c))]);
-            let ic = b.aten(Aten::Mul, "Tensor", vec![("self", v(ig)), ("other", v(cg))]);
-            c = b.aten(Aten::Add, "Tensor", vec![("self", v(fc)), ("other", v(ic))]);
-            let tc = b.aten(Aten::Tanh, "default", vec![("self", v(c))]);
-            h = b.aten(Aten::Mul, "Tensor", vec![("self", v(og)), ("other", v(tc))]);
-            outs.push(h);
+            let hg = view(&mut b, hm, vec![1, -1, ng * hsz]);
+            if lstm {
+                let gates = bin(&mut b, Aten::Add, hg, pre_t);
+                let gs = split(&mut b, gates, hsz, 2);
+                let ig = un(&mut b, Aten::Sigmoid, gs[0]);
+                let fg = un(&mut b, Aten::Sigmoid, gs[1]);
+                let cg = un(&mut b, Aten::Tanh, gs[2]);
+                let og = un(&mut b, Aten::Sigmoid, gs[3]);
+                let fc = bin(&mut b, Aten::Mul, fg, st[1]);
+                let ic = bin(&mut b, Aten::Mul, ig, cg);
+                st[1] = bin(&mut b, Aten::Add, fc, ic);
+                let tc = un(&mut b, Aten::Tanh, st[1]);
+                st[0] = bin(&mut b, Aten::Mul, og, tc);
+            } else {
+                let ig = split(&mut b, pre_t, hsz, 1);
+                let hgs = split(&mut b, hg, hsz, 2);
+                let r0 = bin(&mut b, Aten::Add, hgs[0], ig[0]);
+                let r = un(&mut b, Aten::Sigmoid, r0);
+                let z0 = bin(&mut b, Aten::Add, hgs[1], ig[1]);
+                let z = un(&mut b, Aten::Sigmoid, z0);
+                let hr = bin(&mut b, Aten::Mul, hgs[2], r);
+                let n0 = bin(&mut b, Aten::Add, ig[2], hr);
+                let nn = un(&mut b, Aten::Tanh, n0);
+                let d = bin(&mut b, Aten::Sub, st[0], nn);
+                let dz = bin(&mut b, Aten::Mul, d, z);
+                st[0] = bin(&mut b, Aten::Add, dz, nn);
+            }
+            outs.push(st[0]);
         }
         inp = b.aten(
             Aten::Cat,
@@ -1373,21 +1389,18 @@ fn lstm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
                 ("dim", Arg::Int(0)),
             ],
         );
-        final_h.push(h);
-        final_c.push(c);
+        for (f, s) in finals.iter_mut().zip(&st) {
+            f.push(*s);
+        }
     }
     let out = if batch_first {
-        b.aten(
-            Aten::Permute,
-            "default",
-            vec![("self", v(inp)), ("dims", Arg::Ints(vec![1, 0, 2]))],
-        )
+        perm(&mut b, inp, vec![1, 0, 2])
     } else {
         inp
     };
     let mut results = vec![out];
     if out_count > 1 {
-        for fin in [final_h, final_c] {
+        for fin in finals {
             if let [one] = fin[..] {
                 results.push(one);
                 continue;
