@@ -326,6 +326,68 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
             replace(b, vec![y[0]])
         }
         (Aten::AdaptiveAvgPool2d, _) => adaptive_avg_pool2d(g, n),
+        (Aten::Zeros, "default") | (Aten::Ones, "default") => {
+            let size = n
+                .arg("size")
+                .cloned()
+                .ok_or_else(|| n.error("missing size"))?;
+            let fill = Arg::Int(i64::from(a == Aten::Ones));
+            let dtype = match n.arg("dtype") {
+                Some(Arg::DType(d)) => Some(*d),
+                _ => None,
+            };
+            full(g, n, size, fill, dtype)
+        }
+        (Aten::Sum, "default") => {
+            let x = value_arg(n, "self")?;
+            let mut args = vec![("self", v(x)), ("dim", Arg::Ints(Vec::new()))];
+            if let Some(d @ Arg::DType(_)) = n.arg("dtype") {
+                args.push(("keepdim", Arg::Bool(false)));
+                args.push(("dtype", d.clone()));
+            }
+            let mut b = Builder::new(g, n);
+            let y = b.aten(Aten::Sum, "dim_IntList", args);
+            replace(b, vec![y])
+        }
+        (Aten::Alias, "default") => identity(value_arg(n, "self")?),
+        (Aten::DunderAnd, "Tensor") | (Aten::DunderOr, "Tensor") | (Aten::DunderXor, "Tensor") => {
+            let op = match a {
+                Aten::DunderAnd => Aten::BitwiseAnd,
+                Aten::DunderOr => Aten::BitwiseOr,
+                _ => Aten::BitwiseXor,
+            };
+            let mut b = Builder::new(g, n);
+            let args = vec![
+                ("self", v(value_arg(n, "self")?)),
+                ("other", v(value_arg(n, "other")?)),
+            ];
+            let y = b.aten(op, "Tensor", args);
+            replace(b, vec![y])
+        }
+        (Aten::MaskedFill, "Scalar") => {
+            // where(mask, scalar_tensor(value), self), in self's dtype.
+            let x = value_arg(n, "self")?;
+            let mask = value_arg(n, "mask")?;
+            let value = n
+                .arg("value")
+                .cloned()
+                .ok_or_else(|| n.error("masked_fill without value"))?;
+            let Some(dt) = ty(g, x).map(|t| t.dtype) else {
+                return Ok(Rewrite::Keep);
+            };
+            let mut b = Builder::new(g, n);
+            let st = b.aten(
+                Aten::ScalarTensor,
+                "default",
+                vec![("s", value), ("dtype", Arg::DType(dt))],
+            );
+            let y = b.aten(
+                Aten::Where,
+                "self",
+                vec![("condition", v(mask)), ("self", v(st)), ("other", v(x))],
+            );
+            replace(b, vec![y])
+        }
         (Aten::Lstm, "input") => rnn(g, n, true),
         (Aten::Gru, "input") => rnn(g, n, false),
         _ => Ok(Rewrite::Keep),
@@ -871,7 +933,8 @@ fn split(g: &mut Graph, n: &Node, by_count: bool) -> Result<Rewrite> {
         return Ok(Rewrite::Keep);
     };
     let rank = t.rank();
-    let dim = norm_dim(n, int_arg(n, "dim", 0)?, rank)?;
+    let dim_arg = int_arg(n, "dim", 0)?;
+    let dim = norm_dim(n, dim_arg, rank)?;
     let Some(size) = t.shape.get(dim).and_then(|d| d.as_int()) else {
         return Ok(Rewrite::Keep);
     };
@@ -911,7 +974,7 @@ fn split(g: &mut Graph, n: &Node, by_count: bool) -> Result<Rewrite> {
         vec![
             ("self", v(x)),
             ("split_sizes", Arg::Ints(sizes)),
-            ("dim", Arg::Int(dim as i64)),
+            ("dim", Arg::Int(dim_arg)),
         ],
         k,
         true,
@@ -1133,14 +1196,14 @@ fn matmul(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let mut b = Builder::new(g, n);
     let y = match (ad.len(), md.len()) {
         (2, 2) => b.aten(Aten::Mm, "default", vec![("self", v(a)), ("mat2", v(m))]),
-        (3, 3) if ad[0].is_some() && ad[0] == md[0] => {
-            b.aten(Aten::Bmm, "default", vec![("self", v(a)), ("mat2", v(m))])
-        }
         (r, 2) if r >= 3 => {
             // Fold the batch dims of the left operand into the rows.
             let (Some(k), Some(nn)) = (ad[r - 1], md[1]) else {
                 return Ok(Rewrite::Keep);
             };
+            if md[0].is_some_and(|k2| k2 != k) {
+                return Err(n.error("matmul inner dims differ"));
+            }
             let mut out: Vec<Option<i64>> = ad[..r - 1].to_vec();
             out.push(Some(nn));
             let Some(out) = view_size(&out) else {
@@ -1157,6 +1220,98 @@ fn matmul(g: &mut Graph, n: &Node) -> Result<Rewrite> {
                 "default",
                 vec![("self", v(p)), ("size", Arg::Ints(out))],
             )
+        }
+        (1, 2) => {
+            // A vector times a matrix: as a one-row matrix.
+            let (Some(k), Some(nn)) = (ad[0], md[1]) else {
+                return Ok(Rewrite::Keep);
+            };
+            let a2 = b.aten(
+                Aten::View,
+                "default",
+                vec![("self", v(a)), ("size", Arg::Ints(vec![1, k]))],
+            );
+            let p = b.aten(Aten::Mm, "default", vec![("self", v(a2)), ("mat2", v(m))]);
+            b.aten(
+                Aten::View,
+                "default",
+                vec![("self", v(p)), ("size", Arg::Ints(vec![nn]))],
+            )
+        }
+        (ra, rm) if ra >= 2 && rm >= 2 => {
+            // Broadcast batch dims: expand both, fold the batch into one dim,
+            // bmm, unfold. Needs static shapes.
+            let (Some(sa), Some(sm)) = (
+                ad.iter().copied().collect::<Option<Vec<i64>>>(),
+                md.iter().copied().collect::<Option<Vec<i64>>>(),
+            ) else {
+                return Ok(Rewrite::Keep);
+            };
+            let (ba, bm) = (&sa[..ra - 2], &sm[..rm - 2]);
+            let nb = ba.len().max(bm.len());
+            let mut batch = Vec::with_capacity(nb);
+            for i in 0..nb {
+                let da = if i + ba.len() >= nb {
+                    ba[i + ba.len() - nb]
+                } else {
+                    1
+                };
+                let dm = if i + bm.len() >= nb {
+                    bm[i + bm.len() - nb]
+                } else {
+                    1
+                };
+                batch.push(match (da, dm) {
+                    (x, y) if x == y => x,
+                    (1, y) => y,
+                    (x, 1) => x,
+                    (x, y) => {
+                        return Err(
+                            n.error(format!("matmul batch dims {x} and {y} do not broadcast"))
+                        )
+                    }
+                });
+            }
+            let nbatch: i64 = batch.iter().product();
+            let (rows, k, cols) = (sa[ra - 2], sa[ra - 1], sm[rm - 1]);
+            if sm[rm - 2] != k {
+                return Err(n.error(format!("matmul inner dims {k} and {} differ", sm[rm - 2])));
+            }
+            let fold = |b: &mut Builder<'_>, x: ValueId, own: &[i64], r: i64, c: i64| {
+                let mut full = batch.clone();
+                full.extend([r, c]);
+                let e = if own == full.as_slice() {
+                    x
+                } else {
+                    b.aten(
+                        Aten::Expand,
+                        "default",
+                        vec![("self", v(x)), ("size", Arg::Ints(full))],
+                    )
+                };
+                if own == [nbatch, r, c] {
+                    return e;
+                }
+                b.aten(
+                    Aten::View,
+                    "default",
+                    vec![("self", v(e)), ("size", Arg::Ints(vec![nbatch, r, c]))],
+                )
+            };
+            let a3 = fold(&mut b, a, &sa, rows, k);
+            let m3 = fold(&mut b, m, &sm, k, cols);
+            let p = b.aten(Aten::Bmm, "default", vec![("self", v(a3)), ("mat2", v(m3))]);
+            let mut out = batch.clone();
+            out.extend([rows, cols]);
+            if out == [nbatch, rows, cols] {
+                p
+            } else {
+                b.aten(
+                    Aten::View,
+                    "default",
+                    vec![("self", v(p)), ("size", Arg::Ints(out))],
+                )
+            }
         }
         _ => return Ok(Rewrite::Keep),
     };
