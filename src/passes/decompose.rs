@@ -9,8 +9,9 @@
 //!
 //! Replacement nodes have [`ValueType::UnknownTensor`] outputs; `shape_prop`
 //! types them afterwards. The values that stand for an old node's outputs
-//! take that node's output types, so later rewrites can read them. Rewrites that need a shape read the type of their
-//! input and keep the op whole when it is not known.
+//! take that node's output types, so later rewrites can read them. Rewrites
+//! that need a shape read the type of their input and keep the op whole
+//! when it is not known.
 //!
 //! # `view` means reshape
 //!
@@ -34,10 +35,14 @@
 //!   `_to_copy`
 //! - softmax: `_softmax`, `_log_softmax` (`half_to_float=false`)
 //! - pointwise: `add.Tensor`, `sub.Tensor`, `mul.Tensor`, `div.Tensor`,
-//!   `neg`, `clamp`, `hardtanh`, `sigmoid`, `tanh`, `softplus`
-//! - reductions: `mean.dim`
-//! - creation: `full`, `arange.start_step`
+//!   `neg`, `clamp`, `hardtanh`, `sigmoid`, `tanh`, `softplus`,
+//!   `bitwise_and/or/xor.Tensor`, `where.self`
+//! - reductions: `mean.dim`, `sum.dim_IntList`
+//! - creation: `full`, `scalar_tensor`, `arange.start_step`
 //! - pooling: `max_pool2d_with_indices` (output 0), `_adaptive_avg_pool2d`
+//!
+//! Pointwise decompositions (`silu`, `mish`, `hardswish`, `hardsigmoid`)
+//! compute f16/bf16 inputs in f32 and cast back, as eager kernels do.
 //!
 //! Kept whole on purpose (fused core ops that backends implement directly,
 //! because splitting them would change numerics or lose a fast kernel):
@@ -45,10 +50,25 @@
 //! approximations), `scaled_dot_product_attention`, `mean.dim`,
 //! `scalar_tensor`, and the `native_*` norm forms.
 //!
+//! `adaptive_avg_pool2d` with a 1x1 output is `mean.dim([-1, -2], keepdim)`
+//! (what ATen computes); other sizes become `_adaptive_avg_pool2d`.
+//!
 //! Kept whole when shapes are not known at this point (and so also part of
 //! the core set a backend must accept): `linear` with an input of unknown
-//! rank, `matmul`, `flatten`, `view_as`, `expand_as`, `t`, `transpose`,
-//! `split.Tensor`, `chunk`, `squeeze.default`, `type_as`, `*_like`.
+//! rank or with two or more non-constant leading dims, `matmul` (batched
+//! forms need static shapes), `flatten`, `unflatten`, `view_as`,
+//! `expand_as`, `t`, `transpose`, `split.Tensor`, `chunk`,
+//! `squeeze.default`, `type_as`, `masked_fill`, `*_like`, `new_*`.
+//!
+//! # Numerics
+//!
+//! The rewrites follow ATen's own dispatch (bias fused by `addmm` only where
+//! ATen fuses it: 2-D and 3-D `linear`). Known deviations from eager:
+//! `instance_norm` becomes `native_group_norm` with one channel per group
+//! (same statistics, a different reduction order than eager's batch-norm
+//! path); `rsub` with a scalar `other` and `alpha != 1` is `-(alpha*x) +
+//! other`, where eager may use a fused multiply-add; an unrolled LSTM/GRU
+//! follows torch's decomposition, not the fused eager cell kernels.
 //!
 //! `lstm.input` and `gru.input` are unrolled (unidirectional, batched,
 //! without projections, static sequence length); otherwise they are kept
@@ -223,6 +243,7 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         (Aten::ConvTranspose1d, _) => conv(g, n, 1, true),
         (Aten::ConvTranspose2d, _) => conv(g, n, 2, true),
         (Aten::BatchNorm, _) | (Aten::NativeBatchNorm, _) => batch_norm(g, n),
+        (Aten::InternalNativeBatchNormLegit, "default") => batch_norm(g, n),
         (Aten::LayerNorm, _) => layer_norm(g, n),
         (Aten::GroupNorm, _) => group_norm(g, n),
         (Aten::InstanceNorm, _) => instance_norm(g, n),
@@ -241,7 +262,7 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         (Aten::ExpandAs, _) => expand_as(g, n),
         (Aten::T, _) => t(g, n),
         (Aten::Transpose, "int") => transpose(g, n),
-        (Aten::To, _) => to(g, n),
+        (Aten::To, "dtype" | "dtype_layout" | "device") => to(g, n),
         (Aten::TypeAs, _) => type_as(g, n),
         (Aten::Squeeze, "dim") => {
             let x = value_arg(n, "self")?;
