@@ -19,7 +19,8 @@
 //! reshape semantics, as in torch's own core IR: a backend must copy when
 //! the input's strides do not allow a view. Shapes are written with one `-1`
 //! for the single dimension that is not a constant, so that symbolic leading
-//! dimensions stay symbolic without shape arithmetic here.
+//! dimensions stay symbolic without shape arithmetic here; when two or more
+//! are not constant, they are read with `sym_size.int` (`linear`).
 //!
 //! # The core set
 //!
@@ -39,6 +40,8 @@
 //!   `bitwise_and/or/xor.Tensor`, `where.self`
 //! - reductions: `mean.dim`, `sum.dim_IntList`
 //! - creation: `full`, `scalar_tensor`, `arange.start_step`
+//! - symbolic sizes: `sym_size.int` (for a `view` size with two or more
+//!   non-constant dims)
 //! - pooling: `max_pool2d_with_indices` (output 0), `_adaptive_avg_pool2d`
 //!
 //! Pointwise decompositions (`silu`, `mish`, `hardswish`, `hardsigmoid`)
@@ -55,7 +58,7 @@
 //!
 //! Kept whole when shapes are not known at this point (and so also part of
 //! the core set a backend must accept): `linear` with an input of unknown
-//! rank or with two or more non-constant leading dims, `matmul` (batched
+//! rank, `matmul` (batched
 //! forms need static shapes), `flatten`, `unflatten`, `view_as`,
 //! `expand_as`, `t`, `transpose`, `split.Tensor`, `chunk`,
 //! `squeeze.default`, `type_as`, `masked_fill`, `*_like`, `new_*`.
@@ -196,6 +199,31 @@ fn view_size(dims: &[Option<i64>]) -> Option<Vec<i64>> {
         return None;
     }
     Some(dims.iter().map(|d| d.unwrap_or(-1)).collect())
+}
+
+/// A `view` size for `dims`, where dim `i` (when not constant) is dim `i`
+/// of `x`: `Ints` with a `-1` when at most one dim is not constant, else a
+/// `List` whose non-constant entries are read with `sym_size.int`.
+fn size_arg(b: &mut Builder<'_>, x: ValueId, dims: &[Option<i64>]) -> Arg {
+    if let Some(s) = view_size(dims) {
+        return Arg::Ints(s);
+    }
+    let mut items = Vec::with_capacity(dims.len());
+    for (i, d) in dims.iter().enumerate() {
+        items.push(match d {
+            Some(c) => Arg::Int(*c),
+            None => {
+                let s = b.aten(
+                    Aten::SymSize,
+                    "int",
+                    vec![("self", v(x)), ("dim", Arg::Int(i as i64))],
+                );
+                b.g.set_ty(s, ValueType::SymInt);
+                Arg::Value(s)
+            }
+        });
+    }
+    Arg::List(items)
 }
 
 /// Wraps a negative dim into `0..rank`.
@@ -445,8 +473,8 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let has_bias = matches!(bias, Arg::Value(_));
     // N-D: fold the leading dims into one, multiply, unfold. ATen's linear
     // fuses the bias (addmm) for 3-D inputs only; other ranks go through
-    // matmul and add the bias afterwards. The unfolded size may have one
-    // non-constant dim (written -1); with more, the op is kept whole.
+    // matmul and add the bias afterwards. The unfolded size has one
+    // non-constant dim written -1; any others are read with `sym_size`.
     let mut folded = None;
     if rank != 2 {
         let (Some(k), Some(out_f)) = (k, out_f) else {
@@ -454,10 +482,7 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         };
         let mut out_dims: Vec<Option<i64>> = xd[..rank - 1].to_vec();
         out_dims.push(Some(out_f));
-        let Some(out_size) = view_size(&out_dims) else {
-            return Ok(Rewrite::Keep);
-        };
-        folded = Some((k, out_size));
+        folded = Some((k, out_dims));
     }
     let mut b = Builder::new(g, n);
     let wt = b.aten(
@@ -465,7 +490,7 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         "default",
         vec![("self", v(w)), ("dims", Arg::Ints(vec![1, 0]))],
     );
-    let Some((k, out_size)) = folded else {
+    let Some((k, out_dims)) = folded else {
         let y = if has_bias {
             b.aten(
                 Aten::Addmm,
@@ -477,6 +502,7 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         };
         return replace(b, vec![y]);
     };
+    let out_size = size_arg(&mut b, x, &out_dims);
     let x2 = b.aten(
         Aten::View,
         "default",
@@ -491,7 +517,7 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         let y = b.aten(
             Aten::View,
             "default",
-            vec![("self", v(m)), ("size", Arg::Ints(out_size))],
+            vec![("self", v(m)), ("size", out_size)],
         );
         return replace(b, vec![y]);
     }
@@ -499,7 +525,7 @@ fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let mut y = b.aten(
         Aten::View,
         "default",
-        vec![("self", v(m)), ("size", Arg::Ints(out_size))],
+        vec![("self", v(m)), ("size", out_size)],
     );
     if has_bias {
         y = b.aten(Aten::Add, "Tensor", vec![("self", v(y)), ("other", bias)]);
