@@ -587,7 +587,9 @@ fn same_padding(
             let ks = ty(g, w)
                 .and_then(|t| t.static_shape())
                 .ok_or_else(|| n.error("padding=\"same\" needs a weight of static shape"))?;
-            let ks = &ks[2..];
+            let Some(ks) = ks.get(2..) else {
+                return Err(n.error("convolution weight of rank < 2"));
+            };
             if ks.len() != dil.len() {
                 return Err(n.error("weight rank does not match the convolution"));
             }
@@ -819,6 +821,9 @@ fn unflatten(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         return Ok(Rewrite::Keep);
     };
     let d = dims(t);
+    if d.is_empty() {
+        return Err(n.error("unflatten of a 0-d tensor"));
+    }
     let dim = norm_dim(n, int_arg(n, "dim", 0)?, d.len())?;
     let mut new: Vec<Option<i64>> = d[..dim].to_vec();
     new.extend(sizes.iter().map(|&s| if s < 0 { None } else { Some(s) }));
@@ -1430,7 +1435,7 @@ fn rnn(g: &mut Graph, n: &Node, lstm: bool) -> Result<Rewrite> {
         return Ok(Rewrite::Keep);
     }
     let xd = dims(xt);
-    let Some(steps) = xd[if batch_first { 1 } else { 0 }] else {
+    let Some(steps) = xd[if batch_first { 1 } else { 0 }].filter(|&t| t > 0) else {
         return Ok(Rewrite::Keep);
     };
     // Feature sizes from the weights: W_ih is [G*H, I], W_hh is [G*H, H].
