@@ -13,6 +13,7 @@ use crate::interp::tensor::Tensor;
 use crate::ir::{verify, Program};
 
 pub mod cleanup;
+pub mod decompose;
 pub mod functionalize;
 pub mod hops;
 pub mod rewrite;
@@ -69,6 +70,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(hops::InlineHops),
         Box::new(hops::RemoveAutoFunctionalized),
         Box::new(functionalize::Functionalize),
+        Box::new(decompose::Decompose),
         Box::new(shape_prop::ShapeProp),
         Box::new(cleanup::RemoveNoops),
         Box::new(cleanup::CommonSubexpressionElimination),
