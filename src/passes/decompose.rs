@@ -1633,59 +1633,9 @@ fn rnn(g: &mut Graph, n: &Node, lstm: bool) -> Result<Rewrite> {
 #[cfg(test)]
 mod tests {
     use crate::ir::parse::parse_program;
-    use crate::ir::print::program_to_string;
-    use crate::ir::verify::verify_program;
     use crate::passes::{Pass, PassContext};
 
     use super::Decompose;
-
-    const MARK: &str = "// ---- expected ----";
-
-    /// Runs every `tests/filetests/decompose/*.tlir` file: the input is
-    /// decomposed, printed and compared with the expected text.
-    /// `TORCHLIFT_BLESS=1` rewrites the expectations.
-    #[test]
-    fn filetests() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/filetests/decompose");
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .expect("filetest dir")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "tlir"))
-            .collect();
-        files.sort();
-        assert!(!files.is_empty());
-        let bless = std::env::var_os("TORCHLIFT_BLESS").is_some();
-        let mut failures = Vec::new();
-        for f in files {
-            let text = std::fs::read_to_string(&f).expect("read");
-            let (input, expected) = text.split_once(MARK).unwrap_or((&text, ""));
-            assert!(
-                input.contains("// pass: decompose"),
-                "{}: no pass line",
-                f.display()
-            );
-            let mut p = parse_program(input).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            Decompose
-                .run(&mut p, &mut PassContext::default())
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            verify_program(&p).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            let got = program_to_string(&p);
-            if bless {
-                std::fs::write(
-                    &f,
-                    format!("{}{MARK}\n{got}", input.trim_end().to_string() + "\n"),
-                )
-                .expect("write");
-            } else if expected.trim() != got.trim() {
-                failures.push(format!(
-                    "{}:\n--- expected\n{}\n--- got\n{got}",
-                    f.display(),
-                    expected.trim()
-                ));
-            }
-        }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
-    }
 
     #[test]
     fn training_dropout_is_an_error() {
