@@ -10,7 +10,11 @@ fn root() -> &'static Path {
 }
 
 fn torchlift(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_torchlift")).args(args).current_dir(root()).output().expect("run torchlift")
+    Command::new(env!("CARGO_BIN_EXE_torchlift"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run torchlift")
 }
 
 fn stderr(o: &Output) -> String {
@@ -44,7 +48,16 @@ fn inspect_prints_signature_graph_ranges_weights_and_histogram() {
     let o = torchlift(&["inspect", "tests/fixtures/cases/dyn_batch/model.pt2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for part in ["inputs:", "user_input", "outputs:", "range constraints:", "weights:", "graph:", "op histogram:", "aten.silu.default"] {
+    for part in [
+        "inputs:",
+        "user_input",
+        "outputs:",
+        "range constraints:",
+        "weights:",
+        "graph:",
+        "op histogram:",
+        "aten.silu.default",
+    ] {
         assert!(out.contains(part), "missing {part:?} in:\n{out}");
     }
 }
@@ -54,27 +67,49 @@ fn inspect_prints_nested_subgraphs() {
     let o = torchlift(&["inspect", "tests/fixtures/cases/inplace_buffer/model.pt2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("higher_order.wrap_with_set_grad_enabled"), "{out}");
+    assert!(
+        out.contains("higher_order.wrap_with_set_grad_enabled"),
+        "{out}"
+    );
     assert!(out.contains("graph submod_"), "{out}");
 }
 
 #[test]
 fn inspect_after_a_pass_shows_the_rewritten_graph() {
-    let o = torchlift(&["inspect", "tests/fixtures/cases/inplace_buffer/model.pt2", "--after", "functionalize"]);
+    let o = torchlift(&[
+        "inspect",
+        "tests/fixtures/cases/inplace_buffer/model.pt2",
+        "--after",
+        "functionalize",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("graph after functionalize:"), "{out}");
     assert!(out.contains("buffer_mutation"), "{out}");
-    let o = torchlift(&["inspect", "tests/fixtures/cases/tiny_mlp/model.pt2", "--after", "no_such_pass"]);
+    let o = torchlift(&[
+        "inspect",
+        "tests/fixtures/cases/tiny_mlp/model.pt2",
+        "--after",
+        "no_such_pass",
+    ]);
     assert_one_line_error(&o, "no_such_pass");
 }
 
 #[test]
 fn run_uses_sample_inputs_and_writes_npy() {
     let dir = scratch("run");
-    let o = torchlift(&["run", "examples/mlp/model.pt2", "--output-dir", dir.to_str().expect("utf8")]);
+    let o = torchlift(&[
+        "run",
+        "examples/mlp/model.pt2",
+        "--output-dir",
+        dir.to_str().expect("utf8"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("output_0: f32 [2, 10]"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("output_0: f32 [2, 10]"),
+        "{}",
+        stdout(&o)
+    );
     let got = Tensor::read_npy(dir.join("output_0.npy")).expect("output written");
     let want = Tensor::read_npy(root().join("examples/mlp/run0/output_0.npy")).expect("reference");
     torchlift::check::compare(&got, &want, 1e-4, 1e-5).expect("matches PyTorch");
@@ -91,7 +126,12 @@ fn wrong_dtype_names_the_input() {
     let dir = scratch("dtype");
     let x = Tensor::from_vec(vec![0i64; 3 * 12], &[3, 12]).expect("tensor");
     let f = write_input(&dir, "x.npy", &x);
-    let o = torchlift(&["run", "tests/fixtures/cases/dyn_batch/model.pt2", "--input", &f]);
+    let o = torchlift(&[
+        "run",
+        "tests/fixtures/cases/dyn_batch/model.pt2",
+        "--input",
+        &f,
+    ]);
     assert_one_line_error(&o, "input x: dtype is i64");
 }
 
@@ -100,7 +140,12 @@ fn wrong_rank_names_the_input() {
     let dir = scratch("rank");
     let x = Tensor::from_vec(vec![0f32; 12], &[12]).expect("tensor");
     let f = write_input(&dir, "x.npy", &x);
-    let o = torchlift(&["run", "tests/fixtures/cases/dyn_batch/model.pt2", "--input", &f]);
+    let o = torchlift(&[
+        "run",
+        "tests/fixtures/cases/dyn_batch/model.pt2",
+        "--input",
+        &f,
+    ]);
     assert_one_line_error(&o, "input x");
 }
 
@@ -109,7 +154,12 @@ fn wrong_static_dim_names_the_input_and_dim() {
     let dir = scratch("static");
     let x = Tensor::from_vec(vec![0f32; 3 * 13], &[3, 13]).expect("tensor");
     let f = write_input(&dir, "x.npy", &x);
-    let o = torchlift(&["run", "tests/fixtures/cases/dyn_batch/model.pt2", "--input", &f]);
+    let o = torchlift(&[
+        "run",
+        "tests/fixtures/cases/dyn_batch/model.pt2",
+        "--input",
+        &f,
+    ]);
     assert_one_line_error(&o, "input x: dim 1 is 13");
 }
 
@@ -118,19 +168,36 @@ fn symbol_outside_its_range_names_the_input_and_range() {
     let dir = scratch("range");
     let x = Tensor::from_vec(vec![0f32; 65 * 12], &[65, 12]).expect("tensor");
     let f = write_input(&dir, "x.npy", &x);
-    let o = torchlift(&["run", "tests/fixtures/cases/dyn_batch/model.pt2", "--input", &f]);
+    let o = torchlift(&[
+        "run",
+        "tests/fixtures/cases/dyn_batch/model.pt2",
+        "--input",
+        &f,
+    ]);
     assert_one_line_error(&o, "input x");
     assert!(stderr(&o).contains("64"), "{}", stderr(&o));
     // Inside the range it runs.
     let x = Tensor::from_vec(vec![0f32; 64 * 12], &[64, 12]).expect("tensor");
     let f = write_input(&dir, "x64.npy", &x);
-    let o = torchlift(&["run", "tests/fixtures/cases/dyn_batch/model.pt2", "--input", &f]);
+    let o = torchlift(&[
+        "run",
+        "tests/fixtures/cases/dyn_batch/model.pt2",
+        "--input",
+        &f,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
 fn wrong_input_count_is_an_error() {
-    let o = torchlift(&["run", "tests/fixtures/cases/dyn_batch/model.pt2", "--input", "examples/mlp/run0/input_0.npy", "--input", "examples/mlp/run0/input_0.npy"]);
+    let o = torchlift(&[
+        "run",
+        "tests/fixtures/cases/dyn_batch/model.pt2",
+        "--input",
+        "examples/mlp/run0/input_0.npy",
+        "--input",
+        "examples/mlp/run0/input_0.npy",
+    ]);
     assert_one_line_error(&o, "takes 1 inputs");
 }
 
@@ -162,7 +229,12 @@ fn unknown_op_names_the_op_node_and_source_line() {
 
 #[test]
 fn check_reports_each_case_and_a_closing_line() {
-    let o = torchlift(&["check", "examples/mlp", "tests/fixtures/cases/tiny_cnn", "tests/fixtures/cases/custom_op_nokernel"]);
+    let o = torchlift(&[
+        "check",
+        "examples/mlp",
+        "tests/fixtures/cases/tiny_cnn",
+        "tests/fixtures/cases/custom_op_nokernel",
+    ]);
     assert_eq!(o.status.code(), Some(1), "a failing case makes check fail");
     let out = stdout(&o);
     assert!(out.contains("PASS mlp"), "{out}");
@@ -183,8 +255,12 @@ fn check_reports_a_wrong_answer_as_fail() {
         std::fs::copy(root().join("examples/mlp").join(f), case.join(f)).expect("copy");
     }
     let want = Tensor::read_npy(root().join("examples/mlp/run0/output_0.npy")).expect("read");
-    let shifted = torchlift::interp::ops::elementwise::add(&want, 0.5, torchlift::interp::Scalar::Int(1)).expect("add");
-    shifted.write_npy(case.join("run0/output_0.npy")).expect("write");
+    let shifted =
+        torchlift::interp::ops::elementwise::add(&want, 0.5, torchlift::interp::Scalar::Int(1))
+            .expect("add");
+    shifted
+        .write_npy(case.join("run0/output_0.npy"))
+        .expect("write");
     let o = torchlift(&["check", case.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("FAIL mlp"), "{}", stdout(&o));

@@ -21,21 +21,30 @@ fn case_dirs() -> Vec<PathBuf> {
 /// Cases whose model uses a custom op that has no kernel: they must fail
 /// with an error naming the op.
 fn expects_unknown_op(dir: &Path) -> bool {
-    dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("custom_op_nokernel"))
+    dir.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("custom_op_nokernel"))
 }
 
 fn run_case(dir: &Path, run_passes: bool) -> Result<(), String> {
     let case = Case::load(dir).map_err(|e| e.to_string())?;
-    let opts = LoadOptions { run_passes, verify_each_pass: true };
+    let opts = LoadOptions {
+        run_passes,
+        verify_each_pass: true,
+    };
     let mut model = Model::load_with(&case.model_path(), opts).map_err(|e| e.to_string())?;
     for (r, run) in case.runs.iter().enumerate() {
         let mut inputs: Vec<_> = run.inputs.iter().map(|t| t.clone_data()).collect();
         let got = model.run(&mut inputs).map_err(|e| format!("run{r}: {e}"))?;
         if got.len() != run.outputs.len() {
-            return Err(format!("run{r}: {} outputs, expected {}", got.len(), run.outputs.len()));
+            return Err(format!(
+                "run{r}: {} outputs, expected {}",
+                got.len(),
+                run.outputs.len()
+            ));
         }
         for (k, (g, w)) in got.iter().zip(&run.outputs).enumerate() {
-            compare(g, w, case.meta.rtol, case.meta.atol).map_err(|m| format!("run{r} output_{k}: {m}"))?;
+            compare(g, w, case.meta.rtol, case.meta.atol)
+                .map_err(|m| format!("run{r} output_{k}: {m}"))?;
         }
     }
     Ok(())
@@ -46,11 +55,16 @@ fn check_all(run_passes: bool) {
     assert!(dirs.len() >= 10, "fixture cases are missing");
     let mut failures = Vec::new();
     for dir in &dirs {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match (run_case(dir, run_passes), expects_unknown_op(dir)) {
             (Ok(()), false) => {}
             (Err(e), true) if e.contains("mylib.add_one_") => {}
-            (Ok(()), true) => failures.push(format!("{name}: ran although its custom op has no kernel")),
+            (Ok(()), true) => {
+                failures.push(format!("{name}: ran although its custom op has no kernel"))
+            }
             (Err(e), _) => failures.push(format!("{name}: {e}")),
         }
     }
@@ -80,7 +94,10 @@ fn stateful_model_carries_buffers_across_calls() {
         .iter()
         .zip(&case.runs[1].outputs)
         .all(|(g, w)| compare(g, w, case.meta.rtol, case.meta.atol).is_ok());
-    assert!(!all_match, "run1 matched without run0's state: the case does not test state");
+    assert!(
+        !all_match,
+        "run1 matched without run0's state: the case does not test state"
+    );
 }
 
 #[test]
@@ -88,13 +105,28 @@ fn user_input_mutation_is_written_back() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cases/view_mutation");
     let case = Case::load(&dir).expect("case");
     for run_passes in [false, true] {
-        let mut model = Model::load_with(&case.model_path(), LoadOptions { run_passes, verify_each_pass: true }).expect("model");
+        let mut model = Model::load_with(
+            &case.model_path(),
+            LoadOptions {
+                run_passes,
+                verify_each_pass: true,
+            },
+        )
+        .expect("model");
         let before: Vec<_> = case.runs[0].inputs.iter().map(|t| t.clone_data()).collect();
         let mut inputs: Vec<_> = before.iter().map(|t| t.clone_data()).collect();
         model.run(&mut inputs).expect("run");
         // The model does `inp.add_(1)` on its second input.
-        let want: Vec<f64> = before[1].to_f64_vec().iter().map(|&v| (v as f32 + 1.0) as f64).collect();
+        let want: Vec<f64> = before[1]
+            .to_f64_vec()
+            .iter()
+            .map(|&v| (v as f32 + 1.0) as f64)
+            .collect();
         assert_eq!(inputs[1].to_f64_vec(), want, "run_passes={run_passes}");
-        assert_eq!(inputs[0].to_f64_vec(), before[0].to_f64_vec(), "input 0 must not change");
+        assert_eq!(
+            inputs[0].to_f64_vec(),
+            before[0].to_f64_vec(),
+            "input 0 must not change"
+        );
     }
 }
