@@ -154,11 +154,19 @@ impl Model {
         let mut result = Vec::new();
         for (value, spec) in outs.into_iter().zip(&p.signature.outputs) {
             match spec.kind {
-                OutputKind::UserOutput => result.push(
-                    value
+                OutputKind::UserOutput => {
+                    let t = value
                         .into_tensor()
-                        .map_err(|e| Error::other(format!("user output: {e}")))?,
-                ),
+                        .map_err(|e| Error::other(format!("user output: {e}")))?;
+                    // An output must not alias the model's state or the
+                    // caller's inputs: later calls would change it.
+                    let aliases = self
+                        .state
+                        .values()
+                        .chain(inputs.iter())
+                        .any(|s| s.same_storage(&t));
+                    result.push(if aliases { t.clone_data() } else { t });
+                }
                 OutputKind::BufferMutation | OutputKind::ParameterMutation => {
                     let target = spec.target.as_deref().unwrap_or("");
                     let new = value.into_tensor()?;

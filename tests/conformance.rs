@@ -130,3 +130,28 @@ fn user_input_mutation_is_written_back() {
         );
     }
 }
+
+#[test]
+fn outputs_do_not_alias_model_state() {
+    // inplace_buffer returns values computed from buffers that the next call
+    // mutates; an output kept from call 0 must not change during call 1.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cases/inplace_buffer");
+    let case = Case::load(&dir).expect("case");
+    for run_passes in [false, true] {
+        let mut model = Model::load_with(
+            &case.model_path(),
+            LoadOptions {
+                run_passes,
+                verify_each_pass: true,
+            },
+        )
+        .expect("model");
+        let mut in0: Vec<_> = case.runs[0].inputs.iter().map(|t| t.clone_data()).collect();
+        let out0 = model.run(&mut in0).expect("run0");
+        let snapshot: Vec<Vec<f64>> = out0.iter().map(|t| t.to_f64_vec()).collect();
+        let mut in1: Vec<_> = case.runs[1].inputs.iter().map(|t| t.clone_data()).collect();
+        model.run(&mut in1).expect("run1");
+        let after: Vec<Vec<f64>> = out0.iter().map(|t| t.to_f64_vec()).collect();
+        assert_eq!(snapshot, after, "run_passes={run_passes}");
+    }
+}
