@@ -109,6 +109,31 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
     use Aten::*;
     let wrap = |r: Result<Ten>| r.map_err(|e| a.err(e.to_string()));
     let wrapv = |r: Result<Vec<Ten>>| r.map_err(|e| a.err(e.to_string()));
+    // `out=` variants on an unfunctionalized graph: compute, then write
+    // into `out` (which must already have the result's shape).
+    if a.node
+        .arg("out")
+        .and_then(crate::ir::Arg::as_value)
+        .is_some()
+    {
+        let out = a.tensor("out")?;
+        let mut plain = a.node.clone();
+        plain.args.retain(|x| x.name != "out");
+        plain.op = crate::ir::Op::Aten(op, String::new());
+        let result = eval_aten(&a.with_node(&plain), op, "")?;
+        let Some(RValue::Tensor(r)) = result.into_iter().next() else {
+            return Err(a.err(format!("{} returned no tensor", op.name())));
+        };
+        if r.sizes() != out.sizes() {
+            return Err(a.err(format!(
+                "out= tensor has shape {:?}, the result {:?}",
+                out.sizes(),
+                r.sizes()
+            )));
+        }
+        out.copy_(&r).map_err(|e| a.err(e.to_string()))?;
+        return t(out);
+    }
     // In-place ops on an unfunctionalized graph: compute, then write back.
     if let Some(func) = crate::passes::functionalize::functional_form(op) {
         let target = a.tensor(

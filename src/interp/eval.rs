@@ -191,6 +191,16 @@ pub(crate) struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// The same arguments, read through another node (same environment).
+    pub fn with_node<'b>(&'b self, node: &'b Node) -> Args<'b> {
+        Args {
+            node,
+            env: self.env,
+            g: self.g,
+            cast_to: self.cast_to,
+        }
+    }
+
     pub fn err(&self, msg: impl Into<String>) -> Error {
         self.node.error(msg)
     }

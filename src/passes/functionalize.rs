@@ -91,6 +91,33 @@ fn is_view(a: Aten) -> bool {
     )
 }
 
+/// The overload of the functional op that an `out=` overload computes:
+/// `add.out` → `add.Tensor`, `sum.IntList_out` → `sum.IntList`.
+fn functional_overload(a: Aten, overload: &str) -> String {
+    use Aten::*;
+    if let Some(base) = overload.strip_suffix("_out") {
+        return base.to_string();
+    }
+    let binary = matches!(
+        a,
+        Add | Sub
+            | Mul
+            | Div
+            | Eq
+            | Ne
+            | Lt
+            | Le
+            | Gt
+            | Ge
+            | Remainder
+            | Fmod
+            | BitwiseAnd
+            | BitwiseOr
+            | BitwiseXor
+    );
+    if binary { "Tensor" } else { "default" }.to_string()
+}
+
 /// The functional form of an in-place op: `add_` → `add`.
 pub fn functional_form(a: Aten) -> Option<Aten> {
     let name = a.name();
@@ -171,6 +198,35 @@ impl State {
         let r = outs[step.index];
         g.set_ty(r, ty);
         r
+    }
+
+    /// Records that `target` now holds `r` (computed by `n`): its base gets a
+    /// new version (written back through the view chain when `target` is a
+    /// view), and `n`'s outputs, which alias `target`, read as `r`.
+    fn mutate(&mut self, g: &mut Graph, target: ValueId, r: ValueId, n: &Node) -> Result<()> {
+        let base = self.base_of(target);
+        let new_base = match self.alias.get(&target).cloned() {
+            None => r,
+            Some(al) => self.scatter_back(g, al.base, &al.chain, r, n)?,
+        };
+        self.current.insert(base, new_base);
+        *self.version.entry(base).or_insert(0) += 1;
+        let ver = self.version[&base];
+        let al = self.alias.get(&target).cloned().unwrap_or(Alias {
+            base,
+            chain: vec![],
+            version: ver,
+        });
+        if !al.chain.is_empty() {
+            self.regen.insert(target, (ver, r));
+        }
+        for &o in &n.outputs {
+            self.alias.insert(o, al.clone());
+            if !al.chain.is_empty() {
+                self.regen.insert(o, (ver, r));
+            }
+        }
+        Ok(())
     }
 
     /// Writes `src` (the new value of the view at the end of `chain`) back
@@ -419,12 +475,13 @@ fn functionalize(p: &mut Program) -> Result<bool> {
     let nodes = std::mem::take(&mut g.nodes);
     for n in nodes {
         let aten = n.op.aten();
-        if n.op.overload() == "out"
-            || n.args
-                .iter()
-                .any(|a| a.name == "out" && matches!(a.value, Arg::Value(_)))
-        {
-            return Err(n.error(format!("out= variant {} is not supported", n.op)));
+        let out_target = n
+            .args
+            .iter()
+            .find(|a| a.name == "out")
+            .and_then(|a| a.value.as_value());
+        if n.op.overload().ends_with("out") && out_target.is_none() {
+            return Err(n.error(format!("out= variant {} without a tensor `out`", n.op)));
         }
         // Read every tensor argument at its current version.
         let mut args = Vec::with_capacity(n.args.len());
@@ -453,8 +510,26 @@ fn functionalize(p: &mut Program) -> Result<bool> {
             });
         }
         let mutated = aten.and_then(functional_form);
-        match (aten, mutated) {
-            (Some(_), Some(func)) => {
+        match (aten, mutated, out_target) {
+            (Some(a), _, Some(target)) => {
+                // `op.out(..., out=t)`: the functional op, then `t` takes
+                // its result (torch resizes `out` to the result's shape).
+                st.changed = true;
+                let mut f = n.clone();
+                f.op = Op::Aten(a, functional_overload(a, n.op.overload()));
+                f.args = args.into_iter().filter(|x| x.name != "out").collect();
+                let ty = n
+                    .outputs
+                    .first()
+                    .map_or_else(|| g.ty(target).clone(), |&o| g.ty(o).clone());
+                let r = g.add_value(&format!("{}_functional", n.name), ty);
+                f.outputs = vec![r];
+                f.name = g.name(r).to_string();
+                f.list_output = false;
+                st.out.push(f);
+                st.mutate(g, target, r, &n)?;
+            }
+            (Some(_), Some(func), None) => {
                 st.changed = true;
                 let Some(self_name) = self_arg_name(&n).map(str::to_string) else {
                     return Err(n.error("in-place op without a tensor argument"));
@@ -466,38 +541,19 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 f.op = Op::Aten(func, n.op.overload().to_string());
                 f.args = args;
                 // The functional result is a fresh value with self's type.
-                let out_name = g.name(n.outputs[0]).to_string();
+                let out_name = n
+                    .outputs
+                    .first()
+                    .map_or(n.name.clone(), |&o| g.name(o).to_string());
                 let ty = g.ty(target).clone();
                 let r = g.add_value(&format!("{out_name}_functional"), ty);
                 f.outputs = vec![r];
                 f.name = g.name(r).to_string();
                 f.list_output = false;
                 st.out.push(f);
-                let base = st.base_of(target);
-                let new_base = match st.alias.get(&target).cloned() {
-                    None => r,
-                    Some(al) => st.scatter_back(g, al.base, &al.chain, r, &n)?,
-                };
-                st.current.insert(base, new_base);
-                *st.version.entry(base).or_insert(0) += 1;
-                let ver = st.version[&base];
-                // The op's output aliases `self`; both now read as `r`.
-                let al = st.alias.get(&target).cloned().unwrap_or(Alias {
-                    base,
-                    chain: vec![],
-                    version: ver,
-                });
-                if !al.chain.is_empty() {
-                    st.regen.insert(target, (ver, r));
-                }
-                for &o in &n.outputs {
-                    st.alias.insert(o, al.clone());
-                    if !al.chain.is_empty() {
-                        st.regen.insert(o, (ver, r));
-                    }
-                }
+                st.mutate(g, target, r, &n)?;
             }
-            (Some(a), None) if is_view(a) => {
+            (Some(a), None, None) if is_view(a) => {
                 let self_val = self_arg_name(&n)
                     .and_then(|k| n.arg(k))
                     .and_then(Arg::as_value);
