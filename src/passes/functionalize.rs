@@ -480,7 +480,8 @@ fn functionalize(p: &mut Program) -> Result<bool> {
             .iter()
             .find(|a| a.name == "out")
             .and_then(|a| a.value.as_value());
-        if n.op.overload().ends_with("out") && out_target.is_none() {
+        let out_overload = n.op.overload() == "out" || n.op.overload().ends_with("_out");
+        if out_overload && out_target.is_none() {
             return Err(n.error(format!("out= variant {} without a tensor `out`", n.op)));
         }
         // Read every tensor argument at its current version.
