@@ -69,7 +69,7 @@ impl Case {
             let run_dir = dir.join(format!("run{i}"));
             let read = |kind: &str, n: usize| -> Result<Vec<Tensor>> {
                 (0..n)
-                    .map(|k| Tensor::read_npy(&run_dir.join(format!("{kind}_{k}.npy"))))
+                    .map(|k| Tensor::read_npy(run_dir.join(format!("{kind}_{k}.npy"))))
                     .collect()
             };
             runs.push(Run {

@@ -289,8 +289,7 @@ impl Pass for FoldConstants {
             .iter()
             .position(|s| s.kind == InputKind::UserInput)
             .unwrap_or(p.signature.inputs.len());
-        let mut at = first_user;
-        for (v, val) in frontier.iter().zip(values) {
+        for (at, (v, val)) in (first_user..).zip(frontier.iter().zip(values)) {
             let RValue::Tensor(t) = val else {
                 return Err(crate::Error::other(format!(
                     "folded value %{} is not a tensor",
@@ -309,7 +308,6 @@ impl Pass for FoldConstants {
                     target: Some(name),
                 },
             );
-            at += 1;
             g.replace_uses(*v, input);
         }
         let mut idx = 0;

@@ -581,7 +581,7 @@ fn functionalize(p: &mut Program) -> Result<bool> {
     // Keep torch's order: earlier passes may already have added mutation
     // outputs (a `_core` archive); new ones go first.
     mut_outs.extend(new_outs);
-    mut_specs.extend(p.signature.outputs.drain(..));
+    mut_specs.append(&mut p.signature.outputs);
     g.outputs = mut_outs;
     p.signature.outputs = mut_specs;
     g.nodes = st.out;
