@@ -233,6 +233,11 @@ impl Pass for FoldConstants {
                 || n.outputs.is_empty()
                 || inputs.is_empty()
                 || n.subgraphs().next().is_some()
+                // Only tensors become constant inputs: a folded size or
+                // scalar would leave its readers without a definition.
+                || !n.outputs.iter().all(|&o| {
+                    matches!(g.ty(o), ValueType::Tensor(_) | ValueType::UnknownTensor)
+                })
             {
                 continue;
             }
@@ -284,9 +289,13 @@ impl Pass for FoldConstants {
             .iter()
             .position(|s| s.kind == InputKind::UserInput)
             .unwrap_or(p.signature.inputs.len());
-        let mut at = first_user;
-        for (v, val) in frontier.iter().zip(values) {
-            let RValue::Tensor(t) = val else { continue };
+        for (at, (v, val)) in (first_user..).zip(frontier.iter().zip(values)) {
+            let RValue::Tensor(t) = val else {
+                return Err(crate::Error::other(format!(
+                    "folded value %{} is not a tensor",
+                    g.name(*v)
+                )));
+            };
             let name = format!("_folded_{}", g.name(*v));
             let input = g.add_value(&name, g.ty(*v).clone());
             weights.insert(name.clone(), t.contiguous());
@@ -299,7 +308,6 @@ impl Pass for FoldConstants {
                     target: Some(name),
                 },
             );
-            at += 1;
             g.replace_uses(*v, input);
         }
         let mut idx = 0;

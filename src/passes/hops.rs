@@ -45,17 +45,25 @@ impl Pass for InlineHops {
     }
 
     fn run(&self, p: &mut Program, _cx: &mut PassContext<'_>) -> Result<bool> {
-        inline_graph(&mut p.graph)
+        inline_graph(&mut p.graph, None)
     }
 }
 
-fn inline_graph(g: &mut Graph) -> Result<bool> {
-    rewrite_nodes(g, |g, n| {
+/// Inlines the higher-order ops of `g`, whose own nodes run under the
+/// autocast dtype `autocast` (`None`: autocast off). Each body is inlined
+/// with the autocast state its op sets, so a region that disables autocast
+/// inside an enabled one gets no casts.
+fn inline_graph(g: &mut Graph, autocast: Option<crate::DType>) -> Result<bool> {
+    let mut changed = match autocast {
+        Some(d) => insert_autocast_casts(g, d)?,
+        None => false,
+    };
+    changed |= rewrite_nodes(g, |g, n| {
         let Op::Hop(h) = n.op else {
             return Ok(Rewrite::Keep);
         };
-        let autocast = match h {
-            Hop::WrapWithSetGradEnabled => None,
+        let inner = match h {
+            Hop::WrapWithSetGradEnabled => autocast,
             Hop::WrapWithAutocast => {
                 let enabled = matches!(n.args.get(2).map(|a| &a.value), Some(Arg::Bool(true)));
                 let device = match n.args.first().map(|a| &a.value) {
@@ -85,7 +93,7 @@ fn inline_graph(g: &mut Graph) -> Result<bool> {
         let Some(mut body) = body else {
             return Err(n.error("higher-order op without a body"));
         };
-        inline_graph(&mut body)?;
+        inline_graph(&mut body, inner)?;
         if body.inputs.len() != operands.len() {
             return Err(n.error(format!(
                 "body takes {} inputs, {} given",
@@ -93,7 +101,7 @@ fn inline_graph(g: &mut Graph) -> Result<bool> {
                 operands.len()
             )));
         }
-        let (nodes, outs) = splice(g, &body, &operands, n, autocast)?;
+        let (nodes, outs) = splice(g, &body, &operands, n)?;
         let mut outputs = Vec::new();
         for (i, _) in n.outputs.iter().enumerate() {
             match outs.get(i) {
@@ -102,6 +110,42 @@ fn inline_graph(g: &mut Graph) -> Result<bool> {
             }
         }
         Ok(Rewrite::Replace { nodes, outputs })
+    })?;
+    Ok(changed)
+}
+
+/// Casts the floating inputs of every lower-precision op of `g` (not of
+/// nested bodies) to `dtype` with `_to_copy`.
+fn insert_autocast_casts(g: &mut Graph, dtype: crate::DType) -> Result<bool> {
+    rewrite_nodes(g, |g, n| {
+        if !n.op.aten().is_some_and(autocast_lower_precision) {
+            return Ok(Rewrite::Keep);
+        }
+        let mut node = n.clone();
+        let mut b = Builder::new(g, n);
+        for a in &mut node.args {
+            if let Arg::Value(v) = a.value {
+                let is_float = match b.g.ty(v) {
+                    ValueType::Tensor(t) => t.dtype.is_float(),
+                    ValueType::UnknownTensor => true,
+                    _ => false,
+                };
+                if is_float {
+                    let c = b.aten(
+                        Aten::InternalToCopy,
+                        "default",
+                        vec![("self", Arg::Value(v)), ("dtype", Arg::DType(dtype))],
+                    );
+                    a.value = Arg::Value(c);
+                }
+            }
+        }
+        let mut nodes = std::mem::take(&mut b.nodes);
+        nodes.push(node);
+        Ok(Rewrite::Replace {
+            nodes,
+            outputs: n.outputs.clone(),
+        })
     })
 }
 
@@ -112,7 +156,6 @@ fn splice(
     body: &Graph,
     operands: &[Arg],
     hop: &Node,
-    autocast: Option<crate::DType>,
 ) -> Result<(Vec<Node>, Vec<Arg>)> {
     let mut map: HashMap<ValueId, Arg> = HashMap::new();
     for (&i, a) in body.inputs.iter().zip(operands) {
@@ -147,29 +190,6 @@ fn splice(
                 value: subst(&a.value, &map)?,
                 kwarg: a.kwarg,
             });
-        }
-        if let (Some(d), Some(op)) = (autocast, bn.op.aten()) {
-            if autocast_lower_precision(op) {
-                let mut b = Builder::new(g, bn);
-                for a in &mut args {
-                    if let Arg::Value(v) = a.value {
-                        let is_float = match b.g.ty(v) {
-                            ValueType::Tensor(t) => t.dtype.is_float(),
-                            ValueType::UnknownTensor => true,
-                            _ => false,
-                        };
-                        if is_float {
-                            let c = b.aten(
-                                Aten::InternalToCopy,
-                                "default",
-                                vec![("self", Arg::Value(v)), ("dtype", Arg::DType(d))],
-                            );
-                            a.value = Arg::Value(c);
-                        }
-                    }
-                }
-                nodes.extend(std::mem::take(&mut b.nodes));
-            }
         }
         let outputs: Vec<ValueId> = bn
             .outputs
