@@ -304,3 +304,18 @@ output %r = user_output
 "#,
     );
 }
+
+#[test]
+fn out_variant_into_a_slice_of_an_intermediate() {
+    check(
+        r#"
+input %x: f32[4, 3] = user_input
+%c: f32[4, 3] = aten.clone.default(self=%x)
+%s: f32[2, 3] = aten.slice.Tensor(self=%c, dim=0, start=1, end=3)
+%r: f32[2, 3] = aten.add.out(self=%s, other=1.5, out=%s)
+%y: f32[4, 3] = aten.mul.Tensor(self=%c, other=2)
+output %y = user_output
+output %r = user_output
+"#,
+    );
+}
