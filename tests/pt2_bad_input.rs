@@ -162,11 +162,38 @@ fn open_bytes(tag: &str, bytes: &[u8]) -> Result<Archive, Error> {
     Archive::open(&f.0)
 }
 
+/// The error of opening `bytes` as an archive. The command line must fail
+/// on the same file with exit status 1 and the same message on one line.
 fn open_err(tag: &str, bytes: &[u8]) -> String {
-    match open_bytes(tag, bytes) {
+    let msg = match open_bytes(tag, bytes) {
         Ok(_) => panic!("{tag}: archive unexpectedly loaded"),
         Err(e) => e.to_string(),
-    }
+    };
+    let cli = cli_error(tag, bytes);
+    assert!(
+        cli.contains(&msg),
+        "{tag}: command line said {cli:?}, library said {msg:?}"
+    );
+    msg
+}
+
+/// Runs `torchlift inspect` on `bytes`; asserts exit status 1 and a
+/// one-line error without a panic, and returns that line.
+fn cli_error(tag: &str, bytes: &[u8]) -> String {
+    let f = write_temp(tag, bytes);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_torchlift"))
+        .arg("inspect")
+        .arg(&f.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{tag}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{tag}: {err}");
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{tag}: {err}"
+    );
+    err
 }
 
 #[test]
@@ -297,6 +324,8 @@ fn unparsable_expression() {
         Err(Error::Sym { expr, .. }) => assert_eq!(expr, "Mul(Integer(2), "),
         other => panic!("{other:?}"),
     }
+    let e = cli_error("badexpr", &build_zip(&es));
+    assert!(e.contains("Mul(Integer(2), "), "{e}");
 }
 
 #[test]
