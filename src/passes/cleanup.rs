@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
 use crate::interp::{self, RValue};
-use crate::ir::{Arg, Aten, Graph, InputKind, InputSpec, Node, Op, Program, ValueId, ValueType};
+use crate::ir::{
+    Arg, Aten, Graph, InputKind, InputSpec, Node, Op, OutputKind, Program, ValueId, ValueType,
+};
 
 use super::rewrite::{rewrite_nodes, Rewrite};
 use super::{Pass, PassContext};
@@ -199,8 +201,8 @@ fn same_type_or_unknown(g: &Graph, a: ValueId, b: ValueId) -> bool {
 }
 
 /// Evaluates, once at compile time, every node that depends only on
-/// parameters and constants (the transpose of a weight, a cast of a
-/// constant, ...). The results become new constant inputs; parameters no
+/// parameters and constants that the program does not mutate (the
+/// transpose of a weight, a cast of a constant, ...). The results become new constant inputs; parameters no
 /// longer used are dropped from the graph.
 pub struct FoldConstants;
 
@@ -216,10 +218,24 @@ impl Pass for FoldConstants {
         let g = &p.graph;
         let mut constant: HashSet<ValueId> = HashSet::new();
         let mut const_inputs = Vec::new();
+        // Weights the program writes back after each call change between
+        // calls, like buffers.
+        let mutated: HashSet<&str> = p
+            .signature
+            .outputs
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.kind,
+                    OutputKind::ParameterMutation | OutputKind::BufferMutation
+                )
+            })
+            .filter_map(|o| o.target.as_deref())
+            .collect();
         for spec in &p.signature.inputs {
             if matches!(spec.kind, InputKind::Parameter | InputKind::ConstantTensor) {
                 let t = spec.target.as_deref().unwrap_or("");
-                if weights.contains_key(t) {
+                if weights.contains_key(t) && !mutated.contains(t) {
                     constant.insert(spec.value);
                     const_inputs.push((spec.value, t.to_string()));
                 }
