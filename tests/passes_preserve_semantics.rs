@@ -91,7 +91,10 @@ fn run(p: &Program, weights: &BTreeMap<String, Tensor>) -> Vec<Vec<f64>> {
         .filter(|(s, _)| s.kind == OutputKind::UserOutput)
         .map(|(_, v)| match v {
             RValue::Tensor(t) => {
-                let mut d = vec![t.sizes().len() as f64];
+                // The dtype (as text) too: a value that only changed
+                // dtype would otherwise compare equal.
+                let mut d: Vec<f64> = format!("{}", t.dtype()).bytes().map(f64::from).collect();
+                d.push(t.sizes().len() as f64);
                 d.extend(t.sizes().iter().map(|&s| s as f64));
                 d.extend(t.to_f64_vec());
                 d
@@ -301,6 +304,23 @@ input %m: f32[4, 4] = user_input
   output %o
 }, %x, %w, %m)
 output %r = user_output
+"#,
+    );
+}
+
+#[test]
+fn inplace_ops_keep_the_dtype_of_self() {
+    check(
+        r#"
+input %x: f32[4] = user_input
+input %y: f32[4] = user_input
+input %z: f16[4] = user_input
+%h: f32[4] = aten.clone.default(self=%x)
+%e: f32[4] = aten.lt_.Tensor(self=%h, other=%y)
+%k: f16[4] = aten.clone.default(self=%z)
+%a: f16[4] = aten.add_.Tensor(self=%k, other=%y)
+output %h = user_output
+output %k = user_output
 "#,
     );
 }
