@@ -453,6 +453,20 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 kwarg: a.kwarg,
             });
         }
+        if let Some(
+            a @ (Aten::UnsqueezeInplace
+            | Aten::AsStridedInplace
+            | Aten::ResizeInplace
+            | Aten::SetInplace),
+        ) = aten
+        {
+            // These change the shape or storage of `self`, not its data:
+            // they are not writes to the base.
+            return Err(n.error(format!(
+                "in-place metadata op {} is not supported",
+                a.name()
+            )));
+        }
         let mutated = aten.and_then(functional_form);
         match (aten, mutated) {
             (Some(_), Some(func)) => {
