@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use torchlift::interp::{run_graph, RValue, Tensor};
 use torchlift::ir::parse::parse_program;
 use torchlift::ir::print::program_to_string;
-use torchlift::ir::{InputKind, OutputKind, Program};
+use torchlift::ir::{Arg, InputKind, OutputKind, OutputSpec, Program, ValueId, ValueType};
 use torchlift::passes::{all_passes, PassContext};
 use torchlift::DType;
 
@@ -104,6 +104,45 @@ fn run(p: &Program, weights: &BTreeMap<String, Tensor>) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Runs `p` with every tensor-typed value as an output and checks each
+/// value's dtype and (static) shape against its recorded type.
+fn check_recorded_types(p: &Program, weights: &BTreeMap<String, Tensor>, after: &str) {
+    let mut q = p.clone();
+    let vals: Vec<ValueId> = q
+        .graph
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().copied())
+        .filter(|&v| matches!(q.graph.ty(v), ValueType::Tensor(_)))
+        .collect();
+    q.graph.outputs = vals.iter().map(|&v| Arg::Value(v)).collect();
+    q.signature.outputs = vals
+        .iter()
+        .map(|_| OutputSpec {
+            kind: OutputKind::UserOutput,
+            target: None,
+        })
+        .collect();
+    let got = run(&q, weights);
+    for (&v, out) in vals.iter().zip(got) {
+        let ty = q.graph.tensor_type(v).expect("tensor type");
+        let dtype = format!("{}", ty.dtype);
+        let Some(shape) = ty.static_shape() else {
+            continue;
+        };
+        let mut want: Vec<f64> = dtype.bytes().map(f64::from).collect();
+        want.push(shape.len() as f64);
+        want.extend(shape.iter().map(|&d| d as f64));
+        assert_eq!(
+            &out[..want.len()],
+            &want[..],
+            "after {after}: %{} is recorded as {} (dtype bytes, rank, dims)",
+            q.graph.name(v),
+            torchlift::ir::print::type_text(q.graph.ty(v))
+        );
+    }
+}
+
 fn check(text: &str) {
     let mut p = parse_program(text).expect("parse");
     let mut weights = arange_weights(&p);
@@ -114,6 +153,11 @@ fn check(text: &str) {
         };
         pass.run(&mut p, &mut cx)
             .unwrap_or_else(|e| panic!("pass {} failed: {e}", pass.name()));
+        if pass.name() != "inline_hops" && pass.name() != "remove_auto_functionalized" {
+            // From functionalize on the graph is functional: every value can
+            // be an output.
+            check_recorded_types(&p, &weights, pass.name());
+        }
         let got = run(&p, &weights);
         assert_eq!(
             want,
@@ -321,6 +365,57 @@ input %z: f16[4] = user_input
 %a: f16[4] = aten.add_.Tensor(self=%k, other=%y)
 output %h = user_output
 output %k = user_output
+"#,
+    );
+}
+
+#[test]
+fn shape_prop_types_match_computed_values() {
+    check(
+        r#"
+input %x: f32[2, 3, 4] = user_input
+input %i: i64[3, 4] = user_input
+input %w: f32[4, 5] = parameter "fc.weight"
+%a: ? = aten.matmul.default(self=%x, other=%w)
+%b: ? = aten.div.Tensor(self=%i, other=2)
+%c: ? = aten.floor_divide.default(self=%i, other=2)
+%d: ? = aten.mean.dim(self=%x, dim=[-1], keepdim=true)
+%e: ? = aten.cat.default(tensors=[%x, %x], dim=1)
+%f: ? = aten.stack.default(tensors=[%i, %i], dim=2)
+%g: ? = aten.softmax.int(self=%a, dim=-1)
+%h: ? = aten.argmax.default(self=%x, dim=1)
+%v: ? = aten.eq.Scalar(self=%i, other=1)
+%k: ? = aten.where.self(condition=%v, self=%x, other=0.0)
+%l: ? = aten.pow.Tensor_Scalar(self=%i, exponent=2)
+%m: ? = aten.sum.default(self=%i)
+%n: ? = aten.cumsum.default(self=%i, dim=0)
+%o: ? = aten.amax.default(self=%x, dim=[0, 2])
+%p: ? = aten.layer_norm.default(input=%x, normalized_shape=[4])
+%q: ? = aten.unsqueeze.default(self=%m, dim=0)
+%r: ? = aten.expand.default(self=%q, size=[3, -1])
+%s: ? = aten.var.correction(self=%x, dim=[1], correction=1)
+%t: ? = aten.masked_fill.Scalar(self=%x, mask=%v, value=1)
+%u: ? = aten.bitwise_and.Tensor(self=%i, other=%c)
+%z: ? = aten.add.Tensor(self=%v, other=%v)
+output %a = user_output
+output %b = user_output
+output %c = user_output
+output %d = user_output
+output %e = user_output
+output %f = user_output
+output %g = user_output
+output %h = user_output
+output %k = user_output
+output %l = user_output
+output %m = user_output
+output %n = user_output
+output %o = user_output
+output %p = user_output
+output %r = user_output
+output %s = user_output
+output %t = user_output
+output %u = user_output
+output %z = user_output
 "#,
     );
 }
