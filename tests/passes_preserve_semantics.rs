@@ -419,3 +419,51 @@ output %z = user_output
 "#,
     );
 }
+
+#[test]
+fn mutation_through_more_views() {
+    check(
+        r#"
+input %m: f32[4, 4] = buffer "state"
+input %x: f32[2, 3, 4] = user_input
+%h: f32[2, 3, 4] = aten.clone.default(self=%x)
+%p: f32[4, 2, 3] = aten.permute.default(self=%h, dims=[2, 0, 1])
+%n: f32[4, 1, 3] = aten.narrow.default(self=%p, dim=1, start=1, length=1)
+%q: f32[4, 3] = aten.squeeze.dim(self=%n, dim=1)
+%a: f32[4, 3] = aten.add_.Tensor(self=%q, other=10)
+%f: f32[6, 4] = aten.flatten.using_ints(self=%h, start_dim=0, end_dim=1)
+%t: f32[4, 6] = aten.t.default(self=%f)
+%u: f32[1, 4, 6] = aten.unsqueeze.default(self=%t, dim=0)
+%b: f32[1, 4, 6] = aten.mul_.Tensor(self=%u, other=-1)
+%d: f32[4] = aten.diagonal.default(self=%m)
+%c: f32[4] = aten.add_.Tensor(self=%d, other=%d)
+%al: f32[4, 4] = aten.alias.default(self=%m)
+%r: f32[4] = aten.select.int(self=%al, dim=1, index=-1)
+%e: f32[4] = aten.sub_.Tensor(self=%r, other=1)
+%y: f32[4, 4] = aten.mul.Tensor(self=%m, other=2)
+output %h = user_output
+output %q = user_output
+output %y = user_output
+"#,
+    );
+}
+
+#[test]
+fn views_taken_between_mutations() {
+    check(
+        r#"
+input %x: f32[3, 4] = user_input
+%h: f32[3, 4] = aten.clone.default(self=%x)
+%s: f32[4] = aten.select.int(self=%h, dim=0, index=2)
+%a: f32[4] = aten.mul_.Tensor(self=%s, other=3)
+%v: f32[2, 6] = aten.view.default(self=%h, size=[2, 6])
+%b: f32[3, 4] = aten.add_.Tensor(self=%h, other=1)
+%w: f32[6] = aten.select.int(self=%v, dim=0, index=1)
+%c: f32[6] = aten.neg_.default(self=%w)
+%y: f32[4] = aten.add.Tensor(self=%s, other=1)
+output %y = user_output
+output %v = user_output
+output %h = user_output
+"#,
+    );
+}
