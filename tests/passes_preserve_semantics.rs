@@ -467,3 +467,19 @@ output %h = user_output
 "#,
     );
 }
+
+#[test]
+fn folded_constant_next_to_a_weight_of_the_same_name() {
+    check(
+        r#"
+input %w: f32[4, 3] = parameter "w"
+input %_folded_t: f32[3, 4] = parameter "_folded_t"
+input %x: f32[2, 3] = user_input
+%t: f32[3, 4] = aten.permute.default(self=%w, dims=[1, 0])
+%a: f32[2, 4] = aten.mm.default(self=%x, mat2=%t)
+%b: f32[2, 4] = aten.mm.default(self=%x, mat2=%_folded_t)
+%y: f32[2, 4] = aten.add.Tensor(self=%a, other=%b)
+output %y = user_output
+"#,
+    );
+}

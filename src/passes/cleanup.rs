@@ -312,7 +312,20 @@ impl Pass for FoldConstants {
                     g.name(*v)
                 )));
             };
-            let name = format!("_folded_{}", g.name(*v));
+            // A name no value, weight or input target has: it is both the
+            // value's name and the new weight's key.
+            let base = format!("_folded_{}", g.name(*v));
+            let mut name = g.fresh_name(&base);
+            let mut i = 1;
+            while weights.contains_key(&name)
+                || p.signature
+                    .inputs
+                    .iter()
+                    .any(|s| s.target.as_deref() == Some(name.as_str()))
+            {
+                name = g.fresh_name(&format!("{base}_{i}"));
+                i += 1;
+            }
             let input = g.add_value(&name, g.ty(*v).clone());
             weights.insert(name.clone(), t.contiguous());
             g.inputs.insert(at, input);
