@@ -483,3 +483,31 @@ output %y = user_output
 "#,
     );
 }
+
+/// The model runtime writes mutated inputs back after the call: a user
+/// output must not be the mutated input itself.
+#[test]
+fn user_output_copy_of_a_mutated_input_stays_a_copy() {
+    let text = r#"
+input %x: f32[3] = user_input
+%c: f32[3] = aten.clone.default(self=%x)
+%a: f32[3] = aten.add_.Tensor(self=%x, other=1)
+output %c = user_output
+"#;
+    let mut m = torchlift::model::Model {
+        path: Default::default(),
+        program: parse_program(text).expect("parse"),
+        state: BTreeMap::new(),
+        sample_inputs: None,
+    };
+    m.run_pipeline(true, |_, _| {}).expect("pipeline");
+    let mut inputs = vec![Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).expect("tensor")];
+    let out = m.run(&mut inputs).expect("run");
+    assert_eq!(
+        out[0].to_f64_vec(),
+        vec![1.0, 2.0, 3.0],
+        "{}",
+        program_to_string(&m.program)
+    );
+    assert_eq!(inputs[0].to_f64_vec(), vec![2.0, 3.0, 4.0]);
+}

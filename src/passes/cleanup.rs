@@ -108,7 +108,8 @@ impl Pass for CommonSubexpressionElimination {
 /// `alias`, `detach`, `contiguous`, `lift_fresh_copy`, a `view`/`expand` to
 /// the same shape, an identity `permute`, a `_to_copy` to the same dtype,
 /// and the `_assert_*` checks (shapes and dtypes are checked by the verifier
-/// and at the call boundary instead).
+/// and at the call boundary instead). A copy of an input that a mutation
+/// output writes back is kept.
 pub struct RemoveNoops;
 
 impl Pass for RemoveNoops {
@@ -133,12 +134,23 @@ impl Pass for RemoveNoops {
             })
             .flat_map(|n| n.inputs())
             .collect();
+        // Inputs the runtime overwrites after the call (mutation outputs):
+        // a copy of one is not a no-op, or a user output could be the input
+        // itself and show the write-back.
+        let mutated = mutated_inputs(p);
         rewrite_nodes(&mut p.graph, |g, n| {
             use Aten::*;
             let Some(a) = n.op.aten() else {
                 return Ok(Rewrite::Keep);
             };
             if n.outputs.iter().any(|o| layout_read.contains(o)) {
+                return Ok(Rewrite::Keep);
+            }
+            let copies = matches!(
+                a,
+                Clone | Alias | Detach | Contiguous | LiftFreshCopy | InternalToCopy
+            );
+            if copies && n.inputs().iter().any(|v| mutated.contains(v)) {
                 return Ok(Rewrite::Keep);
             }
             if matches!(a, InternalAssertTensorMetadata | InternalAssertScalar) {
@@ -191,6 +203,32 @@ impl Pass for RemoveNoops {
             }
         })
     }
+}
+
+/// The graph inputs that a mutation output writes back to.
+fn mutated_inputs(p: &Program) -> HashSet<ValueId> {
+    let g = &p.graph;
+    let mut out = HashSet::new();
+    for o in &p.signature.outputs {
+        let Some(t) = o.target.as_deref() else {
+            continue;
+        };
+        for s in &p.signature.inputs {
+            let hit = match o.kind {
+                OutputKind::BufferMutation | OutputKind::ParameterMutation => {
+                    s.target.as_deref() == Some(t)
+                }
+                OutputKind::UserInputMutation => {
+                    s.kind == InputKind::UserInput && g.name(s.value) == t
+                }
+                _ => false,
+            };
+            if hit {
+                out.insert(s.value);
+            }
+        }
+    }
+    out
 }
 
 fn same_type_or_unknown(g: &Graph, a: ValueId, b: ValueId) -> bool {
