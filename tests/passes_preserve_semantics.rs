@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use torchlift::interp::{run_graph, RValue, Tensor};
 use torchlift::ir::parse::parse_program;
 use torchlift::ir::print::program_to_string;
-use torchlift::ir::{InputKind, OutputKind, Program};
+use torchlift::ir::{Arg, InputKind, OutputKind, OutputSpec, Program, ValueId, ValueType};
 use torchlift::passes::{all_passes, PassContext};
 use torchlift::DType;
 
@@ -91,7 +91,10 @@ fn run(p: &Program, weights: &BTreeMap<String, Tensor>) -> Vec<Vec<f64>> {
         .filter(|(s, _)| s.kind == OutputKind::UserOutput)
         .map(|(_, v)| match v {
             RValue::Tensor(t) => {
-                let mut d = vec![t.sizes().len() as f64];
+                // The dtype (as text) too: a value that only changed
+                // dtype would otherwise compare equal.
+                let mut d: Vec<f64> = format!("{}", t.dtype()).bytes().map(f64::from).collect();
+                d.push(t.sizes().len() as f64);
                 d.extend(t.sizes().iter().map(|&s| s as f64));
                 d.extend(t.to_f64_vec());
                 d
@@ -99,6 +102,45 @@ fn run(p: &Program, weights: &BTreeMap<String, Tensor>) -> Vec<Vec<f64>> {
             other => panic!("user output is not a tensor: {other:?}"),
         })
         .collect()
+}
+
+/// Runs `p` with every tensor-typed value as an output and checks each
+/// value's dtype and (static) shape against its recorded type.
+fn check_recorded_types(p: &Program, weights: &BTreeMap<String, Tensor>, after: &str) {
+    let mut q = p.clone();
+    let vals: Vec<ValueId> = q
+        .graph
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().copied())
+        .filter(|&v| matches!(q.graph.ty(v), ValueType::Tensor(_)))
+        .collect();
+    q.graph.outputs = vals.iter().map(|&v| Arg::Value(v)).collect();
+    q.signature.outputs = vals
+        .iter()
+        .map(|_| OutputSpec {
+            kind: OutputKind::UserOutput,
+            target: None,
+        })
+        .collect();
+    let got = run(&q, weights);
+    for (&v, out) in vals.iter().zip(got) {
+        let ty = q.graph.tensor_type(v).expect("tensor type");
+        let dtype = format!("{}", ty.dtype);
+        let Some(shape) = ty.static_shape() else {
+            continue;
+        };
+        let mut want: Vec<f64> = dtype.bytes().map(f64::from).collect();
+        want.push(shape.len() as f64);
+        want.extend(shape.iter().map(|&d| d as f64));
+        assert_eq!(
+            &out[..want.len()],
+            &want[..],
+            "after {after}: %{} is recorded as {} (dtype bytes, rank, dims)",
+            q.graph.name(v),
+            torchlift::ir::print::type_text(q.graph.ty(v))
+        );
+    }
 }
 
 fn check(text: &str) {
@@ -111,6 +153,11 @@ fn check(text: &str) {
         };
         pass.run(&mut p, &mut cx)
             .unwrap_or_else(|e| panic!("pass {} failed: {e}", pass.name()));
+        if pass.name() != "inline_hops" && pass.name() != "remove_auto_functionalized" {
+            // From functionalize on the graph is functional: every value can
+            // be an output.
+            check_recorded_types(&p, &weights, pass.name());
+        }
         let got = run(&p, &weights);
         assert_eq!(
             want,
@@ -318,4 +365,164 @@ output %y = user_output
 output %r = user_output
 "#,
     );
+}
+
+#[test]
+fn inplace_ops_keep_the_dtype_of_self() {
+    check(
+        r#"
+input %x: f32[4] = user_input
+input %y: f32[4] = user_input
+input %z: f16[4] = user_input
+%h: f32[4] = aten.clone.default(self=%x)
+%e: f32[4] = aten.lt_.Tensor(self=%h, other=%y)
+%k: f16[4] = aten.clone.default(self=%z)
+%a: f16[4] = aten.add_.Tensor(self=%k, other=%y)
+output %h = user_output
+output %k = user_output
+"#,
+    );
+}
+
+#[test]
+fn shape_prop_types_match_computed_values() {
+    check(
+        r#"
+input %x: f32[2, 3, 4] = user_input
+input %i: i64[3, 4] = user_input
+input %w: f32[4, 5] = parameter "fc.weight"
+%a: ? = aten.matmul.default(self=%x, other=%w)
+%b: ? = aten.div.Tensor(self=%i, other=2)
+%c: ? = aten.floor_divide.default(self=%i, other=2)
+%d: ? = aten.mean.dim(self=%x, dim=[-1], keepdim=true)
+%e: ? = aten.cat.default(tensors=[%x, %x], dim=1)
+%f: ? = aten.stack.default(tensors=[%i, %i], dim=2)
+%g: ? = aten.softmax.int(self=%a, dim=-1)
+%h: ? = aten.argmax.default(self=%x, dim=1)
+%v: ? = aten.eq.Scalar(self=%i, other=1)
+%k: ? = aten.where.self(condition=%v, self=%x, other=0.0)
+%l: ? = aten.pow.Tensor_Scalar(self=%i, exponent=2)
+%m: ? = aten.sum.default(self=%i)
+%n: ? = aten.cumsum.default(self=%i, dim=0)
+%o: ? = aten.amax.default(self=%x, dim=[0, 2])
+%p: ? = aten.layer_norm.default(input=%x, normalized_shape=[4])
+%q: ? = aten.unsqueeze.default(self=%m, dim=0)
+%r: ? = aten.expand.default(self=%q, size=[3, -1])
+%s: ? = aten.var.correction(self=%x, dim=[1], correction=1)
+%t: ? = aten.masked_fill.Scalar(self=%x, mask=%v, value=1)
+%u: ? = aten.bitwise_and.Tensor(self=%i, other=%c)
+%z: ? = aten.add.Tensor(self=%v, other=%v)
+output %a = user_output
+output %b = user_output
+output %c = user_output
+output %d = user_output
+output %e = user_output
+output %f = user_output
+output %g = user_output
+output %h = user_output
+output %k = user_output
+output %l = user_output
+output %m = user_output
+output %n = user_output
+output %o = user_output
+output %p = user_output
+output %r = user_output
+output %s = user_output
+output %t = user_output
+output %u = user_output
+output %z = user_output
+"#,
+    );
+}
+
+#[test]
+fn mutation_through_more_views() {
+    check(
+        r#"
+input %m: f32[4, 4] = buffer "state"
+input %x: f32[2, 3, 4] = user_input
+%h: f32[2, 3, 4] = aten.clone.default(self=%x)
+%p: f32[4, 2, 3] = aten.permute.default(self=%h, dims=[2, 0, 1])
+%n: f32[4, 1, 3] = aten.narrow.default(self=%p, dim=1, start=1, length=1)
+%q: f32[4, 3] = aten.squeeze.dim(self=%n, dim=1)
+%a: f32[4, 3] = aten.add_.Tensor(self=%q, other=10)
+%f: f32[6, 4] = aten.flatten.using_ints(self=%h, start_dim=0, end_dim=1)
+%t: f32[4, 6] = aten.t.default(self=%f)
+%u: f32[1, 4, 6] = aten.unsqueeze.default(self=%t, dim=0)
+%b: f32[1, 4, 6] = aten.mul_.Tensor(self=%u, other=-1)
+%d: f32[4] = aten.diagonal.default(self=%m)
+%c: f32[4] = aten.add_.Tensor(self=%d, other=%d)
+%al: f32[4, 4] = aten.alias.default(self=%m)
+%r: f32[4] = aten.select.int(self=%al, dim=1, index=-1)
+%e: f32[4] = aten.sub_.Tensor(self=%r, other=1)
+%y: f32[4, 4] = aten.mul.Tensor(self=%m, other=2)
+output %h = user_output
+output %q = user_output
+output %y = user_output
+"#,
+    );
+}
+
+#[test]
+fn views_taken_between_mutations() {
+    check(
+        r#"
+input %x: f32[3, 4] = user_input
+%h: f32[3, 4] = aten.clone.default(self=%x)
+%s: f32[4] = aten.select.int(self=%h, dim=0, index=2)
+%a: f32[4] = aten.mul_.Tensor(self=%s, other=3)
+%v: f32[2, 6] = aten.view.default(self=%h, size=[2, 6])
+%b: f32[3, 4] = aten.add_.Tensor(self=%h, other=1)
+%w: f32[6] = aten.select.int(self=%v, dim=0, index=1)
+%c: f32[6] = aten.neg_.default(self=%w)
+%y: f32[4] = aten.add.Tensor(self=%s, other=1)
+output %y = user_output
+output %v = user_output
+output %h = user_output
+"#,
+    );
+}
+
+#[test]
+fn folded_constant_next_to_a_weight_of_the_same_name() {
+    check(
+        r#"
+input %w: f32[4, 3] = parameter "w"
+input %_folded_t: f32[3, 4] = parameter "_folded_t"
+input %x: f32[2, 3] = user_input
+%t: f32[3, 4] = aten.permute.default(self=%w, dims=[1, 0])
+%a: f32[2, 4] = aten.mm.default(self=%x, mat2=%t)
+%b: f32[2, 4] = aten.mm.default(self=%x, mat2=%_folded_t)
+%y: f32[2, 4] = aten.add.Tensor(self=%a, other=%b)
+output %y = user_output
+"#,
+    );
+}
+
+/// The model runtime writes mutated inputs back after the call: a user
+/// output must not be the mutated input itself.
+#[test]
+fn user_output_copy_of_a_mutated_input_stays_a_copy() {
+    let text = r#"
+input %x: f32[3] = user_input
+%c: f32[3] = aten.clone.default(self=%x)
+%a: f32[3] = aten.add_.Tensor(self=%x, other=1)
+output %c = user_output
+"#;
+    let mut m = torchlift::model::Model {
+        path: Default::default(),
+        program: parse_program(text).expect("parse"),
+        state: BTreeMap::new(),
+        sample_inputs: None,
+    };
+    m.run_pipeline(true, |_, _| {}).expect("pipeline");
+    let mut inputs = vec![Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).expect("tensor")];
+    let out = m.run(&mut inputs).expect("run");
+    assert_eq!(
+        out[0].to_f64_vec(),
+        vec![1.0, 2.0, 3.0],
+        "{}",
+        program_to_string(&m.program)
+    );
+    assert_eq!(inputs[0].to_f64_vec(), vec![2.0, 3.0, 4.0]);
 }

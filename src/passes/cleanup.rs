@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
 use crate::interp::{self, RValue};
-use crate::ir::{Arg, Aten, Graph, InputKind, InputSpec, Node, Op, Program, ValueId, ValueType};
+use crate::ir::{
+    Arg, Aten, Graph, InputKind, InputSpec, Node, Op, OutputKind, Program, ValueId, ValueType,
+};
 
 use super::rewrite::{rewrite_nodes, Rewrite};
 use super::{Pass, PassContext};
@@ -106,7 +108,8 @@ impl Pass for CommonSubexpressionElimination {
 /// `alias`, `detach`, `contiguous`, `lift_fresh_copy`, a `view`/`expand` to
 /// the same shape, an identity `permute`, a `_to_copy` to the same dtype,
 /// and the `_assert_*` checks (shapes and dtypes are checked by the verifier
-/// and at the call boundary instead).
+/// and at the call boundary instead). A copy of an input that a mutation
+/// output writes back is kept.
 pub struct RemoveNoops;
 
 impl Pass for RemoveNoops {
@@ -131,12 +134,23 @@ impl Pass for RemoveNoops {
             })
             .flat_map(|n| n.inputs())
             .collect();
+        // Inputs the runtime overwrites after the call (mutation outputs):
+        // a copy of one is not a no-op, or a user output could be the input
+        // itself and show the write-back.
+        let mutated = mutated_inputs(p);
         rewrite_nodes(&mut p.graph, |g, n| {
             use Aten::*;
             let Some(a) = n.op.aten() else {
                 return Ok(Rewrite::Keep);
             };
             if n.outputs.iter().any(|o| layout_read.contains(o)) {
+                return Ok(Rewrite::Keep);
+            }
+            let copies = matches!(
+                a,
+                Clone | Alias | Detach | Contiguous | LiftFreshCopy | InternalToCopy
+            );
+            if copies && n.inputs().iter().any(|v| mutated.contains(v)) {
                 return Ok(Rewrite::Keep);
             }
             if matches!(a, InternalAssertTensorMetadata | InternalAssertScalar) {
@@ -191,6 +205,32 @@ impl Pass for RemoveNoops {
     }
 }
 
+/// The graph inputs that a mutation output writes back to.
+fn mutated_inputs(p: &Program) -> HashSet<ValueId> {
+    let g = &p.graph;
+    let mut out = HashSet::new();
+    for o in &p.signature.outputs {
+        let Some(t) = o.target.as_deref() else {
+            continue;
+        };
+        for s in &p.signature.inputs {
+            let hit = match o.kind {
+                OutputKind::BufferMutation | OutputKind::ParameterMutation => {
+                    s.target.as_deref() == Some(t)
+                }
+                OutputKind::UserInputMutation => {
+                    s.kind == InputKind::UserInput && g.name(s.value) == t
+                }
+                _ => false,
+            };
+            if hit {
+                out.insert(s.value);
+            }
+        }
+    }
+    out
+}
+
 fn same_type_or_unknown(g: &Graph, a: ValueId, b: ValueId) -> bool {
     match (g.ty(a), g.ty(b)) {
         (ValueType::Tensor(x), ValueType::Tensor(y)) => x == y,
@@ -199,8 +239,8 @@ fn same_type_or_unknown(g: &Graph, a: ValueId, b: ValueId) -> bool {
 }
 
 /// Evaluates, once at compile time, every node that depends only on
-/// parameters and constants (the transpose of a weight, a cast of a
-/// constant, ...). The results become new constant inputs; parameters no
+/// parameters and constants that the program does not mutate (the
+/// transpose of a weight, a cast of a constant, ...). The results become new constant inputs; parameters no
 /// longer used are dropped from the graph.
 pub struct FoldConstants;
 
@@ -216,10 +256,24 @@ impl Pass for FoldConstants {
         let g = &p.graph;
         let mut constant: HashSet<ValueId> = HashSet::new();
         let mut const_inputs = Vec::new();
+        // Weights the program writes back after each call change between
+        // calls, like buffers.
+        let mutated: HashSet<&str> = p
+            .signature
+            .outputs
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.kind,
+                    OutputKind::ParameterMutation | OutputKind::BufferMutation
+                )
+            })
+            .filter_map(|o| o.target.as_deref())
+            .collect();
         for spec in &p.signature.inputs {
             if matches!(spec.kind, InputKind::Parameter | InputKind::ConstantTensor) {
                 let t = spec.target.as_deref().unwrap_or("");
-                if weights.contains_key(t) {
+                if weights.contains_key(t) && !mutated.contains(t) {
                     constant.insert(spec.value);
                     const_inputs.push((spec.value, t.to_string()));
                 }
@@ -296,7 +350,20 @@ impl Pass for FoldConstants {
                     g.name(*v)
                 )));
             };
-            let name = format!("_folded_{}", g.name(*v));
+            // A name no value, weight or input target has: it is both the
+            // value's name and the new weight's key.
+            let base = format!("_folded_{}", g.name(*v));
+            let mut name = g.fresh_name(&base);
+            let mut i = 1;
+            while weights.contains_key(&name)
+                || p.signature
+                    .inputs
+                    .iter()
+                    .any(|s| s.target.as_deref() == Some(name.as_str()))
+            {
+                name = g.fresh_name(&format!("{base}_{i}"));
+                i += 1;
+            }
             let input = g.add_value(&name, g.ty(*v).clone());
             weights.insert(name.clone(), t.contiguous());
             g.inputs.insert(at, input);

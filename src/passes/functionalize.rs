@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::ir::{
     Arg, Aten, Graph, InputKind, NamedArg, Node, Op, OutputKind, OutputSpec, Program, ValueId,
+    ValueType,
 };
 
 use super::{Pass, PassContext};
@@ -510,6 +511,20 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 kwarg: a.kwarg,
             });
         }
+        if let Some(
+            a @ (Aten::UnsqueezeInplace
+            | Aten::AsStridedInplace
+            | Aten::ResizeInplace
+            | Aten::SetInplace),
+        ) = aten
+        {
+            // These change the shape or storage of `self`, not its data:
+            // they are not writes to the base.
+            return Err(n.error(format!(
+                "in-place metadata op {} is not supported",
+                a.name()
+            )));
+        }
         let mutated = aten.and_then(functional_form);
         match (aten, mutated, out_target) {
             (Some(a), _, Some(target)) => {
@@ -551,7 +566,31 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 f.outputs = vec![r];
                 f.name = g.name(r).to_string();
                 f.list_output = false;
-                st.out.push(f);
+                // An in-place op keeps the dtype of `self`; its functional
+                // form may not (`lt` returns bool, `f16 + f32` is f32).
+                // Cast the result back when the dtypes differ.
+                let inferred = crate::passes::shape_prop::infer_node(g, &f).ok();
+                let r = match (g.ty(target).clone(), inferred.as_deref()) {
+                    (ValueType::Tensor(want), Some([ValueType::Tensor(got)]))
+                        if got.dtype != want.dtype =>
+                    {
+                        g.set_ty(r, ValueType::Tensor(got.clone()));
+                        st.out.push(f);
+                        let mut b = super::rewrite::Builder::new(g, &n);
+                        let c = b.aten(
+                            Aten::InternalToCopy,
+                            "default",
+                            vec![("self", Arg::Value(r)), ("dtype", Arg::DType(want.dtype))],
+                        );
+                        st.out.append(&mut b.nodes);
+                        g.set_ty(c, ValueType::Tensor(want));
+                        c
+                    }
+                    _ => {
+                        st.out.push(f);
+                        r
+                    }
+                };
                 st.mutate(g, target, r, &n)?;
             }
             (Some(a), None, None) if is_view(a) => {

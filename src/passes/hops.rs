@@ -234,6 +234,18 @@ impl Pass for RemoveAutoFunctionalized {
         let g = &mut p.graph;
         // Uses after each position, to decide where mutating in place is safe.
         let last_use = last_uses(g);
+        // The bases of each node as the original graph names them. The
+        // callback sees arguments renamed by earlier rewrites: a base that
+        // an earlier call mutated in place is renamed to that call's own
+        // base, whose later uses say nothing about this one's.
+        let orig_bases: Vec<Vec<ValueId>> = g
+            .nodes
+            .iter()
+            .map(|n| match n.arg("_all_bases") {
+                Some(Arg::List(items)) => items.iter().filter_map(Arg::as_value).collect(),
+                _ => vec![],
+            })
+            .collect();
         let mut index = 0usize;
         rewrite_nodes(g, |g, n| {
             let pos = index;
@@ -260,8 +272,9 @@ impl Pass for RemoveAutoFunctionalized {
             };
             let mut b = Builder::new(g, n);
             let mut new_bases = Vec::new();
-            for &base in &bases {
-                let later = last_use.get(&base).is_some_and(|&l| l > pos);
+            for (i, &base) in bases.iter().enumerate() {
+                let orig = orig_bases[pos].get(i).copied().unwrap_or(base);
+                let later = last_use.get(&orig).is_some_and(|&l| l > pos);
                 if later {
                     new_bases.push(b.aten(
                         Aten::Clone,
