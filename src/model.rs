@@ -158,12 +158,14 @@ impl Model {
                     let t = value
                         .into_tensor()
                         .map_err(|e| Error::other(format!("user output: {e}")))?;
-                    // An output must not alias the model's state or the
-                    // caller's inputs: later calls would change it.
+                    // An output must not alias the model's state, the
+                    // caller's inputs (later calls would change it) or
+                    // another output (as after CSE merged two copies).
                     let aliases = self
                         .state
                         .values()
                         .chain(inputs.iter())
+                        .chain(result.iter())
                         .any(|s| s.same_storage(&t));
                     result.push(if aliases { t.clone_data() } else { t });
                 }
