@@ -155,3 +155,48 @@ fn outputs_do_not_alias_model_state() {
         assert_eq!(snapshot, after, "run_passes={run_passes}");
     }
 }
+
+#[test]
+fn merged_duplicate_outputs_are_distinct_tensors() {
+    use torchlift::interp::{Scalar, Tensor};
+    use torchlift::passes::{export_pipeline, PassContext};
+    // Two copies of the input: CSE merges them into one value, but the
+    // caller must still get two independent tensors.
+    let text = "input %x: f32[3] = user_input\n\
+                %a: f32[3] = aten.clone.default(self=%x)\n\
+                %b: f32[3] = aten.clone.default(self=%x)\n\
+                output %a = user_output\n\
+                output %b = user_output\n";
+    let mut program = torchlift::ir::parse::parse_program(text).expect("parse");
+    let mut state = std::collections::BTreeMap::new();
+    export_pipeline()
+        .run(
+            &mut program,
+            &mut PassContext {
+                weights: Some(&mut state),
+            },
+            true,
+            |_, _| {},
+        )
+        .expect("passes");
+    let mut model = Model {
+        path: PathBuf::from("inline"),
+        program,
+        state,
+        sample_inputs: None,
+    };
+    let mut inputs = vec![Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).expect("tensor")];
+    let out = model.run(&mut inputs).expect("run");
+    assert_eq!(out.len(), 2);
+    assert!(
+        !out[0].same_storage(&out[1]),
+        "the two outputs share storage"
+    );
+    assert!(
+        !out[0].same_storage(&inputs[0]),
+        "an output shares storage with the input"
+    );
+    out[0].fill_(Scalar::Float(9.0)).expect("fill");
+    assert_eq!(out[1].to_f64_vec(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(inputs[0].to_f64_vec(), vec![1.0, 2.0, 3.0]);
+}
