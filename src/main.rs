@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use torchlift::model::LoadOptions;
+use torchlift::passes;
 
 mod cli;
 
@@ -59,6 +61,9 @@ enum Command {
         /// Run the graph as saved, without the export passes.
         #[arg(long)]
         no_passes: bool,
+        /// Verify the graph after every export pass (always on in debug builds).
+        #[arg(long)]
+        verify: bool,
         #[arg(required = true)]
         cases: Vec<PathBuf>,
     },
@@ -82,8 +87,15 @@ fn main() -> ExitCode {
         Command::Check {
             backend,
             no_passes,
+            verify,
             cases,
-        } => cli::check::run(&cases, backend, no_passes),
+        } => {
+            let opts = LoadOptions {
+                run_passes: !no_passes,
+                verify_each_pass: verify || passes::VERIFY_BY_DEFAULT,
+            };
+            cli::check::run(&cases, backend, opts)
+        }
     };
     match result {
         Ok(code) => code,

@@ -20,7 +20,7 @@ enum Outcome {
     Error(String),
 }
 
-pub fn run(cases: &[PathBuf], backend: Backend, no_passes: bool) -> Result<ExitCode> {
+pub fn run(cases: &[PathBuf], backend: Backend, opts: LoadOptions) -> Result<ExitCode> {
     let backend_name = match backend {
         Backend::Interp => "interp",
     };
@@ -30,7 +30,7 @@ pub fn run(cases: &[PathBuf], backend: Backend, no_passes: bool) -> Result<ExitC
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let outcome = std::panic::catch_unwind(|| check_case(dir, no_passes)).unwrap_or_else(|p| {
+        let outcome = std::panic::catch_unwind(|| check_case(dir, opts)).unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<String>()
                 .cloned()
@@ -71,16 +71,12 @@ pub fn run(cases: &[PathBuf], backend: Backend, no_passes: bool) -> Result<ExitC
     })
 }
 
-fn check_case(dir: &Path, no_passes: bool) -> Outcome {
+fn check_case(dir: &Path, opts: LoadOptions) -> Outcome {
     let case = match Case::load(dir) {
         Ok(c) => c,
         Err(e) => return Outcome::Error(e.to_string()),
     };
     let t0 = Instant::now();
-    let opts = LoadOptions {
-        run_passes: !no_passes,
-        ..LoadOptions::default()
-    };
     let mut model = match Model::load_with(&case.model_path(), opts) {
         Ok(m) => m,
         Err(e) => return Outcome::Error(e.to_string()),
