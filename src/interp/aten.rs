@@ -353,6 +353,15 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             )?;
             ts(vec![v, i])
         }
+        // `max.other` / `min.other`: elementwise, like maximum / minimum.
+        Max | Min if a.has("other") => {
+            let (x, y) = (a.tensor("self")?, a.tensor("other")?);
+            t(wrap(if op == Max {
+                ew::maximum(&x, &y)
+            } else {
+                ew::minimum(&x, &y)
+            })?)
+        }
         Max => t(wrap(reduce::max_all(&a.tensor("self")?))?),
         Min => t(wrap(reduce::min_all(&a.tensor("self")?))?),
         Argmax => t(wrap(reduce::argmax(
@@ -556,7 +565,8 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             t(x)
         }
         Dropout | FeatureDropout | AlphaDropout if !a.bool_or("train", false)? => {
-            t(a.tensor("input")?)
+            // `dropout_` and friends name their input `self`.
+            t(a.tensor(if a.has("input") { "input" } else { "self" })?)
         }
         NativeDropout if !a.opt_bool("train")?.unwrap_or(true) => {
             let x = a.tensor("input")?;
@@ -721,6 +731,76 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 }
             })
         }
+        UpsampleNearest2d | UpsampleBilinear2d => {
+            let x = a.tensor(if a.has("input") { "input" } else { "self" })?;
+            let sz = x.sizes();
+            if sz.len() < 2 {
+                return Err(a.err("upsample: expected a 3-D or 4-D input"));
+            }
+            let hw = [sz[sz.len() - 2], sz[sz.len() - 1]];
+            // `.vec`: output_size or scale_factors; `.default`: output_size
+            // with optional per-axis scales.
+            let (size, sh, sw) = if overload == "vec" {
+                let scales = a.opt_floats("scale_factors")?;
+                let size = a.opt_ints("output_size")?;
+                wrap_arr_err(
+                    a,
+                    nn::upsample::resolve_output_size(
+                        op.name(),
+                        hw,
+                        size.as_deref(),
+                        scales.as_deref(),
+                    ),
+                )?
+            } else {
+                (
+                    a.ints("output_size")?,
+                    a.opt_float("scales_h")?,
+                    a.opt_float("scales_w")?,
+                )
+            };
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                let r = if op == UpsampleNearest2d {
+                    nn::upsample::upsample_nearest2d(xa.view(), &size, sh, sw)
+                } else {
+                    nn::upsample::upsample_bilinear2d(xa.view(), &size, a.bool_or("align_corners", false)?, sh, sw)
+                };
+                t(back(wrap_arr(a, r)?, dt))
+            })
+        }
+        PixelShuffle => {
+            let x = a.tensor("self")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                t(back(wrap_arr(a, nn::upsample::pixel_shuffle(xa.view(), a.int("upscale_factor")?))?, dt))
+            })
+        }
+        InstanceNorm => {
+            let x = a.tensor("input")?;
+            let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
+            let (rm, rv) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?);
+            let eps = a.float_or("eps", 1e-5)?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa, ba) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                let (ma, va) = (opt_arr::<F>(&rm, cd)?, opt_arr::<F>(&rv, cd)?);
+                let r = nn::norm::instance_norm(
+                    xa.view(),
+                    view(&wa),
+                    view(&ba),
+                    view(&ma),
+                    view(&va),
+                    a.bool_or("use_input_stats", true)?,
+                    a.float_or("momentum", 0.1)?,
+                    eps,
+                );
+                t(back(wrap_arr(a, r)?, dt))
+            })
+        }
         Embedding => {
             let w = a.tensor("weight")?;
             let idx = a.tensor("indices")?;
@@ -825,6 +905,10 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
     }
 }
 
+fn wrap_arr_err<T>(a: &Args<'_>, r: Result<T>) -> Result<T> {
+    r.map_err(|e| a.err(e.to_string()))
+}
+
 fn wrap2(a: &Args<'_>, r: Result<(Tensor, Tensor)>) -> Result<(Tensor, Tensor)> {
     r.map_err(|e| a.err(e.to_string()))
 }
@@ -873,6 +957,98 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             &a.tensor("self")?,
             a.int_or("diagonal", 0)?,
         ))?),
+        Pad => t(wrap(shape::pad(
+            &a.tensor("self")?,
+            &a.ints("pad")?,
+            a.str_or("mode", "constant"),
+            a.opt_float("value")?,
+        ))?),
+        ReflectionPad1d | ReflectionPad2d | ReflectionPad3d => t(wrap(shape::pad(
+            &a.tensor("self")?,
+            &a.ints("padding")?,
+            "reflect",
+            None,
+        ))?),
+        ReplicationPad1d | ReplicationPad2d | ReplicationPad3d => t(wrap(shape::pad(
+            &a.tensor("self")?,
+            &a.ints("padding")?,
+            "replicate",
+            None,
+        ))?),
+        Einsum => {
+            let eq = match a.node.arg("equation") {
+                Some(crate::ir::Arg::Str(s)) => s.as_str(),
+                _ => return Err(a.err("einsum: missing equation")),
+            };
+            t(wrap(linalg::einsum(eq, &a.tensors("tensors")?))?)
+        }
+        // lerp(self, end, weight) = self + weight * (end - self), computed
+        // as end - (end - self) * (1 - weight) for |weight| >= 0.5, as aten does.
+        Lerp => {
+            let (x, end) = (a.tensor("self")?, a.tensor("end")?);
+            let wt = opt_tensor_if_tensor(a, "weight")?;
+            let w = operand(a, "weight", &wt)?;
+            let one = Scalar::Int(1);
+            let diff = wrap(ew::sub(&end, &x, one))?;
+            let lo = wrap(ew::add(&x, &wrap(ew::mul(w.clone(), &diff))?, one))?;
+            let omw = wrap(ew::rsub(w.clone(), Operand::S(Scalar::Int(1)), one))?;
+            let hi = wrap(ew::sub(&end, &wrap(ew::mul(&diff, &omw))?, one))?;
+            let small = wrap(ew::lt(
+                &wrap(ew::abs(&w.tensor()))?,
+                Operand::S(Scalar::Float(0.5)),
+            ))?;
+            t(wrap(ew::where_(&small, &lo, &hi))?)
+        }
+        // addcmul: self + value * t1 * t2; addcdiv: self + value * t1 / t2.
+        Addcmul | Addcdiv => {
+            let x = a.tensor("self")?;
+            let (t1, t2) = (a.tensor("tensor1")?, a.tensor("tensor2")?);
+            let value = a.opt_scalar("value")?.unwrap_or(Scalar::Int(1));
+            let p = wrap(if op == Addcmul {
+                ew::mul(&t1, &t2)
+            } else {
+                ew::div(&t1, &t2, None)
+            })?;
+            t(wrap(ew::add(&x, &p, value))?)
+        }
+        // prelu: x if x > 0 else weight * x, weight over the channel dim 1.
+        Prelu | InternalPreluKernel => {
+            let x = a.tensor("self")?;
+            let w = a.tensor("weight")?;
+            let w = if w.numel() > 1 && x.dim() >= 2 {
+                let mut s = vec![1i64; x.dim() - 1];
+                s[0] = w.numel() as i64;
+                wrap(w.reshape(&s))?
+            } else {
+                w
+            };
+            let pos = wrap(ew::gt(&x, Operand::S(Scalar::Int(0))))?;
+            t(wrap(ew::where_(&pos, &x, &wrap(ew::mul(&w, &x))?))?)
+        }
+        // w = g * v / ||v||, the 2-norm over every dim but `dim`.
+        InternalWeightNorm => {
+            let (v, g) = (a.tensor("v")?, a.tensor("g")?);
+            let dim = a.int_or("dim", 0)?;
+            let nd = v.dim() as i64;
+            let dims: Vec<i64> = (0..nd)
+                .filter(|&d| dim != -1 && d != dim.rem_euclid(nd.max(1)))
+                .collect();
+            let norm = wrap(reduce::norm(&v, 2.0, Some(&dims), true))?;
+            t(wrap(ew::mul(&v, &wrap(ew::div(&g, &norm, None))?))?)
+        }
+        LinalgVectorNorm => {
+            let x = a.tensor("self")?;
+            let x = match a.dtype("dtype") {
+                Some(d) => x.to_dtype(d),
+                None => x,
+            };
+            t(wrap(reduce::norm(
+                &x,
+                a.float_or("ord", 2.0)?,
+                dims_arg(a, "dim")?.as_deref(),
+                a.bool_or("keepdim", false)?,
+            ))?)
+        }
         ConstantPadNd => t(wrap(shape::constant_pad_nd(
             &a.tensor("self")?,
             &a.ints("pad")?,
@@ -1100,5 +1276,142 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             "the interpreter has no kernel for aten.{}.{overload}",
             op.name()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::eval::{run_graph, RValue};
+    use super::Tensor;
+    use crate::ir::parse::parse_program;
+
+    /// Runs a one-output program on f32 inputs and returns the output's
+    /// shape and values.
+    fn run(text: &str, inputs: &[(&[f32], &[usize])]) -> (Vec<usize>, Vec<f64>) {
+        let p = parse_program(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let ins = inputs
+            .iter()
+            .map(|(v, s)| RValue::Tensor(Tensor::from_vec(v.to_vec(), s).unwrap()))
+            .collect();
+        let out = run_graph(&p.graph, ins, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        let t = out.into_iter().next().unwrap().into_tensor().unwrap();
+        (t.sizes().to_vec(), t.to_f64_vec())
+    }
+
+    #[test]
+    fn min_and_max_other_are_elementwise() {
+        let text = "input %x: f32[3] = user_input\ninput %y: f32[3] = user_input\n\
+                    %m: f32[3] = aten.min.other(self=%x, other=%y)\n\
+                    %n: f32[3] = aten.max.other(self=%m, other=%x)\n\
+                    %s: f32[3] = aten.sub.Tensor(self=%n, other=%m)\n\
+                    output %m = user_output\n";
+        let (s, v) = run(text, &[(&[1., 5., -2.], &[3]), (&[3., 0., -4.], &[3])]);
+        assert_eq!((s, v), (vec![3], vec![1., 0., -4.]));
+    }
+
+    #[test]
+    fn inplace_dropout_in_eval_is_identity() {
+        let text = "input %x: f32[2] = user_input\n\
+                    %d: f32[2] = aten.dropout_.default(self=%x, p=0.5, train=false)\n\
+                    output %d = user_output\n";
+        assert_eq!(run(text, &[(&[1., 2.], &[2])]).1, vec![1., 2.]);
+    }
+
+    #[test]
+    fn upsample_vec_overloads_resolve_scale_factors() {
+        let x: &[f32] = &[1., 2., 3., 4.];
+        let near = "input %x: f32[1, 1, 2, 2] = user_input\n\
+                    %u: f32[1, 1, 4, 4] = aten.upsample_nearest2d.vec(input=%x, output_size=None, scale_factors=[2.0, 2.0])\n\
+                    output %u = user_output\n";
+        let (s, v) = run(near, &[(x, &[1, 1, 2, 2])]);
+        assert_eq!(s, vec![1, 1, 4, 4]);
+        assert_eq!(&v[..8], &[1., 1., 2., 2., 1., 1., 2., 2.]);
+        let bil = "input %x: f32[1, 1, 2, 2] = user_input\n\
+                   %u: f32[1, 1, 3, 3] = aten.upsample_bilinear2d.vec(input=%x, output_size=[3, 3], align_corners=true, scale_factors=None)\n\
+                   output %u = user_output\n";
+        let (s, v) = run(bil, &[(x, &[1, 1, 2, 2])]);
+        assert_eq!(s, vec![1, 1, 3, 3]);
+        assert_eq!(v, vec![1., 1.5, 2., 2., 2.5, 3., 3., 3.5, 4.]);
+    }
+
+    #[test]
+    fn pixel_shuffle_and_pads_dispatch() {
+        let ps = "input %x: f32[1, 4, 1, 1] = user_input\n\
+                  %y: f32[1, 1, 2, 2] = aten.pixel_shuffle.default(self=%x, upscale_factor=2)\n\
+                  output %y = user_output\n";
+        assert_eq!(
+            run(ps, &[(&[1., 2., 3., 4.], &[1, 4, 1, 1])]).1,
+            vec![1., 2., 3., 4.]
+        );
+        let pad = "input %x: f32[1, 3] = user_input\n\
+                   %y: f32[1, 5] = aten.pad.default(self=%x, pad=[1, 1], mode=\"reflect\")\n\
+                   %z: f32[1, 7] = aten.replication_pad1d.default(self=%y, padding=[1, 1])\n\
+                   output %z = user_output\n";
+        assert_eq!(
+            run(pad, &[(&[1., 2., 3.], &[1, 3])]).1,
+            vec![2., 2., 1., 2., 3., 2., 2.]
+        );
+    }
+
+    #[test]
+    fn lerp_addcmul_addcdiv_prelu() {
+        let text = "input %a: f32[2] = user_input\ninput %b: f32[2] = user_input\n\
+                    input %w: f32[2] = user_input\n\
+                    %l: f32[2] = aten.lerp.Tensor(self=%a, end=%b, weight=%w)\n\
+                    output %l = user_output\n";
+        let ins: [(&[f32], &[usize]); 3] = [
+            (&[0., 10.], &[2]),
+            (&[4., 20.], &[2]),
+            (&[0.25, 0.75], &[2]),
+        ];
+        assert_eq!(run(text, &ins).1, vec![1., 17.5]);
+        let text = "input %a: f32[2] = user_input\ninput %b: f32[2] = user_input\n\
+                    input %c: f32[2] = user_input\n\
+                    %m: f32[2] = aten.addcmul.default(self=%a, tensor1=%b, tensor2=%c, value=0.5)\n\
+                    %d: f32[2] = aten.addcdiv.default(self=%m, tensor1=%b, tensor2=%c, value=2)\n\
+                    output %d = user_output\n";
+        let ins: [(&[f32], &[usize]); 3] =
+            [(&[1., 1.], &[2]), (&[2., 3.], &[2]), (&[4., 2.], &[2])];
+        assert_eq!(run(text, &ins).1, vec![1. + 4. + 1., 1. + 3. + 3.]);
+        // prelu: one slope per channel (dim 1)
+        let text = "input %x: f32[1, 2, 2] = user_input\ninput %w: f32[2] = user_input\n\
+                    %p: f32[1, 2, 2] = aten.prelu.default(self=%x, weight=%w)\n\
+                    output %p = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] =
+            [(&[-1., 2., -4., 3.], &[1, 2, 2]), (&[0.5, 0.25], &[2])];
+        assert_eq!(run(text, &ins).1, vec![-0.5, 2., -1., 3.]);
+    }
+
+    #[test]
+    fn weight_norm_vector_norm_and_einsum_dispatch() {
+        // v rows (3, 4) and (0, 2): norms 5 and 2 over dim 1.
+        let text = "input %v: f32[2, 2] = user_input\ninput %g: f32[2, 1] = user_input\n\
+                    %w: f32[2, 2] = aten._weight_norm.default(v=%v, g=%g, dim=0)\n\
+                    output %w = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [(&[3., 4., 0., 2.], &[2, 2]), (&[10., 1.], &[2, 1])];
+        assert_eq!(run(text, &ins).1, vec![6., 8., 0., 1.]);
+        let text = "input %v: f32[2, 2] = user_input\n\
+                    %n: f32[2] = aten.linalg_vector_norm.default(self=%v, ord=1, dim=[1])\n\
+                    output %n = user_output\n";
+        assert_eq!(run(text, &[(&[3., -4., 0., 2.], &[2, 2])]).1, vec![7., 2.]);
+        let text = "input %a: f32[2, 2] = user_input\n\
+                    %e: f32[2] = aten.einsum.default(equation=\"ij,ij->i\", tensors=[%a, %a])\n\
+                    output %e = user_output\n";
+        assert_eq!(run(text, &[(&[3., -4., 0., 2.], &[2, 2])]).1, vec![25., 4.]);
+    }
+
+    #[test]
+    fn instance_norm_dispatches() {
+        let text = "input %x: f32[1, 1, 4] = user_input\n\
+                    %y: f32[1, 1, 4] = aten.instance_norm.default(input=%x, weight=None, bias=None, running_mean=None, running_var=None, use_input_stats=true, momentum=0.1, eps=0.0, cudnn_enabled=false)\n\
+                    output %y = user_output\n";
+        let v = run(text, &[(&[1., 2., 3., 4.], &[1, 1, 4])]).1;
+        let want = [-1.3416407, -0.4472136, 0.4472136, 1.3416407];
+        assert!(
+            v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{v:?}"
+        );
     }
 }

@@ -603,7 +603,8 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         | Round | Trunc | Fix | Sign | Sgn | BitwiseNot | DunderNot | Hardshrink | Softshrink
         | Threshold | Celu | Elu | Selu | Gelu | Silu | Mish | Hardswish | Hardsigmoid
         | Softplus | Rrelu | LogSigmoid | Square | Frac | NanToNum | Bernoulli | Tril | Triu
-        | Flip | Roll | Zero | Cumprod | Logcumsumexp | Prelu | Copy | Fill => {
+        | Flip | Roll | Zero | Cumprod | Logcumsumexp | Prelu | InternalPreluKernel | Copy
+        | Fill => {
             let x = cx.tensor("self")?;
             one(same(&x))
         }
@@ -729,7 +730,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
 
         // ---- reductions
         Sum | Prod | Mean | Amax | Amin | Any | All | Logsumexp | Std | Var | Norm
-        | CountNonzero => {
+        | LinalgVectorNorm | CountNonzero => {
             let x = cx.tensor("self")?;
             let keep = cx.bool_or("keepdim", false)?;
             let dims = match cx.get("dim") {
@@ -743,7 +744,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             };
             let d = match a {
                 Sum | Prod => cx.opt_dtype("dtype")?.unwrap_or(sum_dtype(x.dtype)),
-                Mean | Norm => cx.opt_dtype("dtype")?.unwrap_or(x.dtype),
+                Mean | Norm | LinalgVectorNorm => cx.opt_dtype("dtype")?.unwrap_or(x.dtype),
                 Any | All => DType::Bool,
                 CountNonzero => DType::I64,
                 Logsumexp | Std | Var => float_of(x.dtype),
@@ -1079,8 +1080,13 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             one(t(x.dtype, shape))
         }
         ConstantPadNd => pad(cx, "pad"),
-        ReflectionPad1d | ReflectionPad2d | ReflectionPad3d | ReplicationPad2d
-        | ReplicationPad3d => pad(cx, "padding"),
+        ReflectionPad1d | ReflectionPad2d | ReflectionPad3d | ReplicationPad1d
+        | ReplicationPad2d | ReplicationPad3d => pad(cx, "padding"),
+        // w = g * v / ||v|| (norm over every dim but `dim`): the shape of v.
+        InternalWeightNorm => {
+            let v = cx.tensor("v")?;
+            one(same(&v))
+        }
         Cat => {
             let ts = cx.tensor_list("tensors")?;
             let ts: Vec<TensorType> = ts.into_iter().flatten().collect();
