@@ -226,6 +226,25 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             a.float_or("beta", 1.0)?,
             a.float_or("threshold", 20.0)?,
         ))?),
+        Selu => t(wrap(ew::elu(
+            &a.tensor("self")?,
+            1.673_263_242_354_377_3,
+            1.050_700_987_355_480_5,
+            1.0,
+        ))?),
+        Celu => {
+            let alpha = a.float_or("alpha", 1.0)?;
+            t(wrap(ew::elu(&a.tensor("self")?, alpha, 1.0, 1.0 / alpha))?)
+        }
+        // log_sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+        LogSigmoid => {
+            let x = a.tensor("self")?;
+            let m = wrap(ew::minimum(&x, Operand::S(Scalar::Int(0))))?;
+            let e = wrap(ew::log1p(&wrap(ew::exp(&wrap(ew::neg(&wrap(
+                ew::abs(&x),
+            )?))?))?))?;
+            t(wrap(ew::sub(&m, &e, Scalar::Int(1)))?)
+        }
         Elu => t(wrap(ew::elu(
             &a.tensor("self")?,
             a.float_or("alpha", 1.0)?,
@@ -363,6 +382,16 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             })?)
         }
         Max => t(wrap(reduce::max_all(&a.tensor("self")?))?),
+        Aminmax => {
+            let x = a.tensor("self")?;
+            let keep = a.bool_or("keepdim", false)?;
+            let dims = a.opt_int("dim")?.map(|d| vec![d]);
+            let (lo, hi) = (
+                wrap(reduce::amin(&x, dims.as_deref(), keep))?,
+                wrap(reduce::amax(&x, dims.as_deref(), keep))?,
+            );
+            ts(vec![lo, hi])
+        }
         Min => t(wrap(reduce::min_all(&a.tensor("self")?))?),
         Argmax => t(wrap(reduce::argmax(
             &a.tensor("self")?,
@@ -467,6 +496,11 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             a.tensor("self")?.transpose(a.int("dim0")?, a.int("dim1")?),
         )?),
         T => t(wrap(a.tensor("self")?.t())?),
+        NumpyT => {
+            let x = a.tensor("self")?;
+            let dims: Vec<i64> = (0..x.dim() as i64).rev().collect();
+            t(wrap(x.permute(&dims))?)
+        }
         Expand => t(wrap(a.tensor("self")?.expand(&a.ints("size")?))?),
         ExpandAs => {
             let shape: Vec<i64> = a
@@ -928,6 +962,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
     use Aten::*;
     let wrap = |r: Result<Ten>| r.map_err(|e| a.err(e.to_string()));
     let wrap2 = |r: Result<(Ten, Ten)>| r.map_err(|e| a.err(e.to_string()));
+    let wrapv = |r: Result<Vec<Ten>>| r.map_err(|e| a.err(e.to_string()));
     let dtype = a.dtype("dtype");
     match op {
         // ---- shapes ----
@@ -1010,6 +1045,28 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 ew::div(&t1, &t2, None)
             })?;
             t(wrap(ew::add(&x, &p, value))?)
+        }
+        // hypot(x, y) = sqrt(x^2 + y^2)
+        Hypot => {
+            let (x, y) = (a.tensor("self")?, a.tensor("other")?);
+            let s = wrap(ew::add(
+                &wrap(ew::mul(&x, &x))?,
+                &wrap(ew::mul(&y, &y))?,
+                Scalar::Int(1),
+            ))?;
+            t(wrap(ew::sqrt(&s))?)
+        }
+        EmbeddingBag | InternalEmbeddingBag => {
+            let psw = a.opt_tensor("per_sample_weights")?;
+            ts(wrapv(index::embedding_bag(
+                &a.tensor("weight")?,
+                &a.tensor("indices")?,
+                a.opt_tensor("offsets")?.as_ref(),
+                a.int_or("mode", 0)?,
+                psw.as_ref(),
+                a.bool_or("include_last_offset", false)?,
+                a.opt_int("padding_idx")?,
+            ))?)
         }
         // prelu: x if x > 0 else weight * x, weight over the channel dim 1.
         Prelu | InternalPreluKernel => {
@@ -1413,5 +1470,40 @@ mod tests {
             v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn selu_celu_log_sigmoid_hypot_aminmax_numpy_t() {
+        let text = "input %x: f32[2] = user_input\n\
+                    %y: f32[2] = aten.log_sigmoid.default(self=%x)\n\
+                    output %y = user_output\n";
+        let v = run(text, &[(&[0., -100.], &[2])]).1;
+        assert!(
+            (v[0] + std::f64::consts::LN_2).abs() < 1e-6 && (v[1] + 100.).abs() < 1e-4,
+            "{v:?}"
+        );
+        let text = "input %x: f32[2] = user_input\n\
+                    %y: f32[2] = aten.selu.default(self=%x)\n\
+                    %z: f32[2] = aten.celu.default(self=%y, alpha=2.0)\n\
+                    output %z = user_output\n";
+        let v = run(text, &[(&[1., -1.], &[2])]).1;
+        let selu_neg = 1.050_700_987_355_480_5 * 1.673_263_242_354_377_3 * ((-1f64).exp() - 1.);
+        let celu = 2. * ((selu_neg / 2.).exp() - 1.);
+        assert!(
+            (v[0] - 1.050_700_987_355_480_5).abs() < 1e-6 && (v[1] - celu).abs() < 1e-5,
+            "{v:?}"
+        );
+        let text = "input %x: f32[2] = user_input\ninput %y: f32[2] = user_input\n\
+                    %h: f32[2] = aten.hypot.default(self=%x, other=%y)\n\
+                    output %h = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [(&[3., 5.], &[2]), (&[-4., 12.], &[2])];
+        assert_eq!(run(text, &ins).1, vec![5., 13.]);
+        let text = "input %x: f32[2, 3] = user_input\n\
+                    %t: f32[3, 2] = aten.numpy_T.default(self=%x)\n\
+                    %m: f32[3], %n: f32[3] = aten.aminmax.default(self=%t, dim=1)\n\
+                    %s: f32[3] = aten.sub.Tensor(self=%n, other=%m)\n\
+                    output %s = user_output\n";
+        let (s, v) = run(text, &[(&[1., 5., 2., 4., 0., 9.], &[2, 3])]);
+        assert_eq!((s, v), (vec![3], vec![3., 5., 7.]));
     }
 }

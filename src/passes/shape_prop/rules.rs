@@ -909,6 +909,23 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             }
             one(t(x.dtype, shape))
         }
+        NumpyT => {
+            let x = cx.tensor("self")?;
+            let mut s = x.shape.clone();
+            s.reverse();
+            one(t(x.dtype, s))
+        }
+        // aminmax(self, dim=None, keepdim=False) -> (min, max)
+        Aminmax => {
+            let x = cx.tensor("self")?;
+            let keep = cx.bool_or("keepdim", false)?;
+            let shape = match cx.opt_int("dim")? {
+                None if keep => vec![int(1); x.rank()],
+                None => vec![],
+                Some(d) => reduce_shape(cx, &x.shape, Some(&[d]), keep)?,
+            };
+            Ok(vec![t(x.dtype, shape.clone()), t(x.dtype, shape)])
+        }
         Transpose | TransposeCopy | T | TCopy => {
             let x = cx.tensor("self")?;
             let mut s = x.shape.clone();
@@ -1354,6 +1371,47 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
 
         // ---- indexing
+        // (output, offset2bag, bag_size, max_indices), as aten's meta gives.
+        EmbeddingBag | InternalEmbeddingBag => {
+            let w = cx.tensor("weight")?;
+            let idx = cx.tensor("indices")?;
+            if w.rank() != 2 || idx.rank() == 0 || idx.rank() > 2 {
+                return Err(cx.err("embedding_bag needs a 2-D weight and 1-D or 2-D indices"));
+            }
+            let bags = if idx.rank() == 2 {
+                idx.shape[0].clone()
+            } else {
+                let o = cx.tensor("offsets")?;
+                let n = o
+                    .shape
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| cx.err("0-d offsets"))?;
+                if cx.bool_or("include_last_offset", false)? {
+                    sub(n, int(1))
+                } else {
+                    n
+                }
+            };
+            let mode = cx.int_or("mode", 0)?;
+            let count = numel(&idx.shape);
+            let plain_sum = mode == 0
+                && cx
+                    .get("per_sample_weights")
+                    .is_none_or(|a| matches!(a, Arg::None));
+            let o2b = if plain_sum { int(0) } else { count };
+            let max_shape = if mode == 2 {
+                vec![bags.clone(), w.shape[1].clone()]
+            } else {
+                vec![bags.clone()]
+            };
+            Ok(vec![
+                t(w.dtype, vec![bags.clone(), w.shape[1].clone()]),
+                t(DType::I64, vec![o2b]),
+                t(DType::I64, vec![bags]),
+                t(DType::I64, max_shape),
+            ])
+        }
         Embedding => {
             let w = cx.tensor("weight")?;
             let idx = cx.tensor("indices")?;
