@@ -704,7 +704,25 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let training =
                 op != InternalNativeBatchNormLegitNoTraining && a.bool_or("training", false)?;
             if training {
-                return Err(a.err("batch_norm in training mode is not supported (inference only)"));
+                // Batch statistics without running stats (the `no_stats`
+                // overload, e.g. instance_norm in core IR) update no state.
+                if rm.is_some() || rv.is_some() {
+                    return Err(
+                        a.err("batch_norm in training mode is not supported (inference only)")
+                    );
+                }
+                let eps = a.float_or("eps", 1e-5)?;
+                let dt = x.dtype();
+                return with_float!(dt, F => {
+                    let cd = compute_dtype(dt);
+                    let (xa, wa, ba) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                    let (o, m, r) = nn::norm::native_batch_norm(xa.view(), view(&wa), view(&ba), None, None, true, 0.0, eps).map_err(|e| a.err(e.to_string()))?;
+                    if op == BatchNorm {
+                        t(back(o, dt))
+                    } else {
+                        ts(vec![back(o, dt), back(m, dt), back(r, dt)])
+                    }
+                });
             }
             let (Some(rm), Some(rv)) = (rm, rv) else {
                 return Err(a.err("batch_norm in eval mode needs running statistics"));
@@ -992,6 +1010,19 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             &a.tensor("self")?,
             a.int_or("diagonal", 0)?,
         ))?),
+        RepeatInterleave if a.has("self") => {
+            let x = a.tensor("self")?;
+            let reps = if a.is_tensor("repeats") {
+                a.tensor("repeats")?.to_vec_as::<i64>()
+            } else {
+                vec![a.int("repeats")?]
+            };
+            t(wrap(shape::repeat_interleave(
+                &x,
+                &reps,
+                a.opt_int("dim")?,
+            ))?)
+        }
         Pad => t(wrap(shape::pad(
             &a.tensor("self")?,
             &a.ints("pad")?,
@@ -1505,5 +1536,44 @@ mod tests {
                     output %s = user_output\n";
         let (s, v) = run(text, &[(&[1., 5., 2., 4., 0., 9.], &[2, 3])]);
         assert_eq!((s, v), (vec![3], vec![3., 5., 7.]));
+    }
+
+    #[test]
+    fn batch_norm_with_batch_stats_and_no_running_stats() {
+        // One channel [1, 3]: mean 2, biased var 2/3.
+        let text = "input %x: f32[3, 1] = user_input\n\
+                    %o: f32[3, 1], %m: f32[1], %r: f32[1] = aten._native_batch_norm_legit.no_stats(input=%x, weight=None, bias=None, training=true, momentum=0.1, eps=0.0)\n\
+                    output %o = user_output\n";
+        let v = run(text, &[(&[1., 2., 3.], &[3, 1])]).1;
+        let s = (1.5f64).sqrt();
+        assert!(
+            v.iter().zip([-s, 0., s]).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{v:?}"
+        );
+        // With running stats, training would update them: still refused.
+        let text = "input %x: f32[3, 1] = user_input\ninput %rm: f32[1] = user_input\n\
+                    input %rv: f32[1] = user_input\n\
+                    %o: f32[3, 1], %m: f32[1], %r: f32[1] = aten._native_batch_norm_legit.default(input=%x, weight=None, bias=None, running_mean=%rm, running_var=%rv, training=true, momentum=0.1, eps=0.0)\n\
+                    output %o = user_output\n";
+        let p = parse_program(text).unwrap();
+        let ins = [
+            (&[1f32, 2., 3.][..], &[3usize, 1][..]),
+            (&[0f32][..], &[1usize][..]),
+            (&[1f32][..], &[1usize][..]),
+        ]
+        .iter()
+        .map(|(v, s)| RValue::Tensor(Tensor::from_vec(v.to_vec(), s).unwrap()))
+        .collect();
+        assert!(run_graph(&p.graph, ins, &HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn detach_inplace_and_repeat_interleave_dispatch() {
+        let text = "input %x: f32[2] = user_input\n\
+                    %c: f32[2] = aten.clone.default(self=%x)\n\
+                    %d: f32[2] = aten.detach_.default(self=%c)\n\
+                    %r: f32[4] = aten.repeat_interleave.self_int(self=%d, repeats=2)\n\
+                    output %r = user_output\n";
+        assert_eq!(run(text, &[(&[1., 2.], &[2])]).1, vec![1., 1., 2., 2.]);
     }
 }

@@ -672,7 +672,7 @@ pub fn embedding_bag(
             for x in o.to_vec_as::<i64>() {
                 let x = usize::try_from(x)
                     .ok()
-                    .filter(|&x| x <= n && v.last().is_none_or(|&p| p <= x))
+                    .filter(|&x| x <= n && v.last().map_or(true, |&p| p <= x))
                     .ok_or_else(|| err(format!("offset {x} is out of order or range")))?;
                 v.push(x);
             }

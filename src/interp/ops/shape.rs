@@ -321,6 +321,39 @@ pub fn pad(x: &Tensor, pad: &[i64], mode: &str, value: Option<f64>) -> Result<Te
     Ok(out)
 }
 
+/// `aten.repeat_interleave`: each slice along `dim` (of the flattened input
+/// when `dim` is None) repeated `repeats[i]` times, or `repeats[0]` times
+/// for every slice when one count is given.
+pub fn repeat_interleave(x: &Tensor, repeats: &[i64], dim: Option<i64>) -> Result<Tensor> {
+    let (x, d) = match dim {
+        Some(d) => (x.clone(), wrap_dim(d, x.dim())?),
+        None => (x.reshape(&[-1])?, 0),
+    };
+    let n = x.sizes().get(d).copied().unwrap_or(1);
+    if repeats.iter().any(|&r| r < 0) || (repeats.len() != 1 && repeats.len() != n) {
+        return Err(Error::other(format!(
+            "repeat_interleave: repeats {repeats:?} do not fit a dim of size {n}"
+        )));
+    }
+    let idx: Vec<i64> = (0..n)
+        .flat_map(|i| {
+            let r = if repeats.len() == 1 {
+                repeats[0]
+            } else {
+                repeats[i]
+            };
+            std::iter::repeat(i as i64).take(r as usize)
+        })
+        .collect();
+    let m = idx.len();
+    if x.dim() == 0 {
+        return Err(Error::other(
+            "repeat_interleave: needs a dim to repeat along",
+        ));
+    }
+    crate::interp::ops::index::index_select(&x, d as i64, &Tensor::from_vec(idx, &[m])?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +442,19 @@ mod tests {
         let p = pad(&y, &[1, 0, 0, 1], "replicate", None).unwrap();
         assert_eq!(p.sizes(), &[1, 3, 3]);
         assert_eq!(v(p), [1., 1., 2., 3., 3., 4., 3., 3., 4.]);
+    }
+
+    #[test]
+    fn repeat_interleave_counts_and_dims() {
+        let x = f(&[1., 2., 3., 4.], &[2, 2]);
+        let r = repeat_interleave(&x, &[2], Some(0)).unwrap();
+        assert_eq!(r.sizes(), &[4, 2]);
+        assert_eq!(r.to_f64_vec(), vec![1., 2., 1., 2., 3., 4., 3., 4.]);
+        let r = repeat_interleave(&x, &[1, 2], Some(-1)).unwrap();
+        assert_eq!(r.to_f64_vec(), vec![1., 2., 2., 3., 4., 4.]);
+        let r = repeat_interleave(&x, &[2], None).unwrap();
+        assert_eq!(r.to_f64_vec(), vec![1., 1., 2., 2., 3., 3., 4., 4.]);
+        assert!(repeat_interleave(&x, &[1, 2, 3], Some(0)).is_err());
+        assert!(repeat_interleave(&x, &[-1], Some(0)).is_err());
     }
 }

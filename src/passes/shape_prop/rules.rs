@@ -1398,7 +1398,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let plain_sum = mode == 0
                 && cx
                     .get("per_sample_weights")
-                    .is_none_or(|a| matches!(a, Arg::None));
+                    .map_or(true, |a| matches!(a, Arg::None));
             let o2b = if plain_sum { int(0) } else { count };
             let max_shape = if mode == 2 {
                 vec![bags.clone(), w.shape[1].clone()]
