@@ -822,6 +822,68 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 t(back(wrap_arr(a, r)?, dt))
             })
         }
+        RmsNorm => {
+            let x = a.tensor("input")?;
+            let shape = a.ints("normalized_shape")?;
+            let w = a.opt_tensor("weight")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?);
+                t(back(wrap_arr(a, nn::norm::rms_norm(xa.view(), &shape, view(&wa), a.opt_float("eps")?))?, dt))
+            })
+        }
+        AdaptiveMaxPool2d => {
+            let x = a.tensor("self")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                let (v, i) = nn::pool::adaptive_max_pool2d(xa.view(), &a.ints("output_size")?).map_err(|e| a.err(e.to_string()))?;
+                ts(vec![back(v, dt), Ten::from_array(i)])
+            })
+        }
+        Im2col => {
+            let x = a.tensor("self")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                let r = nn::conv::im2col(xa.view(), &a.ints("kernel_size")?, &a.ints("dilation")?, &a.ints("padding")?, &a.ints("stride")?);
+                t(back(wrap_arr(a, r)?, dt))
+            })
+        }
+        AvgPool3d => {
+            let x = a.tensor("self")?;
+            let k = a.ints("kernel_size")?;
+            let stride = a.ints_or("stride", &[])?;
+            let padding = a.ints_or("padding", &[0])?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                t(back(wrap_arr(a, nn::pool::avg_pool3d(xa.view(), &k, &stride, &padding, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, a.opt_int("divisor_override")?))?, dt))
+            })
+        }
+        // avg_pool1d as avg_pool2d over (N, C, 1, L).
+        AvgPool1d => {
+            let x = a.tensor("self")?;
+            let k = a.ints("kernel_size")?;
+            let stride = a.ints_or("stride", &[])?;
+            let padding = a.ints_or("padding", &[0])?;
+            let one_row =
+                |v: &[i64], d: i64| -> Vec<i64> { vec![d, v.first().copied().unwrap_or(d)] };
+            let (k2, p2) = (one_row(&k, 1), one_row(&padding, 0));
+            let s2 = if stride.is_empty() {
+                k2.clone()
+            } else {
+                one_row(&stride, 1)
+            };
+            let x4 = wrap(x.unsqueeze(-2))?;
+            let dt = x.dtype();
+            let y = with_float!(dt, F => {
+                let xa = arr::<F>(&x4, compute_dtype(dt))?;
+                back(wrap_arr(a, nn::pool::avg_pool2d(xa.view(), &k2, &s2, &p2, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, None))?, dt)
+            });
+            t(wrap(y.squeeze_dims(&[-2]))?)
+        }
         PixelShuffle => {
             let x = a.tensor("self")?;
             let dt = x.dtype();
@@ -1098,6 +1160,69 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 a.bool_or("include_last_offset", false)?,
                 a.opt_int("padding_idx")?,
             ))?)
+        }
+        // (*, C, H r, W r) -> (*, C r^2, H, W), the inverse of pixel_shuffle.
+        PixelUnshuffle => {
+            let x = a.tensor("self")?;
+            let r = a.int("downscale_factor")?;
+            let sz: Vec<i64> = x.sizes().iter().map(|&d| d as i64).collect();
+            let n = sz.len();
+            if n < 3 || r <= 0 || sz[n - 2] % r != 0 || sz[n - 1] % r != 0 {
+                return Err(a.err(format!(
+                    "pixel_unshuffle: factor {r} does not fit shape {sz:?}"
+                )));
+            }
+            let (c, h, w) = (sz[n - 3], sz[n - 2] / r, sz[n - 1] / r);
+            let mut s6 = sz[..n - 3].to_vec();
+            s6.extend([c, h, r, w, r]);
+            let b = (n - 3) as i64;
+            let mut perm: Vec<i64> = (0..b).collect();
+            perm.extend([b, b + 2, b + 4, b + 1, b + 3]);
+            let mut out = sz[..n - 3].to_vec();
+            out.extend([c * r * r, h, w]);
+            t(wrap(
+                wrap(wrap(x.reshape(&s6))?.permute(&perm))?.reshape(&out),
+            )?)
+        }
+        // glu: first half * sigmoid(second half) along dim.
+        Glu => {
+            let x = a.tensor("self")?;
+            let dim = a.int_or("dim", -1)?;
+            let n = wrap_usize(a, x.size(dim))? as i64;
+            if n % 2 != 0 {
+                return Err(a.err(format!("glu: dim {dim} has odd size {n}")));
+            }
+            let (p, q) = (
+                wrap(x.narrow(dim, 0, n / 2))?,
+                wrap(x.narrow(dim, n / 2, n / 2))?,
+            );
+            t(wrap(ew::mul(&p, &wrap(ew::sigmoid(&q))?))?)
+        }
+        Hardshrink => {
+            let x = a.tensor("self")?;
+            let l = a.float_or("lambd", 0.5)?;
+            let keep = wrap(ew::gt(&wrap(ew::abs(&x))?, Operand::S(Scalar::Float(l))))?;
+            t(wrap(ew::where_(&keep, &x, Operand::S(Scalar::Int(0))))?)
+        }
+        Outer => {
+            let x = wrap(a.tensor("self")?.unsqueeze(1))?;
+            t(wrap(ew::mul(&x, &a.tensor("vec2")?))?)
+        }
+        // index_add: x[..., index[i], ...] += alpha * source[..., i, ...] along dim.
+        IndexAdd => {
+            let x = a.tensor("self")?;
+            let d = wrap_usize(
+                a,
+                crate::interp::tensor::wrap_dim(a.int("dim")?, x.dim().max(1)),
+            )?;
+            let mut idx: Vec<Option<Ten>> = vec![None; d];
+            idx.push(Some(a.tensor("index")?));
+            let src = a.tensor("source")?;
+            let src = match a.opt_scalar("alpha")? {
+                Some(al) => wrap(ew::mul(&src, Operand::S(al)))?,
+                None => src,
+            };
+            t(wrap(index::index_put(&x, &idx, &src, true))?)
         }
         // prelu: x if x > 0 else weight * x, weight over the channel dim 1.
         Prelu | InternalPreluKernel => {
@@ -1575,5 +1700,46 @@ mod tests {
                     %r: f32[4] = aten.repeat_interleave.self_int(self=%d, repeats=2)\n\
                     output %r = user_output\n";
         assert_eq!(run(text, &[(&[1., 2.], &[2])]).1, vec![1., 1., 2., 2.]);
+    }
+
+    #[test]
+    fn glu_hardshrink_outer_index_add_avg_pool1d() {
+        let text = "input %x: f32[1, 4] = user_input\n\
+                    %g: f32[1, 2] = aten.glu.default(self=%x, dim=-1)\n\
+                    output %g = user_output\n";
+        let v = run(text, &[(&[1., 2., 0., 0.], &[1, 4])]).1;
+        assert_eq!(v, vec![0.5, 1.]);
+        let text = "input %x: f32[3] = user_input\n\
+                    %h: f32[3] = aten.hardshrink.default(self=%x, lambd=0.5)\n\
+                    %o: f32[3, 3] = aten.outer.default(self=%h, vec2=%x)\n\
+                    output %o = user_output\n";
+        let v = run(text, &[(&[0.25, -1., 2.], &[3])]).1;
+        assert_eq!(v, vec![0., 0., 0., -0.25, 1., -2., 0.5, -2., 4.]);
+        let text = "input %x: f32[2, 2] = user_input\ninput %s: f32[3, 2] = user_input\n\
+                    %i: i64[3] = aten.arange.start_step(start=0, end=3, step=1, dtype=i64)\n\
+                    %j: i64[3] = aten.remainder.Scalar(self=%i, other=2)\n\
+                    %y: f32[2, 2] = aten.index_add.default(self=%x, dim=0, index=%j, source=%s, alpha=2)\n\
+                    output %y = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [
+            (&[0., 0., 1., 1.], &[2, 2]),
+            (&[1., 2., 3., 4., 5., 6.], &[3, 2]),
+        ];
+        assert_eq!(run(text, &ins).1, vec![12., 16., 7., 9.]);
+        let text = "input %x: f32[1, 1, 2, 2] = user_input\n\
+                    %u: f32[1, 4, 1, 1] = aten.pixel_unshuffle.default(self=%x, downscale_factor=2)\n\
+                    %s: f32[1, 1, 2, 2] = aten.pixel_shuffle.default(self=%u, upscale_factor=2)\n\
+                    %d: f32[1, 1, 2, 2] = aten.mul.Tensor(self=%s, other=%x)\n\
+                    output %d = user_output\n";
+        assert_eq!(
+            run(text, &[(&[1., 2., 3., 4.], &[1, 1, 2, 2])]).1,
+            vec![1., 4., 9., 16.]
+        );
+        let text = "input %x: f32[1, 1, 5] = user_input\n\
+                    %p: f32[1, 1, 2] = aten.avg_pool1d.default(self=%x, kernel_size=[2])\n\
+                    output %p = user_output\n";
+        assert_eq!(
+            run(text, &[(&[1., 3., 5., 7., 9.], &[1, 1, 5])]).1,
+            vec![2., 6.]
+        );
     }
 }
