@@ -1184,6 +1184,79 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 wrap(wrap(x.reshape(&s6))?.permute(&perm))?.reshape(&out),
             )?)
         }
+        // bilinear: out[..., o] = x1[..., i] W[o, i, j] x2[..., j] + b[o]
+        Bilinear => {
+            let (x1, x2, w) = (
+                a.tensor("input1")?,
+                a.tensor("input2")?,
+                a.tensor("weight")?,
+            );
+            let y = wrap(linalg::einsum("...i,oij,...j->...o", &[x1, w, x2]))?;
+            match a.opt_tensor("bias")? {
+                Some(b) => t(wrap(ew::add(&y, &b, Scalar::Int(1)))?),
+                None => t(y),
+            }
+        }
+        // (N, C, *) -> (N, g, C/g, *) -> swap the group dims -> (N, C, *)
+        ChannelShuffle => {
+            let x = a.tensor("self")?;
+            let g = a.int("groups")?;
+            let sz: Vec<i64> = x.sizes().iter().map(|&d| d as i64).collect();
+            if sz.len() < 2 || g <= 0 || sz[1] % g != 0 {
+                return Err(a.err(format!(
+                    "channel_shuffle: {g} groups do not fit shape {sz:?}"
+                )));
+            }
+            let mut s5 = vec![sz[0], g, sz[1] / g];
+            s5.extend(&sz[2..]);
+            let y = wrap(wrap(x.reshape(&s5))?.transpose(1, 2))?;
+            t(wrap(y.reshape(&sz))?)
+        }
+        Diag => {
+            let x = a.tensor("self")?;
+            let k = a.int_or("diagonal", 0)?;
+            match x.dim() {
+                1 => {
+                    let n = x.sizes()[0] + k.unsigned_abs() as usize;
+                    let out = Ten::zeros(x.dtype(), &[n, n]);
+                    wrap(out.diagonal(k, 0, 1).and_then(|d| d.copy_(&x).map(|_| d)))?;
+                    t(out)
+                }
+                2 => t(wrap(x.diagonal(k, 0, 1))?.clone_data()),
+                _ => Err(a.err("diag: needs a 1-D or 2-D input")),
+            }
+        }
+        // cross product over a dim of size 3 (cross: the first such dim by default).
+        Cross | LinalgCross => {
+            let (x, y) = (a.tensor("self")?, a.tensor("other")?);
+            let bs = ew::broadcast_all(&[&x, &y]).map_err(|e| a.err(e.to_string()))?;
+            let bsi: Vec<i64> = bs.iter().map(|&d| d as i64).collect();
+            let (x, y) = (wrap(x.expand(&bsi))?, wrap(y.expand(&bsi))?);
+            let dim = match a.opt_int("dim")? {
+                Some(d) => d,
+                None if op == LinalgCross => -1,
+                None => bs
+                    .iter()
+                    .position(|&d| d == 3)
+                    .map(|d| d as i64)
+                    .ok_or_else(|| a.err("cross: no dim of size 3"))?,
+            };
+            if wrap_usize(a, x.size(dim))? != 3 {
+                return Err(a.err(format!("cross: dim {dim} must have size 3")));
+            }
+            let c = |v: &Ten, i: i64| wrap(v.narrow(dim, i, 1));
+            let term = |i: i64, j: i64| -> Result<Ten> {
+                wrap(ew::sub(
+                    &wrap(ew::mul(&c(&x, i)?, &c(&y, j)?))?,
+                    &wrap(ew::mul(&c(&x, j)?, &c(&y, i)?))?,
+                    Scalar::Int(1),
+                ))
+            };
+            t(wrap(shape::cat(
+                &[term(1, 2)?, term(2, 0)?, term(0, 1)?],
+                dim,
+            ))?)
+        }
         // glu: first half * sigmoid(second half) along dim.
         Glu => {
             let x = a.tensor("self")?;
@@ -1741,5 +1814,41 @@ mod tests {
             run(text, &[(&[1., 3., 5., 7., 9.], &[1, 1, 5])]).1,
             vec![2., 6.]
         );
+    }
+
+    #[test]
+    fn channel_shuffle_diag_cross() {
+        let text = "input %x: f32[1, 4, 1] = user_input\n\
+                    %y: f32[1, 4, 1] = aten.channel_shuffle.default(self=%x, groups=2)\n\
+                    output %y = user_output\n";
+        assert_eq!(
+            run(text, &[(&[1., 2., 3., 4.], &[1, 4, 1])]).1,
+            vec![1., 3., 2., 4.]
+        );
+        let text = "input %x: f32[2] = user_input\n\
+                    %m: f32[3, 3] = aten.diag.default(self=%x, diagonal=1)\n\
+                    %d: f32[2] = aten.diag.default(self=%m, diagonal=1)\n\
+                    %e: f32[2] = aten.mul.Tensor(self=%d, other=%x)\n\
+                    output %m = user_output\n";
+        assert_eq!(
+            run(text, &[(&[5., 6.], &[2])]).1,
+            vec![0., 5., 0., 0., 0., 6., 0., 0., 0.]
+        );
+        let text = "input %x: f32[3] = user_input\ninput %y: f32[3] = user_input\n\
+                    %c: f32[3] = aten.cross.default(self=%x, other=%y)\n\
+                    output %c = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [(&[1., 0., 0.], &[3]), (&[0., 1., 0.], &[3])];
+        assert_eq!(run(text, &ins).1, vec![0., 0., 1.]);
+        // bilinear with W[0] = identity: x1 . x2 + b
+        let text = "input %x: f32[1, 2] = user_input\ninput %w: f32[1, 2, 2] = user_input\n\
+                    input %b: f32[1] = user_input\n\
+                    %y: f32[1, 1] = aten.bilinear.default(input1=%x, input2=%x, weight=%w, bias=%b)\n\
+                    output %y = user_output\n";
+        let ins: [(&[f32], &[usize]); 3] = [
+            (&[3., 4.], &[1, 2]),
+            (&[1., 0., 0., 1.], &[1, 2, 2]),
+            (&[0.5], &[1]),
+        ];
+        assert_eq!(run(text, &ins).1, vec![25.5]);
     }
 }

@@ -909,6 +909,44 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             }
             one(t(x.dtype, shape))
         }
+        // bilinear(input1, input2, weight[O, I1, I2], bias?) -> (*, O)
+        Bilinear => {
+            let (x, w) = (cx.tensor("input1")?, cx.tensor("weight")?);
+            if x.rank() == 0 || w.rank() != 3 {
+                return Err(cx.err("bilinear needs a 3-D weight and inputs of rank >= 1"));
+            }
+            let mut s = x.shape[..x.rank() - 1].to_vec();
+            s.push(w.shape[0].clone());
+            one(t(x.dtype, s))
+        }
+        ChannelShuffle => {
+            let x = cx.tensor("self")?;
+            one(same(&x))
+        }
+        Cross | LinalgCross => {
+            let (x, y) = (cx.tensor("self")?, cx.tensor("other")?);
+            one(t(
+                promote(cx, &["self", "other"])?,
+                cx.broadcast(&x.shape, &y.shape)?,
+            ))
+        }
+        // diag: a vector becomes a square matrix, a matrix gives its diagonal.
+        Diag => {
+            let x = cx.tensor("self")?;
+            let k = cx.int_or("diagonal", 0)?;
+            let dims: Option<Vec<i64>> = x.shape.iter().map(|d| d.as_int()).collect();
+            match (x.rank(), dims.as_deref()) {
+                (1, _) => {
+                    let n = add(x.shape[0].clone(), int(k.abs()));
+                    one(t(x.dtype, vec![n.clone(), n]))
+                }
+                (2, Some(&[r, c])) => {
+                    let len = if k >= 0 { r.min(c - k) } else { (r + k).min(c) };
+                    one(t(x.dtype, vec![int(len.max(0))]))
+                }
+                _ => Err(cx.err("diag needs a 1-D or a static 2-D input")),
+            }
+        }
         NumpyT => {
             let x = cx.tensor("self")?;
             let mut s = x.shape.clone();
