@@ -1184,6 +1184,50 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 wrap(wrap(x.reshape(&s6))?.permute(&perm))?.reshape(&out),
             )?)
         }
+        // cos = sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps)) over dim
+        CosineSimilarity => {
+            let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+            let dim = a.int_or("dim", 1)?;
+            let eps = Operand::S(Scalar::Float(a.float_or("eps", 1e-8)?));
+            let unit = |x: &Ten| -> Result<Ten> {
+                let n = wrap(reduce::norm(x, 2.0, Some(&[dim]), true))?;
+                let n = wrap(ew::clamp(&n, Some(eps.clone()), None))?;
+                wrap(ew::div(x, &n, None))
+            };
+            let p = wrap(ew::mul(&unit(&x1)?, &unit(&x2)?))?;
+            t(wrap(reduce::sum(&p, Some(&[dim]), false, None))?)
+        }
+        // pairwise_distance = ||x1 - x2 + eps||_p over the last dim
+        PairwiseDistance => {
+            let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+            let d = wrap(ew::sub(&x1, &x2, Scalar::Int(1)))?;
+            let d = wrap(ew::add(
+                &d,
+                Operand::S(Scalar::Float(a.float_or("eps", 1e-6)?)),
+                Scalar::Int(1),
+            ))?;
+            t(wrap(reduce::norm(
+                &d,
+                a.float_or("p", 2.0)?,
+                Some(&[-1]),
+                a.bool_or("keepdim", false)?,
+            ))?)
+        }
+        // cdist: out[..., i, j] = ||x1[..., i, :] - x2[..., j, :]||_p
+        Cdist | InternalCdistForward => {
+            let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+            let d = wrap(ew::sub(
+                &wrap(x1.unsqueeze(-2))?,
+                &wrap(x2.unsqueeze(-3))?,
+                Scalar::Int(1),
+            ))?;
+            t(wrap(reduce::norm(
+                &d,
+                a.float_or("p", 2.0)?,
+                Some(&[-1]),
+                false,
+            ))?)
+        }
         // bilinear: out[..., o] = x1[..., i] W[o, i, j] x2[..., j] + b[o]
         Bilinear => {
             let (x1, x2, w) = (
@@ -1839,6 +1883,19 @@ mod tests {
                     output %c = user_output\n";
         let ins: [(&[f32], &[usize]); 2] = [(&[1., 0., 0.], &[3]), (&[0., 1., 0.], &[3])];
         assert_eq!(run(text, &ins).1, vec![0., 0., 1.]);
+        let text = "input %x: f32[2, 2] = user_input\ninput %y: f32[2, 2] = user_input\n\
+                    %c: f32[2, 2] = aten.cdist.default(x1=%x, x2=%y, p=2.0)\n\
+                    %s: f32[2] = aten.cosine_similarity.default(x1=%x, x2=%y, dim=1)\n\
+                    %d: f32[2] = aten.pairwise_distance.default(x1=%x, x2=%y, p=1.0, eps=0.0)\n\
+                    output %c = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] =
+            [(&[0., 0., 3., 4.], &[2, 2]), (&[0., 0., 6., 8.], &[2, 2])];
+        assert_eq!(run(text, &ins).1, vec![0., 10., 5., 5.]);
+        let text = text.replace("output %c", "output %s");
+        let v = run(&text, &ins).1;
+        assert!(v[0].abs() < 1e-6 && (v[1] - 1.).abs() < 1e-6, "{v:?}");
+        let text = text.replace("output %s", "output %d");
+        assert_eq!(run(&text, &ins).1, vec![0., 7.]);
         // bilinear with W[0] = identity: x1 . x2 + b
         let text = "input %x: f32[1, 2] = user_input\ninput %w: f32[1, 2, 2] = user_input\n\
                     input %b: f32[1] = user_input\n\
