@@ -251,6 +251,25 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             a.float_or("beta", 1.0)?,
             a.float_or("threshold", 20.0)?,
         ))?),
+        Selu => t(wrap(ew::elu(
+            &a.tensor("self")?,
+            1.673_263_242_354_377_3,
+            1.050_700_987_355_480_5,
+            1.0,
+        ))?),
+        Celu => {
+            let alpha = a.float_or("alpha", 1.0)?;
+            t(wrap(ew::elu(&a.tensor("self")?, alpha, 1.0, 1.0 / alpha))?)
+        }
+        // log_sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+        LogSigmoid => {
+            let x = a.tensor("self")?;
+            let m = wrap(ew::minimum(&x, Operand::S(Scalar::Int(0))))?;
+            let e = wrap(ew::log1p(&wrap(ew::exp(&wrap(ew::neg(&wrap(
+                ew::abs(&x),
+            )?))?))?))?;
+            t(wrap(ew::sub(&m, &e, Scalar::Int(1)))?)
+        }
         Elu => t(wrap(ew::elu(
             &a.tensor("self")?,
             a.float_or("alpha", 1.0)?,
@@ -378,7 +397,26 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             )?;
             ts(vec![v, i])
         }
+        // `max.other` / `min.other`: elementwise, like maximum / minimum.
+        Max | Min if a.has("other") => {
+            let (x, y) = (a.tensor("self")?, a.tensor("other")?);
+            t(wrap(if op == Max {
+                ew::maximum(&x, &y)
+            } else {
+                ew::minimum(&x, &y)
+            })?)
+        }
         Max => t(wrap(reduce::max_all(&a.tensor("self")?))?),
+        Aminmax => {
+            let x = a.tensor("self")?;
+            let keep = a.bool_or("keepdim", false)?;
+            let dims = a.opt_int("dim")?.map(|d| vec![d]);
+            let (lo, hi) = (
+                wrap(reduce::amin(&x, dims.as_deref(), keep))?,
+                wrap(reduce::amax(&x, dims.as_deref(), keep))?,
+            );
+            ts(vec![lo, hi])
+        }
         Min => t(wrap(reduce::min_all(&a.tensor("self")?))?),
         Argmax => t(wrap(reduce::argmax(
             &a.tensor("self")?,
@@ -483,6 +521,11 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             a.tensor("self")?.transpose(a.int("dim0")?, a.int("dim1")?),
         )?),
         T => t(wrap(a.tensor("self")?.t())?),
+        NumpyT => {
+            let x = a.tensor("self")?;
+            let dims: Vec<i64> = (0..x.dim() as i64).rev().collect();
+            t(wrap(x.permute(&dims))?)
+        }
         Expand => t(wrap(a.tensor("self")?.expand(&a.ints("size")?))?),
         ExpandAs => {
             let shape: Vec<i64> = a
@@ -581,7 +624,8 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             t(x)
         }
         Dropout | FeatureDropout | AlphaDropout if !a.bool_or("train", false)? => {
-            t(a.tensor("input")?)
+            // `dropout_` and friends name their input `self`.
+            t(a.tensor(if a.has("input") { "input" } else { "self" })?)
         }
         NativeDropout if !a.opt_bool("train")?.unwrap_or(true) => {
             let x = a.tensor("input")?;
@@ -685,7 +729,25 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let training =
                 op != InternalNativeBatchNormLegitNoTraining && a.bool_or("training", false)?;
             if training {
-                return Err(a.err("batch_norm in training mode is not supported (inference only)"));
+                // Batch statistics without running stats (the `no_stats`
+                // overload, e.g. instance_norm in core IR) update no state.
+                if rm.is_some() || rv.is_some() {
+                    return Err(
+                        a.err("batch_norm in training mode is not supported (inference only)")
+                    );
+                }
+                let eps = a.float_or("eps", 1e-5)?;
+                let dt = x.dtype();
+                return with_float!(dt, F => {
+                    let cd = compute_dtype(dt);
+                    let (xa, wa, ba) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                    let (o, m, r) = nn::norm::native_batch_norm(xa.view(), view(&wa), view(&ba), None, None, true, 0.0, eps).map_err(|e| a.err(e.to_string()))?;
+                    if op == BatchNorm {
+                        t(back(o, dt))
+                    } else {
+                        ts(vec![back(o, dt), back(m, dt), back(r, dt)])
+                    }
+                });
             }
             let (Some(rm), Some(rv)) = (rm, rv) else {
                 return Err(a.err("batch_norm in eval mode needs running statistics"));
@@ -744,6 +806,138 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 } else {
                     ts(vec![back(o, dt), back(m, dt), back(r, dt)])
                 }
+            })
+        }
+        UpsampleNearest2d | UpsampleBilinear2d => {
+            let x = a.tensor(if a.has("input") { "input" } else { "self" })?;
+            let sz = x.sizes();
+            if sz.len() < 2 {
+                return Err(a.err("upsample: expected a 3-D or 4-D input"));
+            }
+            let hw = [sz[sz.len() - 2], sz[sz.len() - 1]];
+            // `.vec`: output_size or scale_factors; `.default`: output_size
+            // with optional per-axis scales.
+            let (size, sh, sw) = if overload == "vec" {
+                let scales = a.opt_floats("scale_factors")?;
+                let size = a.opt_ints("output_size")?;
+                wrap_arr_err(
+                    a,
+                    nn::upsample::resolve_output_size(
+                        op.name(),
+                        hw,
+                        size.as_deref(),
+                        scales.as_deref(),
+                    ),
+                )?
+            } else {
+                (
+                    a.ints("output_size")?,
+                    a.opt_float("scales_h")?,
+                    a.opt_float("scales_w")?,
+                )
+            };
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                let r = if op == UpsampleNearest2d {
+                    nn::upsample::upsample_nearest2d(xa.view(), &size, sh, sw)
+                } else {
+                    nn::upsample::upsample_bilinear2d(xa.view(), &size, a.bool_or("align_corners", false)?, sh, sw)
+                };
+                t(back(wrap_arr(a, r)?, dt))
+            })
+        }
+        RmsNorm => {
+            let x = a.tensor("input")?;
+            let shape = a.ints("normalized_shape")?;
+            let w = a.opt_tensor("weight")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?);
+                t(back(wrap_arr(a, nn::norm::rms_norm(xa.view(), &shape, view(&wa), a.opt_float("eps")?))?, dt))
+            })
+        }
+        AdaptiveMaxPool2d => {
+            let x = a.tensor("self")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                let (v, i) = nn::pool::adaptive_max_pool2d(xa.view(), &a.ints("output_size")?).map_err(|e| a.err(e.to_string()))?;
+                ts(vec![back(v, dt), Ten::from_array(i)])
+            })
+        }
+        Im2col => {
+            let x = a.tensor("self")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                let r = nn::conv::im2col(xa.view(), &a.ints("kernel_size")?, &a.ints("dilation")?, &a.ints("padding")?, &a.ints("stride")?);
+                t(back(wrap_arr(a, r)?, dt))
+            })
+        }
+        AvgPool3d => {
+            let x = a.tensor("self")?;
+            let k = a.ints("kernel_size")?;
+            let stride = a.ints_or("stride", &[])?;
+            let padding = a.ints_or("padding", &[0])?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                t(back(wrap_arr(a, nn::pool::avg_pool3d(xa.view(), &k, &stride, &padding, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, a.opt_int("divisor_override")?))?, dt))
+            })
+        }
+        // avg_pool1d as avg_pool2d over (N, C, 1, L).
+        AvgPool1d => {
+            let x = a.tensor("self")?;
+            let k = a.ints("kernel_size")?;
+            let stride = a.ints_or("stride", &[])?;
+            let padding = a.ints_or("padding", &[0])?;
+            let one_row =
+                |v: &[i64], d: i64| -> Vec<i64> { vec![d, v.first().copied().unwrap_or(d)] };
+            let (k2, p2) = (one_row(&k, 1), one_row(&padding, 0));
+            let s2 = if stride.is_empty() {
+                k2.clone()
+            } else {
+                one_row(&stride, 1)
+            };
+            let x4 = wrap(x.unsqueeze(-2))?;
+            let dt = x.dtype();
+            let y = with_float!(dt, F => {
+                let xa = arr::<F>(&x4, compute_dtype(dt))?;
+                back(wrap_arr(a, nn::pool::avg_pool2d(xa.view(), &k2, &s2, &p2, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, None))?, dt)
+            });
+            t(wrap(y.squeeze_dims(&[-2]))?)
+        }
+        PixelShuffle => {
+            let x = a.tensor("self")?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x, compute_dtype(dt))?;
+                t(back(wrap_arr(a, nn::upsample::pixel_shuffle(xa.view(), a.int("upscale_factor")?))?, dt))
+            })
+        }
+        InstanceNorm => {
+            let x = a.tensor("input")?;
+            let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
+            let (rm, rv) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?);
+            let eps = a.float_or("eps", 1e-5)?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let cd = compute_dtype(dt);
+                let (xa, wa, ba) = (arr::<F>(&x, cd)?, opt_arr::<F>(&w, cd)?, opt_arr::<F>(&b, cd)?);
+                let (ma, va) = (opt_arr::<F>(&rm, cd)?, opt_arr::<F>(&rv, cd)?);
+                let r = nn::norm::instance_norm(
+                    xa.view(),
+                    view(&wa),
+                    view(&ba),
+                    view(&ma),
+                    view(&va),
+                    a.bool_or("use_input_stats", true)?,
+                    a.float_or("momentum", 0.1)?,
+                    eps,
+                );
+                t(back(wrap_arr(a, r)?, dt))
             })
         }
         Embedding => {
@@ -850,6 +1044,10 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
     }
 }
 
+fn wrap_arr_err<T>(a: &Args<'_>, r: Result<T>) -> Result<T> {
+    r.map_err(|e| a.err(e.to_string()))
+}
+
 fn wrap2(a: &Args<'_>, r: Result<(Tensor, Tensor)>) -> Result<(Tensor, Tensor)> {
     r.map_err(|e| a.err(e.to_string()))
 }
@@ -869,6 +1067,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
     use Aten::*;
     let wrap = |r: Result<Ten>| r.map_err(|e| a.err(e.to_string()));
     let wrap2 = |r: Result<(Ten, Ten)>| r.map_err(|e| a.err(e.to_string()));
+    let wrapv = |r: Result<Vec<Ten>>| r.map_err(|e| a.err(e.to_string()));
     let dtype = a.dtype("dtype");
     match op {
         // ---- shapes ----
@@ -898,6 +1097,313 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             &a.tensor("self")?,
             a.int_or("diagonal", 0)?,
         ))?),
+        RepeatInterleave if a.has("self") => {
+            let x = a.tensor("self")?;
+            let reps = if a.is_tensor("repeats") {
+                a.tensor("repeats")?.to_vec_as::<i64>()
+            } else {
+                vec![a.int("repeats")?]
+            };
+            t(wrap(shape::repeat_interleave(
+                &x,
+                &reps,
+                a.opt_int("dim")?,
+            ))?)
+        }
+        Pad => t(wrap(shape::pad(
+            &a.tensor("self")?,
+            &a.ints("pad")?,
+            a.str_or("mode", "constant"),
+            a.opt_float("value")?,
+        ))?),
+        ReflectionPad1d | ReflectionPad2d | ReflectionPad3d => t(wrap(shape::pad(
+            &a.tensor("self")?,
+            &a.ints("padding")?,
+            "reflect",
+            None,
+        ))?),
+        ReplicationPad1d | ReplicationPad2d | ReplicationPad3d => t(wrap(shape::pad(
+            &a.tensor("self")?,
+            &a.ints("padding")?,
+            "replicate",
+            None,
+        ))?),
+        Einsum => {
+            let eq = match a.node.arg("equation") {
+                Some(crate::ir::Arg::Str(s)) => s.as_str(),
+                _ => return Err(a.err("einsum: missing equation")),
+            };
+            t(wrap(linalg::einsum(eq, &a.tensors("tensors")?))?)
+        }
+        // lerp(self, end, weight) = self + weight * (end - self), computed
+        // as end - (end - self) * (1 - weight) for |weight| >= 0.5, as aten does.
+        Lerp => {
+            let (x, end) = (a.tensor("self")?, a.tensor("end")?);
+            let wt = opt_tensor_if_tensor(a, "weight")?;
+            let w = operand(a, "weight", &wt)?;
+            let one = Scalar::Int(1);
+            let diff = wrap(ew::sub(&end, &x, one))?;
+            let lo = wrap(ew::add(&x, &wrap(ew::mul(w.clone(), &diff))?, one))?;
+            let omw = wrap(ew::rsub(w.clone(), Operand::S(Scalar::Int(1)), one))?;
+            let hi = wrap(ew::sub(&end, &wrap(ew::mul(&diff, &omw))?, one))?;
+            let small = wrap(ew::lt(
+                &wrap(ew::abs(&w.tensor()))?,
+                Operand::S(Scalar::Float(0.5)),
+            ))?;
+            t(wrap(ew::where_(&small, &lo, &hi))?)
+        }
+        // addcmul: self + value * t1 * t2; addcdiv: self + value * t1 / t2.
+        Addcmul | Addcdiv => {
+            let x = a.tensor("self")?;
+            let (t1, t2) = (a.tensor("tensor1")?, a.tensor("tensor2")?);
+            let value = a.opt_scalar("value")?.unwrap_or(Scalar::Int(1));
+            let p = wrap(if op == Addcmul {
+                ew::mul(&t1, &t2)
+            } else {
+                ew::div(&t1, &t2, None)
+            })?;
+            t(wrap(ew::add(&x, &p, value))?)
+        }
+        // hypot(x, y) = sqrt(x^2 + y^2)
+        Hypot => {
+            let (x, y) = (a.tensor("self")?, a.tensor("other")?);
+            let s = wrap(ew::add(
+                &wrap(ew::mul(&x, &x))?,
+                &wrap(ew::mul(&y, &y))?,
+                Scalar::Int(1),
+            ))?;
+            t(wrap(ew::sqrt(&s))?)
+        }
+        EmbeddingBag | InternalEmbeddingBag => {
+            let psw = a.opt_tensor("per_sample_weights")?;
+            ts(wrapv(index::embedding_bag(
+                &a.tensor("weight")?,
+                &a.tensor("indices")?,
+                a.opt_tensor("offsets")?.as_ref(),
+                a.int_or("mode", 0)?,
+                psw.as_ref(),
+                a.bool_or("include_last_offset", false)?,
+                a.opt_int("padding_idx")?,
+            ))?)
+        }
+        // (*, C, H r, W r) -> (*, C r^2, H, W), the inverse of pixel_shuffle.
+        PixelUnshuffle => {
+            let x = a.tensor("self")?;
+            let r = a.int("downscale_factor")?;
+            let sz: Vec<i64> = x.sizes().iter().map(|&d| d as i64).collect();
+            let n = sz.len();
+            if n < 3 || r <= 0 || sz[n - 2] % r != 0 || sz[n - 1] % r != 0 {
+                return Err(a.err(format!(
+                    "pixel_unshuffle: factor {r} does not fit shape {sz:?}"
+                )));
+            }
+            let (c, h, w) = (sz[n - 3], sz[n - 2] / r, sz[n - 1] / r);
+            let mut s6 = sz[..n - 3].to_vec();
+            s6.extend([c, h, r, w, r]);
+            let b = (n - 3) as i64;
+            let mut perm: Vec<i64> = (0..b).collect();
+            perm.extend([b, b + 2, b + 4, b + 1, b + 3]);
+            let mut out = sz[..n - 3].to_vec();
+            out.extend([c * r * r, h, w]);
+            t(wrap(
+                wrap(wrap(x.reshape(&s6))?.permute(&perm))?.reshape(&out),
+            )?)
+        }
+        // cos = sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps)) over dim
+        CosineSimilarity => {
+            let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+            let dim = a.int_or("dim", 1)?;
+            let eps = Operand::S(Scalar::Float(a.float_or("eps", 1e-8)?));
+            let unit = |x: &Ten| -> Result<Ten> {
+                let n = wrap(reduce::norm(x, 2.0, Some(&[dim]), true))?;
+                let n = wrap(ew::clamp(&n, Some(eps.clone()), None))?;
+                wrap(ew::div(x, &n, None))
+            };
+            let p = wrap(ew::mul(&unit(&x1)?, &unit(&x2)?))?;
+            t(wrap(reduce::sum(&p, Some(&[dim]), false, None))?)
+        }
+        // pairwise_distance = ||x1 - x2 + eps||_p over the last dim
+        PairwiseDistance => {
+            let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+            let d = wrap(ew::sub(&x1, &x2, Scalar::Int(1)))?;
+            let d = wrap(ew::add(
+                &d,
+                Operand::S(Scalar::Float(a.float_or("eps", 1e-6)?)),
+                Scalar::Int(1),
+            ))?;
+            t(wrap(reduce::norm(
+                &d,
+                a.float_or("p", 2.0)?,
+                Some(&[-1]),
+                a.bool_or("keepdim", false)?,
+            ))?)
+        }
+        // cdist: out[..., i, j] = ||x1[..., i, :] - x2[..., j, :]||_p
+        Cdist | InternalCdistForward => {
+            let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+            let d = wrap(ew::sub(
+                &wrap(x1.unsqueeze(-2))?,
+                &wrap(x2.unsqueeze(-3))?,
+                Scalar::Int(1),
+            ))?;
+            t(wrap(reduce::norm(
+                &d,
+                a.float_or("p", 2.0)?,
+                Some(&[-1]),
+                false,
+            ))?)
+        }
+        // bilinear: out[..., o] = x1[..., i] W[o, i, j] x2[..., j] + b[o]
+        Bilinear => {
+            let (x1, x2, w) = (
+                a.tensor("input1")?,
+                a.tensor("input2")?,
+                a.tensor("weight")?,
+            );
+            let y = wrap(linalg::einsum("...i,oij,...j->...o", &[x1, w, x2]))?;
+            match a.opt_tensor("bias")? {
+                Some(b) => t(wrap(ew::add(&y, &b, Scalar::Int(1)))?),
+                None => t(y),
+            }
+        }
+        // (N, C, *) -> (N, g, C/g, *) -> swap the group dims -> (N, C, *)
+        ChannelShuffle => {
+            let x = a.tensor("self")?;
+            let g = a.int("groups")?;
+            let sz: Vec<i64> = x.sizes().iter().map(|&d| d as i64).collect();
+            if sz.len() < 2 || g <= 0 || sz[1] % g != 0 {
+                return Err(a.err(format!(
+                    "channel_shuffle: {g} groups do not fit shape {sz:?}"
+                )));
+            }
+            let mut s5 = vec![sz[0], g, sz[1] / g];
+            s5.extend(&sz[2..]);
+            let y = wrap(wrap(x.reshape(&s5))?.transpose(1, 2))?;
+            t(wrap(y.reshape(&sz))?)
+        }
+        Diag => {
+            let x = a.tensor("self")?;
+            let k = a.int_or("diagonal", 0)?;
+            match x.dim() {
+                1 => {
+                    let n = x.sizes()[0] + k.unsigned_abs() as usize;
+                    let out = Ten::zeros(x.dtype(), &[n, n]);
+                    wrap(out.diagonal(k, 0, 1).and_then(|d| d.copy_(&x).map(|_| d)))?;
+                    t(out)
+                }
+                2 => t(wrap(x.diagonal(k, 0, 1))?.clone_data()),
+                _ => Err(a.err("diag: needs a 1-D or 2-D input")),
+            }
+        }
+        // cross product over a dim of size 3 (cross: the first such dim by default).
+        Cross | LinalgCross => {
+            let (x, y) = (a.tensor("self")?, a.tensor("other")?);
+            let bs = ew::broadcast_all(&[&x, &y]).map_err(|e| a.err(e.to_string()))?;
+            let bsi: Vec<i64> = bs.iter().map(|&d| d as i64).collect();
+            let (x, y) = (wrap(x.expand(&bsi))?, wrap(y.expand(&bsi))?);
+            let dim = match a.opt_int("dim")? {
+                Some(d) => d,
+                None if op == LinalgCross => -1,
+                None => bs
+                    .iter()
+                    .position(|&d| d == 3)
+                    .map(|d| d as i64)
+                    .ok_or_else(|| a.err("cross: no dim of size 3"))?,
+            };
+            if wrap_usize(a, x.size(dim))? != 3 {
+                return Err(a.err(format!("cross: dim {dim} must have size 3")));
+            }
+            let c = |v: &Ten, i: i64| wrap(v.narrow(dim, i, 1));
+            let term = |i: i64, j: i64| -> Result<Ten> {
+                wrap(ew::sub(
+                    &wrap(ew::mul(&c(&x, i)?, &c(&y, j)?))?,
+                    &wrap(ew::mul(&c(&x, j)?, &c(&y, i)?))?,
+                    Scalar::Int(1),
+                ))
+            };
+            t(wrap(shape::cat(
+                &[term(1, 2)?, term(2, 0)?, term(0, 1)?],
+                dim,
+            ))?)
+        }
+        // glu: first half * sigmoid(second half) along dim.
+        Glu => {
+            let x = a.tensor("self")?;
+            let dim = a.int_or("dim", -1)?;
+            let n = wrap_usize(a, x.size(dim))? as i64;
+            if n % 2 != 0 {
+                return Err(a.err(format!("glu: dim {dim} has odd size {n}")));
+            }
+            let (p, q) = (
+                wrap(x.narrow(dim, 0, n / 2))?,
+                wrap(x.narrow(dim, n / 2, n / 2))?,
+            );
+            t(wrap(ew::mul(&p, &wrap(ew::sigmoid(&q))?))?)
+        }
+        Hardshrink => {
+            let x = a.tensor("self")?;
+            let l = a.float_or("lambd", 0.5)?;
+            let keep = wrap(ew::gt(&wrap(ew::abs(&x))?, Operand::S(Scalar::Float(l))))?;
+            t(wrap(ew::where_(&keep, &x, Operand::S(Scalar::Int(0))))?)
+        }
+        Outer => {
+            let x = wrap(a.tensor("self")?.unsqueeze(1))?;
+            t(wrap(ew::mul(&x, &a.tensor("vec2")?))?)
+        }
+        // index_add: x[..., index[i], ...] += alpha * source[..., i, ...] along dim.
+        IndexAdd => {
+            let x = a.tensor("self")?;
+            let d = wrap_usize(
+                a,
+                crate::interp::tensor::wrap_dim(a.int("dim")?, x.dim().max(1)),
+            )?;
+            let mut idx: Vec<Option<Ten>> = vec![None; d];
+            idx.push(Some(a.tensor("index")?));
+            let src = a.tensor("source")?;
+            let src = match a.opt_scalar("alpha")? {
+                Some(al) => wrap(ew::mul(&src, Operand::S(al)))?,
+                None => src,
+            };
+            t(wrap(index::index_put(&x, &idx, &src, true))?)
+        }
+        // prelu: x if x > 0 else weight * x, weight over the channel dim 1.
+        Prelu | InternalPreluKernel => {
+            let x = a.tensor("self")?;
+            let w = a.tensor("weight")?;
+            let w = if w.numel() > 1 && x.dim() >= 2 {
+                let mut s = vec![1i64; x.dim() - 1];
+                s[0] = w.numel() as i64;
+                wrap(w.reshape(&s))?
+            } else {
+                w
+            };
+            let pos = wrap(ew::gt(&x, Operand::S(Scalar::Int(0))))?;
+            t(wrap(ew::where_(&pos, &x, &wrap(ew::mul(&w, &x))?))?)
+        }
+        // w = g * v / ||v||, the 2-norm over every dim but `dim`.
+        InternalWeightNorm => {
+            let (v, g) = (a.tensor("v")?, a.tensor("g")?);
+            let dim = a.int_or("dim", 0)?;
+            let nd = v.dim() as i64;
+            let dims: Vec<i64> = (0..nd)
+                .filter(|&d| dim != -1 && d != dim.rem_euclid(nd.max(1)))
+                .collect();
+            let norm = wrap(reduce::norm(&v, 2.0, Some(&dims), true))?;
+            t(wrap(ew::mul(&v, &wrap(ew::div(&g, &norm, None))?))?)
+        }
+        LinalgVectorNorm => {
+            let x = a.tensor("self")?;
+            let x = match a.dtype("dtype") {
+                Some(d) => x.to_dtype(d),
+                None => x,
+            };
+            t(wrap(reduce::norm(
+                &x,
+                a.float_or("ord", 2.0)?,
+                dims_arg(a, "dim")?.as_deref(),
+                a.bool_or("keepdim", false)?,
+            ))?)
+        }
         ConstantPadNd => t(wrap(shape::constant_pad_nd(
             &a.tensor("self")?,
             &a.ints("pad")?,
@@ -1125,5 +1631,306 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             "the interpreter has no kernel for aten.{}.{overload}",
             op.name()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::eval::{run_graph, RValue};
+    use super::Tensor;
+    use crate::ir::parse::parse_program;
+
+    /// Runs a one-output program on f32 inputs and returns the output's
+    /// shape and values.
+    fn run(text: &str, inputs: &[(&[f32], &[usize])]) -> (Vec<usize>, Vec<f64>) {
+        let p = parse_program(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let ins = inputs
+            .iter()
+            .map(|(v, s)| RValue::Tensor(Tensor::from_vec(v.to_vec(), s).unwrap()))
+            .collect();
+        let out = run_graph(&p.graph, ins, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        let t = out.into_iter().next().unwrap().into_tensor().unwrap();
+        (t.sizes().to_vec(), t.to_f64_vec())
+    }
+
+    #[test]
+    fn min_and_max_other_are_elementwise() {
+        let text = "input %x: f32[3] = user_input\ninput %y: f32[3] = user_input\n\
+                    %m: f32[3] = aten.min.other(self=%x, other=%y)\n\
+                    %n: f32[3] = aten.max.other(self=%m, other=%x)\n\
+                    %s: f32[3] = aten.sub.Tensor(self=%n, other=%m)\n\
+                    output %m = user_output\n";
+        let (s, v) = run(text, &[(&[1., 5., -2.], &[3]), (&[3., 0., -4.], &[3])]);
+        assert_eq!((s, v), (vec![3], vec![1., 0., -4.]));
+    }
+
+    #[test]
+    fn inplace_dropout_in_eval_is_identity() {
+        let text = "input %x: f32[2] = user_input\n\
+                    %d: f32[2] = aten.dropout_.default(self=%x, p=0.5, train=false)\n\
+                    output %d = user_output\n";
+        assert_eq!(run(text, &[(&[1., 2.], &[2])]).1, vec![1., 2.]);
+    }
+
+    #[test]
+    fn upsample_vec_overloads_resolve_scale_factors() {
+        let x: &[f32] = &[1., 2., 3., 4.];
+        let near = "input %x: f32[1, 1, 2, 2] = user_input\n\
+                    %u: f32[1, 1, 4, 4] = aten.upsample_nearest2d.vec(input=%x, output_size=None, scale_factors=[2.0, 2.0])\n\
+                    output %u = user_output\n";
+        let (s, v) = run(near, &[(x, &[1, 1, 2, 2])]);
+        assert_eq!(s, vec![1, 1, 4, 4]);
+        assert_eq!(&v[..8], &[1., 1., 2., 2., 1., 1., 2., 2.]);
+        let bil = "input %x: f32[1, 1, 2, 2] = user_input\n\
+                   %u: f32[1, 1, 3, 3] = aten.upsample_bilinear2d.vec(input=%x, output_size=[3, 3], align_corners=true, scale_factors=None)\n\
+                   output %u = user_output\n";
+        let (s, v) = run(bil, &[(x, &[1, 1, 2, 2])]);
+        assert_eq!(s, vec![1, 1, 3, 3]);
+        assert_eq!(v, vec![1., 1.5, 2., 2., 2.5, 3., 3., 3.5, 4.]);
+    }
+
+    #[test]
+    fn pixel_shuffle_and_pads_dispatch() {
+        let ps = "input %x: f32[1, 4, 1, 1] = user_input\n\
+                  %y: f32[1, 1, 2, 2] = aten.pixel_shuffle.default(self=%x, upscale_factor=2)\n\
+                  output %y = user_output\n";
+        assert_eq!(
+            run(ps, &[(&[1., 2., 3., 4.], &[1, 4, 1, 1])]).1,
+            vec![1., 2., 3., 4.]
+        );
+        let pad = "input %x: f32[1, 3] = user_input\n\
+                   %y: f32[1, 5] = aten.pad.default(self=%x, pad=[1, 1], mode=\"reflect\")\n\
+                   %z: f32[1, 7] = aten.replication_pad1d.default(self=%y, padding=[1, 1])\n\
+                   output %z = user_output\n";
+        assert_eq!(
+            run(pad, &[(&[1., 2., 3.], &[1, 3])]).1,
+            vec![2., 2., 1., 2., 3., 2., 2.]
+        );
+    }
+
+    #[test]
+    fn lerp_addcmul_addcdiv_prelu() {
+        let text = "input %a: f32[2] = user_input\ninput %b: f32[2] = user_input\n\
+                    input %w: f32[2] = user_input\n\
+                    %l: f32[2] = aten.lerp.Tensor(self=%a, end=%b, weight=%w)\n\
+                    output %l = user_output\n";
+        let ins: [(&[f32], &[usize]); 3] = [
+            (&[0., 10.], &[2]),
+            (&[4., 20.], &[2]),
+            (&[0.25, 0.75], &[2]),
+        ];
+        assert_eq!(run(text, &ins).1, vec![1., 17.5]);
+        let text = "input %a: f32[2] = user_input\ninput %b: f32[2] = user_input\n\
+                    input %c: f32[2] = user_input\n\
+                    %m: f32[2] = aten.addcmul.default(self=%a, tensor1=%b, tensor2=%c, value=0.5)\n\
+                    %d: f32[2] = aten.addcdiv.default(self=%m, tensor1=%b, tensor2=%c, value=2)\n\
+                    output %d = user_output\n";
+        let ins: [(&[f32], &[usize]); 3] =
+            [(&[1., 1.], &[2]), (&[2., 3.], &[2]), (&[4., 2.], &[2])];
+        assert_eq!(run(text, &ins).1, vec![1. + 4. + 1., 1. + 3. + 3.]);
+        // prelu: one slope per channel (dim 1)
+        let text = "input %x: f32[1, 2, 2] = user_input\ninput %w: f32[2] = user_input\n\
+                    %p: f32[1, 2, 2] = aten.prelu.default(self=%x, weight=%w)\n\
+                    output %p = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] =
+            [(&[-1., 2., -4., 3.], &[1, 2, 2]), (&[0.5, 0.25], &[2])];
+        assert_eq!(run(text, &ins).1, vec![-0.5, 2., -1., 3.]);
+    }
+
+    #[test]
+    fn weight_norm_vector_norm_and_einsum_dispatch() {
+        // v rows (3, 4) and (0, 2): norms 5 and 2 over dim 1.
+        let text = "input %v: f32[2, 2] = user_input\ninput %g: f32[2, 1] = user_input\n\
+                    %w: f32[2, 2] = aten._weight_norm.default(v=%v, g=%g, dim=0)\n\
+                    output %w = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [(&[3., 4., 0., 2.], &[2, 2]), (&[10., 1.], &[2, 1])];
+        assert_eq!(run(text, &ins).1, vec![6., 8., 0., 1.]);
+        let text = "input %v: f32[2, 2] = user_input\n\
+                    %n: f32[2] = aten.linalg_vector_norm.default(self=%v, ord=1, dim=[1])\n\
+                    output %n = user_output\n";
+        assert_eq!(run(text, &[(&[3., -4., 0., 2.], &[2, 2])]).1, vec![7., 2.]);
+        let text = "input %a: f32[2, 2] = user_input\n\
+                    %e: f32[2] = aten.einsum.default(equation=\"ij,ij->i\", tensors=[%a, %a])\n\
+                    output %e = user_output\n";
+        assert_eq!(run(text, &[(&[3., -4., 0., 2.], &[2, 2])]).1, vec![25., 4.]);
+    }
+
+    #[test]
+    fn instance_norm_dispatches() {
+        let text = "input %x: f32[1, 1, 4] = user_input\n\
+                    %y: f32[1, 1, 4] = aten.instance_norm.default(input=%x, weight=None, bias=None, running_mean=None, running_var=None, use_input_stats=true, momentum=0.1, eps=0.0, cudnn_enabled=false)\n\
+                    output %y = user_output\n";
+        let v = run(text, &[(&[1., 2., 3., 4.], &[1, 1, 4])]).1;
+        let want = [-1.3416407, -0.4472136, 0.4472136, 1.3416407];
+        assert!(
+            v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn selu_celu_log_sigmoid_hypot_aminmax_numpy_t() {
+        let text = "input %x: f32[2] = user_input\n\
+                    %y: f32[2] = aten.log_sigmoid.default(self=%x)\n\
+                    output %y = user_output\n";
+        let v = run(text, &[(&[0., -100.], &[2])]).1;
+        assert!(
+            (v[0] + std::f64::consts::LN_2).abs() < 1e-6 && (v[1] + 100.).abs() < 1e-4,
+            "{v:?}"
+        );
+        let text = "input %x: f32[2] = user_input\n\
+                    %y: f32[2] = aten.selu.default(self=%x)\n\
+                    %z: f32[2] = aten.celu.default(self=%y, alpha=2.0)\n\
+                    output %z = user_output\n";
+        let v = run(text, &[(&[1., -1.], &[2])]).1;
+        let selu_neg = 1.050_700_987_355_480_5 * 1.673_263_242_354_377_3 * ((-1f64).exp() - 1.);
+        let celu = 2. * ((selu_neg / 2.).exp() - 1.);
+        assert!(
+            (v[0] - 1.050_700_987_355_480_5).abs() < 1e-6 && (v[1] - celu).abs() < 1e-5,
+            "{v:?}"
+        );
+        let text = "input %x: f32[2] = user_input\ninput %y: f32[2] = user_input\n\
+                    %h: f32[2] = aten.hypot.default(self=%x, other=%y)\n\
+                    output %h = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [(&[3., 5.], &[2]), (&[-4., 12.], &[2])];
+        assert_eq!(run(text, &ins).1, vec![5., 13.]);
+        let text = "input %x: f32[2, 3] = user_input\n\
+                    %t: f32[3, 2] = aten.numpy_T.default(self=%x)\n\
+                    %m: f32[3], %n: f32[3] = aten.aminmax.default(self=%t, dim=1)\n\
+                    %s: f32[3] = aten.sub.Tensor(self=%n, other=%m)\n\
+                    output %s = user_output\n";
+        let (s, v) = run(text, &[(&[1., 5., 2., 4., 0., 9.], &[2, 3])]);
+        assert_eq!((s, v), (vec![3], vec![3., 5., 7.]));
+    }
+
+    #[test]
+    fn batch_norm_with_batch_stats_and_no_running_stats() {
+        // One channel [1, 3]: mean 2, biased var 2/3.
+        let text = "input %x: f32[3, 1] = user_input\n\
+                    %o: f32[3, 1], %m: f32[1], %r: f32[1] = aten._native_batch_norm_legit.no_stats(input=%x, weight=None, bias=None, training=true, momentum=0.1, eps=0.0)\n\
+                    output %o = user_output\n";
+        let v = run(text, &[(&[1., 2., 3.], &[3, 1])]).1;
+        let s = (1.5f64).sqrt();
+        assert!(
+            v.iter().zip([-s, 0., s]).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{v:?}"
+        );
+        // With running stats, training would update them: still refused.
+        let text = "input %x: f32[3, 1] = user_input\ninput %rm: f32[1] = user_input\n\
+                    input %rv: f32[1] = user_input\n\
+                    %o: f32[3, 1], %m: f32[1], %r: f32[1] = aten._native_batch_norm_legit.default(input=%x, weight=None, bias=None, running_mean=%rm, running_var=%rv, training=true, momentum=0.1, eps=0.0)\n\
+                    output %o = user_output\n";
+        let p = parse_program(text).unwrap();
+        let ins = [
+            (&[1f32, 2., 3.][..], &[3usize, 1][..]),
+            (&[0f32][..], &[1usize][..]),
+            (&[1f32][..], &[1usize][..]),
+        ]
+        .iter()
+        .map(|(v, s)| RValue::Tensor(Tensor::from_vec(v.to_vec(), s).unwrap()))
+        .collect();
+        assert!(run_graph(&p.graph, ins, &HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn detach_inplace_and_repeat_interleave_dispatch() {
+        let text = "input %x: f32[2] = user_input\n\
+                    %c: f32[2] = aten.clone.default(self=%x)\n\
+                    %d: f32[2] = aten.detach_.default(self=%c)\n\
+                    %r: f32[4] = aten.repeat_interleave.self_int(self=%d, repeats=2)\n\
+                    output %r = user_output\n";
+        assert_eq!(run(text, &[(&[1., 2.], &[2])]).1, vec![1., 1., 2., 2.]);
+    }
+
+    #[test]
+    fn glu_hardshrink_outer_index_add_avg_pool1d() {
+        let text = "input %x: f32[1, 4] = user_input\n\
+                    %g: f32[1, 2] = aten.glu.default(self=%x, dim=-1)\n\
+                    output %g = user_output\n";
+        let v = run(text, &[(&[1., 2., 0., 0.], &[1, 4])]).1;
+        assert_eq!(v, vec![0.5, 1.]);
+        let text = "input %x: f32[3] = user_input\n\
+                    %h: f32[3] = aten.hardshrink.default(self=%x, lambd=0.5)\n\
+                    %o: f32[3, 3] = aten.outer.default(self=%h, vec2=%x)\n\
+                    output %o = user_output\n";
+        let v = run(text, &[(&[0.25, -1., 2.], &[3])]).1;
+        assert_eq!(v, vec![0., 0., 0., -0.25, 1., -2., 0.5, -2., 4.]);
+        let text = "input %x: f32[2, 2] = user_input\ninput %s: f32[3, 2] = user_input\n\
+                    %i: i64[3] = aten.arange.start_step(start=0, end=3, step=1, dtype=i64)\n\
+                    %j: i64[3] = aten.remainder.Scalar(self=%i, other=2)\n\
+                    %y: f32[2, 2] = aten.index_add.default(self=%x, dim=0, index=%j, source=%s, alpha=2)\n\
+                    output %y = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [
+            (&[0., 0., 1., 1.], &[2, 2]),
+            (&[1., 2., 3., 4., 5., 6.], &[3, 2]),
+        ];
+        assert_eq!(run(text, &ins).1, vec![12., 16., 7., 9.]);
+        let text = "input %x: f32[1, 1, 2, 2] = user_input\n\
+                    %u: f32[1, 4, 1, 1] = aten.pixel_unshuffle.default(self=%x, downscale_factor=2)\n\
+                    %s: f32[1, 1, 2, 2] = aten.pixel_shuffle.default(self=%u, upscale_factor=2)\n\
+                    %d: f32[1, 1, 2, 2] = aten.mul.Tensor(self=%s, other=%x)\n\
+                    output %d = user_output\n";
+        assert_eq!(
+            run(text, &[(&[1., 2., 3., 4.], &[1, 1, 2, 2])]).1,
+            vec![1., 4., 9., 16.]
+        );
+        let text = "input %x: f32[1, 1, 5] = user_input\n\
+                    %p: f32[1, 1, 2] = aten.avg_pool1d.default(self=%x, kernel_size=[2])\n\
+                    output %p = user_output\n";
+        assert_eq!(
+            run(text, &[(&[1., 3., 5., 7., 9.], &[1, 1, 5])]).1,
+            vec![2., 6.]
+        );
+    }
+
+    #[test]
+    fn channel_shuffle_diag_cross() {
+        let text = "input %x: f32[1, 4, 1] = user_input\n\
+                    %y: f32[1, 4, 1] = aten.channel_shuffle.default(self=%x, groups=2)\n\
+                    output %y = user_output\n";
+        assert_eq!(
+            run(text, &[(&[1., 2., 3., 4.], &[1, 4, 1])]).1,
+            vec![1., 3., 2., 4.]
+        );
+        let text = "input %x: f32[2] = user_input\n\
+                    %m: f32[3, 3] = aten.diag.default(self=%x, diagonal=1)\n\
+                    %d: f32[2] = aten.diag.default(self=%m, diagonal=1)\n\
+                    %e: f32[2] = aten.mul.Tensor(self=%d, other=%x)\n\
+                    output %m = user_output\n";
+        assert_eq!(
+            run(text, &[(&[5., 6.], &[2])]).1,
+            vec![0., 5., 0., 0., 0., 6., 0., 0., 0.]
+        );
+        let text = "input %x: f32[3] = user_input\ninput %y: f32[3] = user_input\n\
+                    %c: f32[3] = aten.cross.default(self=%x, other=%y)\n\
+                    output %c = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] = [(&[1., 0., 0.], &[3]), (&[0., 1., 0.], &[3])];
+        assert_eq!(run(text, &ins).1, vec![0., 0., 1.]);
+        let text = "input %x: f32[2, 2] = user_input\ninput %y: f32[2, 2] = user_input\n\
+                    %c: f32[2, 2] = aten.cdist.default(x1=%x, x2=%y, p=2.0)\n\
+                    %s: f32[2] = aten.cosine_similarity.default(x1=%x, x2=%y, dim=1)\n\
+                    %d: f32[2] = aten.pairwise_distance.default(x1=%x, x2=%y, p=1.0, eps=0.0)\n\
+                    output %c = user_output\n";
+        let ins: [(&[f32], &[usize]); 2] =
+            [(&[0., 0., 3., 4.], &[2, 2]), (&[0., 0., 6., 8.], &[2, 2])];
+        assert_eq!(run(text, &ins).1, vec![0., 10., 5., 5.]);
+        let text = text.replace("output %c", "output %s");
+        let v = run(&text, &ins).1;
+        assert!(v[0].abs() < 1e-6 && (v[1] - 1.).abs() < 1e-6, "{v:?}");
+        let text = text.replace("output %s", "output %d");
+        assert_eq!(run(&text, &ins).1, vec![0., 7.]);
+        // bilinear with W[0] = identity: x1 . x2 + b
+        let text = "input %x: f32[1, 2] = user_input\ninput %w: f32[1, 2, 2] = user_input\n\
+                    input %b: f32[1] = user_input\n\
+                    %y: f32[1, 1] = aten.bilinear.default(input1=%x, input2=%x, weight=%w, bias=%b)\n\
+                    output %y = user_output\n";
+        let ins: [(&[f32], &[usize]); 3] = [
+            (&[3., 4.], &[1, 2]),
+            (&[1., 0., 0., 1.], &[1, 2, 2]),
+            (&[0.5], &[1]),
+        ];
+        assert_eq!(run(text, &ins).1, vec![25.5]);
     }
 }

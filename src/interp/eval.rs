@@ -356,6 +356,26 @@ impl<'a> Args<'a> {
         Ok(self.opt_scalar(name)?.map(|s| s.to_f64()))
     }
 
+    /// An optional float list (`float[]?`, e.g. `scale_factors`).
+    pub fn opt_floats(&self, name: &str) -> Result<Option<Vec<f64>>> {
+        let bad = || self.err(format!("argument {name} should be a float list"));
+        match self.raw(name) {
+            None | Some(Arg::None) => Ok(None),
+            Some(Arg::Floats(v)) => Ok(Some(v.clone())),
+            Some(Arg::Ints(v)) => Ok(Some(v.iter().map(|&i| i as f64).collect())),
+            Some(Arg::List(items)) => items
+                .iter()
+                .map(|x| match self.value(x)? {
+                    RValue::Float(f) => Ok(f),
+                    RValue::Int(i) => Ok(i as f64),
+                    _ => Err(bad()),
+                })
+                .collect::<Result<Vec<f64>>>()
+                .map(Some),
+            Some(_) => Err(bad()),
+        }
+    }
+
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> {
         Ok(self.opt_scalar(name)?.map_or(default, |s| s.to_bool()))
     }

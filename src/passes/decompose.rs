@@ -381,11 +381,13 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
                 .cloned()
                 .ok_or_else(|| n.error("missing size"))?;
             let fill = Arg::Int(i64::from(a == Aten::Ones));
+            // Without a dtype, zeros/ones make the default float dtype;
+            // full would infer int64 from the integer fill value.
             let dtype = match n.arg("dtype") {
-                Some(Arg::DType(d)) => Some(*d),
-                _ => None,
+                Some(Arg::DType(d)) => *d,
+                _ => DType::F32,
             };
-            full(g, n, size, fill, dtype)
+            full(g, n, size, fill, Some(dtype))
         }
         (Aten::Sum, "default") => {
             let x = value_arg(n, "self")?;

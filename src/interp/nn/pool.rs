@@ -287,6 +287,87 @@ pub fn avg_pool2d<T: Float>(
     shaped(OP, &lead, &[oh, ow], out)
 }
 
+/// `aten.avg_pool3d(input, kernel_size, stride, padding, ceil_mode,
+/// count_include_pad, divisor_override)` over `(N, C, D, H, W)` or
+/// `(C, D, H, W)`, with the divisor rule of [`avg_pool2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool3d<T: Float>(
+    input: ArrayViewD<'_, T>,
+    kernel_size: &[i64],
+    stride: &[i64],
+    padding: &[i64],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<i64>,
+) -> Result<ArrayD<T>> {
+    const OP: &str = "avg_pool3d";
+    let sh = input.shape();
+    if sh.len() != 4 && sh.len() != 5 {
+        return Err(Error::other(format!(
+            "{OP}: expected 4-D or 5-D input, got shape {sh:?}"
+        )));
+    }
+    if divisor_override == Some(0) {
+        return Err(Error::other(format!("{OP}: divisor must be not zero")));
+    }
+    let r = sh.len();
+    let lead = sh[..r - 3].to_vec();
+    let planes: usize = lead.iter().product();
+    let dims = [sh[r - 3], sh[r - 2], sh[r - 1]];
+    let k = expand(OP, "kernel_size", kernel_size, 3)?;
+    let st = if stride.is_empty() {
+        k.clone()
+    } else {
+        expand(OP, "stride", stride, 3)?
+    };
+    let p = expand(OP, "padding", padding, 3)?;
+    let mut o = [0usize; 3];
+    for i in 0..3 {
+        o[i] = pool_out(OP, dims[i], k[i], st[i], p[i], 1, ceil_mode)?;
+    }
+    let x = dense(&input);
+    let inner = dims[0] * dims[1] * dims[2];
+    let osz = o[0] * o[1] * o[2];
+    let mut out = vec![T::zero(); planes * osz];
+    for pl in 0..planes {
+        let xp = &x[pl * inner..][..inner];
+        for (n, slot) in out[pl * osz..][..osz].iter_mut().enumerate() {
+            let pos = [n / (o[1] * o[2]), n / o[2] % o[1], n % o[2]];
+            let mut lo = [0i64; 3];
+            let mut hi = [0i64; 3];
+            let mut pool = 1i64;
+            let mut count = 1i64;
+            for i in 0..3 {
+                let start = pos[i] as i64 * st[i] - p[i];
+                let end = (start + k[i]).min(dims[i] as i64 + p[i]);
+                pool *= end - start;
+                lo[i] = start.max(0);
+                hi[i] = end.min(dims[i] as i64);
+                count *= (hi[i] - lo[i]).max(0);
+            }
+            if count == 0 {
+                continue;
+            }
+            let mut acc = T::zero();
+            for z in lo[0]..hi[0] {
+                for y in lo[1]..hi[1] {
+                    for xx in lo[2]..hi[2] {
+                        let at = (z as usize * dims[1] + y as usize) * dims[2] + xx as usize;
+                        acc = acc + xp[at];
+                    }
+                }
+            }
+            let div = match divisor_override {
+                Some(dv) => dv,
+                None if count_include_pad => pool,
+                None => count,
+            };
+            *slot = acc / T::of(div as f64);
+        }
+    }
+    shaped(OP, &lead, &o, out)
+}
+
 /// torch's adaptive window `[floor(i*in/out), ceil((i+1)*in/out))`.
 fn adaptive_range(i: usize, inp: usize, out: usize) -> (usize, usize) {
     (i * inp / out, ((i + 1) * inp).div_ceil(out))
@@ -605,5 +686,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn avg_pool3d_matches_hand_computation() {
+        // (1, 1, 2, 2, 2) holding 0..8: a 2x2x2 window averages to 3.5.
+        let x = ArrayD::from_shape_vec(IxDyn(&[1, 1, 2, 2, 2]), (0..8).map(f64::from).collect())
+            .unwrap();
+        let y = avg_pool3d(x.view(), &[2], &[], &[0], false, true, None).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 1, 1, 1]);
+        assert_eq!(y.iter().copied().collect::<Vec<_>>(), vec![3.5]);
+        // A (2, 1, 1) window with stride 1 along depth, padding 1, not counting pads.
+        let y = avg_pool3d(
+            x.view(),
+            &[2, 1, 1],
+            &[1, 1, 1],
+            &[1, 0, 0],
+            false,
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(y.shape(), &[1, 1, 3, 2, 2]);
+        let v: Vec<f64> = y.iter().copied().collect();
+        assert_eq!(&v[..4], &[0., 1., 2., 3.]);
+        assert_eq!(&v[4..8], &[2., 3., 4., 5.]);
+        assert!(avg_pool3d(x.view(), &[2], &[], &[0], false, true, Some(0)).is_err());
+        assert!(avg_pool3d(
+            x.view().into_shape_with_order(IxDyn(&[8])).unwrap(),
+            &[2],
+            &[],
+            &[0],
+            false,
+            true,
+            None
+        )
+        .is_err());
     }
 }

@@ -635,6 +635,130 @@ pub fn masked_scatter(x: &Tensor, mask: &Tensor, source: &Tensor) -> Result<Tens
     Ok(out)
 }
 
+/// `aten.embedding_bag`: per bag, the sum (mode 0), mean (1) or max (2) of
+/// the weight rows its indices pick (times `per_sample_weights` for sum),
+/// skipping `padding_idx`; an empty bag gives zeros. Bags are the rows of a
+/// 2-D `indices`, or the slices of a 1-D one between `offsets` (with
+/// `include_last_offset`, the last offset closes the last bag).
+///
+/// Returns `(output, offset2bag, bag_size, max_indices)`; `offset2bag` is
+/// empty for a plain sum, as in aten.
+pub fn embedding_bag(
+    weight: &Tensor,
+    indices: &Tensor,
+    offsets: Option<&Tensor>,
+    mode: i64,
+    per_sample_weights: Option<&Tensor>,
+    include_last_offset: bool,
+    padding_idx: Option<i64>,
+) -> Result<Vec<Tensor>> {
+    let err = |m: String| Error::other(format!("embedding_bag: {m}"));
+    if weight.dim() != 2 || !(0..=2).contains(&mode) {
+        return Err(err(format!(
+            "needs a 2-D weight and mode 0, 1 or 2, got shape {:?}, mode {mode}",
+            weight.sizes()
+        )));
+    }
+    let (rows, width) = (weight.sizes()[0], weight.sizes()[1]);
+    let idx = indices.to_vec_as::<i64>();
+    let n = idx.len();
+    let starts: Vec<usize> = match (indices.dim(), offsets) {
+        (2, None) => {
+            let l = indices.sizes()[1];
+            (0..indices.sizes()[0]).map(|b| b * l).collect()
+        }
+        (1, Some(o)) => {
+            let mut v = Vec::new();
+            for x in o.to_vec_as::<i64>() {
+                let x = usize::try_from(x)
+                    .ok()
+                    .filter(|&x| x <= n && v.last().map_or(true, |&p| p <= x))
+                    .ok_or_else(|| err(format!("offset {x} is out of order or range")))?;
+                v.push(x);
+            }
+            if include_last_offset {
+                v.pop();
+            }
+            v
+        }
+        _ => return Err(err("needs 2-D indices, or 1-D indices with offsets".into())),
+    };
+    let psw = match per_sample_weights {
+        Some(p) if mode == 0 && p.numel() == n => Some(p.to_vec_as::<f64>()),
+        Some(_) => {
+            return Err(err(
+                "per_sample_weights need mode sum and one weight per index".into(),
+            ))
+        }
+        None => None,
+    };
+    let bags = starts.len();
+    let end_of = |b: usize| -> usize {
+        match offsets {
+            Some(o) if include_last_offset => o.to_vec_as::<i64>()[b + 1] as usize,
+            _ => starts.get(b + 1).copied().unwrap_or(n),
+        }
+    };
+    let w = weight.to_vec_as::<f64>();
+    let mut out = vec![0.0; bags * width];
+    let mut offset2bag = vec![0i64; n];
+    let mut bag_size = vec![0i64; bags];
+    let mut max_idx = vec![-1i64; if mode == 2 { bags * width } else { bags }];
+    for b in 0..bags {
+        let o = &mut out[b * width..][..width];
+        let mut count = 0usize;
+        for (i, &r) in idx
+            .iter()
+            .enumerate()
+            .take(end_of(b).max(starts[b]))
+            .skip(starts[b])
+        {
+            offset2bag[i] = b as i64;
+            let ri = usize::try_from(r)
+                .ok()
+                .filter(|&r| r < rows)
+                .ok_or_else(|| err(format!("index {r} is out of range for {rows} rows")))?;
+            if padding_idx.is_some_and(|p| p.rem_euclid(rows.max(1) as i64) == r) {
+                continue;
+            }
+            let row = &w[ri * width..][..width];
+            let scale = psw.as_ref().map_or(1.0, |p| p[i]);
+            for (j, (d, &x)) in o.iter_mut().zip(row).enumerate() {
+                if mode == 2 {
+                    if count == 0 || x > *d {
+                        *d = x;
+                        max_idx[b * width + j] = r;
+                    }
+                } else {
+                    *d += x * scale;
+                }
+            }
+            count += 1;
+        }
+        if mode == 1 && count > 0 {
+            o.iter_mut().for_each(|d| *d /= count as f64);
+        }
+        bag_size[b] = count as i64;
+    }
+    if mode != 2 {
+        max_idx = bag_size.clone();
+    }
+    if mode == 0 && psw.is_none() {
+        offset2bag.clear();
+    }
+    let max_shape: Vec<usize> = if mode == 2 {
+        vec![bags, width]
+    } else {
+        vec![bags]
+    };
+    Ok(vec![
+        Tensor::from_vec(out, &[bags, width])?.to_dtype(weight.dtype()),
+        Tensor::from_vec(offset2bag.clone(), &[offset2bag.len()])?,
+        Tensor::from_vec(bag_size, &[bags])?,
+        Tensor::from_vec(max_idx, &max_shape)?,
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,5 +854,33 @@ mod tests {
         assert_eq!(r.to_f64_vec(), vec![3., 2., 5.]);
         let r = scatter_reduce(&base, 0, &idx, &src, "mean", true).unwrap();
         assert_eq!(r.to_f64_vec(), vec![3., 3., 5.]);
+    }
+
+    #[test]
+    fn embedding_bag_modes_offsets_and_padding() {
+        let w = Tensor::from_vec(vec![1f32, 10., 2., 20., 3., 30., 4., 40.], &[4, 2]).unwrap();
+        let idx = Tensor::from_vec(vec![0i64, 1, 2, 3, 3], &[5]).unwrap();
+        let off = Tensor::from_vec(vec![0i64, 2, 2], &[3]).unwrap();
+        let r = embedding_bag(&w, &idx, Some(&off), 0, None, false, None).unwrap();
+        assert_eq!(r[0].sizes(), &[3, 2]);
+        // bags [0, 1], [] and [2, 3, 3]
+        assert_eq!(r[0].to_f64_vec(), vec![3., 30., 0., 0., 11., 110.]);
+        assert_eq!(r[1].numel(), 0);
+        let r = embedding_bag(&w, &idx, Some(&off), 1, None, false, Some(3)).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![1.5, 15., 0., 0., 3., 30.]);
+        assert_eq!(r[2].to_i64_vec(), vec![2, 0, 1]);
+        let r = embedding_bag(&w, &idx, Some(&off), 2, None, true, None).unwrap();
+        assert_eq!(r[0].sizes(), &[2, 2]);
+        assert_eq!(r[0].to_f64_vec(), vec![2., 20., 0., 0.]);
+        // 2-D indices are one bag per row
+        let idx2 = Tensor::from_vec(vec![0i64, 1, 2, 3], &[2, 2]).unwrap();
+        let r = embedding_bag(&w, &idx2, None, 0, None, false, None).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![3., 30., 7., 70.]);
+        // bad indices and offsets are errors
+        let bad = Tensor::from_vec(vec![4i64], &[1]).unwrap();
+        let o0 = Tensor::from_vec(vec![0i64], &[1]).unwrap();
+        assert!(embedding_bag(&w, &bad, Some(&o0), 0, None, false, None).is_err());
+        let back = Tensor::from_vec(vec![2i64, 1], &[2]).unwrap();
+        assert!(embedding_bag(&w, &idx, Some(&back), 0, None, false, None).is_err());
     }
 }

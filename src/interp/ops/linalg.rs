@@ -291,6 +291,170 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
+/// One einsum term: its label ids, with `None` standing for `...`.
+fn einsum_term(term: &str) -> Result<Vec<Option<usize>>> {
+    let bad = || Error::other(format!("einsum: invalid subscripts {term:?}"));
+    let mut out = Vec::new();
+    let mut rest = term;
+    let mut seen_ellipsis = false;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("...") {
+            if seen_ellipsis {
+                return Err(bad());
+            }
+            seen_ellipsis = true;
+            out.push(None);
+            rest = r;
+            continue;
+        }
+        // Uppercase labels sort before lowercase ones (implicit output order).
+        let id = match c {
+            'A'..='Z' => c as usize - 'A' as usize,
+            'a'..='z' => 26 + c as usize - 'a' as usize,
+            _ => return Err(bad()),
+        };
+        out.push(Some(id));
+        rest = &rest[1..];
+    }
+    Ok(out)
+}
+
+/// `aten.einsum(equation, tensors)`: a sum of products over the labels not in
+/// the output. Supports repeated labels (diagonals), `...` with broadcasting,
+/// and the implicit output (labels seen once, in sorted order). Computed in
+/// f64 and returned in the operands' promoted dtype.
+pub fn einsum(equation: &str, operands: &[Tensor]) -> Result<Tensor> {
+    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l, Some(r)),
+        None => (eq.as_str(), None),
+    };
+    let terms: Vec<_> = lhs.split(',').map(einsum_term).collect::<Result<_>>()?;
+    if terms.len() != operands.len() || operands.is_empty() {
+        return Err(Error::other(format!(
+            "einsum: {equation:?} names {} operands, got {}",
+            terms.len(),
+            operands.len()
+        )));
+    }
+    const ELL: usize = 52; // ids of the ellipsis dims start here
+                           // Expand each term to one label id per dim.
+    let mut ell_rank = 0;
+    let mut expanded = Vec::new();
+    for (term, x) in terms.iter().zip(operands) {
+        let named = term.iter().filter(|l| l.is_some()).count();
+        let has_ell = named != term.len();
+        if x.dim() < named || (!has_ell && x.dim() != named) {
+            return Err(Error::other(format!(
+                "einsum: {equation:?} does not fit an operand of shape {:?}",
+                x.sizes()
+            )));
+        }
+        let e = x.dim() - named;
+        ell_rank = ell_rank.max(e);
+        expanded.push((term, e));
+    }
+    let labels: Vec<Vec<usize>> = expanded
+        .iter()
+        .map(|(term, e)| {
+            term.iter()
+                .flat_map(|l| match l {
+                    Some(id) => vec![*id],
+                    None => (ELL + ell_rank - e..ELL + ell_rank).collect(),
+                })
+                .collect()
+        })
+        .collect();
+    let nlab = ELL + ell_rank;
+    let mut size = vec![1usize; nlab];
+    let mut count = vec![0usize; nlab];
+    for (ls, x) in labels.iter().zip(operands) {
+        for (&l, &n) in ls.iter().zip(x.sizes()) {
+            count[l] += 1;
+            if n != 1 && size[l] != 1 && size[l] != n {
+                return Err(Error::other(format!(
+                    "einsum: {equation:?}: a label has sizes {} and {n}",
+                    size[l]
+                )));
+            }
+            if n != 1 {
+                size[l] = n;
+            }
+        }
+    }
+    let out_labels: Vec<usize> = match rhs {
+        Some(r) => {
+            let mut v = Vec::new();
+            for l in einsum_term(r)? {
+                match l {
+                    Some(id) if count[id] > 0 && !v.contains(&id) => v.push(id),
+                    None => v.extend(ELL..ELL + ell_rank),
+                    _ => {
+                        return Err(Error::other(format!(
+                            "einsum: bad output subscripts in {equation:?}"
+                        )))
+                    }
+                }
+            }
+            v
+        }
+        None => (ELL..nlab)
+            .chain((0..ELL).filter(|&l| count[l] == 1))
+            .collect(),
+    };
+    let red_labels: Vec<usize> = (0..nlab)
+        .filter(|l| count[*l] > 0 && !out_labels.contains(l))
+        .collect();
+    // Per-operand strides by label (0 for broadcast dims; repeated labels add).
+    let strides: Vec<Vec<usize>> = labels
+        .iter()
+        .zip(operands)
+        .map(|(ls, x)| {
+            let mut st = vec![0usize; nlab];
+            let mut acc = 1usize;
+            for (&l, &n) in ls.iter().zip(x.sizes()).rev() {
+                if n != 1 {
+                    st[l] += acc;
+                }
+                acc *= n;
+            }
+            st
+        })
+        .collect();
+    let data: Vec<Vec<f64>> = operands.iter().map(|x| x.to_vec_as::<f64>()).collect();
+    let dtype = operands
+        .iter()
+        .skip(1)
+        .fold(operands[0].dtype(), |d, x| promote_types(d, x.dtype()));
+    let out_shape: Vec<usize> = out_labels.iter().map(|&l| size[l]).collect();
+    let out_n: usize = out_shape.iter().product();
+    let red_n: usize = red_labels.iter().map(|&l| size[l]).product();
+    let offsets = |ls: &[usize], mut i: usize, k: usize| -> usize {
+        let mut off = 0;
+        for &l in ls.iter().rev() {
+            off += (i % size[l]) * strides[k][l];
+            i /= size[l];
+        }
+        off
+    };
+    let mut out = Vec::with_capacity(out_n);
+    for o in 0..out_n {
+        let base: Vec<usize> = (0..operands.len())
+            .map(|k| offsets(&out_labels, o, k))
+            .collect();
+        let mut acc = 0.0;
+        for r in 0..red_n {
+            let mut prod = 1.0;
+            for (k, d) in data.iter().enumerate() {
+                prod *= d[base[k] + offsets(&red_labels, r, k)];
+            }
+            acc += prod;
+        }
+        out.push(acc);
+    }
+    Ok(Tensor::from_vec(out, &out_shape)?.to_dtype(dtype))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +506,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bb.to_f64_vec()[0], r.to_f64_vec()[0] + 1.0);
+    }
+
+    #[test]
+    fn einsum_matmul_diagonal_outer_and_implicit() {
+        let a = f(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+        let b = f(&[1., 0., 2., 1., 0., 3.], &[3, 2]);
+        let v = |t: Tensor| t.to_vec_as::<f32>();
+        let mm = einsum("ij,jk->ik", &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(mm.sizes(), &[2, 2]);
+        assert_eq!(v(mm), [5., 11., 14., 23.]);
+        // implicit output: labels seen once, sorted
+        assert_eq!(
+            v(einsum("ij,jk", &[a.clone(), b]).unwrap()),
+            [5., 11., 14., 23.]
+        );
+        assert_eq!(
+            v(einsum("ij->ji", std::slice::from_ref(&a)).unwrap()),
+            [1., 4., 2., 5., 3., 6.]
+        );
+        assert_eq!(v(einsum("ij->", std::slice::from_ref(&a)).unwrap()), [21.]);
+        let sq = f(&[1., 2., 3., 4.], &[2, 2]);
+        assert_eq!(
+            v(einsum("ii->i", std::slice::from_ref(&sq)).unwrap()),
+            [1., 4.]
+        );
+        assert_eq!(v(einsum("ii", &[sq]).unwrap()), [5.]);
+        let c = f(&[1., 2.], &[2]);
+        assert_eq!(
+            v(einsum("i,j->ij", &[c.clone(), c.clone()]).unwrap()),
+            [1., 2., 2., 4.]
+        );
+        // ellipsis with broadcasting
+        let e = einsum(
+            "...ij,...j->...i",
+            &[a.reshape(&[1, 2, 3]).unwrap(), f(&[1., 1., 1.], &[3])],
+        );
+        assert_eq!(v(e.unwrap()), [6., 15.]);
+        // mismatched operand counts and sizes are errors
+        assert!(einsum("ij,jk->ik", std::slice::from_ref(&a)).is_err());
+        assert!(einsum("ij,ij->i", &[a.clone(), c]).is_err());
+        assert!(einsum("i?->i", &[a]).is_err());
     }
 }

@@ -258,6 +258,102 @@ pub fn constant_pad_nd(x: &Tensor, pad: &[i64], value: Scalar) -> Result<Tensor>
     Ok(out)
 }
 
+/// Source index along one padded axis of size `n` for output position `i`
+/// (`l` positions of padding before the data).
+fn pad_source(mode: &str, i: i64, l: i64, n: i64) -> i64 {
+    let j = i - l;
+    match mode {
+        "reflect" => {
+            // Mirror without repeating the edge: period 2 (n - 1).
+            let period = 2 * (n - 1);
+            if period == 0 {
+                return 0;
+            }
+            let k = j.rem_euclid(period);
+            if k < n {
+                k
+            } else {
+                period - k
+            }
+        }
+        "circular" => j.rem_euclid(n),
+        _ => j.clamp(0, n - 1),
+    }
+}
+
+/// `aten.pad(self, pad, mode, value)` and the `reflection_padNd`,
+/// `replication_padNd` ops: `pad` is (left, right) pairs from the last dim
+/// backwards. `mode` is "constant", "reflect", "replicate" or "circular".
+pub fn pad(x: &Tensor, pad: &[i64], mode: &str, value: Option<f64>) -> Result<Tensor> {
+    if mode == "constant" {
+        return constant_pad_nd(x, pad, Scalar::Float(value.unwrap_or(0.0)));
+    }
+    if !matches!(mode, "reflect" | "replicate" | "circular") {
+        return Err(Error::other(format!("pad: unknown mode {mode:?}")));
+    }
+    if pad.len() % 2 != 0 || pad.len() / 2 > x.dim() {
+        return Err(Error::other(format!(
+            "pad: pad {pad:?} does not fit a tensor of rank {}",
+            x.dim()
+        )));
+    }
+    let nd = x.dim();
+    let mut out = x.clone();
+    for k in 0..pad.len() / 2 {
+        let d = nd - 1 - k;
+        let (l, r) = (pad[2 * k], pad[2 * k + 1]);
+        let n = x.sizes()[d] as i64;
+        let limit = match mode {
+            "reflect" => n - 1,
+            "circular" => n,
+            _ => i64::MAX,
+        };
+        if n == 0 || l < 0 || r < 0 || l > limit || r > limit {
+            return Err(Error::other(format!(
+                "pad: {mode} padding {pad:?} is invalid for dim {d} of size {n}"
+            )));
+        }
+        let m = n + l + r;
+        let idx: Vec<i64> = (0..m).map(|i| pad_source(mode, i, l, n)).collect();
+        let idx = Tensor::from_vec(idx, &[m as usize])?;
+        out = crate::interp::ops::index::index_select(&out, d as i64, &idx)?;
+    }
+    Ok(out)
+}
+
+/// `aten.repeat_interleave`: each slice along `dim` (of the flattened input
+/// when `dim` is None) repeated `repeats[i]` times, or `repeats[0]` times
+/// for every slice when one count is given.
+pub fn repeat_interleave(x: &Tensor, repeats: &[i64], dim: Option<i64>) -> Result<Tensor> {
+    let (x, d) = match dim {
+        Some(d) => (x.clone(), wrap_dim(d, x.dim())?),
+        None => (x.reshape(&[-1])?, 0),
+    };
+    let n = x.sizes().get(d).copied().unwrap_or(1);
+    if repeats.iter().any(|&r| r < 0) || (repeats.len() != 1 && repeats.len() != n) {
+        return Err(Error::other(format!(
+            "repeat_interleave: repeats {repeats:?} do not fit a dim of size {n}"
+        )));
+    }
+    let idx: Vec<i64> = (0..n)
+        .flat_map(|i| {
+            let r = if repeats.len() == 1 {
+                repeats[0]
+            } else {
+                repeats[i]
+            };
+            std::iter::repeat(i as i64).take(r as usize)
+        })
+        .collect();
+    let m = idx.len();
+    if x.dim() == 0 {
+        return Err(Error::other(
+            "repeat_interleave: needs a dim to repeat along",
+        ));
+    }
+    crate::interp::ops::index::index_select(&x, d as i64, &Tensor::from_vec(idx, &[m])?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +406,55 @@ mod tests {
         assert_eq!(p.to_f64_vec(), vec![9., 1., 2., 9., 3., 4., 9., 9., 9.]);
         let c = constant_pad_nd(&x, &[-1, 0], Scalar::Int(0)).unwrap();
         assert_eq!(c.to_f64_vec(), vec![2., 4.]);
+    }
+
+    #[test]
+    fn pad_reflect_replicate_circular() {
+        let x = f(&[1., 2., 3.], &[1, 3]);
+        let v = |t: Tensor| {
+            t.to_array::<f32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            v(pad(&x, &[2, 2], "reflect", None).unwrap()),
+            [3., 2., 1., 2., 3., 2., 1.]
+        );
+        assert_eq!(
+            v(pad(&x, &[2, 1], "replicate", None).unwrap()),
+            [1., 1., 1., 2., 3., 3.]
+        );
+        assert_eq!(
+            v(pad(&x, &[1, 2], "circular", None).unwrap()),
+            [3., 1., 2., 3., 1., 2.]
+        );
+        assert_eq!(
+            v(pad(&x, &[1, 0], "constant", Some(9.)).unwrap()),
+            [9., 1., 2., 3.]
+        );
+        // reflect needs pad < size; an unknown mode is an error, not a panic
+        assert!(pad(&x, &[3, 0], "reflect", None).is_err());
+        assert!(pad(&x, &[1, 1], "wrap", None).is_err());
+        // a 2-d pad touches the last two dims
+        let y = f(&[1., 2., 3., 4.], &[1, 2, 2]);
+        let p = pad(&y, &[1, 0, 0, 1], "replicate", None).unwrap();
+        assert_eq!(p.sizes(), &[1, 3, 3]);
+        assert_eq!(v(p), [1., 1., 2., 3., 3., 4., 3., 3., 4.]);
+    }
+
+    #[test]
+    fn repeat_interleave_counts_and_dims() {
+        let x = f(&[1., 2., 3., 4.], &[2, 2]);
+        let r = repeat_interleave(&x, &[2], Some(0)).unwrap();
+        assert_eq!(r.sizes(), &[4, 2]);
+        assert_eq!(r.to_f64_vec(), vec![1., 2., 1., 2., 3., 4., 3., 4.]);
+        let r = repeat_interleave(&x, &[1, 2], Some(-1)).unwrap();
+        assert_eq!(r.to_f64_vec(), vec![1., 2., 2., 3., 4., 4.]);
+        let r = repeat_interleave(&x, &[2], None).unwrap();
+        assert_eq!(r.to_f64_vec(), vec![1., 1., 2., 2., 3., 3., 4., 4.]);
+        assert!(repeat_interleave(&x, &[1, 2, 3], Some(0)).is_err());
+        assert!(repeat_interleave(&x, &[-1], Some(0)).is_err());
     }
 }

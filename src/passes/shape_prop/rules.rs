@@ -603,7 +603,8 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         | Round | Trunc | Fix | Sign | Sgn | BitwiseNot | DunderNot | Hardshrink | Softshrink
         | Threshold | Celu | Elu | Selu | Gelu | Silu | Mish | Hardswish | Hardsigmoid
         | Softplus | Rrelu | LogSigmoid | Square | Frac | NanToNum | Bernoulli | Tril | Triu
-        | Flip | Roll | Zero | Cumprod | Logcumsumexp | Prelu | Copy | Fill => {
+        | Flip | Roll | Zero | Cumprod | Logcumsumexp | Prelu | InternalPreluKernel | Copy
+        | Fill => {
             let x = cx.tensor("self")?;
             one(same(&x))
         }
@@ -729,7 +730,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
 
         // ---- reductions
         Sum | Prod | Mean | Amax | Amin | Any | All | Logsumexp | Std | Var | Norm
-        | CountNonzero => {
+        | LinalgVectorNorm | CountNonzero => {
             let x = cx.tensor("self")?;
             let keep = cx.bool_or("keepdim", false)?;
             let dims = match cx.get("dim") {
@@ -743,7 +744,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             };
             let d = match a {
                 Sum | Prod => cx.opt_dtype("dtype")?.unwrap_or(sum_dtype(x.dtype)),
-                Mean | Norm => cx.opt_dtype("dtype")?.unwrap_or(x.dtype),
+                Mean | Norm | LinalgVectorNorm => cx.opt_dtype("dtype")?.unwrap_or(x.dtype),
                 Any | All => DType::Bool,
                 CountNonzero => DType::I64,
                 Logsumexp | Std | Var => float_of(x.dtype),
@@ -907,6 +908,61 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                 shape.push(x.shape[d].clone());
             }
             one(t(x.dtype, shape))
+        }
+        // bilinear(input1, input2, weight[O, I1, I2], bias?) -> (*, O)
+        Bilinear => {
+            let (x, w) = (cx.tensor("input1")?, cx.tensor("weight")?);
+            if x.rank() == 0 || w.rank() != 3 {
+                return Err(cx.err("bilinear needs a 3-D weight and inputs of rank >= 1"));
+            }
+            let mut s = x.shape[..x.rank() - 1].to_vec();
+            s.push(w.shape[0].clone());
+            one(t(x.dtype, s))
+        }
+        ChannelShuffle => {
+            let x = cx.tensor("self")?;
+            one(same(&x))
+        }
+        Cross | LinalgCross => {
+            let (x, y) = (cx.tensor("self")?, cx.tensor("other")?);
+            one(t(
+                promote(cx, &["self", "other"])?,
+                cx.broadcast(&x.shape, &y.shape)?,
+            ))
+        }
+        // diag: a vector becomes a square matrix, a matrix gives its diagonal.
+        Diag => {
+            let x = cx.tensor("self")?;
+            let k = cx.int_or("diagonal", 0)?;
+            let dims: Option<Vec<i64>> = x.shape.iter().map(|d| d.as_int()).collect();
+            match (x.rank(), dims.as_deref()) {
+                (1, _) => {
+                    let n = add(x.shape[0].clone(), int(k.abs()));
+                    one(t(x.dtype, vec![n.clone(), n]))
+                }
+                (2, Some(&[r, c])) => {
+                    let len = if k >= 0 { r.min(c - k) } else { (r + k).min(c) };
+                    one(t(x.dtype, vec![int(len.max(0))]))
+                }
+                _ => Err(cx.err("diag needs a 1-D or a static 2-D input")),
+            }
+        }
+        NumpyT => {
+            let x = cx.tensor("self")?;
+            let mut s = x.shape.clone();
+            s.reverse();
+            one(t(x.dtype, s))
+        }
+        // aminmax(self, dim=None, keepdim=False) -> (min, max)
+        Aminmax => {
+            let x = cx.tensor("self")?;
+            let keep = cx.bool_or("keepdim", false)?;
+            let shape = match cx.opt_int("dim")? {
+                None if keep => vec![int(1); x.rank()],
+                None => vec![],
+                Some(d) => reduce_shape(cx, &x.shape, Some(&[d]), keep)?,
+            };
+            Ok(vec![t(x.dtype, shape.clone()), t(x.dtype, shape)])
         }
         Transpose | TransposeCopy | T | TCopy => {
             let x = cx.tensor("self")?;
@@ -1079,8 +1135,13 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             one(t(x.dtype, shape))
         }
         ConstantPadNd => pad(cx, "pad"),
-        ReflectionPad1d | ReflectionPad2d | ReflectionPad3d | ReplicationPad2d
-        | ReplicationPad3d => pad(cx, "padding"),
+        ReflectionPad1d | ReflectionPad2d | ReflectionPad3d | ReplicationPad1d
+        | ReplicationPad2d | ReplicationPad3d => pad(cx, "padding"),
+        // w = g * v / ||v|| (norm over every dim but `dim`): the shape of v.
+        InternalWeightNorm => {
+            let v = cx.tensor("v")?;
+            one(same(&v))
+        }
         Cat => {
             let ts = cx.tensor_list("tensors")?;
             let ts: Vec<TensorType> = ts.into_iter().flatten().collect();
@@ -1348,6 +1409,47 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
 
         // ---- indexing
+        // (output, offset2bag, bag_size, max_indices), as aten's meta gives.
+        EmbeddingBag | InternalEmbeddingBag => {
+            let w = cx.tensor("weight")?;
+            let idx = cx.tensor("indices")?;
+            if w.rank() != 2 || idx.rank() == 0 || idx.rank() > 2 {
+                return Err(cx.err("embedding_bag needs a 2-D weight and 1-D or 2-D indices"));
+            }
+            let bags = if idx.rank() == 2 {
+                idx.shape[0].clone()
+            } else {
+                let o = cx.tensor("offsets")?;
+                let n = o
+                    .shape
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| cx.err("0-d offsets"))?;
+                if cx.bool_or("include_last_offset", false)? {
+                    sub(n, int(1))
+                } else {
+                    n
+                }
+            };
+            let mode = cx.int_or("mode", 0)?;
+            let count = numel(&idx.shape);
+            let plain_sum = mode == 0
+                && cx
+                    .get("per_sample_weights")
+                    .map_or(true, |a| matches!(a, Arg::None));
+            let o2b = if plain_sum { int(0) } else { count };
+            let max_shape = if mode == 2 {
+                vec![bags.clone(), w.shape[1].clone()]
+            } else {
+                vec![bags.clone()]
+            };
+            Ok(vec![
+                t(w.dtype, vec![bags.clone(), w.shape[1].clone()]),
+                t(DType::I64, vec![o2b]),
+                t(DType::I64, vec![bags]),
+                t(DType::I64, max_shape),
+            ])
+        }
         Embedding => {
             let w = cx.tensor("weight")?;
             let idx = cx.tensor("indices")?;
