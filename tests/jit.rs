@@ -399,3 +399,32 @@ fn fixture_tiny_mlp_core_matches_pytorch() {
 fn fixture_dyn_batch_matches_pytorch_at_both_batch_sizes() {
     check_fixture(&root().join("tests/fixtures/cases/dyn_batch"));
 }
+
+#[test]
+fn dim_arithmetic_in_generated_code_agrees_with_sym_eval() {
+    use torchlift::codegen::jit::JitDim;
+    use torchlift::sym::SymExpr;
+    let symbols = vec!["s0".to_string(), "s1".to_string()];
+    for text in [
+        "s0",
+        "2*s0 + 3",
+        "s0*s1",
+        "(s0 - 5)//2 + 3",
+        "s0//s1",
+        "Mod(s0, s1)",
+        "Max(s0, s1) - Min(s0, 3)",
+    ] {
+        let e = SymExpr::parse_infix(text).unwrap();
+        let f = JitDim::compile(&e, &symbols).unwrap();
+        for a in -7..=7 {
+            for b in [-3, -2, -1, 1, 2, 3, 5] {
+                let want = e.eval(&|s| if s == "s0" { Some(a) } else { Some(b) });
+                assert_eq!(f.eval(&[a, b]), want, "{text} at s0={a}, s1={b}");
+            }
+        }
+        // A zero divisor never reaches the compiled code.
+        if text.contains("//s1") || text.contains("Mod") {
+            assert_eq!(f.eval(&[4, 0]), None);
+        }
+    }
+}

@@ -15,6 +15,7 @@ use crate::interp::tensor::Tensor;
 use crate::ir::{Arg, InputKind, OutputKind, Program};
 use crate::model::Model;
 use crate::passes;
+use crate::sym::SymExpr;
 
 use super::{lower::lower_program_annotated, FrameLayout};
 
@@ -241,6 +242,70 @@ impl Drop for JitModel {
         if let Some(module) = self.module.take() {
             // SAFETY: the only pointer into the module's code is `entry`,
             // which is private to `self` and never called again.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// One shape expression compiled on its own, as the graph function computes
+/// it: `fn(syms: *const i64) -> i64`. It lets tests check the dim lowering
+/// against [`SymExpr::eval`].
+pub struct JitDim {
+    module: Option<JITModule>,
+    entry: DimFn,
+    expr: SymExpr,
+    symbols: Vec<String>,
+}
+
+type DimFn = unsafe extern "C" fn(*const i64) -> i64;
+
+impl JitDim {
+    pub fn compile(expr: &SymExpr, symbols: &[String]) -> Result<JitDim> {
+        let builder = JITBuilder::new(default_libcall_names())
+            .map_err(|e| Error::other(format!("jit: host ISA: {e}")))?;
+        let mut module = JITModule::new(builder);
+        let id = super::lower::lower_dim_function(&mut module, expr, symbols)?;
+        module
+            .finalize_definitions()
+            .map_err(|e| Error::other(format!("jit: linking: {e}")))?;
+        let code = module.get_finalized_function(id);
+        // SAFETY: `id` was defined by `lower_dim_function` with the signature
+        // `DimFn` (one pointer parameter, one i64 result, the host's default
+        // call convention); the code lives as long as `module`, owned by
+        // the returned value.
+        let entry = unsafe { std::mem::transmute::<*const u8, DimFn>(code) };
+        Ok(JitDim {
+            module: Some(module),
+            entry,
+            expr: expr.clone(),
+            symbols: symbols.to_vec(),
+        })
+    }
+
+    /// The compiled value with `values[j]` bound to `symbols[j]`, or `None`
+    /// when [`SymExpr::eval`] fails (unbound symbol, division by zero,
+    /// overflow): the compiled code is never called on such values.
+    pub fn eval(&self, values: &[i64]) -> Option<i64> {
+        if values.len() != self.symbols.len() {
+            return None;
+        }
+        let env = |s: &str| {
+            let j = self.symbols.iter().position(|x| x == s)?;
+            values.get(j).copied()
+        };
+        self.expr.eval(&env)?;
+        // SAFETY: `entry` has the signature `DimFn` and reads `syms[j]` for
+        // the symbols' indices only, all `< values.len()`; the reference
+        // evaluation above succeeded, so no divisor is zero.
+        Some(unsafe { (self.entry)(values.as_ptr()) })
+    }
+}
+
+impl Drop for JitDim {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: `entry`, the only pointer into the code, is private to
+            // `self` and never called again.
             unsafe { module.free_memory() };
         }
     }

@@ -72,6 +72,40 @@ pub fn lower_program_annotated(module: &mut dyn Module, p: &Program) -> Result<(
     Ok((id, text))
 }
 
+/// Lowers one dim expression as `fn(syms: *const i64) -> i64`, for testing
+/// [`lower_dim`] on its own.
+pub fn lower_dim_function(
+    module: &mut dyn Module,
+    e: &SymExpr,
+    symbols: &[String],
+) -> Result<FuncId> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params.push(AbiParam::new(ptr));
+    sig.returns.push(AbiParam::new(types::I64));
+    let id = module
+        .declare_function("torchlift_dim", Linkage::Export, &sig)
+        .map_err(|e| Error::other(format!("jit: declaring torchlift_dim: {e}")))?;
+    let mut ctx: Context = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let mut fcx = FunctionBuilderContext::new();
+    let frontend = module.target_config();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fcx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let syms = b.block_params(entry)[0];
+    let v = lower_dim(&mut b, &mut HashMap::new(), symbols, syms, e)?;
+    b.ins().return_(&[v]);
+    b.seal_all_blocks();
+    b.finalize(frontend);
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| Error::other(format!("jit: compiling a dim: {e:?}")))?;
+    Ok(id)
+}
+
 /// The function as CLIF text, each node's first block preceded by a comment
 /// naming the aten node and its source line.
 fn clif_text(func: &Function, notes: &[(Block, String)]) -> String {
@@ -172,7 +206,7 @@ impl Lower<'_, '_> {
         let shapes = self.layout.shapes.clone();
         for shape in &shapes {
             for d in shape {
-                self.dim_in_entry(d, syms_ptr)?;
+                lower_dim(&mut self.b, &mut self.dims, &self.layout.symbols, syms_ptr, d)?;
             }
         }
         for n in &self.g.nodes {
@@ -192,75 +226,6 @@ impl Lower<'_, '_> {
         self.b.ins().return_(&[]);
         self.b.seal_all_blocks();
         Ok(())
-    }
-
-    /// Lowers a dim to `i64` arithmetic in the entry block, once per distinct
-    /// expression.
-    fn dim_in_entry(&mut self, e: &SymExpr, syms: Value) -> Result<Value> {
-        if let Some(&v) = self.dims.get(e) {
-            return Ok(v);
-        }
-        let i64t = types::I64;
-        let v = match e {
-            SymExpr::Int(c) => self.b.ins().iconst(i64t, *c),
-            SymExpr::Symbol(s) => {
-                let j = self
-                    .layout
-                    .symbol_index(s)
-                    .ok_or_else(|| Error::other(format!("jit: unknown symbol {s}")))?;
-                let off = i32::try_from(j * 8).map_err(|_| Error::other("jit: too many symbols"))?;
-                self.b.ins().load(i64t, flags(), syms, off)
-            }
-            SymExpr::Add(ts) | SymExpr::Mul(ts) | SymExpr::Max(ts) | SymExpr::Min(ts) => {
-                let vals = ts
-                    .iter()
-                    .map(|t| self.dim_in_entry(t, syms))
-                    .collect::<Result<Vec<_>>>()?;
-                let mut acc = vals[0];
-                for &x in &vals[1..] {
-                    acc = match e {
-                        SymExpr::Add(_) => self.b.ins().iadd(acc, x),
-                        SymExpr::Mul(_) => self.b.ins().imul(acc, x),
-                        SymExpr::Max(_) => self.b.ins().smax(acc, x),
-                        _ => self.b.ins().smin(acc, x),
-                    };
-                }
-                acc
-            }
-            SymExpr::FloorDiv(a, d) | SymExpr::Mod(a, d) | SymExpr::PythonMod(a, d) => {
-                // The caller evaluated every dim before the call, so the
-                // divisor is not zero here.
-                let a = self.dim_in_entry(a, syms)?;
-                let d = self.dim_in_entry(d, syms)?;
-                let q = self.b.ins().sdiv(a, d);
-                let r = self.b.ins().srem(a, d);
-                // Round towards negative infinity: adjust when the remainder
-                // is non-zero and its sign differs from the divisor's.
-                let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
-                let x = self.b.ins().bxor(r, d);
-                let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
-                let adjust = self.b.ins().band(nz, neg);
-                let adjust = self.b.ins().uextend(i64t, adjust);
-                if matches!(e, SymExpr::FloorDiv(..)) {
-                    self.b.ins().isub(q, adjust)
-                } else {
-                    let add = self.b.ins().imul(adjust, d);
-                    self.b.ins().iadd(r, add)
-                }
-            }
-            SymExpr::CleanDiv(a, d) => {
-                let a = self.dim_in_entry(a, syms)?;
-                let d = self.dim_in_entry(d, syms)?;
-                self.b.ins().sdiv(a, d)
-            }
-            other => {
-                return Err(Error::other(format!(
-                    "jit backend does not support the shape expression {other} yet"
-                )))
-            }
-        };
-        self.dims.insert(e.clone(), v);
-        Ok(v)
     }
 
     /// A dim computed in the entry block, or a constant emitted here.
@@ -811,6 +776,84 @@ impl Lower<'_, '_> {
             Ok(())
         })
     }
+}
+
+/// Lowers a dim to `i64` arithmetic at the current position, once per
+/// distinct expression (`cache`); symbol `symbols[j]` is read from `syms[j]`.
+///
+/// Division and remainder round like Python (`//`, `%`): towards negative
+/// infinity. The caller must have checked that no divisor is zero.
+pub(super) fn lower_dim(
+b: &mut FunctionBuilder<'_>,
+cache: &mut HashMap<SymExpr, Value>,
+symbols: &[String],
+syms: Value,
+e: &SymExpr,
+) -> Result<Value> {
+    if let Some(&v) = cache.get(e) {
+        return Ok(v);
+    }
+    let i64t = types::I64;
+    let v = match e {
+        SymExpr::Int(c) => b.ins().iconst(i64t, *c),
+        SymExpr::Symbol(s) => {
+            let j = symbols
+                .iter()
+                .position(|x| x == s)
+                .ok_or_else(|| Error::other(format!("jit: unknown symbol {s}")))?;
+            let off = i32::try_from(j * 8).map_err(|_| Error::other("jit: too many symbols"))?;
+            b.ins().load(i64t, flags(), syms, off)
+        }
+        SymExpr::Add(ts) | SymExpr::Mul(ts) | SymExpr::Max(ts) | SymExpr::Min(ts) => {
+            let vals = ts
+                .iter()
+                .map(|t| lower_dim(b, cache, symbols, syms, t))
+                .collect::<Result<Vec<_>>>()?;
+            let mut acc = vals[0];
+            for &x in &vals[1..] {
+                acc = match e {
+                    SymExpr::Add(_) => b.ins().iadd(acc, x),
+                    SymExpr::Mul(_) => b.ins().imul(acc, x),
+                    SymExpr::Max(_) => b.ins().smax(acc, x),
+                    _ => b.ins().smin(acc, x),
+                };
+            }
+            acc
+        }
+        SymExpr::FloorDiv(a, d) | SymExpr::Mod(a, d) | SymExpr::PythonMod(a, d) => {
+            // The caller evaluated every dim before the call, so the
+            // divisor is not zero here.
+            let a = lower_dim(b, cache, symbols, syms, a)?;
+            let d = lower_dim(b, cache, symbols, syms, d)?;
+            let q = b.ins().sdiv(a, d);
+            let r = b.ins().srem(a, d);
+            // Round towards negative infinity: adjust when the remainder
+            // is non-zero and its sign differs from the divisor's.
+            let nz = b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+            let x = b.ins().bxor(r, d);
+            let neg = b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+            let adjust = b.ins().band(nz, neg);
+            let adjust = b.ins().uextend(i64t, adjust);
+            if matches!(e, SymExpr::FloorDiv(..)) {
+                b.ins().isub(q, adjust)
+            } else {
+                let add = b.ins().imul(adjust, d);
+                b.ins().iadd(r, add)
+            }
+        }
+        SymExpr::CleanDiv(a, d) => {
+            let a = lower_dim(b, cache, symbols, syms, a)?;
+            let d = lower_dim(b, cache, symbols, syms, d)?;
+            b.ins().sdiv(a, d)
+        }
+        other => {
+            return Err(Error::other(format!(
+                "jit backend does not support the shape expression {other} yet"
+            )))
+        }
+    };
+    cache.insert(e.clone(), v);
+    Ok(v)
 }
 
 /// A number argument as `f32`.
