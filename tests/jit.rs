@@ -200,7 +200,10 @@ output %tot = user_output
 
 #[test]
 fn one_compiled_function_serves_every_batch_size() {
-    let weights = [("fc.weight_t", data(&[8, 3], 8)), ("fc.bias", data(&[3], 9))];
+    let weights = [
+        ("fc.weight_t", data(&[8, 3], 8)),
+        ("fc.bias", data(&[3], 9)),
+    ];
     let mut m = model(SYMBOLIC, &weights);
     let mut jit = JitModel::compile(&m).unwrap();
     for batch in [1, 5, 2] {
@@ -216,7 +219,10 @@ fn one_compiled_function_serves_every_batch_size() {
 
 #[test]
 fn input_outside_the_symbol_range_is_an_error_not_a_crash() {
-    let weights = [("fc.weight_t", data(&[8, 3], 8)), ("fc.bias", data(&[3], 9))];
+    let weights = [
+        ("fc.weight_t", data(&[8, 3], 8)),
+        ("fc.bias", data(&[3], 9)),
+    ];
     let m = model(SYMBOLIC, &weights);
     let mut jit = JitModel::compile(&m).unwrap();
     let e = jit.run(&mut [data(&[65, 8], 1)]).unwrap_err().to_string();
@@ -342,7 +348,10 @@ output %z = user_output
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("node z") && e.contains("cannot broadcast"), "{e}");
+    assert!(
+        e.contains("node z") && e.contains("cannot broadcast"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -357,7 +366,10 @@ output %e = user_output
     let clif = jit.clif();
     assert!(clif.contains("; %r = aten.relu.default"), "{clif}");
     assert!(clif.contains("; %e = aten.exp.default"), "{clif}");
-    assert!(clif.contains("torchlift_rt_exp") || clif.contains("call fn"), "{clif}");
+    assert!(
+        clif.contains("torchlift_rt_exp") || clif.contains("call fn"),
+        "{clif}"
+    );
 }
 
 fn root() -> &'static Path {
@@ -372,10 +384,22 @@ fn check_fixture(dir: &Path) {
     let mut jit = JitModel::compile(&m).unwrap();
     for run in &case.runs {
         let got = jit
-            .run(&mut run.inputs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
+            .run(
+                &mut run
+                    .inputs
+                    .iter()
+                    .map(|t| t.clone_data())
+                    .collect::<Vec<_>>(),
+            )
             .unwrap();
         let interp = m
-            .run(&mut run.inputs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
+            .run(
+                &mut run
+                    .inputs
+                    .iter()
+                    .map(|t| t.clone_data())
+                    .collect::<Vec<_>>(),
+            )
             .unwrap();
         assert_eq!(got.len(), run.outputs.len());
         for ((g, want), i) in got.iter().zip(&run.outputs).zip(&interp) {

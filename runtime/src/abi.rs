@@ -156,21 +156,17 @@ pub unsafe extern "C" fn torchlift_rt_sgemm(
     ldc: i64,
     beta_zero: i64,
 ) {
-    let (Some(m), Some(k), Some(n), Some(lda), Some(ldb), Some(ldc)) = (
-        size(m),
-        size(k),
-        size(n),
-        size(lda),
-        size(ldb),
-        size(ldc),
-    ) else {
+    let (Some(m), Some(k), Some(n), Some(lda), Some(ldb), Some(ldc)) =
+        (size(m), size(k), size(n), size(lda), size(ldb), size(ldc))
+    else {
         return;
     };
     if m == 0 || n == 0 || lda < k || ldb < n || ldc != n {
         // `sgemm` writes a dense `c`; other layouts are not part of the ABI.
         return;
     }
-    let (Some(la), Some(lb), Some(lc)) = (span(m, k, lda), span(k, n, ldb), m.checked_mul(n)) else {
+    let (Some(la), Some(lb), Some(lc)) = (span(m, k, lda), span(k, n, ldb), m.checked_mul(n))
+    else {
         return;
     };
     // SAFETY: the caller guarantees the three matrices lie inside their

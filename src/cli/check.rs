@@ -35,14 +35,15 @@ pub fn run(cases: &[PathBuf], backend: Backend, no_passes: bool) -> Result<ExitC
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let outcome = std::panic::catch_unwind(|| check_case(dir, backend, no_passes)).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Outcome::Error(format!("internal error (panic): {msg}"))
-        });
+        let outcome = std::panic::catch_unwind(|| check_case(dir, backend, no_passes))
+            .unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Outcome::Error(format!("internal error (panic): {msg}"))
+            });
         match outcome {
             Outcome::Pass {
                 dev,
@@ -89,8 +90,8 @@ pub fn run(cases: &[PathBuf], backend: Backend, no_passes: bool) -> Result<ExitC
 
 /// A model ready to be called by the chosen backend.
 enum Runner {
-    Interp(Model),
-    Jit(JitModel),
+    Interp(Box<Model>),
+    Jit(Box<JitModel>),
 }
 
 impl Runner {
@@ -117,9 +118,9 @@ fn check_case(dir: &Path, backend: Backend, no_passes: bool) -> Outcome {
         Err(e) => return Outcome::Error(e.to_string()),
     };
     let mut model = match backend {
-        Backend::Interp => Runner::Interp(model),
+        Backend::Interp => Runner::Interp(Box::new(model)),
         Backend::Jit => match JitModel::compile(&model) {
-            Ok(j) => Runner::Jit(j),
+            Ok(j) => Runner::Jit(Box::new(j)),
             Err(e) => return Outcome::Refused(e.to_string()),
         },
     };

@@ -100,15 +100,17 @@ impl JitModel {
     }
 
     fn slot(&self, v: crate::ir::ValueId) -> Result<usize> {
-        self.layout
-            .slot(v)
-            .ok_or_else(|| Error::other(format!("jit: %{} has no slot", self.program.graph.name(v))))
+        self.layout.slot(v).ok_or_else(|| {
+            Error::other(format!("jit: %{} has no slot", self.program.graph.name(v)))
+        })
     }
 
     /// Checks that a state tensor has the statically known size of its slot.
     fn check_static_len(&self, slot: usize, data: &[f32], name: &str) -> Result<()> {
         let shape = &self.layout.shapes[slot];
-        let want: Option<i64> = shape.iter().try_fold(1i64, |acc, d| acc.checked_mul(d.as_int()?));
+        let want: Option<i64> = shape
+            .iter()
+            .try_fold(1i64, |acc, d| acc.checked_mul(d.as_int()?));
         match want {
             Some(w) if usize::try_from(w).ok() == Some(data.len()) => Ok(()),
             _ => Err(Error::other(format!(

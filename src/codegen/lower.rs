@@ -190,7 +190,7 @@ fn unsupported(n: &Node) -> Error {
     n.error(format!("jit backend does not support {} yet", n.op))
 }
 
-impl Lower<'_, '_> {
+impl<'a> Lower<'a, '_> {
     fn body(&mut self) -> Result<()> {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
@@ -206,7 +206,13 @@ impl Lower<'_, '_> {
         let shapes = self.layout.shapes.clone();
         for shape in &shapes {
             for d in shape {
-                lower_dim(&mut self.b, &mut self.dims, &self.layout.symbols, syms_ptr, d)?;
+                lower_dim(
+                    &mut self.b,
+                    &mut self.dims,
+                    &self.layout.symbols,
+                    syms_ptr,
+                    d,
+                )?;
             }
         }
         for n in &self.g.nodes {
@@ -237,7 +243,7 @@ impl Lower<'_, '_> {
         }
     }
 
-    fn shape(&self, v: ValueId) -> Result<&[SymExpr]> {
+    fn shape(&self, v: ValueId) -> Result<&'a [SymExpr]> {
         let s = self
             .layout
             .slot(v)
@@ -364,47 +370,52 @@ impl Lower<'_, '_> {
 
     /// `out = op(operands...)` elementwise, operands broadcast to `out`.
     fn elementwise(&mut self, n: &Node, out: ValueId, op: Ew, operands: &[Operand]) -> Result<()> {
-        let out_shape = self.shape(out)?.to_vec();
+        let out_shape = self.shape(out)?;
         let out_buf = self.buf(out)?;
         // A single flat loop when no operand broadcasts.
         let flat = operands.iter().all(|o| match o {
-            Operand::Tensor(v) => self.shape(*v).map_or(false, |s| s == out_shape.as_slice()),
+            Operand::Tensor(v) => self.shape(*v).is_ok_and(|s| s == out_shape),
             Operand::Scalar(_) => true,
         });
         let (bounds, out_strides) = if flat {
-            let numel = self.product(&out_shape)?;
+            let numel = self.product(out_shape)?;
             (vec![numel], vec![self.iconst(1)])
         } else {
             let b = out_shape
                 .iter()
                 .map(|d| self.dim(d))
                 .collect::<Result<Vec<_>>>()?;
-            (b, self.strides(&out_shape)?)
+            (b, self.strides(out_shape)?)
         };
-        let mut srcs: Vec<(Option<(Value, Vec<Value>)>, f32)> = Vec::new();
+        /// Where an operand's elements come from inside the loop.
+        enum Src {
+            Strided(Value, Vec<Value>),
+            Scalar(f32),
+        }
+        let mut srcs = Vec::new();
         for o in operands {
             srcs.push(match o {
                 Operand::Tensor(v) => {
                     let strides = if flat {
                         out_strides.clone()
                     } else {
-                        let s = self.shape(*v)?.to_vec();
-                        self.broadcast_strides(n, &s, &out_shape)?
+                        let s = self.shape(*v)?;
+                        self.broadcast_strides(n, s, out_shape)?
                     };
-                    (Some((self.buf(*v)?, strides)), 0.0)
+                    Src::Strided(self.buf(*v)?, strides)
                 }
-                Operand::Scalar(c) => (None, *c),
+                Operand::Scalar(c) => Src::Scalar(*c),
             });
         }
         self.loop_nest(&bounds, &mut |l, idx| {
             let mut xs = Vec::with_capacity(srcs.len());
-            for (src, c) in &srcs {
+            for src in &srcs {
                 xs.push(match src {
-                    Some((base, strides)) => {
+                    Src::Strided(base, strides) => {
                         let addr = l.address(*base, idx, strides);
                         l.b.ins().load(types::F32, flags(), addr, 0)
                     }
-                    None => l.b.ins().f32const(*c),
+                    Src::Scalar(c) => l.b.ins().f32const(*c),
                 });
             }
             let y = l.scalar_op(op, &xs);
@@ -495,7 +506,7 @@ impl Lower<'_, '_> {
                 .and_then(Arg::as_value)
                 .ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
         };
-        let layout = self.layout;
+        let layout: &FrameLayout = self.layout;
         let operand = |name: &str| -> Result<Operand> {
             match n.arg(name) {
                 Some(Arg::Value(v)) if layout.slot(*v).is_some() => Ok(Operand::Tensor(*v)),
@@ -572,7 +583,7 @@ impl Lower<'_, '_> {
             (View | Reshape | InternalUnsafeView, "default") => {
                 // Buffers are dense: a view is a copy of the same elements.
                 let src = tensor("self")?;
-                let count = self.product(&self.shape(out)?.to_vec())?;
+                let count = self.product(self.shape(out)?)?;
                 let (s, d) = (self.buf(src)?, self.buf(out)?);
                 let ones = [self.iconst(1)];
                 self.loop_nest(&[count], &mut |l, idx| {
@@ -585,7 +596,7 @@ impl Lower<'_, '_> {
             }
             (Permute, "default") => {
                 let src = tensor("self")?;
-                let src_shape = self.shape(src)?.to_vec();
+                let src_shape = self.shape(src)?;
                 let dims = n
                     .arg("dims")
                     .and_then(Arg::as_ints)
@@ -598,14 +609,14 @@ impl Lower<'_, '_> {
                 if perm.len() != rank {
                     return Err(n.error("permute: dims do not match the rank"));
                 }
-                let src_strides = self.strides(&src_shape)?;
+                let src_strides = self.strides(src_shape)?;
                 let strides: Vec<Value> = perm.iter().map(|&p| src_strides[p]).collect();
-                let out_shape = self.shape(out)?.to_vec();
+                let out_shape = self.shape(out)?;
                 let bounds = out_shape
                     .iter()
                     .map(|d| self.dim(d))
                     .collect::<Result<Vec<_>>>()?;
-                let out_strides = self.strides(&out_shape)?;
+                let out_strides = self.strides(out_shape)?;
                 let (s, d) = (self.buf(src)?, self.buf(out)?);
                 self.loop_nest(&bounds, &mut |l, idx| {
                     let from = l.address(s, idx, &strides);
@@ -631,7 +642,7 @@ impl Lower<'_, '_> {
                     },
                 };
                 let src = tensor("self")?;
-                let count = self.product(&self.shape(out)?.to_vec())?;
+                let count = self.product(self.shape(out)?)?;
                 let args = [self.buf(src)?, self.buf(out)?, count];
                 self.call(f, &args)
             }
@@ -646,7 +657,7 @@ impl Lower<'_, '_> {
                     )));
                 }
                 let src = tensor("self")?;
-                let shape = self.shape(src)?.to_vec();
+                let shape = self.shape(src)?;
                 let dim = match n.arg("dim") {
                     Some(Arg::Int(d)) => *d,
                     _ => return Err(n.error("argument dim is not an int")),
@@ -670,7 +681,8 @@ impl Lower<'_, '_> {
                 self.call(f, &args)
             }
             (Addmm | Mm, "default") => {
-                if *a == Addmm && (opt_scalar("alpha", 1.0)? != 1.0 || opt_scalar("beta", 1.0)? != 1.0)
+                if *a == Addmm
+                    && (opt_scalar("alpha", 1.0)? != 1.0 || opt_scalar("beta", 1.0)? != 1.0)
                 {
                     return Err(n.error(
                         "jit backend does not support addmm with alpha or beta other than 1 yet",
@@ -678,12 +690,12 @@ impl Lower<'_, '_> {
                 }
                 let m1 = tensor(if *a == Mm { "self" } else { "mat1" })?;
                 let m2 = tensor("mat2")?;
-                let s1 = self.shape(m1)?.to_vec();
-                let s2 = self.shape(m2)?.to_vec();
-                let [m, k] = &s1[..] else {
+                let s1 = self.shape(m1)?;
+                let s2 = self.shape(m2)?;
+                let [m, k] = s1 else {
                     return Err(n.error("mat1 is not a matrix"));
                 };
-                let [k2, nn] = &s2[..] else {
+                let [k2, nn] = s2 else {
                     return Err(n.error("mat2 is not a matrix"));
                 };
                 if k != k2 {
@@ -718,7 +730,7 @@ impl Lower<'_, '_> {
                     return Err(n.error("jit backend does not support sum with a dtype yet"));
                 }
                 let src = tensor("self")?;
-                let shape = self.shape(src)?.to_vec();
+                let shape = self.shape(src)?;
                 let rank = shape.len();
                 let dims: Vec<usize> = match n.arg("dim") {
                     None | Some(Arg::None) => (0..rank).collect(),
@@ -730,21 +742,29 @@ impl Lower<'_, '_> {
                             (0..rank).collect()
                         } else {
                             ds.iter()
-                                .map(|&d| wrap_dim(d, rank.max(1)).map_err(|e| n.error(e.to_string())))
+                                .map(|&d| {
+                                    wrap_dim(d, rank.max(1)).map_err(|e| n.error(e.to_string()))
+                                })
                                 .collect::<Result<_>>()?
                         }
                     }
                 };
-                self.reduce_sum(src, out, &shape, &dims)
+                self.reduce_sum(src, out, shape, &dims)
             }
             _ => Err(unsupported(n)),
         }
     }
 
     /// `out = sum of src over dims` (accumulated in `f32`, in index order).
-    fn reduce_sum(&mut self, src: ValueId, out: ValueId, shape: &[SymExpr], dims: &[usize]) -> Result<()> {
+    fn reduce_sum(
+        &mut self,
+        src: ValueId,
+        out: ValueId,
+        shape: &[SymExpr],
+        dims: &[usize],
+    ) -> Result<()> {
         let out_buf = self.buf(out)?;
-        let count = self.product(&self.shape(out)?.to_vec())?;
+        let count = self.product(self.shape(out)?)?;
         let ones = [self.iconst(1)];
         self.loop_nest(&[count], &mut |l, idx| {
             let z = l.b.ins().f32const(0.0);
@@ -756,7 +776,13 @@ impl Lower<'_, '_> {
         let kept: Vec<SymExpr> = shape
             .iter()
             .enumerate()
-            .map(|(i, d)| if dims.contains(&i) { SymExpr::Int(1) } else { d.clone() })
+            .map(|(i, d)| {
+                if dims.contains(&i) {
+                    SymExpr::Int(1)
+                } else {
+                    d.clone()
+                }
+            })
             .collect();
         let mut out_strides = self.strides(&kept)?;
         let zero = self.iconst(0);
@@ -764,7 +790,10 @@ impl Lower<'_, '_> {
             out_strides[d] = zero;
         }
         let in_strides = self.strides(shape)?;
-        let bounds = shape.iter().map(|d| self.dim(d)).collect::<Result<Vec<_>>>()?;
+        let bounds = shape
+            .iter()
+            .map(|d| self.dim(d))
+            .collect::<Result<Vec<_>>>()?;
         let in_buf = self.buf(src)?;
         self.loop_nest(&bounds, &mut |l, idx| {
             let from = l.address(in_buf, idx, &in_strides);
@@ -784,11 +813,11 @@ impl Lower<'_, '_> {
 /// Division and remainder round like Python (`//`, `%`): towards negative
 /// infinity. The caller must have checked that no divisor is zero.
 pub(super) fn lower_dim(
-b: &mut FunctionBuilder<'_>,
-cache: &mut HashMap<SymExpr, Value>,
-symbols: &[String],
-syms: Value,
-e: &SymExpr,
+    b: &mut FunctionBuilder<'_>,
+    cache: &mut HashMap<SymExpr, Value>,
+    symbols: &[String],
+    syms: Value,
+    e: &SymExpr,
 ) -> Result<Value> {
     if let Some(&v) = cache.get(e) {
         return Ok(v);
