@@ -452,3 +452,34 @@ fn dim_arithmetic_in_generated_code_agrees_with_sym_eval() {
         }
     }
 }
+
+#[test]
+fn output_type_inconsistent_with_the_inputs_is_refused() {
+    let text = r#"
+input %x: f32[3] = user_input
+%e: f32[4] = aten.exp.default(self=%x)
+output %e = user_output
+"#;
+    let e = JitModel::compile(&model(text, &[]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("node e") && e.contains("does not match"), "{e}");
+}
+
+#[test]
+fn view_sizes_not_provably_equal_are_checked_before_each_call() {
+    let text = r#"
+range s0 = [1, 16]
+input %x: f32[s0] = user_input
+%v: f32[2*(s0//2)] = aten.view.default(self=%x, size=[-1])
+output %v = user_output
+"#;
+    let mut jit = JitModel::compile(&model(text, &[])).unwrap();
+    let x = Tensor::from_vec_f32(vec![1.0, 2.0, 3.0, 4.0], &[4]).unwrap();
+    let out = jit.run(&mut [x]).unwrap();
+    assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+    let odd = Tensor::from_vec_f32(vec![1.0, 2.0, 3.0], &[3]).unwrap();
+    let e = jit.run(&mut [odd]).unwrap_err().to_string();
+    assert!(e.contains("node v") && e.contains("element count"), "{e}");
+}

@@ -17,7 +17,8 @@ use crate::model::Model;
 use crate::passes;
 use crate::sym::SymExpr;
 
-use super::{lower::lower_program_annotated, FrameLayout};
+use super::lower::{lower_program_full, SizeCheck};
+use super::FrameLayout;
 
 /// The signature of the generated entry function.
 type EntryFn = unsafe extern "C" fn(*const *mut u8, *const i64);
@@ -36,6 +37,8 @@ pub struct JitModel {
     /// when a buffer is mutated; the generated code never writes them.
     bufs: Vec<Vec<f32>>,
     clif: String,
+    /// Size equalities the code relies on, checked before each call.
+    checks: Vec<SizeCheck>,
 }
 
 impl JitModel {
@@ -51,7 +54,8 @@ impl JitModel {
             builder.symbol(s.name, s.addr);
         }
         let mut module = JITModule::new(builder);
-        let (id, clif) = lower_program_annotated(&mut module, p)?;
+        let lowered = lower_program_full(&mut module, p)?;
+        let id = lowered.id;
         module
             .finalize_definitions()
             .map_err(|e| Error::other(format!("jit: linking: {e}")))?;
@@ -68,7 +72,8 @@ impl JitModel {
             bufs: vec![Vec::new(); layout.slots.len()],
             layout,
             state: model.state.clone(),
-            clif,
+            clif: lowered.clif,
+            checks: lowered.checks,
         };
         for spec in &p.signature.inputs {
             match &spec.kind {
@@ -176,6 +181,19 @@ impl JitModel {
             if self.bufs[slot].len() != numel {
                 // State slots already have their (static) size.
                 self.bufs[slot].resize(numel, 0.0);
+            }
+        }
+        for c in &self.checks {
+            let (l, r) = (c.lhs.eval_map(&env), c.rhs.eval_map(&env));
+            if l.is_none() || l != r {
+                return Err(Error::Node {
+                    node: c.node.clone(),
+                    loc: c.loc.clone(),
+                    msg: format!(
+                        "{}: {} = {:?} but {} = {:?} with these inputs",
+                        c.what, c.lhs, l, c.rhs, r
+                    ),
+                });
             }
         }
         for (&v, t) in user.iter().zip(inputs.iter()) {

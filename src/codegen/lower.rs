@@ -18,7 +18,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use torchlift_runtime::abi::{AbiType, RtFn};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SourceLoc};
 use crate::interp::tensor::wrap_dim;
 use crate::ir::{Arg, Aten, Graph, Node, Op, Program, ValueId};
 use crate::sym::SymExpr;
@@ -27,13 +27,34 @@ use super::{FrameLayout, ENTRY_NAME};
 
 /// Lowers `p` into `module` as the function [`ENTRY_NAME`] and returns its id.
 pub fn lower_program(module: &mut dyn Module, p: &Program) -> Result<FuncId> {
-    let (id, _) = lower_program_annotated(module, p)?;
-    Ok(id)
+    Ok(lower_program_full(module, p)?.id)
 }
 
-/// As [`lower_program`], also returning the CLIF text annotated with the
-/// aten node of each block.
-pub fn lower_program_annotated(module: &mut dyn Module, p: &Program) -> Result<(FuncId, String)> {
+/// A size equality the generated code relies on that could not be proved
+/// symbolically; the caller checks it with the bound symbols before every
+/// call.
+#[derive(Clone, Debug)]
+pub struct SizeCheck {
+    pub node: String,
+    pub loc: SourceLoc,
+    pub what: String,
+    pub lhs: SymExpr,
+    pub rhs: SymExpr,
+}
+
+/// The result of lowering a program.
+pub struct Lowered {
+    pub id: FuncId,
+    /// The CLIF text, each node's first block preceded by a comment naming
+    /// the aten node and its source line.
+    pub clif: String,
+    /// Size equalities to check before each call.
+    pub checks: Vec<SizeCheck>,
+}
+
+/// As [`lower_program`], also returning the annotated CLIF and the run-time
+/// size checks.
+pub fn lower_program_full(module: &mut dyn Module, p: &Program) -> Result<Lowered> {
     let layout = FrameLayout::new(p)?;
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
@@ -47,7 +68,7 @@ pub fn lower_program_annotated(module: &mut dyn Module, p: &Program) -> Result<(
     ctx.func.name = UserFuncName::user(0, id.as_u32());
     let mut fcx = FunctionBuilderContext::new();
     let frontend = module.target_config();
-    let notes = {
+    let (notes, checks) = {
         let b = FunctionBuilder::new(&mut ctx.func, &mut fcx);
         let mut l = Lower {
             b,
@@ -59,17 +80,24 @@ pub fn lower_program_annotated(module: &mut dyn Module, p: &Program) -> Result<(
             dims: HashMap::new(),
             rt: HashMap::new(),
             notes: Vec::new(),
+            checks: Vec::new(),
         };
         l.body()?;
-        let Lower { b, notes, .. } = l;
+        let Lower {
+            b, notes, checks, ..
+        } = l;
         b.finalize(frontend);
-        notes
+        (notes, checks)
     };
     let text = clif_text(&ctx.func, &notes);
     module
         .define_function(id, &mut ctx)
         .map_err(|e| Error::other(format!("jit: compiling the graph: {e:?}")))?;
-    Ok((id, text))
+    Ok(Lowered {
+        id,
+        clif: text,
+        checks,
+    })
 }
 
 /// Lowers one dim expression as `fn(syms: *const i64) -> i64`, for testing
@@ -180,6 +208,7 @@ struct Lower<'a, 'b> {
     dims: HashMap<SymExpr, Value>,
     rt: HashMap<RtFn, FuncRef>,
     notes: Vec<(Block, String)>,
+    checks: Vec<SizeCheck>,
 }
 
 fn flags() -> MemFlagsData {
@@ -257,6 +286,25 @@ impl<'a> Lower<'a, '_> {
             .slot(v)
             .ok_or_else(|| Error::other(format!("jit: %{} has no slot", self.g.name(v))))?;
         Ok(self.bufs[s])
+    }
+
+    /// Refuses a node whose output type is not the shape its inputs give.
+    fn expect_shape(&self, n: &Node, out: ValueId, want: &[SymExpr]) -> Result<()> {
+        let got = self.shape(out)?;
+        if got == want {
+            return Ok(());
+        }
+        let show = |s: &[SymExpr]| {
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(n.error(format!(
+            "output type [{}] does not match the shape [{}] of its inputs",
+            show(got),
+            show(want)
+        )))
     }
 
     fn iconst(&mut self, c: i64) -> Value {
@@ -583,6 +631,19 @@ impl<'a> Lower<'a, '_> {
             (View | Reshape | InternalUnsafeView, "default") => {
                 // Buffers are dense: a view is a copy of the same elements.
                 let src = tensor("self")?;
+                let (src_n, out_n) = (
+                    SymExpr::mul(self.shape(src)?.to_vec()),
+                    SymExpr::mul(self.shape(out)?.to_vec()),
+                );
+                if src_n != out_n {
+                    self.checks.push(SizeCheck {
+                        node: n.name.clone(),
+                        loc: n.meta.source_line(),
+                        what: "element count of the view".into(),
+                        lhs: out_n,
+                        rhs: src_n,
+                    });
+                }
                 let count = self.product(self.shape(out)?)?;
                 let (s, d) = (self.buf(src)?, self.buf(out)?);
                 let ones = [self.iconst(1)];
@@ -609,6 +670,8 @@ impl<'a> Lower<'a, '_> {
                 if perm.len() != rank {
                     return Err(n.error("permute: dims do not match the rank"));
                 }
+                let want: Vec<SymExpr> = perm.iter().map(|&p| src_shape[p].clone()).collect();
+                self.expect_shape(n, out, &want)?;
                 let src_strides = self.strides(src_shape)?;
                 let strides: Vec<Value> = perm.iter().map(|&p| src_strides[p]).collect();
                 let out_shape = self.shape(out)?;
@@ -642,6 +705,7 @@ impl<'a> Lower<'a, '_> {
                     },
                 };
                 let src = tensor("self")?;
+                self.expect_shape(n, out, self.shape(src)?)?;
                 let count = self.product(self.shape(out)?)?;
                 let args = [self.buf(src)?, self.buf(out)?, count];
                 self.call(f, &args)
@@ -658,6 +722,7 @@ impl<'a> Lower<'a, '_> {
                 }
                 let src = tensor("self")?;
                 let shape = self.shape(src)?;
+                self.expect_shape(n, out, shape)?;
                 let dim = match n.arg("dim") {
                     Some(Arg::Int(d)) => *d,
                     _ => return Err(n.error("argument dim is not an int")),
@@ -701,6 +766,7 @@ impl<'a> Lower<'a, '_> {
                 if k != k2 {
                     return Err(n.error(format!("inner dims {k} and {k2} differ")));
                 }
+                self.expect_shape(n, out, &[m.clone(), nn.clone()])?;
                 let beta_zero = if *a == Addmm {
                     // `out = bias` broadcast, then `out += mat1 @ mat2`.
                     let bias = tensor("self")?;
@@ -749,6 +815,17 @@ impl<'a> Lower<'a, '_> {
                         }
                     }
                 };
+                let keepdim = matches!(n.arg("keepdim"), Some(Arg::Bool(true)));
+                let want: Vec<SymExpr> = shape
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, d)| match (dims.contains(&i), keepdim) {
+                        (false, _) => Some(d.clone()),
+                        (true, true) => Some(SymExpr::Int(1)),
+                        (true, false) => None,
+                    })
+                    .collect();
+                self.expect_shape(n, out, &want)?;
                 self.reduce_sum(src, out, shape, &dims)
             }
             _ => Err(unsupported(n)),
