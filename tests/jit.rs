@@ -483,3 +483,16 @@ output %v = user_output
     let e = jit.run(&mut [odd]).unwrap_err().to_string();
     assert!(e.contains("node v") && e.contains("element count"), "{e}");
 }
+
+#[test]
+fn unused_inputs_of_other_dtypes_need_no_slot() {
+    let text = r#"
+input %steps: i64[] = buffer "bn.num_batches_tracked"
+input %x: f32[2] = user_input
+%r: f32[2] = aten.relu.default(self=%x)
+output %r = user_output
+"#;
+    let steps = Tensor::from_vec(vec![0i64], &[]).unwrap();
+    let mut m = model(text, &[("bn.num_batches_tracked", steps)]);
+    jit_matches_interp(&mut m, &[data(&[2], 1)]);
+}

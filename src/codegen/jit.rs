@@ -78,6 +78,7 @@ impl JitModel {
         for spec in &p.signature.inputs {
             match &spec.kind {
                 InputKind::UserInput => {}
+                _ if jm.layout.slot(spec.value).is_none() => {}
                 InputKind::Parameter | InputKind::Buffer { .. } | InputKind::ConstantTensor => {
                     let target = spec.target.as_deref().unwrap_or("");
                     let t = jm.state.get(target).ok_or_else(|| {
@@ -197,8 +198,9 @@ impl JitModel {
             }
         }
         for (&v, t) in user.iter().zip(inputs.iter()) {
-            let slot = self.slot(v)?;
-            self.bufs[slot] = t.to_vec::<f32>()?;
+            if let Some(slot) = self.layout.slot(v) {
+                self.bufs[slot] = t.to_vec::<f32>()?;
+            }
         }
         let ptrs: Vec<*mut u8> = self
             .bufs
@@ -234,8 +236,7 @@ impl JitModel {
                         .iter()
                         .find(|s| s.target.as_deref() == Some(target))
                         .map(|s| s.value);
-                    if let Some(sv) = spec_slot {
-                        let s = self.slot(sv)?;
+                    if let Some(s) = spec_slot.and_then(|sv| self.layout.slot(sv)) {
                         self.bufs[s] = self.bufs[slot].clone();
                     }
                 }

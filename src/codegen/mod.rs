@@ -36,8 +36,8 @@ pub const ENTRY_NAME: &str = "torchlift_graph";
 /// per node output, and one index per shape symbol.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FrameLayout {
-    /// The value held by each slot, in slot order: graph inputs first, then
-    /// node outputs in graph order.
+    /// The value held by each slot, in slot order: graph inputs first (those
+    /// something reads), then node outputs in graph order.
     pub slots: Vec<ValueId>,
     /// The shape of each slot's value.
     pub shapes: Vec<Vec<SymExpr>>,
@@ -83,7 +83,10 @@ impl FrameLayout {
             layout.shapes.push(tt.shape.clone());
             Ok(())
         };
-        for &v in &g.inputs {
+        // Inputs nothing reads (a batch norm's step counter in eval mode)
+        // get no slot, whatever their type.
+        let uses = g.use_counts();
+        for &v in g.inputs.iter().filter(|v| uses[v.index()] > 0) {
             add(&mut layout, v).map_err(|m| Error::input(g.name(v), m))?;
         }
         for n in &g.nodes {
