@@ -16,6 +16,7 @@
 //! - [`interp`] is the reference interpreter, the oracle of every backend.
 
 pub mod check;
+pub mod codegen;
 pub mod dtype;
 pub mod error;
 pub mod interp;

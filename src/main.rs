@@ -24,6 +24,8 @@ struct Cli {
 pub enum Backend {
     /// The reference interpreter.
     Interp,
+    /// Native code compiled in memory with Cranelift.
+    Jit,
 }
 
 #[derive(Subcommand)]

@@ -266,3 +266,56 @@ fn check_reports_a_wrong_answer_as_fail() {
     assert!(stdout(&o).contains("FAIL mlp"), "{}", stdout(&o));
     assert!(stdout(&o).contains("run0 output_0"), "{}", stdout(&o));
 }
+
+#[test]
+fn run_with_the_jit_backend_matches_pytorch() {
+    let dir = scratch("run-jit");
+    let o = torchlift(&[
+        "run",
+        "examples/mlp/model.pt2",
+        "--backend",
+        "jit",
+        "--output-dir",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = Tensor::read_npy(dir.join("output_0.npy")).expect("output written");
+    let want = Tensor::read_npy(root().join("examples/mlp/run0/output_0.npy")).expect("reference");
+    torchlift::check::compare(&got, &want, 1e-4, 1e-5).expect("matches PyTorch");
+}
+
+#[test]
+fn jit_refusal_names_the_op_node_and_source_line() {
+    let o = torchlift(&[
+        "run",
+        "tests/fixtures/cases/tiny_lstm/model.pt2",
+        "--backend",
+        "jit",
+    ]);
+    assert_one_line_error(&o, "jit backend does not support aten.full.default yet");
+    assert!(stderr(&o).contains("make_fixtures.py:"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_with_the_jit_reports_passes_and_refusals_apart() {
+    let o = torchlift(&[
+        "check",
+        "--backend",
+        "jit",
+        "examples/mlp",
+        "tests/fixtures/cases/dyn_batch",
+        "tests/fixtures/cases/tiny_lstm",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "a refused case makes check fail");
+    let out = stdout(&o);
+    assert!(
+        out.contains("PASS mlp") && out.contains("compile="),
+        "{out}"
+    );
+    assert!(out.contains("PASS dyn_batch"), "{out}");
+    assert!(out.contains("REFUSED tiny_lstm"), "{out}");
+    assert!(
+        out.trim_end().ends_with("2 passed, 0 failed, 1 refused"),
+        "{out}"
+    );
+}

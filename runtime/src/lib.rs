@@ -5,6 +5,7 @@
 //! pointer work lives in small `unsafe` blocks inside, each with a `SAFETY:`
 //! comment stating why the access is in bounds.
 
+pub mod abi;
 pub mod gemm;
 
 pub use gemm::{dgemm, sgemm, MatRef};

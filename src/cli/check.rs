@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use torchlift::check::{compare, Case, Deviation};
+use torchlift::codegen::jit::JitModel;
+use torchlift::interp::tensor::Tensor;
 use torchlift::model::{LoadOptions, Model};
 use torchlift::Result;
 
@@ -18,26 +20,30 @@ enum Outcome {
     },
     Fail(String),
     Error(String),
+    /// The backend does not support the model yet (a compile-time refusal).
+    Refused(String),
 }
 
 pub fn run(cases: &[PathBuf], backend: Backend, opts: LoadOptions) -> Result<ExitCode> {
     let backend_name = match backend {
         Backend::Interp => "interp",
+        Backend::Jit => "jit",
     };
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut refused) = (0, 0, 0);
     for dir in cases {
         let name = dir.file_name().map_or_else(
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let outcome = std::panic::catch_unwind(|| check_case(dir, opts)).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Outcome::Error(format!("internal error (panic): {msg}"))
-        });
+        let outcome =
+            std::panic::catch_unwind(|| check_case(dir, backend, opts)).unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Outcome::Error(format!("internal error (panic): {msg}"))
+            });
         match outcome {
             Outcome::Pass {
                 dev,
@@ -54,6 +60,13 @@ pub fn run(cases: &[PathBuf], backend: Backend, opts: LoadOptions) -> Result<Exi
                 failed += 1;
                 println!("FAIL {name:<20} {backend_name:<6} {msg}");
             }
+            Outcome::Refused(msg) => {
+                refused += 1;
+                println!(
+                    "REFUSED {name:<17} {backend_name:<6} {}",
+                    msg.replace('\n', " ")
+                );
+            }
             Outcome::Error(msg) => {
                 failed += 1;
                 println!(
@@ -63,23 +76,49 @@ pub fn run(cases: &[PathBuf], backend: Backend, opts: LoadOptions) -> Result<Exi
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 {
+    if refused > 0 {
+        println!("{passed} passed, {failed} failed, {refused} refused");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(if failed == 0 && refused == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-fn check_case(dir: &Path, opts: LoadOptions) -> Outcome {
+/// A model ready to be called by the chosen backend.
+enum Runner {
+    Interp(Box<Model>),
+    Jit(Box<JitModel>),
+}
+
+impl Runner {
+    fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
+        match self {
+            Runner::Interp(m) => m.run(inputs),
+            Runner::Jit(j) => j.run(inputs),
+        }
+    }
+}
+
+fn check_case(dir: &Path, backend: Backend, opts: LoadOptions) -> Outcome {
     let case = match Case::load(dir) {
         Ok(c) => c,
         Err(e) => return Outcome::Error(e.to_string()),
     };
     let t0 = Instant::now();
-    let mut model = match Model::load_with(&case.model_path(), opts) {
+    let model = match Model::load_with(&case.model_path(), opts) {
         Ok(m) => m,
         Err(e) => return Outcome::Error(e.to_string()),
+    };
+    let mut model = match backend {
+        Backend::Interp => Runner::Interp(Box::new(model)),
+        Backend::Jit => match JitModel::compile(&model) {
+            Ok(j) => Runner::Jit(Box::new(j)),
+            Err(e) => return Outcome::Refused(e.to_string()),
+        },
     };
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut dev = Deviation::default();

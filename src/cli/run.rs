@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use torchlift::codegen::jit::JitModel;
 use torchlift::interp::tensor::Tensor;
 use torchlift::model::{LoadOptions, Model};
 use torchlift::{Error, Result};
@@ -16,7 +17,6 @@ pub fn run(
     out_dir: Option<&Path>,
     no_passes: bool,
 ) -> Result<ExitCode> {
-    let Backend::Interp = backend;
     let opts = LoadOptions {
         run_passes: !no_passes,
         ..LoadOptions::default()
@@ -34,7 +34,10 @@ pub fn run(
     } else {
         inputs.iter().map(Tensor::read_npy).collect::<Result<_>>()?
     };
-    let outputs = model.run(&mut args)?;
+    let outputs = match backend {
+        Backend::Interp => model.run(&mut args)?,
+        Backend::Jit => JitModel::compile(&model)?.run(&mut args)?,
+    };
     if let Some(dir) = out_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             path: dir.display().to_string(),

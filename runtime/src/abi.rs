@@ -1,0 +1,393 @@
+//! The C ABI between generated code and the runtime.
+//!
+//! Compiled code (JIT today, object files later) calls these `extern "C"`
+//! entry points with raw pointers and `i64` sizes. Each entry point checks
+//! what it can (negative sizes make it return without touching memory: a
+//! panic must never unwind into generated code) and then calls a safe kernel.
+//!
+//! The single list in [`runtime_symbols!`] names every entry point with its
+//! parameter types. It generates [`RtFn`] (a typed id per entry point) and
+//! [`RtFn::symbol`], which gives the name and signature used to declare the
+//! function in a code module and the address a JIT registers under that name.
+//! Because the address is taken through a cast to the listed signature, a
+//! kernel whose Rust signature drifts from the list does not compile.
+//!
+//! Contract shared by every entry point: pointers address dense, row-major
+//! `f32` buffers that hold at least the elements the sizes describe, and an
+//! output buffer does not overlap any input buffer.
+
+use crate::gemm::{sgemm, MatRef};
+
+/// The type of one parameter of a runtime entry point, as the code generator
+/// sees it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AbiType {
+    /// A signed 64-bit integer (sizes, strides, flags).
+    I64,
+    /// A 32-bit float.
+    F32,
+    /// A pointer (the target's pointer width).
+    Ptr,
+}
+
+/// Maps a Rust parameter type of an entry point to its [`AbiType`].
+pub trait AbiParam {
+    const TYPE: AbiType;
+}
+
+impl AbiParam for i64 {
+    const TYPE: AbiType = AbiType::I64;
+}
+
+impl AbiParam for f32 {
+    const TYPE: AbiType = AbiType::F32;
+}
+
+impl<T> AbiParam for *const T {
+    const TYPE: AbiType = AbiType::Ptr;
+}
+
+impl<T> AbiParam for *mut T {
+    const TYPE: AbiType = AbiType::Ptr;
+}
+
+/// One entry point: its link name, parameter types (it returns nothing) and
+/// address in this process.
+#[derive(Copy, Clone, Debug)]
+pub struct RuntimeSymbol {
+    pub name: &'static str,
+    pub params: &'static [AbiType],
+    pub addr: *const u8,
+}
+
+/// The list of runtime entry points. Each line is
+/// `Id => fn link_name(param: RustType, ...);`.
+macro_rules! runtime_symbols {
+    ($( $(#[$doc:meta])* $id:ident => fn $name:ident($($p:ident: $t:ty),* $(,)?); )*) => {
+        /// A runtime entry point.
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum RtFn {
+            $( $(#[$doc])* $id, )*
+        }
+
+        impl RtFn {
+            pub const ALL: &'static [RtFn] = &[$(RtFn::$id),*];
+
+            /// The name, signature and address of the entry point.
+            pub fn symbol(self) -> RuntimeSymbol {
+                match self {
+                    $(RtFn::$id => {
+                        const PARAMS: &[AbiType] = &[$(<$t as AbiParam>::TYPE),*];
+                        let f: unsafe extern "C" fn($($t),*) = $name;
+                        RuntimeSymbol {
+                            name: stringify!($name),
+                            params: PARAMS,
+                            addr: f as *const u8,
+                        }
+                    })*
+                }
+            }
+        }
+    };
+}
+
+runtime_symbols! {
+    /// `c = a @ b` (`beta_zero != 0`) or `c += a @ b`: `a` is `m x k` with row
+    /// stride `lda`, `b` is `k x n` with row stride `ldb`, `c` is `m x n` with
+    /// row stride `ldc`.
+    Sgemm => fn torchlift_rt_sgemm(
+        m: i64, k: i64, n: i64,
+        a: *const f32, lda: i64,
+        b: *const f32, ldb: i64,
+        c: *mut f32, ldc: i64,
+        beta_zero: i64,
+    );
+    /// `y = exp(x)` over `n` elements.
+    Exp => fn torchlift_rt_exp(x: *const f32, y: *mut f32, n: i64);
+    /// `y = log(x)`.
+    Log => fn torchlift_rt_log(x: *const f32, y: *mut f32, n: i64);
+    /// `y = tanh(x)`.
+    Tanh => fn torchlift_rt_tanh(x: *const f32, y: *mut f32, n: i64);
+    /// `y = 1 / (1 + exp(-x))`.
+    Sigmoid => fn torchlift_rt_sigmoid(x: *const f32, y: *mut f32, n: i64);
+    /// `y = x * sigmoid(x)`.
+    Silu => fn torchlift_rt_silu(x: *const f32, y: *mut f32, n: i64);
+    /// `y = erf(x)`.
+    Erf => fn torchlift_rt_erf(x: *const f32, y: *mut f32, n: i64);
+    /// `y = x * Φ(x)` (erf form).
+    Gelu => fn torchlift_rt_gelu(x: *const f32, y: *mut f32, n: i64);
+    /// `y = gelu(x)`, tanh approximation.
+    GeluTanh => fn torchlift_rt_gelu_tanh(x: *const f32, y: *mut f32, n: i64);
+    /// Softmax over the middle axis of an `outer x len x inner` array.
+    Softmax => fn torchlift_rt_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64);
+    /// Log-softmax over the middle axis of an `outer x len x inner` array.
+    LogSoftmax => fn torchlift_rt_log_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64);
+}
+
+/// `usize` of a size that must be non-negative.
+fn size(v: i64) -> Option<usize> {
+    usize::try_from(v).ok()
+}
+
+/// The number of elements spanned by `rows` rows of `cols` with row stride
+/// `ld`: `(rows - 1) * ld + cols`, or 0 for an empty matrix.
+fn span(rows: usize, cols: usize, ld: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1).checked_mul(ld)?.checked_add(cols)
+}
+
+/// # Safety
+/// `a`, `b` and `c` address `m x k`, `k x n` and `m x n` `f32` matrices with
+/// row strides `lda`, `ldb`, `ldc` (each at least the row length); `c` does
+/// not overlap `a` or `b`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchlift_rt_sgemm(
+    m: i64,
+    k: i64,
+    n: i64,
+    a: *const f32,
+    lda: i64,
+    b: *const f32,
+    ldb: i64,
+    c: *mut f32,
+    ldc: i64,
+    beta_zero: i64,
+) {
+    let (Some(m), Some(k), Some(n), Some(lda), Some(ldb), Some(ldc)) =
+        (size(m), size(k), size(n), size(lda), size(ldb), size(ldc))
+    else {
+        return;
+    };
+    if m == 0 || n == 0 || lda < k || ldb < n || ldc != n {
+        // `sgemm` writes a dense `c`; other layouts are not part of the ABI.
+        return;
+    }
+    let (Some(la), Some(lb), Some(lc)) = (span(m, k, lda), span(k, n, ldb), m.checked_mul(n))
+    else {
+        return;
+    };
+    // SAFETY: the caller guarantees the three matrices lie inside their
+    // buffers; `la`, `lb` and `lc` are exactly the spans they cover, and `c`
+    // does not overlap `a` or `b`. Empty spans use a dangling, aligned pointer.
+    let (a, b, c) = unsafe {
+        (
+            slice_or_empty(a, la),
+            slice_or_empty(b, lb),
+            std::slice::from_raw_parts_mut(c, lc),
+        )
+    };
+    let a = MatRef {
+        data: a,
+        offset: 0,
+        rows: m,
+        cols: k,
+        rs: lda as isize,
+        cs: 1,
+    };
+    let b = MatRef {
+        data: b,
+        offset: 0,
+        rows: k,
+        cols: n,
+        rs: ldb as isize,
+        cs: 1,
+    };
+    let beta = if beta_zero != 0 { 0.0 } else { 1.0 };
+    sgemm(1.0, a, b, beta, c);
+}
+
+/// # Safety
+/// When `len > 0`, `p` addresses `len` readable `f32`s.
+unsafe fn slice_or_empty<'a>(p: *const f32, len: usize) -> &'a [f32] {
+    if len == 0 {
+        &[]
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts(p, len) }
+    }
+}
+
+/// Runs `f` on `x[..n]` into `y[..n]`.
+///
+/// # Safety
+/// `x` and `y` address `n` `f32`s each and do not overlap.
+unsafe fn map_f32(x: *const f32, y: *mut f32, n: i64, f: impl Fn(f64) -> f64) {
+    let Some(n) = size(n).filter(|&n| n > 0) else {
+        return;
+    };
+    // SAFETY: guaranteed by the caller.
+    let (x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(x, n),
+            std::slice::from_raw_parts_mut(y, n),
+        )
+    };
+    for (o, &i) in y.iter_mut().zip(x) {
+        *o = f(i as f64) as f32;
+    }
+}
+
+fn sigmoid(v: f64) -> f64 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+fn gelu_tanh(v: f64) -> f64 {
+    let k = (2.0 / std::f64::consts::PI).sqrt();
+    0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
+}
+
+macro_rules! unary_entry_points {
+    ($($name:ident = $f:expr;)*) => {
+        $(
+            /// # Safety
+            /// `x` and `y` address `n` `f32`s each and do not overlap.
+            #[no_mangle]
+            pub unsafe extern "C" fn $name(x: *const f32, y: *mut f32, n: i64) {
+                // SAFETY: the caller's contract is `map_f32`'s.
+                unsafe { map_f32(x, y, n, $f) }
+            }
+        )*
+    };
+}
+
+unary_entry_points! {
+    torchlift_rt_exp = f64::exp;
+    torchlift_rt_log = f64::ln;
+    torchlift_rt_tanh = f64::tanh;
+    torchlift_rt_sigmoid = sigmoid;
+    torchlift_rt_silu = |v| v * sigmoid(v);
+    torchlift_rt_erf = libm::erf;
+    torchlift_rt_gelu = |v| 0.5 * v * (1.0 + libm::erf(v * std::f64::consts::FRAC_1_SQRT_2));
+    torchlift_rt_gelu_tanh = gelu_tanh;
+}
+
+/// Softmax (or log-softmax) of each line of `len` elements, `inner` apart,
+/// of an `outer x len x inner` array. Accumulates in `f64`.
+pub fn softmax_lines(x: &[f32], y: &mut [f32], outer: usize, len: usize, inner: usize, log: bool) {
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |j: usize| o * len * inner + j * inner + i;
+            let max = (0..len)
+                .map(|j| x[at(j)] as f64)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = (0..len).map(|j| (x[at(j)] as f64 - max).exp()).sum();
+            for j in 0..len {
+                let d = x[at(j)] as f64 - max;
+                y[at(j)] = if log {
+                    (d - sum.ln()) as f32
+                } else {
+                    (d.exp() / sum) as f32
+                };
+            }
+        }
+    }
+}
+
+/// # Safety
+/// `x` and `y` address `outer * len * inner` `f32`s each and do not overlap.
+unsafe fn softmax_entry(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64, log: bool) {
+    let (Some(outer), Some(len), Some(inner)) = (size(outer), size(len), size(inner)) else {
+        return;
+    };
+    let Some(n) = outer.checked_mul(len).and_then(|v| v.checked_mul(inner)) else {
+        return;
+    };
+    if n == 0 {
+        return;
+    }
+    // SAFETY: guaranteed by the caller; `n` is the element count.
+    let (x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(x, n),
+            std::slice::from_raw_parts_mut(y, n),
+        )
+    };
+    softmax_lines(x, y, outer, len, inner, log);
+}
+
+/// # Safety
+/// `x` and `y` address `outer * len * inner` `f32`s each and do not overlap.
+#[no_mangle]
+pub unsafe extern "C" fn torchlift_rt_softmax(
+    x: *const f32,
+    y: *mut f32,
+    outer: i64,
+    len: i64,
+    inner: i64,
+) {
+    // SAFETY: the caller's contract is `softmax_entry`'s.
+    unsafe { softmax_entry(x, y, outer, len, inner, false) }
+}
+
+/// # Safety
+/// `x` and `y` address `outer * len * inner` `f32`s each and do not overlap.
+#[no_mangle]
+pub unsafe extern "C" fn torchlift_rt_log_softmax(
+    x: *const f32,
+    y: *mut f32,
+    outer: i64,
+    len: i64,
+    inner: i64,
+) {
+    // SAFETY: the caller's contract is `softmax_entry`'s.
+    unsafe { softmax_entry(x, y, outer, len, inner, true) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_symbol_is_listed_once_with_its_parameters() {
+        let syms: Vec<_> = RtFn::ALL.iter().map(|f| f.symbol()).collect();
+        let mut names: Vec<_> = syms.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), syms.len());
+        let sgemm = RtFn::Sgemm.symbol();
+        assert_eq!(sgemm.name, "torchlift_rt_sgemm");
+        assert_eq!(sgemm.params.len(), 10);
+        assert_eq!(sgemm.params[3], AbiType::Ptr);
+        assert!(syms.iter().all(|s| !s.addr.is_null()));
+    }
+
+    #[test]
+    fn sgemm_entry_point_accumulates_or_overwrites() {
+        let a = [1.0f32, 2.0, 3.0, 4.0]; // 2 x 2
+        let b = [1.0f32, 0.0, 0.0, 1.0]; // identity
+        let mut c = [10.0f32; 4];
+        // SAFETY: all three are dense 2 x 2 arrays that do not overlap.
+        unsafe { torchlift_rt_sgemm(2, 2, 2, a.as_ptr(), 2, b.as_ptr(), 2, c.as_mut_ptr(), 2, 0) };
+        assert_eq!(c, [11.0, 12.0, 13.0, 14.0]);
+        // SAFETY: as above.
+        unsafe { torchlift_rt_sgemm(2, 2, 2, a.as_ptr(), 2, b.as_ptr(), 2, c.as_mut_ptr(), 2, 1) };
+        assert_eq!(c, a);
+    }
+
+    #[test]
+    fn negative_sizes_touch_nothing() {
+        let mut y = [7.0f32; 2];
+        // SAFETY: a negative count means no element is accessed.
+        unsafe { torchlift_rt_exp(std::ptr::null(), y.as_mut_ptr(), -1) };
+        assert_eq!(y, [7.0, 7.0]);
+    }
+
+    #[test]
+    fn log_softmax_rows_exponentiate_to_one() {
+        let x = [1.0f32, 2.0, 3.0, -1.0, 0.0, 1.0];
+        let mut y = [0.0f32; 6];
+        softmax_lines(&x, &mut y, 2, 3, 1, true);
+        for row in y.chunks(3) {
+            let s: f32 = row.iter().map(|v| v.exp()).sum();
+            assert!((s - 1.0).abs() < 1e-6);
+        }
+        // Along the outer axis (inner = 3): columns of a 2 x 3 array.
+        softmax_lines(&x, &mut y, 1, 2, 3, false);
+        for c in 0..3 {
+            assert!((y[c] + y[3 + c] - 1.0).abs() < 1e-6);
+        }
+    }
+}

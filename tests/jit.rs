@@ -1,0 +1,498 @@
+//! The JIT backend against the reference interpreter and PyTorch's recorded
+//! outputs: every supported op, broadcasting, symbolic dims at several
+//! sizes, the fixture models in the slice, and compile-time refusals.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use torchlift::check::{compare, Case};
+use torchlift::codegen::jit::JitModel;
+use torchlift::interp::tensor::Tensor;
+use torchlift::ir::parse::parse_program;
+use torchlift::model::{LoadOptions, Model};
+
+/// A model from IR text, with the given weights.
+fn model(text: &str, weights: &[(&str, Tensor)]) -> Model {
+    let program = parse_program(text).expect("IR text parses");
+    torchlift::ir::verify::verify_program(&program).expect("IR text verifies");
+    let state: BTreeMap<String, Tensor> = weights
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    Model {
+        path: PathBuf::from("test.tlir"),
+        program,
+        state,
+        sample_inputs: None,
+    }
+}
+
+/// Deterministic values in about [-2, 2], varied per `seed`.
+fn data(sizes: &[usize], seed: u32) -> Tensor {
+    let n: usize = sizes.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i as f32 + 1.0) * 0.731 + seed as f32 * 1.37).sin() * 2.0)
+        .collect();
+    Tensor::from_vec_f32(v, sizes).unwrap()
+}
+
+fn positive(sizes: &[usize], seed: u32) -> Tensor {
+    let t = data(sizes, seed);
+    let v: Vec<f32> = t
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|x| x.abs() + 0.1)
+        .collect();
+    Tensor::from_vec_f32(v, sizes).unwrap()
+}
+
+/// Runs the JIT and the interpreter on the same inputs and checks that the
+/// outputs agree (shape exactly, values within `1e-5` relative).
+fn jit_matches_interp(m: &mut Model, inputs: &[Tensor]) -> Vec<Tensor> {
+    let mut jit = JitModel::compile(m).expect("compiles");
+    let got = jit
+        .run(&mut inputs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
+        .expect("jit runs");
+    let want = m
+        .run(&mut inputs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
+        .expect("interpreter runs");
+    assert_eq!(got.len(), want.len());
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        if let Err(e) = compare(g, w, 1e-5, 1e-6) {
+            panic!("output {k}: {e}\n{}", jit.clif());
+        }
+    }
+    got
+}
+
+#[test]
+fn binary_ops_with_tensor_and_scalar_operands() {
+    let text = r#"
+input %x: f32[3, 4] = user_input
+input %y: f32[3, 4] = user_input
+%add: f32[3, 4] = aten.add.Tensor(self=%x, other=%y, alpha=2)
+%sub: f32[3, 4] = aten.sub.Tensor(self=%x, other=%y)
+%mul: f32[3, 4] = aten.mul.Tensor(self=%x, other=%y)
+%div: f32[3, 4] = aten.div.Tensor(self=%x, other=%y)
+%max: f32[3, 4] = aten.maximum.default(self=%x, other=%y)
+%min: f32[3, 4] = aten.minimum.default(self=%x, other=%y)
+%adds: f32[3, 4] = aten.add.Scalar(self=%x, other=2.5)
+%subs: f32[3, 4] = aten.sub.Tensor(self=%x, other=1, alpha=3)
+%muls: f32[3, 4] = aten.mul.Scalar(self=%x, other=-0.5)
+%divs: f32[3, 4] = aten.div.Tensor(self=%x, other=4)
+output %add = user_output
+output %sub = user_output
+output %mul = user_output
+output %div = user_output
+output %max = user_output
+output %min = user_output
+output %adds = user_output
+output %subs = user_output
+output %muls = user_output
+output %divs = user_output
+"#;
+    let mut m = model(text, &[]);
+    let (x, y) = (data(&[3, 4], 1), positive(&[3, 4], 2));
+    let out = jit_matches_interp(&mut m, &[x.clone(), y.clone()]);
+    // One value by hand: add with alpha.
+    let (xv, yv) = (x.to_vec::<f32>().unwrap(), y.to_vec::<f32>().unwrap());
+    let got = out[0].to_vec::<f32>().unwrap();
+    assert!((got[5] - (xv[5] + 2.0 * yv[5])).abs() < 1e-6);
+}
+
+#[test]
+fn unary_ops_in_code_and_in_the_runtime() {
+    let text = r#"
+input %x: f32[2, 5] = user_input
+input %p: f32[2, 5] = user_input
+%neg: f32[2, 5] = aten.neg.default(self=%x)
+%abs: f32[2, 5] = aten.abs.default(self=%x)
+%sqrt: f32[2, 5] = aten.sqrt.default(self=%p)
+%relu: f32[2, 5] = aten.relu.default(self=%x)
+%ht: f32[2, 5] = aten.hardtanh.default(self=%x, min_val=-0.5, max_val=0.75)
+%cmin: f32[2, 5] = aten.clamp.default(self=%x, min=0.1)
+%cmm: f32[2, 5] = aten.clamp.default(self=%x, min=-1, max=1)
+%exp: f32[2, 5] = aten.exp.default(self=%x)
+%log: f32[2, 5] = aten.log.default(self=%p)
+%tanh: f32[2, 5] = aten.tanh.default(self=%x)
+%sig: f32[2, 5] = aten.sigmoid.default(self=%x)
+%silu: f32[2, 5] = aten.silu.default(self=%x)
+%erf: f32[2, 5] = aten.erf.default(self=%x)
+%gelu: f32[2, 5] = aten.gelu.default(self=%x)
+%gelut: f32[2, 5] = aten.gelu.default(self=%x, approximate="tanh")
+%clone: f32[2, 5] = aten.clone.default(self=%x)
+output %neg = user_output
+output %abs = user_output
+output %sqrt = user_output
+output %relu = user_output
+output %ht = user_output
+output %cmin = user_output
+output %cmm = user_output
+output %exp = user_output
+output %log = user_output
+output %tanh = user_output
+output %sig = user_output
+output %silu = user_output
+output %erf = user_output
+output %gelu = user_output
+output %gelut = user_output
+output %clone = user_output
+"#;
+    let mut m = model(text, &[]);
+    let out = jit_matches_interp(&mut m, &[data(&[2, 5], 3), positive(&[2, 5], 4)]);
+    assert!(out[3].to_vec::<f32>().unwrap().iter().all(|&v| v >= 0.0));
+}
+
+#[test]
+fn relu_and_maximum_propagate_nan() {
+    let text = r#"
+input %x: f32[3] = user_input
+%r: f32[3] = aten.relu.default(self=%x)
+%m: f32[3] = aten.maximum.default(self=%x, other=%x)
+output %r = user_output
+output %m = user_output
+"#;
+    let mut m = model(text, &[]);
+    let x = Tensor::from_vec_f32(vec![f32::NAN, -1.0, 2.0], &[3]).unwrap();
+    let out = jit_matches_interp(&mut m, &[x]);
+    assert!(out[0].to_vec::<f32>().unwrap()[0].is_nan());
+}
+
+#[test]
+fn numpy_broadcasting_of_operands() {
+    let text = r#"
+input %a: f32[2, 1, 4] = user_input
+input %b: f32[3, 1] = user_input
+input %c: f32[4] = user_input
+input %s: f32[] = user_input
+%ab: f32[2, 3, 4] = aten.add.Tensor(self=%a, other=%b)
+%abc: f32[2, 3, 4] = aten.mul.Tensor(self=%ab, other=%c)
+%cs: f32[4] = aten.sub.Tensor(self=%c, other=%s)
+%sc: f32[4] = aten.div.Tensor(self=%s, other=%c)
+output %abc = user_output
+output %cs = user_output
+output %sc = user_output
+"#;
+    let mut m = model(text, &[]);
+    let s = Tensor::from_vec_f32(vec![0.5], &[]).unwrap();
+    jit_matches_interp(
+        &mut m,
+        &[data(&[2, 1, 4], 5), data(&[3, 1], 6), positive(&[4], 7), s],
+    );
+}
+
+const SYMBOLIC: &str = r#"
+range s0 = [1, 64]
+input %w: f32[8, 3] = parameter "fc.weight_t"
+input %b: f32[3] = parameter "fc.bias"
+input %x: f32[s0, 8] = user_input
+%h: f32[s0, 3] = aten.addmm.default(self=%b, mat1=%x, mat2=%w)
+%r: f32[s0, 3] = aten.relu.default(self=%h)
+%sm: f32[s0, 3] = aten._softmax.default(self=%h, dim=0, half_to_float=false)
+%flat: f32[3*s0] = aten.view.default(self=%sm, size=[-1])
+%sq: f32[3*s0] = aten.mul.Tensor(self=%flat, other=%flat)
+%tot: f32[] = aten.sum.dim_IntList(self=%sq, dim=[])
+output %r = user_output
+output %flat = user_output
+output %tot = user_output
+"#;
+
+#[test]
+fn one_compiled_function_serves_every_batch_size() {
+    let weights = [
+        ("fc.weight_t", data(&[8, 3], 8)),
+        ("fc.bias", data(&[3], 9)),
+    ];
+    let mut m = model(SYMBOLIC, &weights);
+    let mut jit = JitModel::compile(&m).unwrap();
+    for batch in [1, 5, 2] {
+        let x = data(&[batch, 8], batch as u32);
+        let got = jit.run(&mut [x.clone_data()]).unwrap();
+        let want = m.run(&mut [x]).unwrap();
+        assert_eq!(got[1].sizes(), &[3 * batch]);
+        for (g, w) in got.iter().zip(&want) {
+            compare(g, w, 1e-5, 1e-6).unwrap();
+        }
+    }
+}
+
+#[test]
+fn input_outside_the_symbol_range_is_an_error_not_a_crash() {
+    let weights = [
+        ("fc.weight_t", data(&[8, 3], 8)),
+        ("fc.bias", data(&[3], 9)),
+    ];
+    let m = model(SYMBOLIC, &weights);
+    let mut jit = JitModel::compile(&m).unwrap();
+    let e = jit.run(&mut [data(&[65, 8], 1)]).unwrap_err().to_string();
+    assert!(e.contains("outside the range"), "{e}");
+    let e = jit.run(&mut [data(&[2, 7], 1)]).unwrap_err().to_string();
+    assert!(e.contains("input x"), "{e}");
+}
+
+#[test]
+fn matrix_products_permutes_and_reductions() {
+    let text = r#"
+input %a: f32[4, 3] = user_input
+input %bt: f32[5, 3] = user_input
+input %bias: f32[4, 5] = user_input
+input %t: f32[2, 3, 4] = user_input
+%b: f32[3, 5] = aten.permute.default(self=%bt, dims=[1, 0])
+%mm: f32[4, 5] = aten.mm.default(self=%a, mat2=%b)
+%addmm: f32[4, 5] = aten.addmm.default(self=%bias, mat1=%a, mat2=%b)
+%p3: f32[4, 2, 3] = aten.permute.default(self=%t, dims=[2, 0, -2])
+%s1: f32[2, 4] = aten.sum.dim_IntList(self=%t, dim=[1])
+%s2: f32[1, 3, 1] = aten.sum.dim_IntList(self=%t, dim=[0, -1], keepdim=true)
+%sa: f32[] = aten.sum.default(self=%t)
+%ls: f32[2, 3, 4] = aten._log_softmax.default(self=%t, dim=1, half_to_float=false)
+%sm: f32[2, 3, 4] = aten.softmax.int(self=%t, dim=-1)
+output %mm = user_output
+output %addmm = user_output
+output %p3 = user_output
+output %s1 = user_output
+output %s2 = user_output
+output %sa = user_output
+output %ls = user_output
+output %sm = user_output
+"#;
+    let mut m = model(text, &[]);
+    jit_matches_interp(
+        &mut m,
+        &[
+            data(&[4, 3], 10),
+            data(&[5, 3], 11),
+            data(&[4, 5], 12),
+            data(&[2, 3, 4], 13),
+        ],
+    );
+}
+
+#[test]
+fn mutated_user_input_is_written_back() {
+    let text = r#"
+input %x: f32[3] = user_input
+%y: f32[3] = aten.add.Tensor(self=%x, other=1)
+%z: f32[3] = aten.mul.Tensor(self=%y, other=2)
+output %y = user_input_mutation "x"
+output %z = user_output
+"#;
+    let m = model(text, &[]);
+    let mut jit = JitModel::compile(&m).unwrap();
+    let mut inputs = [Tensor::from_vec_f32(vec![1.0, 2.0, 3.0], &[3]).unwrap()];
+    let out = jit.run(&mut inputs).unwrap();
+    assert_eq!(inputs[0].to_vec::<f32>().unwrap(), vec![2.0, 3.0, 4.0]);
+    assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![4.0, 6.0, 8.0]);
+}
+
+#[test]
+fn mutated_buffer_persists_to_the_next_call() {
+    let text = r#"
+input %buf: f32[2] = buffer "acc"
+input %x: f32[2] = user_input
+%new: f32[2] = aten.add.Tensor(self=%buf, other=%x)
+output %new = buffer_mutation "acc"
+output %new = user_output
+"#;
+    let acc = Tensor::from_vec_f32(vec![0.0, 0.0], &[2]).unwrap();
+    let m = model(text, &[("acc", acc)]);
+    let mut jit = JitModel::compile(&m).unwrap();
+    let x = || Tensor::from_vec_f32(vec![1.0, 2.0], &[2]).unwrap();
+    jit.run(&mut [x()]).unwrap();
+    let out = jit.run(&mut [x()]).unwrap();
+    assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
+    assert_eq!(jit.state["acc"].to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
+}
+
+#[test]
+fn unsupported_op_is_refused_at_compile_time_naming_the_node() {
+    let text = r#"
+input %x: f32[3] = user_input
+%r: f32[3] = aten.relu.default(self=%x)
+%c: f32[3] = aten.cos.default(self=%r)
+output %c = user_output
+"#;
+    let m = model(text, &[]);
+    let e = JitModel::compile(&m).err().expect("refused").to_string();
+    assert!(
+        e.contains("node c") && e.contains("jit backend does not support aten.cos.default yet"),
+        "{e}"
+    );
+}
+
+#[test]
+fn other_dtypes_are_refused_at_compile_time() {
+    let text = r#"
+input %x: f64[3] = user_input
+%r: f64[3] = aten.relu.default(self=%x)
+output %r = user_output
+"#;
+    let e = JitModel::compile(&model(text, &[]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("input x") && e.contains("only f32"), "{e}");
+}
+
+#[test]
+fn broadcast_between_unrelated_symbols_is_refused() {
+    let text = r#"
+range s0 = [1, 8]
+range s1 = [1, 8]
+input %x: f32[s0] = user_input
+input %y: f32[s1] = user_input
+%z: f32[s0] = aten.add.Tensor(self=%x, other=%y)
+output %z = user_output
+"#;
+    let e = JitModel::compile(&model(text, &[]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("node z") && e.contains("cannot broadcast"),
+        "{e}"
+    );
+}
+
+#[test]
+fn generated_code_is_annotated_with_the_aten_nodes() {
+    let text = r#"
+input %x: f32[3] = user_input
+%r: f32[3] = aten.relu.default(self=%x)
+%e: f32[3] = aten.exp.default(self=%r)
+output %e = user_output
+"#;
+    let jit = JitModel::compile(&model(text, &[])).unwrap();
+    let clif = jit.clif();
+    assert!(clif.contains("; %r = aten.relu.default"), "{clif}");
+    assert!(clif.contains("; %e = aten.exp.default"), "{clif}");
+    assert!(
+        clif.contains("torchlift_rt_exp") || clif.contains("call fn"),
+        "{clif}"
+    );
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a conformance case on the JIT and checks every run against PyTorch's
+/// outputs and the interpreter's.
+fn check_fixture(dir: &Path) {
+    let case = Case::load(dir).unwrap();
+    let mut m = Model::load_with(&case.model_path(), LoadOptions::default()).unwrap();
+    let mut jit = JitModel::compile(&m).unwrap();
+    for run in &case.runs {
+        let got = jit
+            .run(
+                &mut run
+                    .inputs
+                    .iter()
+                    .map(|t| t.clone_data())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        let interp = m
+            .run(
+                &mut run
+                    .inputs
+                    .iter()
+                    .map(|t| t.clone_data())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert_eq!(got.len(), run.outputs.len());
+        for ((g, want), i) in got.iter().zip(&run.outputs).zip(&interp) {
+            compare(g, want, case.meta.rtol, case.meta.atol).unwrap();
+            compare(g, i, case.meta.rtol, case.meta.atol).unwrap();
+        }
+    }
+}
+
+#[test]
+fn example_mlp_matches_pytorch() {
+    check_fixture(&root().join("examples/mlp"));
+}
+
+#[test]
+fn fixture_tiny_mlp_core_matches_pytorch() {
+    check_fixture(&root().join("tests/fixtures/cases/tiny_mlp_core"));
+}
+
+#[test]
+fn fixture_dyn_batch_matches_pytorch_at_both_batch_sizes() {
+    check_fixture(&root().join("tests/fixtures/cases/dyn_batch"));
+}
+
+#[test]
+fn dim_arithmetic_in_generated_code_agrees_with_sym_eval() {
+    use torchlift::codegen::jit::JitDim;
+    use torchlift::sym::SymExpr;
+    let symbols = vec!["s0".to_string(), "s1".to_string()];
+    for text in [
+        "s0",
+        "2*s0 + 3",
+        "s0*s1",
+        "(s0 - 5)//2 + 3",
+        "s0//s1",
+        "Mod(s0, s1)",
+        "Max(s0, s1) - Min(s0, 3)",
+    ] {
+        let e = SymExpr::parse_infix(text).unwrap();
+        let f = JitDim::compile(&e, &symbols).unwrap();
+        for a in -7..=7 {
+            for b in [-3, -2, -1, 1, 2, 3, 5] {
+                let want = e.eval(&|s| if s == "s0" { Some(a) } else { Some(b) });
+                assert_eq!(f.eval(&[a, b]), want, "{text} at s0={a}, s1={b}");
+            }
+        }
+        // A zero divisor never reaches the compiled code.
+        if text.contains("//s1") || text.contains("Mod") {
+            assert_eq!(f.eval(&[4, 0]), None);
+        }
+    }
+}
+
+#[test]
+fn output_type_inconsistent_with_the_inputs_is_refused() {
+    let text = r#"
+input %x: f32[3] = user_input
+%e: f32[4] = aten.exp.default(self=%x)
+output %e = user_output
+"#;
+    let e = JitModel::compile(&model(text, &[]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("node e") && e.contains("does not match"), "{e}");
+}
+
+#[test]
+fn view_sizes_not_provably_equal_are_checked_before_each_call() {
+    let text = r#"
+range s0 = [1, 16]
+input %x: f32[s0] = user_input
+%v: f32[2*(s0//2)] = aten.view.default(self=%x, size=[-1])
+output %v = user_output
+"#;
+    let mut jit = JitModel::compile(&model(text, &[])).unwrap();
+    let x = Tensor::from_vec_f32(vec![1.0, 2.0, 3.0, 4.0], &[4]).unwrap();
+    let out = jit.run(&mut [x]).unwrap();
+    assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+    let odd = Tensor::from_vec_f32(vec![1.0, 2.0, 3.0], &[3]).unwrap();
+    let e = jit.run(&mut [odd]).unwrap_err().to_string();
+    assert!(e.contains("node v") && e.contains("element count"), "{e}");
+}
+
+#[test]
+fn unused_inputs_of_other_dtypes_need_no_slot() {
+    let text = r#"
+input %steps: i64[] = buffer "bn.num_batches_tracked"
+input %x: f32[2] = user_input
+%r: f32[2] = aten.relu.default(self=%x)
+output %r = user_output
+"#;
+    let steps = Tensor::from_vec(vec![0i64], &[]).unwrap();
+    let mut m = model(text, &[("bn.num_batches_tracked", steps)]);
+    jit_matches_interp(&mut m, &[data(&[2], 1)]);
+}
