@@ -17,6 +17,7 @@
 //! output buffer does not overlap any input buffer.
 
 use crate::gemm::{sgemm, MatRef};
+use crate::nn::{batch_norm_inference, conv2d, max_pool2d, Conv2d, MaxPool2d};
 
 /// The type of one parameter of a runtime entry point, as the code generator
 /// sees it.
@@ -122,6 +123,32 @@ runtime_symbols! {
     Softmax => fn torchlift_rt_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64);
     /// Log-softmax over the middle axis of an `outer x len x inner` array.
     LogSoftmax => fn torchlift_rt_log_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64);
+    /// 2-D convolution of `x: [n, c, h, w]` with `w: [oc, c / groups, kh, kw]`
+    /// plus `bias: [oc]` (read only when `has_bias != 0`) into
+    /// `y: [n, oc, oh, ow]`.
+    Conv2d => fn torchlift_rt_conv2d(
+        x: *const f32, w: *const f32, bias: *const f32, y: *mut f32,
+        n: i64, c: i64, h: i64, wd: i64,
+        oc: i64, kh: i64, kw: i64, oh: i64, ow: i64,
+        sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
+        groups: i64, has_bias: i64,
+    );
+    /// Batch-norm inference on `x: [n, c, inner]` with per-channel `mean`,
+    /// `var`, `weight` (read when `has_weight != 0`) and `bias` (read when
+    /// `has_bias != 0`); `eps_bits` is the `f64` epsilon's bit pattern.
+    BatchNorm => fn torchlift_rt_batch_norm(
+        x: *const f32, y: *mut f32,
+        mean: *const f32, var: *const f32, weight: *const f32, bias: *const f32,
+        has_weight: i64, has_bias: i64,
+        n: i64, c: i64, inner: i64, eps_bits: i64,
+    );
+    /// The values of a 2-D max pool (floor rounding) of `planes` planes
+    /// `h x w` into `oh x ow`.
+    MaxPool2d => fn torchlift_rt_max_pool2d(
+        x: *const f32, y: *mut f32,
+        planes: i64, h: i64, w: i64, oh: i64, ow: i64,
+        kh: i64, kw: i64, sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
+    );
 }
 
 /// `usize` of a size that must be non-negative.
@@ -334,6 +361,182 @@ pub unsafe extern "C" fn torchlift_rt_log_softmax(
 ) {
     // SAFETY: the caller's contract is `softmax_entry`'s.
     unsafe { softmax_entry(x, y, outer, len, inner, true) }
+}
+
+/// `usize`s of sizes that must all be non-negative.
+fn sizes<const N: usize>(vs: [i64; N]) -> Option<[usize; N]> {
+    let mut out = [0usize; N];
+    for (o, v) in out.iter_mut().zip(vs) {
+        *o = size(v)?;
+    }
+    Some(out)
+}
+
+/// # Safety
+/// When `len > 0`, `p` addresses `len` writable `f32`s that no other live
+/// slice overlaps.
+unsafe fn slice_mut_or_empty<'a>(p: *mut f32, len: usize) -> &'a mut [f32] {
+    if len == 0 {
+        &mut []
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(p, len) }
+    }
+}
+
+/// # Safety
+/// `x`, `w`, `y` (and `bias` when `has_bias != 0`) address dense `f32`
+/// arrays of the shapes the sizes give (see [`RtFn::Conv2d`]); `y` overlaps
+/// none of the others.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchlift_rt_conv2d(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+    n: i64,
+    c: i64,
+    h: i64,
+    wd: i64,
+    oc: i64,
+    kh: i64,
+    kw: i64,
+    oh: i64,
+    ow: i64,
+    sh: i64,
+    sw: i64,
+    ph: i64,
+    pw: i64,
+    dh: i64,
+    dw: i64,
+    groups: i64,
+    has_bias: i64,
+) {
+    let Some([n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups]) = sizes([
+        n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups,
+    ]) else {
+        return;
+    };
+    let p = Conv2d {
+        n,
+        c,
+        h,
+        w: wd,
+        oc,
+        kh,
+        kw,
+        oh,
+        ow,
+        stride: [sh, sw],
+        pad: [ph, pw],
+        dil: [dh, dw],
+        groups,
+    };
+    let Some([lx, lw, lb, ly]) = p.lens() else {
+        return;
+    };
+    // SAFETY: `lens` gives exactly the element counts of the arrays the
+    // caller guarantees; `y` overlaps no input; empty arrays are not
+    // dereferenced.
+    let (x, w, bias, y) = unsafe {
+        (
+            slice_or_empty(x, lx),
+            slice_or_empty(w, lw),
+            (has_bias != 0).then(|| slice_or_empty(bias, lb)),
+            slice_mut_or_empty(y, ly),
+        )
+    };
+    conv2d(&p, x, w, bias, y);
+}
+
+/// # Safety
+/// `x` and `y` address `n * c * inner` `f32`s and do not overlap; `mean`,
+/// `var` (and `weight`, `bias` when their flags are set) address `c` `f32`s.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchlift_rt_batch_norm(
+    x: *const f32,
+    y: *mut f32,
+    mean: *const f32,
+    var: *const f32,
+    weight: *const f32,
+    bias: *const f32,
+    has_weight: i64,
+    has_bias: i64,
+    n: i64,
+    c: i64,
+    inner: i64,
+    eps_bits: i64,
+) {
+    let Some([n, c, inner]) = sizes([n, c, inner]) else {
+        return;
+    };
+    let Some(len) = n.checked_mul(c).and_then(|v| v.checked_mul(inner)) else {
+        return;
+    };
+    let eps = f64::from_bits(eps_bits as u64);
+    // SAFETY: `len` and `c` are the element counts the caller guarantees;
+    // `y` overlaps no input; empty arrays are not dereferenced.
+    let (x, y, mean, var, weight, bias) = unsafe {
+        (
+            slice_or_empty(x, len),
+            slice_mut_or_empty(y, len),
+            slice_or_empty(mean, c),
+            slice_or_empty(var, c),
+            (has_weight != 0).then(|| slice_or_empty(weight, c)),
+            (has_bias != 0).then(|| slice_or_empty(bias, c)),
+        )
+    };
+    batch_norm_inference(x, y, mean, var, weight, bias, (n, c, inner), eps);
+}
+
+/// # Safety
+/// `x` addresses `planes * h * w` and `y` `planes * oh * ow` `f32`s; they do
+/// not overlap.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchlift_rt_max_pool2d(
+    x: *const f32,
+    y: *mut f32,
+    planes: i64,
+    h: i64,
+    w: i64,
+    oh: i64,
+    ow: i64,
+    kh: i64,
+    kw: i64,
+    sh: i64,
+    sw: i64,
+    ph: i64,
+    pw: i64,
+    dh: i64,
+    dw: i64,
+) {
+    let Some([planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw]) =
+        sizes([planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw])
+    else {
+        return;
+    };
+    let p = MaxPool2d {
+        planes,
+        h,
+        w,
+        oh,
+        ow,
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        pad: [ph, pw],
+        dil: [dh, dw],
+    };
+    let Some([lx, ly]) = p.lens() else {
+        return;
+    };
+    // SAFETY: `lens` gives exactly the element counts the caller
+    // guarantees; `y` does not overlap `x`; empty arrays are not
+    // dereferenced.
+    let (x, y) = unsafe { (slice_or_empty(x, lx), slice_mut_or_empty(y, ly)) };
+    max_pool2d(&p, x, y);
 }
 
 #[cfg(test)]

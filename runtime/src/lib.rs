@@ -7,5 +7,6 @@
 
 pub mod abi;
 pub mod gemm;
+pub mod nn;
 
 pub use gemm::{dgemm, sgemm, MatRef};
