@@ -546,9 +546,22 @@ impl<'a> Lower<'a, '_> {
         let Op::Aten(a, overload) = &n.op else {
             return Err(unsupported(n));
         };
-        let [out] = n.outputs[..] else {
+        // Outputs nothing reads have no slot. A node none of whose outputs
+        // is read computes nothing observable; one whose extra outputs are
+        // read is outside the slice.
+        let Some((&out, extra)) = n.outputs.split_first() else {
             return Err(unsupported(n));
         };
+        if let Some(&v) = extra.iter().find(|&&v| self.layout.slot(v).is_some()) {
+            return Err(n.error(format!(
+                "jit backend does not support {} with its output %{} used yet",
+                n.op,
+                self.g.name(v)
+            )));
+        }
+        if self.layout.slot(out).is_none() {
+            return Ok(());
+        }
         let tensor = |name: &str| -> Result<ValueId> {
             n.arg(name)
                 .and_then(Arg::as_value)

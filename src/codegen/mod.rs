@@ -37,7 +37,7 @@ pub const ENTRY_NAME: &str = "torchlift_graph";
 #[derive(Clone, Debug, PartialEq)]
 pub struct FrameLayout {
     /// The value held by each slot, in slot order: graph inputs first (those
-    /// something reads), then node outputs in graph order.
+    /// something reads), then node outputs something reads, in graph order.
     pub slots: Vec<ValueId>,
     /// The shape of each slot's value.
     pub shapes: Vec<Vec<SymExpr>>,
@@ -89,8 +89,10 @@ impl FrameLayout {
         for &v in g.inputs.iter().filter(|v| uses[v.index()] > 0) {
             add(&mut layout, v).map_err(|m| Error::input(g.name(v), m))?;
         }
+        // Likewise node outputs nothing reads (a max pool's indices, a batch
+        // norm's saved statistics): no slot, whatever their type.
         for n in &g.nodes {
-            for &v in &n.outputs {
+            for &v in n.outputs.iter().filter(|v| uses[v.index()] > 0) {
                 add(&mut layout, v).map_err(|m| n.error(format!("output %{} {m}", g.name(v))))?;
             }
         }
