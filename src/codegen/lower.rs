@@ -841,8 +841,310 @@ impl<'a> Lower<'a, '_> {
                 self.expect_shape(n, out, &want)?;
                 self.reduce_sum(src, out, shape, &dims)
             }
+            (Mean, "dim") => {
+                if !matches!(n.arg("dtype"), None | Some(Arg::None)) {
+                    return Err(n.error("jit backend does not support mean with a dtype yet"));
+                }
+                let src = tensor("self")?;
+                let shape = self.shape(src)?;
+                let rank = shape.len();
+                let ds = match n.arg("dim") {
+                    None | Some(Arg::None) => Vec::new(),
+                    Some(arg) => arg
+                        .as_ints()
+                        .ok_or_else(|| n.error("argument dim is not a list of ints"))?,
+                };
+                let mut dims: Vec<usize> = if ds.is_empty() {
+                    (0..rank).collect()
+                } else {
+                    ds.iter()
+                        .map(|&d| wrap_dim(d, rank.max(1)).map_err(|e| n.error(e.to_string())))
+                        .collect::<Result<_>>()?
+                };
+                dims.sort_unstable();
+                dims.dedup();
+                let keepdim = matches!(n.arg("keepdim"), Some(Arg::Bool(true)));
+                let want: Vec<SymExpr> = shape
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, d)| match (dims.contains(&i), keepdim) {
+                        (false, _) => Some(d.clone()),
+                        (true, true) => Some(SymExpr::Int(1)),
+                        (true, false) => None,
+                    })
+                    .collect();
+                self.expect_shape(n, out, &want)?;
+                self.reduce_sum(src, out, shape, &dims)?;
+                // Divide by the number of elements reduced into each one.
+                let reduced: Vec<SymExpr> = dims.iter().map(|&d| shape[d].clone()).collect();
+                let count = self.product(&reduced)?;
+                let count = self.b.ins().fcvt_from_sint(types::F32, count);
+                let numel = self.product(self.shape(out)?)?;
+                let out_buf = self.buf(out)?;
+                let ones = [self.iconst(1)];
+                self.loop_nest(&[numel], &mut |l, idx| {
+                    let at = l.address(out_buf, idx, &ones);
+                    let x = l.b.ins().load(types::F32, flags(), at, 0);
+                    let y = l.b.ins().fdiv(x, count);
+                    l.b.ins().store(flags(), y, at, 0);
+                    Ok(())
+                })
+            }
+            (Convolution, "default") => self.convolution(n, out),
+            (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n, out),
+            (MaxPool2dWithIndices, "default") => self.max_pool2d(n, out),
             _ => Err(unsupported(n)),
         }
+    }
+
+    /// Requires `lhs == rhs`: proved when the two are the same expression,
+    /// refused when both are different constants, otherwise checked with the
+    /// bound symbols before every call.
+    fn require_eq(&mut self, n: &Node, what: &str, lhs: SymExpr, rhs: SymExpr) -> Result<()> {
+        if lhs == rhs {
+            return Ok(());
+        }
+        if let (Some(l), Some(r)) = (lhs.as_int(), rhs.as_int()) {
+            return Err(n.error(format!("{what} is {l} but the inputs give {r}")));
+        }
+        self.checks.push(SizeCheck {
+            node: n.name.clone(),
+            loc: n.meta.source_line(),
+            what: what.into(),
+            lhs,
+            rhs,
+        });
+        Ok(())
+    }
+
+    /// The pointer `0`, for an absent optional operand.
+    fn null(&mut self) -> Value {
+        self.b.ins().iconst(self.ptr, 0)
+    }
+
+    /// `aten.convolution`: 2-D, not transposed, weight of static shape.
+    fn convolution(&mut self, n: &Node, out: ValueId) -> Result<()> {
+        let tensor = |name: &str| -> Result<ValueId> {
+            n.arg(name)
+                .and_then(Arg::as_value)
+                .ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
+        };
+        if !matches!(n.arg("transposed"), Some(Arg::Bool(false))) {
+            return Err(n.error("jit backend supports only non-transposed convolution yet"));
+        }
+        let (x, w) = (tensor("input")?, tensor("weight")?);
+        let xs = self.shape(x)?.to_vec();
+        let ws = self.shape(w)?.to_vec();
+        if xs.len() != 4 || ws.len() != 4 {
+            return Err(n.error("jit backend supports only 2-D convolution ([N, C, H, W]) yet"));
+        }
+        let wk: Vec<i64> = ws
+            .iter()
+            .map(|d| d.as_int())
+            .collect::<Option<_>>()
+            .ok_or_else(|| n.error("jit backend needs a convolution weight of static shape"))?;
+        let pair = |name: &str| -> Result<[i64; 2]> {
+            let v = n
+                .arg(name)
+                .and_then(Arg::as_ints)
+                .ok_or_else(|| n.error(format!("argument {name} is not a list of ints")))?;
+            match v[..] {
+                [a] if a >= 0 => Ok([a, a]),
+                [a, b] if a >= 0 && b >= 0 => Ok([a, b]),
+                _ => Err(n.error(format!("argument {name} is not two non-negative ints"))),
+            }
+        };
+        let (stride, pad, dil) = (pair("stride")?, pair("padding")?, pair("dilation")?);
+        let groups = match n.arg("groups") {
+            Some(Arg::Int(g)) if *g > 0 => *g,
+            _ => return Err(n.error("argument groups is not a positive int")),
+        };
+        if stride.contains(&0) || dil.contains(&0) {
+            return Err(n.error("stride and dilation must be positive"));
+        }
+        let [oc, cg, kh, kw] = wk[..] else {
+            unreachable!("the weight has rank 4")
+        };
+        if oc % groups != 0 {
+            return Err(n.error(format!(
+                "{oc} output channels are not divisible by {groups} groups"
+            )));
+        }
+        self.require_eq(
+            n,
+            "input channels",
+            xs[1].clone(),
+            SymExpr::Int(cg * groups),
+        )?;
+        let os = self.shape(out)?.to_vec();
+        if os.len() != 4 {
+            return Err(n.error("the output is not [N, C, H, W]"));
+        }
+        self.require_eq(n, "output batch", os[0].clone(), xs[0].clone())?;
+        self.require_eq(n, "output channels", os[1].clone(), SymExpr::Int(oc))?;
+        for (i, k) in [kh, kw].into_iter().enumerate() {
+            let want = window_out(&xs[2 + i], k, stride[i], pad[i], dil[i]);
+            self.require_eq(n, "output spatial size", os[2 + i].clone(), want)?;
+        }
+        let bias = match n.arg("bias") {
+            None | Some(Arg::None) => None,
+            Some(Arg::Value(b)) => {
+                let bs = self.shape(*b)?.to_vec();
+                self.require_eq(n, "bias length", SymExpr::mul(bs), SymExpr::Int(oc))?;
+                Some(*b)
+            }
+            Some(_) => return Err(n.error("argument bias is not a tensor")),
+        };
+        let (bias_ptr, has_bias) = match bias {
+            Some(b) => (self.buf(b)?, self.iconst(1)),
+            None => (self.null(), self.iconst(0)),
+        };
+        let mut args = vec![self.buf(x)?, self.buf(w)?, bias_ptr, self.buf(out)?];
+        for d in [&xs[0], &xs[1], &xs[2], &xs[3]] {
+            args.push(self.dim(d)?);
+        }
+        for c in [oc, kh, kw] {
+            args.push(self.iconst(c));
+        }
+        for d in [&os[2], &os[3]] {
+            args.push(self.dim(d)?);
+        }
+        for c in [stride, pad, dil].concat() {
+            args.push(self.iconst(c));
+        }
+        args.push(self.iconst(groups));
+        args.push(has_bias);
+        self.call(RtFn::Conv2d, &args)
+    }
+
+    /// `aten._native_batch_norm_legit_no_training`, output 0.
+    fn batch_norm(&mut self, n: &Node, out: ValueId) -> Result<()> {
+        let tensor = |name: &str| -> Result<ValueId> {
+            n.arg(name)
+                .and_then(Arg::as_value)
+                .ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
+        };
+        let opt_tensor = |name: &str| -> Result<Option<ValueId>> {
+            match n.arg(name) {
+                None | Some(Arg::None) => Ok(None),
+                Some(Arg::Value(v)) => Ok(Some(*v)),
+                Some(_) => Err(n.error(format!("argument {name} is not a tensor"))),
+            }
+        };
+        let x = tensor("input")?;
+        let xs = self.shape(x)?.to_vec();
+        if xs.len() < 2 {
+            return Err(n.error("batch norm input has fewer than 2 dims"));
+        }
+        self.expect_shape(n, out, &xs)?;
+        let eps = match n.arg("eps") {
+            Some(Arg::Float(e)) => *e,
+            Some(Arg::Int(e)) => *e as f64,
+            _ => return Err(n.error("argument eps is not a number")),
+        };
+        let c = xs[1].clone();
+        let mut per_channel = Vec::new();
+        for (name, v) in [
+            ("running_mean", Some(tensor("running_mean")?)),
+            ("running_var", Some(tensor("running_var")?)),
+            ("weight", opt_tensor("weight")?),
+            ("bias", opt_tensor("bias")?),
+        ] {
+            match v {
+                Some(v) => {
+                    let s = self.shape(v)?.to_vec();
+                    self.require_eq(n, &format!("{name} length"), SymExpr::mul(s), c.clone())?;
+                    per_channel.push((self.buf(v)?, self.iconst(1)));
+                }
+                None => per_channel.push((self.null(), self.iconst(0))),
+            }
+        }
+        let nb = self.dim(&xs[0])?;
+        let cv = self.dim(&c)?;
+        let inner = self.product(&xs[2..])?;
+        let eps_bits = self.iconst(eps.to_bits() as i64);
+        let args = [
+            self.buf(x)?,
+            self.buf(out)?,
+            per_channel[0].0,
+            per_channel[1].0,
+            per_channel[2].0,
+            per_channel[3].0,
+            per_channel[2].1,
+            per_channel[3].1,
+            nb,
+            cv,
+            inner,
+            eps_bits,
+        ];
+        self.call(RtFn::BatchNorm, &args)
+    }
+
+    /// `aten.max_pool2d_with_indices`, values only (output 0), floor rounding.
+    fn max_pool2d(&mut self, n: &Node, out: ValueId) -> Result<()> {
+        let x = n
+            .arg("self")
+            .and_then(Arg::as_value)
+            .ok_or_else(|| n.error("argument self is not a tensor"))?;
+        if matches!(n.arg("ceil_mode"), Some(Arg::Bool(true))) {
+            return Err(n.error("jit backend does not support max pooling with ceil_mode yet"));
+        }
+        let ints = |name: &str, default: &[i64]| -> Result<Vec<i64>> {
+            match n.arg(name) {
+                None | Some(Arg::None) => Ok(default.to_vec()),
+                Some(a) => a
+                    .as_ints()
+                    .ok_or_else(|| n.error(format!("argument {name} is not a list of ints"))),
+            }
+        };
+        let two = |name: &str, v: Vec<i64>| -> Result<[i64; 2]> {
+            match v[..] {
+                [a] if a >= 0 => Ok([a, a]),
+                [a, b] if a >= 0 && b >= 0 => Ok([a, b]),
+                _ => Err(n.error(format!(
+                    "argument {name} is not one or two non-negative ints"
+                ))),
+            }
+        };
+        let kernel = two("kernel_size", ints("kernel_size", &[])?)?;
+        let stride = ints("stride", &[])?;
+        let stride = if stride.is_empty() {
+            kernel
+        } else {
+            two("stride", stride)?
+        };
+        let pad = two("padding", ints("padding", &[0])?)?;
+        let dil = two("dilation", ints("dilation", &[1])?)?;
+        if kernel.contains(&0) || stride.contains(&0) || dil.contains(&0) {
+            return Err(n.error("kernel_size, stride and dilation must be positive"));
+        }
+        if (0..2).any(|i| pad[i] > kernel[i] / 2) {
+            return Err(n.error("padding must be at most half the kernel size"));
+        }
+        let xs = self.shape(x)?.to_vec();
+        if xs.len() != 3 && xs.len() != 4 {
+            return Err(n.error("max pool input is not [N, C, H, W] or [C, H, W]"));
+        }
+        let r = xs.len();
+        let os = self.shape(out)?.to_vec();
+        if os.len() != r {
+            return Err(n.error("max pool output rank differs from the input's"));
+        }
+        for i in 0..r - 2 {
+            self.require_eq(n, "output leading dim", os[i].clone(), xs[i].clone())?;
+        }
+        for i in 0..2 {
+            let want = window_out(&xs[r - 2 + i], kernel[i], stride[i], pad[i], dil[i]);
+            self.require_eq(n, "output spatial size", os[r - 2 + i].clone(), want)?;
+        }
+        let mut args = vec![self.buf(x)?, self.buf(out)?, self.product(&xs[..r - 2])?];
+        for d in [&xs[r - 2], &xs[r - 1], &os[r - 2], &os[r - 1]] {
+            args.push(self.dim(d)?);
+        }
+        for c in [kernel, stride, pad, dil].concat() {
+            args.push(self.iconst(c));
+        }
+        self.call(RtFn::MaxPool2d, &args)
     }
 
     /// `out = sum of src over dims` (accumulated in `f32`, in index order).
@@ -973,6 +1275,16 @@ pub(super) fn lower_dim(
     };
     cache.insert(e.clone(), v);
     Ok(v)
+}
+
+/// The output length of a window of `k` taps, `dil` apart, sliding by
+/// `stride` over `h` padded by `pad` on both sides (floor rounding).
+fn window_out(h: &SymExpr, k: i64, stride: i64, pad: i64, dil: i64) -> SymExpr {
+    let room = SymExpr::add(vec![h.clone(), SymExpr::Int(2 * pad - dil * (k - 1) - 1)]);
+    SymExpr::add(vec![
+        SymExpr::floor_div(room, SymExpr::Int(stride)),
+        SymExpr::Int(1),
+    ])
 }
 
 /// A number argument as `f32`.
