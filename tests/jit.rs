@@ -496,3 +496,234 @@ output %r = user_output
     let mut m = model(text, &[("bn.num_batches_tracked", steps)]);
     jit_matches_interp(&mut m, &[data(&[2], 1)]);
 }
+
+/// As [`jit_matches_interp`] with the given tolerances (for ops whose
+/// accumulation order differs between the backends).
+fn jit_close_to_interp(m: &mut Model, inputs: &[Tensor], rtol: f64, atol: f64) {
+    let mut jit = JitModel::compile(m).expect("compiles");
+    let got = jit
+        .run(&mut inputs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
+        .expect("jit runs");
+    let want = m
+        .run(&mut inputs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
+        .expect("interpreter runs");
+    assert_eq!(got.len(), want.len());
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.sizes(), w.sizes(), "output {k}");
+        if let Err(e) = compare(g, w, rtol, atol) {
+            panic!("output {k}: {e}");
+        }
+    }
+}
+
+fn dims(v: &[usize]) -> String {
+    v.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn convolution_strides_padding_dilation_groups_and_bias() {
+    // (n, c, h, w, oc, k, stride, pad, dil, groups, bias)
+    let cases: &[(
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        [usize; 2],
+        usize,
+        usize,
+        usize,
+        usize,
+        bool,
+    )] = &[
+        (1, 3, 9, 7, 4, [3, 3], 1, 1, 1, 1, true),
+        (2, 3, 9, 8, 5, [3, 3], 2, 1, 1, 1, false),
+        (1, 4, 8, 8, 6, [1, 1], 2, 0, 1, 2, true),
+        (2, 6, 7, 7, 6, [3, 3], 1, 1, 1, 6, false),
+        (1, 4, 10, 9, 4, [3, 2], 1, 2, 2, 2, true),
+        (1, 2, 5, 5, 3, [5, 5], 3, 2, 1, 1, true),
+    ];
+    for (i, &(n, c, h, w, oc, k, s, p, d, g, bias)) in cases.iter().enumerate() {
+        let oh = (h + 2 * p - d * (k[0] - 1) - 1) / s + 1;
+        let ow = (w + 2 * p - d * (k[1] - 1) - 1) / s + 1;
+        let ws = [oc, c / g, k[0], k[1]];
+        let bias_in = if bias {
+            format!("input %b: f32[{oc}] = user_input\n")
+        } else {
+            String::new()
+        };
+        let bias_arg = if bias { "%b" } else { "None" };
+        let text = format!(
+            "input %x: f32[{}] = user_input\ninput %w: f32[{}] = user_input\n{bias_in}\
+             %y: f32[{n}, {oc}, {oh}, {ow}] = aten.convolution.default(input=%x, weight=%w, \
+             bias={bias_arg}, stride=[{s}, {s}], padding=[{p}, {p}], dilation=[{d}, {d}], \
+             transposed=false, output_padding=[0, 0], groups={g})\noutput %y = user_output\n",
+            dims(&[n, c, h, w]),
+            dims(&ws),
+        );
+        let mut inputs = vec![data(&[n, c, h, w], i as u32), data(&ws, 10 + i as u32)];
+        if bias {
+            inputs.push(data(&[oc], 20 + i as u32));
+        }
+        jit_close_to_interp(&mut model(&text, &[]), &inputs, 1e-4, 1e-5);
+    }
+}
+
+#[test]
+fn convolution_with_a_symbolic_batch_and_height() {
+    let text = r#"
+range s0 = [1, 4]
+range s1 = [3, 32]
+input %x: f32[s0, 2, s1, 6] = user_input
+input %w: f32[3, 2, 3, 3] = user_input
+%y: f32[s0, 3, ((s1 - 1)//2) + 1, 3] = aten.convolution.default(input=%x, weight=%w, bias=None, stride=[2, 2], padding=[1, 1], dilation=[1, 1], transposed=false, output_padding=[0, 0], groups=1)
+output %y = user_output
+"#;
+    let mut m = model(text, &[]);
+    for (b, h) in [(1, 5), (3, 8), (2, 11)] {
+        jit_close_to_interp(
+            &mut m,
+            &[data(&[b, 2, h, 6], b as u32), data(&[3, 2, 3, 3], 7)],
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn batch_norm_inference_with_and_without_affine() {
+    for affine in [true, false] {
+        let (decl, args) = if affine {
+            (
+                "input %g: f32[4] = user_input\ninput %b: f32[4] = user_input\n",
+                "weight=%g, bias=%b",
+            )
+        } else {
+            ("", "weight=None, bias=None")
+        };
+        let text = format!(
+            "input %x: f32[2, 4, 3, 5] = user_input\ninput %m: f32[4] = user_input\n\
+             input %v: f32[4] = user_input\n{decl}\
+             %y: f32[2, 4, 3, 5], %s1: f32[0], %s2: f32[0] = \
+             aten._native_batch_norm_legit_no_training.default(input=%x, {args}, \
+             running_mean=%m, running_var=%v, momentum=0.1, eps=1e-5)\n\
+             output %y = user_output\n"
+        );
+        let mut inputs = vec![data(&[2, 4, 3, 5], 1), data(&[4], 2), positive(&[4], 3)];
+        if affine {
+            inputs.push(data(&[4], 4));
+            inputs.push(data(&[4], 5));
+        }
+        jit_close_to_interp(&mut model(&text, &[]), &inputs, 1e-5, 1e-6);
+    }
+}
+
+#[test]
+fn max_pool_values_with_unused_indices() {
+    // (c, h, w, kernel, stride (empty = kernel), pad, dil)
+    let cases: &[(usize, usize, usize, [usize; 2], &[usize], usize, usize)] = &[
+        (3, 8, 8, [2, 2], &[], 0, 1),
+        (2, 9, 7, [3, 3], &[2, 2], 1, 1),
+        (2, 10, 11, [3, 2], &[1, 2], 1, 2),
+        (1, 5, 5, [3, 3], &[1], 0, 1),
+    ];
+    for (i, &(c, h, w, k, st, p, d)) in cases.iter().enumerate() {
+        let s = if st.is_empty() {
+            k
+        } else {
+            [st[0], *st.last().unwrap()]
+        };
+        let oh = (h + 2 * p - d * (k[0] - 1) - 1) / s[0] + 1;
+        let ow = (w + 2 * p - d * (k[1] - 1) - 1) / s[1] + 1;
+        let st = st
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "input %x: f32[2, {c}, {h}, {w}] = user_input\n\
+             %y: f32[2, {c}, {oh}, {ow}], %idx: i64[2, {c}, {oh}, {ow}] = \
+             aten.max_pool2d_with_indices.default(self=%x, kernel_size=[{}, {}], stride=[{st}], \
+             padding=[{p}], dilation=[{d}], ceil_mode=false)\noutput %y = user_output\n",
+            k[0], k[1]
+        );
+        jit_matches_interp(&mut model(&text, &[]), &[data(&[2, c, h, w], i as u32)]);
+    }
+}
+
+#[test]
+fn max_pool_propagates_nan() {
+    let text = r#"
+input %x: f32[1, 1, 2, 4] = user_input
+%y: f32[1, 1, 1, 2], %idx: i64[1, 1, 1, 2] = aten.max_pool2d_with_indices.default(self=%x, kernel_size=[2, 2])
+output %y = user_output
+"#;
+    let x = Tensor::from_vec_f32(
+        vec![1.0, f32::NAN, 3.0, 4.0, 5.0, 6.0, 7.0, -8.0],
+        &[1, 1, 2, 4],
+    )
+    .unwrap();
+    let mut jit = JitModel::compile(&model(text, &[])).unwrap();
+    let out = jit.run(&mut [x]).unwrap()[0].to_vec::<f32>().unwrap();
+    assert!(out[0].is_nan());
+    assert_eq!(out[1], 7.0);
+}
+
+#[test]
+fn mean_over_dims_with_and_without_keepdim() {
+    let text = r#"
+range s0 = [1, 8]
+input %x: f32[s0, 3, 4, 5] = user_input
+%a: f32[s0, 3, 1, 1] = aten.mean.dim(self=%x, dim=[-1, -2], keepdim=true)
+%b: f32[3, 4] = aten.mean.dim(self=%x, dim=[0, 3])
+output %a = user_output
+output %b = user_output
+"#;
+    let mut m = model(text, &[]);
+    for b in [1, 3] {
+        jit_close_to_interp(&mut m, &[data(&[b, 3, 4, 5], b as u32)], 1e-5, 1e-6);
+    }
+}
+
+#[test]
+fn used_pool_indices_and_unsupported_conv_forms_are_refused() {
+    let indices = r#"
+input %x: f32[1, 1, 4, 4] = user_input
+%y: f32[1, 1, 2, 2], %idx: i64[1, 1, 2, 2] = aten.max_pool2d_with_indices.default(self=%x, kernel_size=[2, 2])
+output %idx = user_output
+"#;
+    let e = JitModel::compile(&model(indices, &[]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("idx"), "{e}");
+    let ceil = r#"
+input %x: f32[1, 1, 5, 5] = user_input
+%y: f32[1, 1, 3, 3], %idx: i64[1, 1, 3, 3] = aten.max_pool2d_with_indices.default(self=%x, kernel_size=[2, 2], stride=[2, 2], padding=[0, 0], dilation=[1, 1], ceil_mode=true)
+output %y = user_output
+"#;
+    let e = JitModel::compile(&model(ceil, &[]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("node y") && e.contains("ceil_mode"), "{e}");
+    let transposed = r#"
+input %x: f32[1, 2, 4, 4] = user_input
+input %w: f32[2, 2, 3, 3] = user_input
+%y: f32[1, 2, 6, 6] = aten.convolution.default(input=%x, weight=%w, bias=None, stride=[1, 1], padding=[0, 0], dilation=[1, 1], transposed=true, output_padding=[0, 0], groups=1)
+output %y = user_output
+"#;
+    let e = JitModel::compile(&model(transposed, &[]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("node y") && e.contains("transposed"), "{e}");
+}
+
+#[test]
+fn fixture_tiny_cnn_matches_pytorch() {
+    check_fixture(&root().join("tests/fixtures/cases/tiny_cnn"));
+}
