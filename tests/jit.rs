@@ -523,22 +523,36 @@ fn dims(v: &[usize]) -> String {
         .join(", ")
 }
 
+/// `(n, c, h, w, oc, kernel, stride, pad, dil, groups, bias)`.
+type ConvCase = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    usize,
+    usize,
+    usize,
+    usize,
+    bool,
+);
+
+/// `(c, h, w, kernel, stride (empty = kernel), pad, dil)`.
+type PoolCase = (
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    &'static [usize],
+    usize,
+    usize,
+);
+
 #[test]
 fn convolution_strides_padding_dilation_groups_and_bias() {
     // (n, c, h, w, oc, k, stride, pad, dil, groups, bias)
-    let cases: &[(
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-        [usize; 2],
-        usize,
-        usize,
-        usize,
-        usize,
-        bool,
-    )] = &[
+    let cases: &[ConvCase] = &[
         (1, 3, 9, 7, 4, [3, 3], 1, 1, 1, 1, true),
         (2, 3, 9, 8, 5, [3, 3], 2, 1, 1, 1, false),
         (1, 4, 8, 8, 6, [1, 1], 2, 0, 1, 2, true),
@@ -624,7 +638,7 @@ fn batch_norm_inference_with_and_without_affine() {
 #[test]
 fn max_pool_values_with_unused_indices() {
     // (c, h, w, kernel, stride (empty = kernel), pad, dil)
-    let cases: &[(usize, usize, usize, [usize; 2], &[usize], usize, usize)] = &[
+    let cases: &[PoolCase] = &[
         (3, 8, 8, [2, 2], &[], 0, 1),
         (2, 9, 7, [3, 3], &[2, 2], 1, 1),
         (2, 10, 11, [3, 2], &[1, 2], 1, 2),
