@@ -579,6 +579,109 @@ mod tests {
     }
 
     #[test]
+    fn nn_entry_points_with_inconsistent_sizes_write_nothing() {
+        let x = [1.0f32; 16];
+        let w = [1.0f32; 4];
+        let mut y = [7.0f32; 16];
+        // Output 3 x 3 where a 2 x 2 kernel over 4 x 4 gives 3 x 3 only with
+        // stride 1: claim stride 2 instead.
+        // SAFETY: every array is at least as long as the sizes describe.
+        unsafe {
+            torchlift_rt_conv2d(
+                x.as_ptr(),
+                w.as_ptr(),
+                std::ptr::null(),
+                y.as_mut_ptr(),
+                1,
+                1,
+                4,
+                4,
+                1,
+                2,
+                2,
+                3,
+                3,
+                2,
+                2,
+                0,
+                0,
+                1,
+                1,
+                1,
+                0,
+            )
+        };
+        assert_eq!(y, [7.0; 16]);
+        // Channels not divisible by the groups, then a negative size.
+        // SAFETY: as above.
+        unsafe {
+            torchlift_rt_conv2d(
+                x.as_ptr(),
+                w.as_ptr(),
+                std::ptr::null(),
+                y.as_mut_ptr(),
+                1,
+                1,
+                4,
+                4,
+                1,
+                2,
+                2,
+                3,
+                3,
+                1,
+                1,
+                0,
+                0,
+                1,
+                1,
+                2,
+                0,
+            )
+        };
+        assert_eq!(y, [7.0; 16]);
+        // SAFETY: a negative size means no element is accessed.
+        unsafe {
+            torchlift_rt_max_pool2d(
+                x.as_ptr(),
+                y.as_mut_ptr(),
+                -1,
+                4,
+                4,
+                2,
+                2,
+                2,
+                2,
+                2,
+                2,
+                0,
+                0,
+                1,
+                1,
+            )
+        };
+        assert_eq!(y, [7.0; 16]);
+        // SAFETY: as above.
+        unsafe {
+            torchlift_rt_batch_norm(
+                x.as_ptr(),
+                y.as_mut_ptr(),
+                w.as_ptr(),
+                w.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+                0,
+                0,
+                1,
+                -4,
+                4,
+                1e-5f64.to_bits() as i64,
+            )
+        };
+        assert_eq!(y, [7.0; 16]);
+    }
+
+    #[test]
     fn log_softmax_rows_exponentiate_to_one() {
         let x = [1.0f32, 2.0, 3.0, -1.0, 0.0, 1.0];
         let mut y = [0.0f32; 6];
