@@ -56,6 +56,19 @@ enum Command {
         #[arg(long)]
         no_passes: bool,
     },
+    /// Time compilation and calls of a model (compile and run reported apart).
+    Bench {
+        model: PathBuf,
+        #[arg(long, value_enum, default_value = "interp")]
+        backend: Backend,
+        /// A user input, in signature order; without any, the sample inputs.
+        #[arg(long = "input")]
+        inputs: Vec<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+    },
     /// Run conformance cases (see CASES.md) and compare with PyTorch's outputs.
     Check {
         #[arg(long, value_enum, default_value = "interp")]
@@ -86,6 +99,13 @@ fn main() -> ExitCode {
             output_dir,
             no_passes,
         } => cli::run::run(&model, backend, &inputs, output_dir.as_deref(), no_passes),
+        Command::Bench {
+            model,
+            backend,
+            inputs,
+            warmup,
+            iters,
+        } => cli::bench::run(&model, backend, &inputs, warmup, iters),
         Command::Check {
             backend,
             no_passes,

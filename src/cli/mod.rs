@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod bench;
 pub mod check;
 pub mod inspect;
 pub mod run;

@@ -1,0 +1,66 @@
+"""Speed of torchlift relative to PyTorch eager, measured in the same run.
+
+    python benches/compare_pytorch.py [--threads N] [--iters N] MODEL.pt2...
+
+For each archive: PyTorch eager (`torch.export.load(...).module()`) on the
+archive's sample inputs, then `torchlift bench` with each backend on the same
+inputs and thread count. Prints median times and the ratio
+torchlift / PyTorch (below 1 is faster than PyTorch). Needs torch; uses
+`target/release/torchlift` (build it first with `cargo build --release`).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import time
+
+import torch
+
+
+def torch_median_ms(path, threads, iters, warmup=3):
+    torch.set_num_threads(threads)
+    ep = torch.export.load(path)
+    args, kwargs = ep.example_inputs
+    m = ep.module()
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + iters):
+            t = time.perf_counter()
+            m(*args, **kwargs)
+            if i >= warmup:
+                times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def torchlift_median_ms(binary, path, backend, threads, iters):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    out = subprocess.run(
+        [binary, "bench", path, "--backend", backend, "--iters", str(iters)],
+        capture_output=True, text=True, env=env,
+    )
+    if out.returncode != 0:
+        return None, out.stderr.strip()
+    m = re.search(r"run_median=([0-9.]+)ms", out.stdout)
+    return float(m.group(1)), out.stdout.strip()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--binary", default="target/release/torchlift")
+    a = ap.parse_args()
+    print(f"threads={a.threads} iters={a.iters} (batch: the archive's sample inputs)")
+    for path in a.models:
+        t = torch_median_ms(path, a.threads, a.iters)
+        row = [f"{path}: torch={t:.3f}ms"]
+        for backend in ("interp", "jit"):
+            ms, info = torchlift_median_ms(a.binary, path, backend, a.threads, a.iters)
+            row.append(f"{backend}={ms:.3f}ms (x{ms / t:.2f})" if ms is not None else f"{backend}=refused")
+        print("  ".join(row))
+
+
+if __name__ == "__main__":
+    main()
