@@ -16,6 +16,9 @@ use torchlift::{Error, Result};
 
 use crate::Backend;
 
+/// One call of a compiled model.
+type Call = Box<dyn FnMut(&mut [Tensor]) -> Result<Vec<Tensor>>>;
+
 pub fn run(
     path: &Path,
     backend: Backend,
@@ -35,17 +38,16 @@ pub fn run(
     } else {
         inputs.iter().map(Tensor::read_npy).collect::<Result<_>>()?
     };
-    let (mut call, name): (Box<dyn FnMut(&mut [Tensor]) -> Result<Vec<Tensor>>>, &str) =
-        match backend {
-            Backend::Interp => {
-                let mut m = model;
-                (Box::new(move |x: &mut [Tensor]| m.run(x)), "interp")
-            }
-            Backend::Jit => {
-                let mut j = JitModel::compile(&model)?;
-                (Box::new(move |x: &mut [Tensor]| j.run(x)), "jit")
-            }
-        };
+    let (mut call, name): (Call, &str) = match backend {
+        Backend::Interp => {
+            let mut m = model;
+            (Box::new(move |x: &mut [Tensor]| m.run(x)), "interp")
+        }
+        Backend::Jit => {
+            let mut j = JitModel::compile(&model)?;
+            (Box::new(move |x: &mut [Tensor]| j.run(x)), "jit")
+        }
+    };
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut times = Vec::with_capacity(iters);
     for i in 0..warmup + iters {
