@@ -131,3 +131,21 @@ fn matmul_is_fast_enough() {
     }
     assert!(t0.elapsed().as_secs_f64() < 20.0);
 }
+
+#[test]
+fn half_precision_roundtrip_through_kernels() {
+    let bytes: Vec<u8> = [0x3c00u16, 0x4000, 0xc200]
+        .iter()
+        .flat_map(|h| h.to_le_bytes())
+        .collect(); // 1.0, 2.0, -3.0
+    let h = Tensor::from_raw_bytes(DType::F16, &[3], &[1], 0, &bytes).unwrap();
+    let y = ew::add(&h, 0.5, Scalar::Int(1)).unwrap();
+    assert_eq!(y.dtype(), DType::F16);
+    assert_eq!(y.to_f64_vec(), vec![1.5, 2.5, -2.5]);
+    let s = reduce::sum(&h, None, false, None).unwrap();
+    assert_eq!((s.dtype(), s.item_f64().unwrap()), (DType::F16, 0.0));
+    let b = h.to_dtype(DType::BF16);
+    let m = linalg::matmul(&b.unsqueeze(0).unwrap(), &b.unsqueeze(1).unwrap()).unwrap();
+    assert_eq!((m.dtype(), m.to_f64_vec()), (DType::BF16, vec![14.0]));
+    assert_eq!(y.to_contiguous_bytes()[..2], 0x3e00u16.to_le_bytes());
+}

@@ -207,6 +207,37 @@ pub fn eye(n: i64, m: Option<i64>, dtype: Option<DType>) -> Result<Tensor> {
     Ok(Tensor::from_vec_unchecked(v, &sz).to_dtype(dtype.unwrap_or(DType::F32)))
 }
 
+fn tri_indices(row: i64, col: i64, offset: i64, lower: bool) -> Result<Tensor> {
+    let sz = shape(&[row, col])?;
+    let (mut r, mut c) = (Vec::new(), Vec::new());
+    for i in 0..sz[0] as i64 {
+        for j in 0..sz[1] as i64 {
+            let keep = if lower {
+                j - i <= offset
+            } else {
+                j - i >= offset
+            };
+            if keep {
+                r.push(i);
+                c.push(j);
+            }
+        }
+    }
+    let n = r.len();
+    r.extend(c);
+    Ok(Tensor::from_vec_unchecked(r, &[2, n]))
+}
+
+/// `aten.tril_indices(row, col, offset)` (i64, shape `[2, n]`).
+pub fn tril_indices(row: i64, col: i64, offset: i64) -> Result<Tensor> {
+    tri_indices(row, col, offset, true)
+}
+
+/// `aten.triu_indices(row, col, offset)` (i64, shape `[2, n]`).
+pub fn triu_indices(row: i64, col: i64, offset: i64) -> Result<Tensor> {
+    tri_indices(row, col, offset, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +270,12 @@ mod tests {
             vec![1., 0., 0., 0., 1., 0.]
         );
         assert!(zeros(&[-1], None).is_err());
+        let t = tril_indices(3, 3, 0).unwrap();
+        assert_eq!(t.to_i64_vec(), vec![0, 1, 1, 2, 2, 2, 0, 0, 1, 0, 1, 2]);
+        assert_eq!(
+            triu_indices(2, 3, 1).unwrap().to_i64_vec(),
+            vec![0, 0, 1, 1, 2, 2]
+        );
         let e = empty_strided(&[2, 3], &[1, 2], None).unwrap();
         assert_eq!(e.strides(), &[1, 2]);
     }

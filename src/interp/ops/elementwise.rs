@@ -668,6 +668,67 @@ unary_float_ops! {
     hardsigmoid = |v: f64| (v + 3.0).clamp(0.0, 6.0) / 6.0;
     /// `aten.hardswish`.
     hardswish = |v: f64| v * (v + 3.0).clamp(0.0, 6.0) / 6.0;
+    /// `aten.log10`.
+    log10 = f64::log10;
+    /// `aten.exp2`.
+    exp2 = f64::exp2;
+    /// `aten.asin`.
+    asin = f64::asin;
+    /// `aten.acos`.
+    acos = f64::acos;
+    /// `aten.atan`.
+    atan = f64::atan;
+    /// `aten.sinh`.
+    sinh = f64::sinh;
+    /// `aten.cosh`.
+    cosh = f64::cosh;
+    /// `aten.asinh`.
+    asinh = f64::asinh;
+    /// `aten.acosh`.
+    acosh = f64::acosh;
+    /// `aten.atanh`.
+    atanh = f64::atanh;
+    /// `aten.erfc`.
+    erfc = libm::erfc;
+}
+
+fn float_predicate(x: &Tensor, f: impl Fn(f64) -> bool, int_value: bool) -> Result<Tensor> {
+    let v: Vec<bool> = if x.dtype().is_float() {
+        x.to_vec_as::<f64>().into_iter().map(f).collect()
+    } else {
+        vec![int_value; x.numel()]
+    };
+    Ok(Tensor::from_vec_unchecked(v, x.sizes()))
+}
+
+/// `aten.isinf`.
+pub fn isinf(x: &Tensor) -> Result<Tensor> {
+    float_predicate(x, f64::is_infinite, false)
+}
+
+/// `aten.isfinite`.
+pub fn isfinite(x: &Tensor) -> Result<Tensor> {
+    float_predicate(x, f64::is_finite, true)
+}
+
+/// `aten.square`.
+pub fn square(x: &Tensor) -> Result<Tensor> {
+    let x = if x.dtype() == DType::Bool {
+        x.to_dtype(DType::I64)
+    } else {
+        x.clone()
+    };
+    mul(&x, &x)
+}
+
+/// `aten.clamp_min` / `aten.clamp_min.Tensor`.
+pub fn clamp_min<'a>(x: &Tensor, min: impl Into<Operand<'a>>) -> Result<Tensor> {
+    clamp(x, Some(min.into()), None)
+}
+
+/// `aten.clamp_max` / `aten.clamp_max.Tensor`.
+pub fn clamp_max<'a>(x: &Tensor, max: impl Into<Operand<'a>>) -> Result<Tensor> {
+    clamp(x, None, Some(max.into()))
 }
 
 /// `aten.gelu` with `approximate` = `"none"` (erf form) or `"tanh"`.
@@ -819,12 +880,7 @@ pub fn logical_not(x: &Tensor) -> Result<Tensor> {
 
 /// `aten.isnan`.
 pub fn isnan(x: &Tensor) -> Result<Tensor> {
-    let v: Vec<bool> = if x.dtype().is_float() {
-        x.to_vec_as::<f64>().into_iter().map(f64::is_nan).collect()
-    } else {
-        vec![false; x.numel()]
-    };
-    Ok(Tensor::from_vec_unchecked(v, x.sizes()))
+    float_predicate(x, f64::is_nan, false)
 }
 
 /// `aten.clamp` / `aten.clamp.Tensor` / `clamp_min` / `clamp_max`: bounds are
@@ -1026,6 +1082,16 @@ mod tests {
         assert!((erf_f64(0.5) - 0.520_499_877_813_046_5).abs() < 1e-15);
         assert_eq!(exp(&i(&[0], &[1])).unwrap().dtype(), DType::F32);
         assert_eq!(abs(&i(&[-3], &[1])).unwrap().to_i64_vec(), vec![3]);
+        let g = f(&[f32::INFINITY, f32::NAN, 1.0], &[3]);
+        assert_eq!(isinf(&g).unwrap().to_bool_vec(), vec![true, false, false]);
+        assert_eq!(
+            isfinite(&g).unwrap().to_bool_vec(),
+            vec![false, false, true]
+        );
+        assert_eq!(
+            clamp_min(&x, 0.25).unwrap().to_f64_vec(),
+            vec![0.25, 0.25, 0.5, 2.5]
+        );
         assert_eq!(sign(&x).unwrap().to_f64_vec(), vec![-1., 0., 1., 1.]);
         let c = clamp(&x, Some(0.0.into()), Some(1.0.into())).unwrap();
         assert_eq!(c.to_f64_vec(), vec![0., 0., 0.5, 1.]);

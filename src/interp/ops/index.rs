@@ -566,6 +566,30 @@ pub fn nonzero(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::from_vec_unchecked(out, &[n, nd]))
 }
 
+/// `aten.masked_select`: the elements where the (broadcast) mask is true, as 1-d.
+pub fn masked_select(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    if mask.dtype() != DType::Bool {
+        return Err(Error::other(format!(
+            "masked_select: mask must be bool, got {}",
+            mask.dtype()
+        )));
+    }
+    let shape = broadcast_all(&[x, mask])?;
+    let xb = x.broadcast_to(&shape)?;
+    let m = mask.broadcast_to(&shape)?.to_bool_vec();
+    dispatch_all!(x.dtype(), T, {
+        let v: Vec<T> = xb
+            .to_vec_as::<T>()
+            .into_iter()
+            .zip(m)
+            .filter(|p| p.1)
+            .map(|p| p.0)
+            .collect();
+        let n = v.len();
+        Ok(Tensor::from_vec_unchecked(v, &[n]))
+    })
+}
+
 /// `aten.select_scatter`.
 pub fn select_scatter(x: &Tensor, src: &Tensor, dim: i64, index: i64) -> Result<Tensor> {
     let out = x.clone_data();
@@ -844,6 +868,11 @@ mod tests {
         let ss = slice_scatter(&x, &i(&[7, 7], &[2, 1]), 1, Some(1), Some(2), 1).unwrap();
         assert_eq!(ss.to_i64_vec(), vec![0, 7, 2, 3, 7, 5]);
         assert_eq!(nonzero(&x).unwrap().sizes(), &[5, 2]);
+        let m = Tensor::from_vec(vec![false, true, true], &[3]).unwrap();
+        assert_eq!(
+            masked_select(&x, &m).unwrap().to_i64_vec(),
+            vec![1, 2, 4, 5]
+        );
         let xf = x.to_dtype(DType::F32);
         let idx = i(&[0, 0, 1], &[3]);
         let src = Tensor::from_vec(vec![5.0f32, 1.0, 2.0], &[3]).unwrap();
