@@ -7,7 +7,7 @@
 //! persist to the next call, and user-input mutations are written back to
 //! the caller's tensors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -107,25 +107,8 @@ impl Model {
     /// user outputs.
     pub fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
         let p = &self.program;
-        let g = &p.graph;
-        let user = p.user_inputs();
-        if inputs.len() != user.len() {
-            return Err(Error::other(format!(
-                "the model takes {} inputs ({}), {} were given",
-                user.len(),
-                user.iter()
-                    .map(|&v| g.name(v))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                inputs.len()
-            )));
-        }
-        let shapes: Vec<_> = inputs
-            .iter()
-            .map(|t| (t.dtype(), t.sizes().to_vec()))
-            .collect();
-        let syms = passes::shape_prop::bind_inputs(p, &shapes)?;
-        let mut args = Vec::with_capacity(g.inputs.len());
+        let syms = bind_user_inputs(p, inputs)?;
+        let mut args = Vec::with_capacity(p.graph.inputs.len());
         let mut next_user = 0;
         for spec in &p.signature.inputs {
             let v = match &spec.kind {
@@ -150,52 +133,80 @@ impl Model {
             };
             args.push(v);
         }
-        let outs = interp::run_graph(g, args, &syms)?;
-        let mut result = Vec::new();
-        for (value, spec) in outs.into_iter().zip(&p.signature.outputs) {
-            match spec.kind {
-                OutputKind::UserOutput => {
-                    let t = value
-                        .into_tensor()
-                        .map_err(|e| Error::other(format!("user output: {e}")))?;
-                    // An output must not alias the model's state, the
-                    // caller's inputs (later calls would change it) or
-                    // another output (as after CSE merged two copies).
-                    let aliases = self
-                        .state
-                        .values()
-                        .chain(inputs.iter())
-                        .chain(result.iter())
-                        .any(|s| s.same_storage(&t));
-                    result.push(if aliases { t.clone_data() } else { t });
-                }
-                OutputKind::BufferMutation | OutputKind::ParameterMutation => {
-                    let target = spec.target.as_deref().unwrap_or("");
-                    let new = value.into_tensor()?;
-                    match self.state.get(target) {
-                        Some(t) => t.copy_(&new)?,
-                        None => {
-                            return Err(Error::other(format!(
-                                "mutation of unknown buffer {target}"
-                            )))
-                        }
-                    }
-                }
-                OutputKind::UserInputMutation => {
-                    let target = spec.target.as_deref().unwrap_or("");
-                    let pos = user.iter().position(|&v| g.name(v) == target);
-                    match pos {
-                        Some(i) => inputs[i].copy_(&value.into_tensor()?)?,
-                        None => {
-                            return Err(Error::other(format!(
-                                "mutation of unknown user input {target}"
-                            )))
-                        }
-                    }
-                }
-                _ => {}
-            }
+        let outs = interp::run_graph(&p.graph, args, &syms)?;
+        let mut values = Vec::with_capacity(outs.len());
+        for (i, v) in outs.into_iter().enumerate() {
+            values.push(
+                v.into_tensor()
+                    .map_err(|e| Error::other(format!("graph output {i}: {e}")))?,
+            );
         }
-        Ok(result)
+        apply_outputs(p, &self.state, inputs, values)
     }
+}
+
+/// Checks the user inputs against the signature (count, then dtype, rank,
+/// static dims and symbol ranges) and binds the shape symbols.
+pub fn bind_user_inputs(p: &Program, inputs: &[Tensor]) -> Result<HashMap<String, i64>> {
+    let user = p.user_inputs();
+    if inputs.len() != user.len() {
+        return Err(Error::other(format!(
+            "the model takes {} inputs ({}), {} were given",
+            user.len(),
+            user.iter()
+                .map(|&v| p.graph.name(v))
+                .collect::<Vec<_>>()
+                .join(", "),
+            inputs.len()
+        )));
+    }
+    let shapes: Vec<_> = inputs
+        .iter()
+        .map(|t| (t.dtype(), t.sizes().to_vec()))
+        .collect();
+    passes::shape_prop::bind_inputs(p, &shapes)
+}
+
+/// Applies a call's graph outputs (one per output spec, in order): buffer and
+/// parameter mutations are written into `state`, user-input mutations into
+/// the caller's `inputs`, and the user outputs are returned. A user output
+/// never aliases the state, the inputs or another output (later calls, or
+/// the caller writing to one output, would change it).
+pub fn apply_outputs(
+    p: &Program,
+    state: &BTreeMap<String, Tensor>,
+    inputs: &mut [Tensor],
+    values: Vec<Tensor>,
+) -> Result<Vec<Tensor>> {
+    let user = p.user_inputs();
+    let mut result: Vec<Tensor> = Vec::new();
+    for (t, spec) in values.into_iter().zip(&p.signature.outputs) {
+        let target = spec.target.as_deref().unwrap_or("");
+        match spec.kind {
+            OutputKind::UserOutput => {
+                let aliases = state
+                    .values()
+                    .chain(inputs.iter())
+                    .chain(result.iter())
+                    .any(|s| s.same_storage(&t));
+                result.push(if aliases { t.clone_data() } else { t });
+            }
+            OutputKind::BufferMutation | OutputKind::ParameterMutation => match state.get(target) {
+                Some(s) => s.copy_(&t)?,
+                None => return Err(Error::other(format!("mutation of unknown buffer {target}"))),
+            },
+            OutputKind::UserInputMutation => {
+                match user.iter().position(|&v| p.graph.name(v) == target) {
+                    Some(i) => inputs[i].copy_(&t)?,
+                    None => {
+                        return Err(Error::other(format!(
+                            "mutation of unknown user input {target}"
+                        )))
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(result)
 }

@@ -9,15 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use torchlift::codegen::jit::JitModel;
 use torchlift::interp::tensor::Tensor;
 use torchlift::model::Model;
 use torchlift::{Error, Result};
 
+use super::Runner;
 use crate::Backend;
-
-/// One call of a compiled model.
-type Call = Box<dyn FnMut(&mut [Tensor]) -> Result<Vec<Tensor>>>;
 
 pub fn run(
     path: &Path,
@@ -38,23 +35,18 @@ pub fn run(
     } else {
         inputs.iter().map(Tensor::read_npy).collect::<Result<_>>()?
     };
-    let (mut call, name): (Call, &str) = match backend {
-        Backend::Interp => {
-            let mut m = model;
-            (Box::new(move |x: &mut [Tensor]| m.run(x)), "interp")
-        }
-        Backend::Jit => {
-            let mut j = JitModel::compile(&model)?;
-            (Box::new(move |x: &mut [Tensor]| j.run(x)), "jit")
-        }
+    let name = match backend {
+        Backend::Interp => "interp",
+        Backend::Jit => "jit",
     };
+    let mut runner = Runner::new(model, backend)?;
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut times = Vec::with_capacity(iters);
     for i in 0..warmup + iters {
         // Fresh inputs each call: a model may mutate its inputs.
         let mut xs: Vec<Tensor> = args.iter().map(|t| t.clone_data()).collect();
         let t = Instant::now();
-        call(&mut xs)?;
+        runner.run(&mut xs)?;
         if i >= warmup {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }

@@ -5,11 +5,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use torchlift::check::{compare, Case, Deviation};
-use torchlift::codegen::jit::JitModel;
-use torchlift::interp::tensor::Tensor;
 use torchlift::model::{LoadOptions, Model};
 use torchlift::Result;
 
+use super::Runner;
 use crate::Backend;
 
 enum Outcome {
@@ -88,21 +87,6 @@ pub fn run(cases: &[PathBuf], backend: Backend, opts: LoadOptions) -> Result<Exi
     })
 }
 
-/// A model ready to be called by the chosen backend.
-enum Runner {
-    Interp(Box<Model>),
-    Jit(Box<JitModel>),
-}
-
-impl Runner {
-    fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
-        match self {
-            Runner::Interp(m) => m.run(inputs),
-            Runner::Jit(j) => j.run(inputs),
-        }
-    }
-}
-
 fn check_case(dir: &Path, backend: Backend, opts: LoadOptions) -> Outcome {
     let case = match Case::load(dir) {
         Ok(c) => c,
@@ -113,12 +97,10 @@ fn check_case(dir: &Path, backend: Backend, opts: LoadOptions) -> Outcome {
         Ok(m) => m,
         Err(e) => return Outcome::Error(e.to_string()),
     };
-    let mut model = match backend {
-        Backend::Interp => Runner::Interp(Box::new(model)),
-        Backend::Jit => match JitModel::compile(&model) {
-            Ok(j) => Runner::Jit(Box::new(j)),
-            Err(e) => return Outcome::Refused(e.to_string()),
-        },
+    let mut model = match Runner::new(model, backend) {
+        Ok(r) => r,
+        // Only compilation for the JIT can fail here: a refusal.
+        Err(e) => return Outcome::Refused(e.to_string()),
     };
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut dev = Deviation::default();

@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use torchlift::codegen::jit::JitModel;
 use torchlift::interp::tensor::Tensor;
 use torchlift::model::{LoadOptions, Model};
 use torchlift::{Error, Result};
 
+use super::Runner;
 use crate::Backend;
 
 pub fn run(
@@ -21,7 +21,7 @@ pub fn run(
         run_passes: !no_passes,
         ..LoadOptions::default()
     };
-    let mut model = Model::load_with(path, opts)?;
+    let model = Model::load_with(path, opts)?;
     let mut args: Vec<Tensor> = if inputs.is_empty() {
         match &model.sample_inputs {
             Some(s) => s.iter().map(|t| t.clone_data()).collect(),
@@ -34,10 +34,7 @@ pub fn run(
     } else {
         inputs.iter().map(Tensor::read_npy).collect::<Result<_>>()?
     };
-    let outputs = match backend {
-        Backend::Interp => model.run(&mut args)?,
-        Backend::Jit => JitModel::compile(&model)?.run(&mut args)?,
-    };
+    let outputs = Runner::new(model, backend)?.run(&mut args)?;
     if let Some(dir) = out_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             path: dir.display().to_string(),

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::interp::tensor::Tensor;
 use crate::ir::{Arg, InputKind, OutputKind, Program};
 use crate::model::Model;
-use crate::passes;
 use crate::sym::SymExpr;
 
 use super::lower::{lower_program_full, SizeCheck};
@@ -131,22 +130,7 @@ impl JitModel {
         let p = &self.program;
         let g = &p.graph;
         let user = p.user_inputs();
-        if inputs.len() != user.len() {
-            return Err(Error::other(format!(
-                "the model takes {} inputs ({}), {} were given",
-                user.len(),
-                user.iter()
-                    .map(|&v| g.name(v))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                inputs.len()
-            )));
-        }
-        let shapes: Vec<_> = inputs
-            .iter()
-            .map(|t| (t.dtype(), t.sizes().to_vec()))
-            .collect();
-        let env = passes::shape_prop::bind_inputs(p, &shapes)?;
+        let env = crate::model::bind_user_inputs(p, inputs)?;
         let mut syms = Vec::with_capacity(self.layout.symbols.len());
         for s in &self.layout.symbols {
             let v = env.get(s).copied().ok_or_else(|| {
@@ -215,43 +199,30 @@ impl JitModel {
         // slots and calls runtime kernels whose contracts these sizes meet.
         unsafe { (self.entry)(ptrs.as_ptr(), syms.as_ptr()) };
 
-        let mut result = Vec::new();
-        for (i, (arg, spec)) in p.graph.outputs.iter().zip(&p.signature.outputs).enumerate() {
+        let mut values = Vec::with_capacity(g.outputs.len());
+        for (i, arg) in g.outputs.iter().enumerate() {
             let Arg::Value(v) = arg else {
                 return Err(Error::other(format!("graph output {i} is not a tensor")));
             };
             let slot = self.slot(*v)?;
-            let value = Tensor::from_vec_f32(self.bufs[slot].clone(), &sizes[slot])?;
-            match spec.kind {
-                OutputKind::UserOutput => result.push(value),
-                OutputKind::BufferMutation | OutputKind::ParameterMutation => {
-                    let target = spec.target.as_deref().unwrap_or("");
-                    let Some(t) = self.state.get(target) else {
-                        return Err(Error::other(format!("mutation of unknown buffer {target}")));
-                    };
-                    t.copy_(&value)?;
-                    let spec_slot = p
-                        .signature
-                        .inputs
-                        .iter()
-                        .find(|s| s.target.as_deref() == Some(target))
-                        .map(|s| s.value);
-                    if let Some(s) = spec_slot.and_then(|sv| self.layout.slot(sv)) {
-                        self.bufs[s] = self.bufs[slot].clone();
-                    }
-                }
-                OutputKind::UserInputMutation => {
-                    let target = spec.target.as_deref().unwrap_or("");
-                    match user.iter().position(|&u| g.name(u) == target) {
-                        Some(k) => inputs[k].copy_(&value)?,
-                        None => {
-                            return Err(Error::other(format!(
-                                "mutation of unknown user input {target}"
-                            )))
-                        }
-                    }
-                }
-                _ => {}
+            values.push(Tensor::from_vec_f32(self.bufs[slot].clone(), &sizes[slot])?);
+        }
+        let result = crate::model::apply_outputs(p, &self.state, inputs, values)?;
+        // Mutated weights are read from their slots on the next call.
+        for spec in &p.signature.inputs {
+            let updated = p.signature.outputs.iter().any(|o| {
+                matches!(
+                    o.kind,
+                    OutputKind::BufferMutation | OutputKind::ParameterMutation
+                ) && o.target.is_some()
+                    && o.target == spec.target
+            });
+            if let (true, Some(slot), Some(t)) = (
+                updated,
+                self.layout.slot(spec.value),
+                spec.target.as_deref().and_then(|n| self.state.get(n)),
+            ) {
+                self.bufs[slot] = t.to_vec::<f32>()?;
             }
         }
         Ok(result)
