@@ -8,5 +8,6 @@
 pub mod abi;
 pub mod gemm;
 pub mod nn;
+pub mod scalar;
 
 pub use gemm::{dgemm, sgemm, MatRef};

@@ -1,26 +1,115 @@
-//! The JIT driver: compiles a [`Model`]'s program in memory with
-//! `cranelift_jit` and calls it with the semantics of [`Model::run`].
+//! The JIT driver: schedules a [`Model`]'s program, lowers the plan into a
+//! `JITModule` (with `opt_level = speed` and the host's CPU features) and
+//! calls it with the semantics of [`Model::run`].
 //!
-//! The runtime's entry points are registered from the same list
-//! ([`RtFn::ALL`]) that the lowering declares them from.
+//! Per call, the driver binds the shape symbols from the inputs, evaluates
+//! every size the code uses (so the generated code never divides by zero
+//! or overflows), places the arena's slots, copies the user inputs into
+//! their slots, and calls the entry function on the model's thread pool.
+//! A steady-state call allocates only the outputs it returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 use torchlift_runtime::abi::RtFn;
+use torchlift_runtime::scalar::SCALAR_FNS;
 
 use crate::error::{Error, Result};
 use crate::interp::tensor::Tensor;
-use crate::ir::{Arg, InputKind, OutputKind, Program};
+use crate::interp::{self, RValue};
+use crate::ir::{Arg, Graph, Node, OutputKind, Program, ValueId, ValueType};
 use crate::model::Model;
 use crate::sym::SymExpr;
 
-use super::lower::{lower_program_full, SizeCheck};
-use super::FrameLayout;
+use super::kernel::{BufKind, KernelKind, OutputRef, Plan, View};
+use super::lower::{lower_plan, LowerOptions, FALLBACK_NAME};
+use super::memory::{ArenaPlan, ALIGN};
+use super::schedule::{kernel_sizes, schedule};
 
 /// The signature of the generated entry function.
-type EntryFn = unsafe extern "C" fn(*const *mut u8, *const i64);
+type EntryFn = unsafe extern "C" fn(*const u8) -> i32;
+
+/// Options of a compilation.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// Threads of the model's pool (0: as many as the machine has).
+    pub threads: usize,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { threads: 0 }
+    }
+}
+
+/// 64-byte aligned bytes.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; ALIGN]);
+
+#[derive(Default)]
+struct Aligned {
+    lines: Vec<Line>,
+}
+
+impl Aligned {
+    fn ensure(&mut self, bytes: usize) {
+        let n = bytes.div_ceil(ALIGN);
+        if self.lines.len() < n {
+            self.lines.resize(n, Line([0; ALIGN]));
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let n = self.lines.len() * ALIGN;
+        // SAFETY: `Line` is `repr(C)` plain bytes without padding, so the
+        // lines are `n` contiguous initialized bytes.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), n) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let n = self.lines.len() * ALIGN;
+        // SAFETY: as in `bytes`, and the borrow is unique.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<u8>(), n) }
+    }
+
+    fn from_bytes(b: &[u8]) -> Aligned {
+        let mut a = Aligned::default();
+        a.ensure(b.len().max(1));
+        a.bytes_mut()[..b.len()].copy_from_slice(b);
+        a
+    }
+}
+
+/// One node run by its reference kernel: the node alone in a graph of its
+/// own, whose inputs are the node's tensor and scalar arguments.
+struct FallbackNode {
+    graph: Graph,
+    inputs: Vec<View>,
+    syms: Vec<SymExpr>,
+    outputs: Vec<View>,
+    node: Node,
+}
+
+/// What the fallback host function sees during a call.
+struct Host<'a> {
+    plan: &'a Plan,
+    fallbacks: &'a [Option<FallbackNode>],
+    env: &'a HashMap<String, i64>,
+    ptrs: &'a [*mut u8],
+    lens: &'a [usize],
+    error: Mutex<Option<Error>>,
+}
+
+/// The context the generated code reads: buffer table, symbols, host.
+#[repr(C)]
+struct Ctx {
+    bufs: *const *mut u8,
+    syms: *const i64,
+    host: *const u8,
+}
 
 /// A model compiled to native code, with its own copy of the model's state.
 pub struct JitModel {
@@ -28,147 +117,161 @@ pub struct JitModel {
     module: Option<JITModule>,
     entry: EntryFn,
     program: Program,
-    layout: FrameLayout,
+    plan: Plan,
+    arena_plan: ArenaPlan,
+    fallbacks: Vec<Option<FallbackNode>>,
+    /// Every size expression the code computes, checked before each call.
+    sizes: Vec<SymExpr>,
+    pool: rayon::ThreadPool,
+    clif: String,
     /// Parameters, buffers and constants by state-dict name; buffers change
     /// from call to call.
     pub state: BTreeMap<String, Tensor>,
-    /// The buffer of each slot. State slots are filled when compiling and
-    /// when a buffer is mutated; the generated code never writes them.
-    bufs: Vec<Vec<f32>>,
-    clif: String,
-    /// Size equalities the code relies on, checked before each call.
-    checks: Vec<SizeCheck>,
+    /// The bytes of each state buffer, by plan buffer.
+    state_bytes: HashMap<usize, Aligned>,
+    arena: Aligned,
+    scratch: Vec<u8>,
+}
+
+// SAFETY: the raw pointers in `JitModel` are the code's entry point (code
+// that is immutable once finalized) and none else; the JIT module and
+// every buffer are owned by the value and only touched through `&mut self`.
+unsafe impl Send for JitModel {}
+
+fn rt_symbols(builder: &mut JITBuilder) {
+    for f in RtFn::ALL {
+        let s = f.symbol();
+        builder.symbol(s.name, s.addr);
+    }
+    for f in SCALAR_FNS {
+        builder.symbol(f.name, f.addr);
+    }
+    builder.symbol(
+        "torchlift_f32_to_f16_bits",
+        f32_to_f16_bits as extern "C" fn(f32) -> i32 as *const u8,
+    );
+    builder.symbol(
+        FALLBACK_NAME,
+        fallback_entry as unsafe extern "C" fn(*const Ctx, i64) -> i32 as *const u8,
+    );
+}
+
+extern "C" fn f32_to_f16_bits(x: f32) -> i32 {
+    torchlift_runtime::scalar::f32_to_f16(x) as i32
 }
 
 impl JitModel {
-    /// Compiles the model's program. Anything outside the supported slice is
-    /// refused here, with an error naming the node.
+    /// Compiles the model's program with the default options.
     pub fn compile(model: &Model) -> Result<JitModel> {
+        JitModel::compile_with(model, &CompileOptions::default())
+    }
+
+    /// Compiles the model's program. Anything the compiler cannot handle is
+    /// refused here, with an error naming the node.
+    pub fn compile_with(model: &Model, opts: &CompileOptions) -> Result<JitModel> {
         let p = &model.program;
-        let layout = FrameLayout::new(p)?;
-        let mut builder = JITBuilder::new(default_libcall_names())
-            .map_err(|e| Error::other(format!("jit: host ISA: {e}")))?;
-        for f in RtFn::ALL {
-            let s = f.symbol();
-            builder.symbol(s.name, s.addr);
-        }
+        let plan = schedule(p)?;
+        let mut builder =
+            JITBuilder::with_flags(&[("opt_level", "speed")], default_libcall_names())
+                .map_err(|e| Error::other(format!("jit: host ISA: {e}")))?;
+        rt_symbols(&mut builder);
         let mut module = JITModule::new(builder);
-        let lowered = lower_program_full(&mut module, p)?;
-        let id = lowered.id;
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            opts.threads
+        };
+        let lowered = lower_plan(
+            &mut module,
+            &plan,
+            LowerOptions {
+                parallel: threads > 1,
+            },
+        )?;
         module
             .finalize_definitions()
             .map_err(|e| Error::other(format!("jit: linking: {e}")))?;
-        let code = module.get_finalized_function(id);
-        // SAFETY: `id` was defined by `lower_program` with exactly the
-        // signature `EntryFn` (two pointer parameters, no result, the default
-        // call convention of the host), and the code stays alive as long as
-        // `module`, which `JitModel` owns next to the pointer.
+        let code = module.get_finalized_function(lowered.entry);
+        // SAFETY: the entry was defined by `lower_plan` with exactly the
+        // signature `EntryFn` (one pointer parameter, an i32 result, the
+        // host's default call convention), and the code stays alive as long
+        // as `module`, which `JitModel` owns next to the pointer.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::other(format!("creating the thread pool: {e}")))?;
+        let arena_plan = ArenaPlan::new(&plan);
+        let mut sizes: Vec<SymExpr> = plan.kernels.iter().flat_map(kernel_sizes).collect();
+        for b in &plan.buffers {
+            sizes.extend(b.shape.iter().cloned());
+        }
+        sizes.sort_by_key(|s| s.to_string());
+        sizes.dedup();
+        let fallbacks = plan
+            .kernels
+            .iter()
+            .map(|k| fallback_node(p, k))
+            .collect::<Result<Vec<_>>>()?;
         let mut jm = JitModel {
             module: Some(module),
             entry,
             program: p.clone(),
-            bufs: vec![Vec::new(); layout.slots.len()],
-            layout,
-            state: model.state.clone(),
+            plan,
+            arena_plan,
+            fallbacks,
+            sizes,
+            pool,
             clif: lowered.clif,
-            checks: lowered.checks,
+            state: model.state.clone(),
+            state_bytes: HashMap::new(),
+            arena: Aligned::default(),
+            scratch: Vec::new(),
         };
-        for spec in &p.signature.inputs {
-            match &spec.kind {
-                InputKind::UserInput => {}
-                _ if jm.layout.slot(spec.value).is_none() => {}
-                InputKind::Parameter | InputKind::Buffer { .. } | InputKind::ConstantTensor => {
-                    let target = spec.target.as_deref().unwrap_or("");
-                    let t = jm.state.get(target).ok_or_else(|| {
-                        Error::other(format!("the archive has no weight named {target}"))
-                    })?;
-                    let data = t.to_vec::<f32>()?;
-                    let slot = jm.slot(spec.value)?;
-                    jm.check_static_len(slot, &data, target)?;
-                    jm.bufs[slot] = data;
-                }
-                other => {
-                    return Err(Error::other(format!(
-                        "jit backend does not support {} inputs yet",
-                        other.name()
-                    )))
-                }
+        for (i, b) in jm.plan.buffers.iter().enumerate() {
+            if let BufKind::State(name) = &b.kind {
+                let t = jm.state.get(name).ok_or_else(|| {
+                    Error::other(format!("the archive has no weight named {name}"))
+                })?;
+                check_state(t, b.dtype, &b.shape, name)?;
+                jm.state_bytes
+                    .insert(i, Aligned::from_bytes(&t.to_contiguous_bytes()));
             }
         }
         Ok(jm)
     }
 
-    /// The generated function as CLIF text, annotated with the aten nodes.
+    /// The generated functions as CLIF text, annotated with the aten nodes.
     pub fn clif(&self) -> &str {
         &self.clif
     }
 
-    fn slot(&self, v: crate::ir::ValueId) -> Result<usize> {
-        self.layout.slot(v).ok_or_else(|| {
-            Error::other(format!("jit: %{} has no slot", self.program.graph.name(v)))
-        })
-    }
-
-    /// Checks that a state tensor has the statically known size of its slot.
-    fn check_static_len(&self, slot: usize, data: &[f32], name: &str) -> Result<()> {
-        let shape = &self.layout.shapes[slot];
-        let want: Option<i64> = shape
-            .iter()
-            .try_fold(1i64, |acc, d| acc.checked_mul(d.as_int()?));
-        match want {
-            Some(w) if usize::try_from(w).ok() == Some(data.len()) => Ok(()),
-            _ => Err(Error::other(format!(
-                "jit backend needs weight {name} to have a static shape matching the graph"
-            ))),
-        }
+    /// The kernel plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// Calls the compiled model on user inputs (in signature order) and
     /// returns the user outputs, like [`Model::run`].
     pub fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
-        let p = &self.program;
-        let g = &p.graph;
-        let user = p.user_inputs();
-        let env = crate::model::bind_user_inputs(p, inputs)?;
-        let mut syms = Vec::with_capacity(self.layout.symbols.len());
-        for s in &self.layout.symbols {
+        let env = crate::model::bind_user_inputs(&self.program, inputs)?;
+        let mut syms = Vec::with_capacity(self.plan.symbols.len());
+        for s in &self.plan.symbols {
             let v = env.get(s).copied().ok_or_else(|| {
                 Error::other(format!(
-                    "jit backend needs every shape symbol bound by the inputs; {s} is not"
+                    "the compiled model needs every shape symbol bound by the inputs; {s} is not"
                 ))
             })?;
             syms.push(v);
         }
-        // Every dim is evaluated (and checked) here, so the generated code,
-        // which recomputes them, cannot divide by zero or overflow.
-        let mut sizes: Vec<Vec<usize>> = Vec::with_capacity(self.layout.slots.len());
-        for (slot, shape) in self.layout.shapes.iter().enumerate() {
-            let mut dims = Vec::with_capacity(shape.len());
-            let mut numel: usize = 1;
-            for d in shape {
-                let v = d
-                    .eval_map(&env)
-                    .and_then(|v| usize::try_from(v).ok())
-                    .ok_or_else(|| {
-                        Error::other(format!(
-                            "dim {d} of %{} does not evaluate to a size",
-                            g.name(self.layout.slots[slot])
-                        ))
-                    })?;
-                numel = numel
-                    .checked_mul(v)
-                    .filter(|&n| n <= isize::MAX as usize / 4)
-                    .ok_or_else(|| Error::other("a tensor of the graph is too large"))?;
-                dims.push(v);
-            }
-            sizes.push(dims);
-            if self.bufs[slot].len() != numel {
-                // State slots already have their (static) size.
-                self.bufs[slot].resize(numel, 0.0);
+        for s in &self.sizes {
+            if s.eval_map(&env).is_none() {
+                return Err(Error::other(format!(
+                    "the size {s} does not evaluate with these inputs"
+                )));
             }
         }
-        for c in &self.checks {
+        for c in &self.plan.checks {
             let (l, r) = (c.lhs.eval_map(&env), c.rhs.eval_map(&env));
             if l.is_none() || l != r {
                 return Err(Error::Node {
@@ -181,48 +284,137 @@ impl JitModel {
                 });
             }
         }
-        for (&v, t) in user.iter().zip(inputs.iter()) {
-            if let Some(slot) = self.layout.slot(v) {
-                self.bufs[slot] = t.to_vec::<f32>()?;
+        let (offsets, total) = self
+            .arena_plan
+            .offsets(&env)
+            .ok_or_else(|| Error::other("the arena's size does not evaluate with these inputs"))?;
+        if total > isize::MAX as usize / 2 {
+            return Err(Error::other("the tensors of the graph are too large"));
+        }
+        self.arena.ensure(total.max(1));
+        // Byte lengths of every buffer, then their addresses.
+        let nb = self.plan.buffers.len();
+        let mut lens = Vec::with_capacity(nb);
+        for b in &self.plan.buffers {
+            let n = b.numel().eval_map(&env).unwrap_or(0).max(0) as usize;
+            lens.push(n * b.dtype.size_bytes());
+        }
+        let arena_base = self.arena.bytes_mut().as_mut_ptr();
+        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(nb);
+        for (i, b) in self.plan.buffers.iter().enumerate() {
+            let p = match (&b.kind, self.arena_plan.slot_of[i]) {
+                (BufKind::State(_), _) => self
+                    .state_bytes
+                    .get_mut(&i)
+                    .map(|a| a.bytes_mut().as_mut_ptr())
+                    .ok_or_else(|| Error::other(format!("state buffer {} missing", b.name)))?,
+                // SAFETY: the slot's offset lies inside the arena, which was
+                // grown to `total` bytes above.
+                (_, Some(s)) => unsafe { arena_base.add(offsets[s]) },
+                (_, None) => return Err(Error::other(format!("buffer {} has no slot", b.name))),
+            };
+            ptrs.push(p);
+        }
+        // User inputs into their slots.
+        for (i, b) in self.plan.buffers.iter().enumerate() {
+            if let BufKind::UserInput(k) = b.kind {
+                let t = &inputs[k];
+                self.scratch.clear();
+                write_contiguous(t, &mut self.scratch);
+                if self.scratch.len() != lens[i] {
+                    return Err(Error::input(
+                        b.name.clone(),
+                        format!("has {} bytes, {} expected", self.scratch.len(), lens[i]),
+                    ));
+                }
+                let off = offsets[self.arena_plan.slot_of[i].unwrap_or(0)];
+                self.arena.bytes_mut()[off..off + lens[i]].copy_from_slice(&self.scratch);
             }
         }
-        let ptrs: Vec<*mut u8> = self
-            .bufs
-            .iter_mut()
-            .map(|b| b.as_mut_ptr().cast::<u8>())
-            .collect();
-        // SAFETY: `entry` has the signature `EntryFn`. `ptrs` has one entry
-        // per slot, each a distinct allocation holding exactly the number of
-        // f32 elements that the slot's dims evaluate to with `syms` (checked
-        // above), which is what the generated code indexes; `syms` has one
-        // entry per symbol of the layout. The code writes only node-output
-        // slots and calls runtime kernels whose contracts these sizes meet.
-        unsafe { (self.entry)(ptrs.as_ptr(), syms.as_ptr()) };
-
-        let mut values = Vec::with_capacity(g.outputs.len());
-        for (i, arg) in g.outputs.iter().enumerate() {
-            let Arg::Value(v) = arg else {
-                return Err(Error::other(format!("graph output {i} is not a tensor")));
+        let host = Host {
+            plan: &self.plan,
+            fallbacks: &self.fallbacks,
+            env: &env,
+            ptrs: &ptrs,
+            lens: &lens,
+            error: Mutex::new(None),
+        };
+        let ctx = Ctx {
+            bufs: ptrs.as_ptr(),
+            syms: syms.as_ptr(),
+            host: (&host as *const Host).cast(),
+        };
+        let entry = self.entry;
+        let ctx_addr = &ctx as *const Ctx as usize;
+        // SAFETY: `entry` has the signature `EntryFn`. `ctx` holds one
+        // pointer per plan buffer, each addressing at least the bytes the
+        // buffer's dims give with these symbols (state buffers were checked
+        // when compiling; arena slots are at least as large as every buffer
+        // placed in them, and buffers sharing a slot are never live at
+        // once); every size the code computes evaluated above, and `syms`
+        // has one value per plan symbol. `host` outlives the call.
+        let status = self
+            .pool
+            .install(|| unsafe { entry(ctx_addr as *const u8) });
+        if status != 0 {
+            let k = (status - 1) as usize;
+            let kernel = self.plan.kernels.get(k);
+            let detail = host
+                .error
+                .lock()
+                .ok()
+                .and_then(|mut e| e.take())
+                .map(|e| e.to_string());
+            let msg = match (kernel, detail) {
+                (_, Some(d)) => d,
+                (Some(k), None) => k.failure().to_string(),
+                (None, None) => format!("the compiled code failed with status {status}"),
             };
-            let slot = self.slot(*v)?;
-            values.push(Tensor::from_vec_f32(self.bufs[slot].clone(), &sizes[slot])?);
+            let origin = kernel.and_then(|k| k.origins.last());
+            return Err(match origin {
+                Some(o) => Error::Node {
+                    node: o.node.clone(),
+                    loc: o.loc.clone(),
+                    msg,
+                },
+                None => Error::other(msg),
+            });
         }
-        let result = crate::model::apply_outputs(p, &self.state, inputs, values)?;
-        // Mutated weights are read from their slots on the next call.
-        for spec in &p.signature.inputs {
+        let mut values = Vec::with_capacity(self.plan.outputs.len());
+        for (i, o) in self.plan.outputs.iter().enumerate() {
+            values.push(match o {
+                OutputRef::Tensor(v) => read_view(v, &self.plan, &env, &ptrs, &lens)?,
+                OutputRef::Int(e) => {
+                    let x = e.eval_map(&env).ok_or_else(|| {
+                        Error::other(format!("graph output {i} does not evaluate"))
+                    })?;
+                    Tensor::scalar(crate::interp::Scalar::Int(x), crate::DType::I64)
+                }
+                OutputRef::Other => {
+                    return Err(Error::other(format!("graph output {i} is not a tensor")))
+                }
+            });
+        }
+        let result = crate::model::apply_outputs(&self.program, &self.state, inputs, values)?;
+        // Mutated state is read from its buffer on the next call.
+        let p = &self.program;
+        for (i, b) in self.plan.buffers.iter().enumerate() {
+            let BufKind::State(name) = &b.kind else {
+                continue;
+            };
             let updated = p.signature.outputs.iter().any(|o| {
                 matches!(
                     o.kind,
                     OutputKind::BufferMutation | OutputKind::ParameterMutation
-                ) && o.target.is_some()
-                    && o.target == spec.target
+                ) && o.target.as_deref() == Some(name.as_str())
             });
-            if let (true, Some(slot), Some(t)) = (
-                updated,
-                self.layout.slot(spec.value),
-                spec.target.as_deref().and_then(|n| self.state.get(n)),
-            ) {
-                self.bufs[slot] = t.to_vec::<f32>()?;
+            if updated {
+                if let (Some(t), Some(a)) = (self.state.get(name), self.state_bytes.get_mut(&i)) {
+                    self.scratch.clear();
+                    write_contiguous(t, &mut self.scratch);
+                    let n = self.scratch.len().min(a.bytes().len());
+                    a.bytes_mut()[..n].copy_from_slice(&self.scratch[..n]);
+                }
             }
         }
         Ok(result)
@@ -239,8 +431,238 @@ impl Drop for JitModel {
     }
 }
 
-/// One shape expression compiled on its own, as the graph function computes
-/// it: `fn(syms: *const i64) -> i64`. It lets tests check the dim lowering
+fn check_state(t: &Tensor, dtype: crate::DType, shape: &[SymExpr], name: &str) -> Result<()> {
+    let want: Option<Vec<usize>> = shape
+        .iter()
+        .map(|d| d.as_int().and_then(|v| usize::try_from(v).ok()))
+        .collect();
+    if t.dtype() != dtype || want.as_deref() != Some(t.sizes()) {
+        return Err(Error::other(format!(
+            "weight {name} is {}{:?} but the graph reads it as {dtype} with a static shape {:?}",
+            t.dtype(),
+            t.sizes(),
+            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+        )));
+    }
+    Ok(())
+}
+
+/// Appends the elements of `t` in C order as little-endian bytes.
+fn write_contiguous(t: &Tensor, out: &mut Vec<u8>) {
+    use crate::interp::Element;
+    fn go<T: Element>(t: &Tensor, out: &mut Vec<u8>) {
+        let n = t.numel();
+        let off = t.storage_offset();
+        if t.is_contiguous() {
+            let _ = t.with_data::<T, _>(|d| {
+                for &x in &d[off..off + n] {
+                    x.write_le(out);
+                }
+            });
+        } else {
+            for x in t.to_vec_as::<T>() {
+                x.write_le(out);
+            }
+        }
+    }
+    use crate::interp::tensor::{BF16, F16};
+    use crate::DType as D;
+    match t.dtype() {
+        D::F32 => go::<f32>(t, out),
+        D::F64 => go::<f64>(t, out),
+        D::I64 => go::<i64>(t, out),
+        D::I32 => go::<i32>(t, out),
+        D::I16 => go::<i16>(t, out),
+        D::I8 => go::<i8>(t, out),
+        D::U8 => go::<u8>(t, out),
+        D::Bool => go::<bool>(t, out),
+        D::F16 => go::<F16>(t, out),
+        D::BF16 => go::<BF16>(t, out),
+    }
+}
+
+/// The evaluated `(sizes, strides, offset)` of a view.
+fn eval_view(v: &View, env: &HashMap<String, i64>) -> Result<(Vec<i64>, Vec<i64>, i64)> {
+    let ev = |e: &SymExpr| {
+        e.eval_map(env)
+            .ok_or_else(|| Error::other(format!("the size {e} does not evaluate")))
+    };
+    let sizes = v.shape.iter().map(ev).collect::<Result<Vec<_>>>()?;
+    let strides = v.strides.iter().map(ev).collect::<Result<Vec<_>>>()?;
+    Ok((sizes, strides, ev(&v.offset)?))
+}
+
+/// A view of a buffer as a fresh tensor.
+fn read_view(
+    v: &View,
+    plan: &Plan,
+    env: &HashMap<String, i64>,
+    ptrs: &[*mut u8],
+    lens: &[usize],
+) -> Result<Tensor> {
+    let (sizes, strides, offset) = eval_view(v, env)?;
+    let es = v.dtype.size_bytes() as i64;
+    let numel: i64 = sizes.iter().product();
+    let span = if numel == 0 {
+        0
+    } else {
+        offset
+            + sizes
+                .iter()
+                .zip(&strides)
+                .map(|(&n, &s)| (n - 1) * s)
+                .sum::<i64>()
+            + 1
+    };
+    let b = v.buf.index();
+    let need = (span.max(0) * es) as usize;
+    if need > lens[b] || offset < 0 || strides.iter().any(|&s| s < 0) {
+        return Err(Error::other(format!(
+            "internal compiler error: a view of {} reaches past its buffer",
+            plan.buffer(v.buf).name
+        )));
+    }
+    let bytes: &[u8] = if need == 0 {
+        &[]
+    } else {
+        // SAFETY: `ptrs[b]` addresses `lens[b]` initialized bytes (an arena
+        // slot or a state buffer) that nothing writes while this runs;
+        // `need <= lens[b]`.
+        unsafe { std::slice::from_raw_parts(ptrs[b], need) }
+    };
+    let t = Tensor::from_raw_bytes(v.dtype, &sizes, &strides, offset, bytes)?;
+    Ok(t.clone_data())
+}
+
+fn fallback_node(p: &Program, k: &super::kernel::Kernel) -> Result<Option<FallbackNode>> {
+    let KernelKind::Fallback {
+        node,
+        values,
+        inputs,
+        syms,
+        outputs,
+    } = &k.kind
+    else {
+        return Ok(None);
+    };
+    let g = &p.graph;
+    let n = &g.nodes[*node];
+    let mut sub = Graph::new();
+    let mut map: HashMap<ValueId, ValueId> = HashMap::new();
+    for &v in values {
+        let nv = sub.add_value(g.name(v), g.ty(v).clone());
+        sub.inputs.push(nv);
+        map.insert(v, nv);
+    }
+    for (v, _) in syms {
+        let nv = sub.add_value(g.name(*v), ValueType::SymInt);
+        sub.inputs.push(nv);
+        map.insert(*v, nv);
+    }
+    let mut nn = n.clone();
+    for a in &mut nn.args {
+        remap(&mut a.value, &map);
+    }
+    let mut outs = Vec::new();
+    for &v in &n.outputs {
+        let nv = sub.add_value(g.name(v), g.ty(v).clone());
+        map.insert(v, nv);
+        outs.push(nv);
+    }
+    nn.outputs = outs.clone();
+    sub.nodes.push(nn);
+    sub.outputs = outs.into_iter().map(Arg::Value).collect();
+    Ok(Some(FallbackNode {
+        graph: sub,
+        inputs: inputs.clone(),
+        syms: syms.iter().map(|(_, e)| e.clone()).collect(),
+        outputs: outputs.clone(),
+        node: n.clone(),
+    }))
+}
+
+fn remap(a: &mut Arg, map: &HashMap<ValueId, ValueId>) {
+    match a {
+        Arg::Value(v) => {
+            if let Some(n) = map.get(v) {
+                *v = *n;
+            }
+        }
+        Arg::List(items) => items.iter_mut().for_each(|x| remap(x, map)),
+        _ => {}
+    }
+}
+
+/// The host function fallback kernels call.
+///
+/// # Safety
+/// `ctx` is the context `JitModel::run` passed to the entry function, and
+/// `kernel` is the index of a fallback kernel of its plan.
+unsafe extern "C" fn fallback_entry(ctx: *const Ctx, kernel: i64) -> i32 {
+    // SAFETY: guaranteed by the caller: `ctx` is live for the whole call and
+    // its `host` is the `Host` built by `run`.
+    let host = unsafe { &*((*ctx).host as *const Host) };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_fallback(host, kernel as usize)
+    }));
+    let err = match r {
+        Ok(Ok(())) => return 0,
+        Ok(Err(e)) => e,
+        Err(_) => Error::other("the reference kernel panicked"),
+    };
+    if let Ok(mut slot) = host.error.lock() {
+        *slot = Some(err);
+    }
+    1
+}
+
+fn run_fallback(host: &Host, k: usize) -> Result<()> {
+    let f = host
+        .fallbacks
+        .get(k)
+        .and_then(|f| f.as_ref())
+        .ok_or_else(|| Error::other("internal compiler error: not a fallback kernel"))?;
+    let mut args = Vec::new();
+    for v in &f.inputs {
+        let t = read_view(v, host.plan, host.env, host.ptrs, host.lens)?;
+        args.push(RValue::Tensor(t));
+    }
+    for e in &f.syms {
+        let x = e
+            .eval_map(host.env)
+            .ok_or_else(|| f.node.error(format!("the size {e} does not evaluate")))?;
+        args.push(RValue::Int(x));
+    }
+    let outs = interp::run_graph(&f.graph, args, host.env)?;
+    for (o, v) in outs.into_iter().zip(&f.outputs) {
+        let t = o.into_tensor().map_err(|e| f.node.error(e.to_string()))?;
+        let (sizes, _, _) = eval_view(v, host.env)?;
+        let got: Vec<i64> = t.sizes().iter().map(|&s| s as i64).collect();
+        if got != sizes || t.dtype() != v.dtype {
+            return Err(f.node.error(format!(
+                "the reference kernel returned {}{:?}, the graph says {}{:?}",
+                t.dtype(),
+                got,
+                v.dtype,
+                sizes
+            )));
+        }
+        let bytes = t.to_contiguous_bytes();
+        let b = v.buf.index();
+        if bytes.len() > host.lens[b] {
+            return Err(f.node.error("the reference kernel's result overflows its buffer"));
+        }
+        // SAFETY: `ptrs[b]` addresses `lens[b]` writable bytes of this
+        // kernel's output buffer, which no other kernel touches while the
+        // fallback (which runs alone) writes it.
+        let dst = unsafe { std::slice::from_raw_parts_mut(host.ptrs[b], bytes.len()) };
+        dst.copy_from_slice(&bytes);
+    }
+    Ok(())
+}
+
+/// One shape expression compiled on its own, as the kernels compute it:
+/// `fn(syms: *const i64) -> i64`. It lets tests check the dim lowering
 /// against [`SymExpr::eval`].
 pub struct JitDim {
     module: Option<JITModule>,

@@ -1,1209 +1,1414 @@
-//! Lowering of a functional core-ATen graph to one Cranelift function.
+//! Lowering of a kernel [`Plan`] to Cranelift functions, over any
+//! `&mut dyn Module`.
 //!
-//! Every node becomes a block of CLIF (annotated with the node in
-//! [`clif_text`]): elementwise ops and copies become loop nests over the
-//! output's index space with NumPy broadcasting of the operands; GEMMs and
-//! transcendental functions call the runtime (`torchlift_runtime::abi`).
-//! Dims are lowered from their [`SymExpr`] to `i64` arithmetic once, in the
-//! entry block, so every later block can use them.
+//! Each pointwise or reduction kernel becomes one function
+//! `fn(ctx, start, end) -> status` over a range of its outer index space;
+//! the entry function `fn(ctx) -> status` runs the kernels in order (through
+//! the runtime's `parallel_for` when a kernel is large enough), calls the
+//! runtime for extern kernels and the host for fallback kernels, and stops
+//! at the first failure, returning `1 + the failing kernel's index`.
+//!
+//! `ctx` points to three pointers: the table of buffer base addresses (one
+//! per plan buffer), the shape symbols' values (`i64`, in
+//! [`Plan::symbols`] order), and the host's fallback state.
+//!
+//! A pointwise kernel's innermost loop runs in `f32x4` (four elements per
+//! iteration, then a scalar tail) when its expression is `f32` arithmetic
+//! the vector unit has: contiguous loads become vector loads, loads that do
+//! not move along the innermost dim are splatted, and any other load is
+//! gathered lane by lane. Other kernels run scalar loops.
 
 use std::collections::HashMap;
 
 use cranelift_codegen::ir::{
-    condcodes::IntCC, types, AbiParam, Block, FuncRef, Function, InstBuilder, MemFlagsData,
-    Signature, Type, UserFuncName, Value,
+    condcodes::{FloatCC, IntCC},
+    types, AbiParam, Block, FuncRef, Function, InstBuilder, MemFlagsData, Signature, Type,
+    UserFuncName, Value,
 };
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
-use torchlift_runtime::abi::{AbiType, RtFn};
+use torchlift_runtime::abi::AbiType;
+use torchlift_runtime::scalar::SCALAR_FNS;
 
-use crate::error::{Error, Result, SourceLoc};
-use crate::interp::tensor::wrap_dim;
-use crate::ir::{Arg, Aten, Graph, Node, Op, Program, ValueId};
+use crate::error::{Error, Result};
 use crate::sym::SymExpr;
+use crate::DType;
 
-use super::{FrameLayout, ENTRY_NAME};
+use super::kernel::{
+    BinOp, BufId, CmpOp, Expr, Kernel, KernelKind, Plan, RedOp, UnOp, View, E,
+};
+use super::schedule::kernel_sizes;
 
-/// Lowers `p` into `module` as the function [`ENTRY_NAME`] and returns its id.
-pub fn lower_program(module: &mut dyn Module, p: &Program) -> Result<FuncId> {
-    Ok(lower_program_full(module, p)?.id)
-}
-
-/// A size equality the generated code relies on that could not be proved
-/// symbolically; the caller checks it with the bound symbols before every
-/// call.
-#[derive(Clone, Debug)]
-pub struct SizeCheck {
-    pub node: String,
-    pub loc: SourceLoc,
-    pub what: String,
-    pub lhs: SymExpr,
-    pub rhs: SymExpr,
-}
-
-/// The result of lowering a program.
-pub struct Lowered {
-    pub id: FuncId,
-    /// The CLIF text, each node's first block preceded by a comment naming
-    /// the aten node and its source line.
-    pub clif: String,
-    /// Size equalities to check before each call.
-    pub checks: Vec<SizeCheck>,
-}
-
-/// As [`lower_program`], also returning the annotated CLIF and the run-time
-/// size checks.
-pub fn lower_program_full(module: &mut dyn Module, p: &Program) -> Result<Lowered> {
-    let layout = FrameLayout::new(p)?;
-    let ptr = module.target_config().pointer_type();
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(ptr));
-    sig.params.push(AbiParam::new(ptr));
-    let id = module
-        .declare_function(ENTRY_NAME, Linkage::Export, &sig)
-        .map_err(|e| Error::other(format!("jit: declaring {ENTRY_NAME}: {e}")))?;
-    let mut ctx: Context = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let mut fcx = FunctionBuilderContext::new();
-    let frontend = module.target_config();
-    let (notes, checks) = {
-        let b = FunctionBuilder::new(&mut ctx.func, &mut fcx);
-        let mut l = Lower {
-            b,
-            module: &mut *module,
-            g: &p.graph,
-            layout: &layout,
-            ptr,
-            bufs: Vec::new(),
-            dims: HashMap::new(),
-            rt: HashMap::new(),
-            notes: Vec::new(),
-            checks: Vec::new(),
-        };
-        l.body()?;
-        let Lower {
-            b, notes, checks, ..
-        } = l;
-        b.finalize(frontend);
-        (notes, checks)
-    };
-    let text = clif_text(&ctx.func, &notes);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| Error::other(format!("jit: compiling the graph: {e:?}")))?;
-    Ok(Lowered {
-        id,
-        clif: text,
-        checks,
-    })
-}
-
-/// Lowers one dim expression as `fn(syms: *const i64) -> i64`, for testing
-/// [`lower_dim`] on its own.
-pub fn lower_dim_function(
-    module: &mut dyn Module,
-    e: &SymExpr,
-    symbols: &[String],
-) -> Result<FuncId> {
-    let ptr = module.target_config().pointer_type();
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(ptr));
-    sig.returns.push(AbiParam::new(types::I64));
-    let id = module
-        .declare_function("torchlift_dim", Linkage::Export, &sig)
-        .map_err(|e| Error::other(format!("jit: declaring torchlift_dim: {e}")))?;
-    let mut ctx: Context = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let mut fcx = FunctionBuilderContext::new();
-    let frontend = module.target_config();
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fcx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let syms = b.block_params(entry)[0];
-    let v = lower_dim(&mut b, &mut HashMap::new(), symbols, syms, e)?;
-    b.ins().return_(&[v]);
-    b.seal_all_blocks();
-    b.finalize(frontend);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| Error::other(format!("jit: compiling a dim: {e:?}")))?;
-    Ok(id)
-}
-
-/// The function as CLIF text, each node's first block preceded by a comment
-/// naming the aten node and its source line.
-fn clif_text(func: &Function, notes: &[(Block, String)]) -> String {
-    struct Annotated<'a>(&'a HashMap<Block, &'a str>);
-    impl cranelift_codegen::write::FuncWriter for Annotated<'_> {
-        fn write_block_header(
-            &mut self,
-            w: &mut dyn std::fmt::Write,
-            func: &Function,
-            block: Block,
-            indent: usize,
-        ) -> std::fmt::Result {
-            if let Some(note) = self.0.get(&block) {
-                writeln!(w, "; {note}")?;
-            }
-            cranelift_codegen::write::PlainWriter.write_block_header(w, func, block, indent)
-        }
-        fn write_instruction(
-            &mut self,
-            w: &mut dyn std::fmt::Write,
-            func: &Function,
-            aliases: &cranelift_codegen::entity::SecondaryMap<Value, Vec<Value>>,
-            inst: cranelift_codegen::ir::Inst,
-            indent: usize,
-        ) -> std::fmt::Result {
-            cranelift_codegen::write::PlainWriter.write_instruction(w, func, aliases, inst, indent)
-        }
-    }
-    let map: HashMap<Block, &str> = notes.iter().map(|(b, s)| (*b, s.as_str())).collect();
-    let mut out = String::new();
-    let _ = cranelift_codegen::write::decorate_function(&mut Annotated(&map), &mut out, func);
-    out
-}
-
-/// One operand of an elementwise loop.
-#[derive(Clone, Debug)]
-enum Operand {
-    /// A tensor value, broadcast to the output's shape.
-    Tensor(ValueId),
-    /// A scalar constant.
-    Scalar(f32),
-}
-
-/// The scalar computation of an elementwise loop, on the loaded operands.
-#[derive(Copy, Clone, Debug)]
-enum Ew {
-    Copy,
-    /// `a + alpha * b`.
-    Add(f32),
-    /// `a - alpha * b`.
-    Sub(f32),
-    Mul,
-    Div,
-    Neg,
-    Abs,
-    Sqrt,
-    Relu,
-    Max,
-    Min,
-    Clamp(Option<f32>, Option<f32>),
-}
-
-struct Lower<'a, 'b> {
-    b: FunctionBuilder<'b>,
-    module: &'a mut dyn Module,
-    g: &'a Graph,
-    layout: &'a FrameLayout,
-    ptr: Type,
-    /// Base pointer of each slot, loaded in the entry block.
-    bufs: Vec<Value>,
-    /// Every slot dim, computed in the entry block.
-    dims: HashMap<SymExpr, Value>,
-    rt: HashMap<RtFn, FuncRef>,
-    notes: Vec<(Block, String)>,
-    checks: Vec<SizeCheck>,
-}
+/// The name of the generated entry function in its module.
+pub const ENTRY_NAME: &str = "torchlift_graph";
+/// The host function fallback kernels call: `fn(ctx, kernel) -> status`.
+pub const FALLBACK_NAME: &str = "torchlift_fallback";
+/// The innermost dim is split into chunks of this many elements, so that
+/// even a 1-d kernel has a range to split across threads.
+pub const CHUNK: i64 = 1024;
+/// A kernel with fewer elements than this runs on the calling thread.
+pub const PARALLEL_MIN_ELEMS: i64 = 32 * 1024;
 
 fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
-fn unsupported(n: &Node) -> Error {
-    n.error(format!("jit backend does not support {} yet", n.op))
+fn vflags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
 }
 
-impl<'a> Lower<'a, '_> {
-    fn body(&mut self) -> Result<()> {
-        let entry = self.b.create_block();
-        self.b.append_block_params_for_function_params(entry);
-        self.b.switch_to_block(entry);
-        let bufs_ptr = self.b.block_params(entry)[0];
-        let syms_ptr = self.b.block_params(entry)[1];
-        for i in 0..self.layout.slots.len() {
-            let off = i32::try_from(i * self.ptr.bytes() as usize)
-                .map_err(|_| Error::other("jit: too many values"))?;
-            let p = self.b.ins().load(self.ptr, flags(), bufs_ptr, off);
-            self.bufs.push(p);
+/// The result of lowering a plan.
+pub struct Lowered {
+    pub entry: FuncId,
+    /// Every function as CLIF text, each headed by the aten nodes it came
+    /// from.
+    pub clif: String,
+}
+
+/// How the lowering may use the runtime.
+#[derive(Copy, Clone, Debug)]
+pub struct LowerOptions {
+    /// Split large kernels across the calling thread pool.
+    pub parallel: bool,
+}
+
+fn internal(msg: impl std::fmt::Display) -> Error {
+    Error::other(format!("internal compiler error: {msg}"))
+}
+
+/// The register type holding a value of `d` (half types compute in f32;
+/// bool is a byte 0 or 1).
+pub fn reg_type(d: DType) -> Type {
+    match d {
+        DType::F32 | DType::F16 | DType::BF16 => types::F32,
+        DType::F64 => types::F64,
+        DType::I64 => types::I64,
+        DType::I32 => types::I32,
+        DType::I16 => types::I16,
+        DType::I8 | DType::U8 | DType::Bool => types::I8,
+    }
+}
+
+fn unsigned(d: DType) -> bool {
+    matches!(d, DType::U8 | DType::Bool)
+}
+
+/// Functions declared in the module, shared by every function lowered.
+#[derive(Default)]
+struct Decls {
+    ids: HashMap<String, FuncId>,
+}
+
+impl Decls {
+    fn declare(
+        &mut self,
+        module: &mut dyn Module,
+        name: &str,
+        params: &[Type],
+        ret: Option<Type>,
+    ) -> Result<FuncId> {
+        if let Some(&id) = self.ids.get(name) {
+            return Ok(id);
         }
-        let shapes = self.layout.shapes.clone();
-        for shape in &shapes {
-            for d in shape {
-                lower_dim(
-                    &mut self.b,
-                    &mut self.dims,
-                    &self.layout.symbols,
-                    syms_ptr,
-                    d,
-                )?;
+        let mut sig = module.make_signature();
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.returns.extend(ret.map(AbiParam::new));
+        let id = module
+            .declare_function(name, Linkage::Import, &sig)
+            .map_err(|e| internal(format!("declaring {name}: {e}")))?;
+        self.ids.insert(name.to_string(), id);
+        Ok(id)
+    }
+}
+
+/// Lowers `plan` into `module`; returns the entry function.
+pub fn lower_plan(module: &mut dyn Module, plan: &Plan, opts: LowerOptions) -> Result<Lowered> {
+    let ptr = module.target_config().pointer_type();
+    if ptr != types::I64 {
+        return Err(Error::other("the compiler supports 64-bit targets only"));
+    }
+    let mut decls = Decls::default();
+    let mut clif = String::new();
+    let mut kernel_ids = Vec::with_capacity(plan.kernels.len());
+    let mut fcx = FunctionBuilderContext::new();
+    let tc = module.target_config();
+    for (i, k) in plan.kernels.iter().enumerate() {
+        let from: Vec<String> = k
+            .origins
+            .iter()
+            .map(|o| match &o.loc.0 {
+                Some(l) => format!("{} = {} ({l})", o.node, o.op),
+                None => format!("{} = {}", o.node, o.op),
+            })
+            .collect();
+        let id = match &k.kind {
+            KernelKind::Pointwise { .. } | KernelKind::Reduction { .. } => {
+                let mut sig = module.make_signature();
+                sig.params.push(AbiParam::new(ptr));
+                sig.params.push(AbiParam::new(types::I64));
+                sig.params.push(AbiParam::new(types::I64));
+                sig.returns.push(AbiParam::new(types::I32));
+                let name = format!("torchlift_kernel_{i}");
+                let id = module
+                    .declare_function(&name, Linkage::Local, &sig)
+                    .map_err(|e| internal(format!("declaring {name}: {e}")))?;
+                let mut ctx: Context = module.make_context();
+                ctx.func.signature = sig;
+                ctx.func.name = UserFuncName::user(0, id.as_u32());
+                {
+                    let b = FunctionBuilder::new(&mut ctx.func, &mut fcx);
+                    let mut fx = Fx::new(b, module, &mut decls, plan);
+                    fx.kernel_fn(k)?;
+                    fx.b.finalize(tc);
+                }
+                let _ = writeln_clif(&mut clif, &format!("kernel {i}"), &from, &ctx.func);
+                define(module, id, &mut ctx, &format!("kernel {i}"))?;
+                Some(id)
             }
+            _ => None,
+        };
+        kernel_ids.push(id);
+    }
+    // The entry function.
+    let mut sig = module.make_signature();
+    sig.params.push(AbiParam::new(ptr));
+    sig.returns.push(AbiParam::new(types::I32));
+    let entry = module
+        .declare_function(ENTRY_NAME, Linkage::Export, &sig)
+        .map_err(|e| internal(format!("declaring {ENTRY_NAME}: {e}")))?;
+    let mut ctx: Context = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, entry.as_u32());
+    {
+        let b = FunctionBuilder::new(&mut ctx.func, &mut fcx);
+        let mut fx = Fx::new(b, module, &mut decls, plan);
+        fx.entry_fn(&kernel_ids, opts)?;
+        fx.b.finalize(tc);
+    }
+    let _ = writeln_clif(&mut clif, "entry", &[], &ctx.func);
+    define(module, entry, &mut ctx, "the entry function")?;
+    Ok(Lowered { entry, clif })
+}
+
+fn writeln_clif(out: &mut String, what: &str, from: &[String], f: &Function) -> std::fmt::Result {
+    use std::fmt::Write;
+    writeln!(out, "; {what}")?;
+    for l in from {
+        writeln!(out, ";   {l}")?;
+    }
+    writeln!(out, "{}", f.display())
+}
+
+fn define(module: &mut dyn Module, id: FuncId, ctx: &mut Context, what: &str) -> Result<()> {
+    module.define_function(id, ctx).map_err(|e| {
+        let detail = match &e {
+            cranelift_module::ModuleError::Compilation(
+                cranelift_codegen::CodegenError::Verifier(errs),
+            ) => format!("the verifier rejected {what}: {errs}"),
+            other => format!("compiling {what}: {other:?}"),
+        };
+        internal(detail)
+    })
+}
+
+/// A value in a vector loop body: the same for every lane, or one per lane.
+#[derive(Copy, Clone)]
+enum Vv {
+    S(Value),
+    V(Value),
+}
+
+struct Fx<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    module: &'a mut dyn Module,
+    decls: &'a mut Decls,
+    plan: &'a Plan,
+    ctx: Value,
+    syms: Value,
+    bufs: Value,
+    dims: HashMap<SymExpr, Value>,
+    bases: HashMap<BufId, Value>,
+    funcs: HashMap<FuncId, FuncRef>,
+    /// The block returning status 1 (a kernel's failure).
+    fail: Option<Block>,
+}
+
+impl<'a, 'b> Fx<'a, 'b> {
+    fn new(
+        b: FunctionBuilder<'b>,
+        module: &'a mut dyn Module,
+        decls: &'a mut Decls,
+        plan: &'a Plan,
+    ) -> Self {
+        let dummy = Value::from_u32(0);
+        Fx {
+            b,
+            module,
+            decls,
+            plan,
+            ctx: dummy,
+            syms: dummy,
+            bufs: dummy,
+            dims: HashMap::new(),
+            bases: HashMap::new(),
+            funcs: HashMap::new(),
+            fail: None,
         }
-        for n in &self.g.nodes {
-            let block = self.b.create_block();
-            self.b.ins().jump(block, &[]);
-            self.b.switch_to_block(block);
-            let loc = n.meta.source_line();
-            let outs: Vec<String> = n
-                .outputs
-                .iter()
-                .map(|&v| format!("%{}", self.g.name(v)))
-                .collect();
-            self.notes
-                .push((block, format!("{} = {}{loc}", outs.join(", "), n.op)));
-            self.node(n)?;
+    }
+
+    fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    /// Loads the context pointers and computes `sizes` in the current
+    /// (entry) block.
+    fn prologue(&mut self, ctx: Value, sizes: &[SymExpr], bufs: &[BufId]) -> Result<()> {
+        self.ctx = ctx;
+        self.bufs = self.b.ins().load(types::I64, flags(), ctx, 0);
+        self.syms = self.b.ins().load(types::I64, flags(), ctx, 8);
+        for s in sizes {
+            lower_dim(
+                &mut self.b,
+                &mut self.dims,
+                &self.plan.symbols,
+                self.syms,
+                s,
+            )?;
         }
-        self.b.ins().return_(&[]);
-        self.b.seal_all_blocks();
+        for &buf in bufs {
+            if self.bases.contains_key(&buf) {
+                continue;
+            }
+            let off = i32::try_from(buf.index() * 8).map_err(|_| internal("too many buffers"))?;
+            let p = self.b.ins().load(types::I64, flags(), self.bufs, off);
+            self.bases.insert(buf, p);
+        }
         Ok(())
     }
 
-    /// A dim computed in the entry block, or a constant emitted here.
     fn dim(&mut self, e: &SymExpr) -> Result<Value> {
-        match (self.dims.get(e), e) {
-            (Some(&v), _) => Ok(v),
-            (None, SymExpr::Int(c)) => Ok(self.iconst(*c)),
-            _ => Err(Error::other(format!("jit: dim {e} was not computed"))),
+        if let Some(c) = e.as_int() {
+            return Ok(self.iconst(c));
         }
+        self.dims
+            .get(e)
+            .copied()
+            .ok_or_else(|| internal(format!("dim {e} was not computed")))
     }
 
-    fn shape(&self, v: ValueId) -> Result<&'a [SymExpr]> {
-        let s = self
-            .layout
-            .slot(v)
-            .ok_or_else(|| Error::other(format!("jit: %{} has no slot", self.g.name(v))))?;
-        Ok(&self.layout.shapes[s])
+    fn base(&self, b: BufId) -> Result<Value> {
+        self.bases
+            .get(&b)
+            .copied()
+            .ok_or_else(|| internal(format!("buffer {} has no base", b.0)))
     }
 
-    fn buf(&self, v: ValueId) -> Result<Value> {
-        let s = self
-            .layout
-            .slot(v)
-            .ok_or_else(|| Error::other(format!("jit: %{} has no slot", self.g.name(v))))?;
-        Ok(self.bufs[s])
-    }
-
-    /// Refuses a node whose output type is not the shape its inputs give.
-    fn expect_shape(&self, n: &Node, out: ValueId, want: &[SymExpr]) -> Result<()> {
-        let got = self.shape(out)?;
-        if got == want {
-            return Ok(());
+    fn func_ref(&mut self, id: FuncId) -> FuncRef {
+        if let Some(&r) = self.funcs.get(&id) {
+            return r;
         }
-        let show = |s: &[SymExpr]| {
-            s.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        Err(n.error(format!(
-            "output type [{}] does not match the shape [{}] of its inputs",
-            show(got),
-            show(want)
-        )))
+        let r = self.module.declare_func_in_func(id, self.b.func);
+        self.funcs.insert(id, r);
+        r
     }
 
-    fn iconst(&mut self, c: i64) -> Value {
-        self.b.ins().iconst(types::I64, c)
-    }
-
-    /// The product of `dims` (1 when empty).
-    fn product(&mut self, dims: &[SymExpr]) -> Result<Value> {
-        let mut acc = self.iconst(1);
-        for d in dims {
-            let v = self.dim(d)?;
-            acc = self.b.ins().imul(acc, v);
-        }
-        Ok(acc)
-    }
-
-    /// Row-major element strides of a dense array of shape `dims`.
-    fn strides(&mut self, dims: &[SymExpr]) -> Result<Vec<Value>> {
-        let mut out = vec![self.iconst(1); dims.len()];
-        for i in (0..dims.len().saturating_sub(1)).rev() {
-            let d = self.dim(&dims[i + 1])?;
-            out[i] = self.b.ins().imul(out[i + 1], d);
-        }
-        Ok(out)
-    }
-
-    /// Emits loops over `bounds` (outermost first) and calls `body` with the
-    /// indices in the innermost block.
-    fn loop_nest(
+    fn call_named(
         &mut self,
-        bounds: &[Value],
-        body: &mut dyn FnMut(&mut Self, &[Value]) -> Result<()>,
-    ) -> Result<()> {
-        let mut idx = Vec::with_capacity(bounds.len());
-        self.loop_level(bounds, &mut idx, body)
+        name: &str,
+        params: &[Type],
+        ret: Option<Type>,
+        args: &[Value],
+    ) -> Result<Option<Value>> {
+        let id = self.decls.declare(&mut *self.module, name, params, ret)?;
+        let r = self.func_ref(id);
+        let inst = self.b.ins().call(r, args);
+        Ok(self.b.inst_results(inst).first().copied())
     }
 
-    fn loop_level(
+    fn fail_block(&mut self) -> Block {
+        if let Some(b) = self.fail {
+            return b;
+        }
+        let b = self.b.create_block();
+        self.fail = Some(b);
+        b
+    }
+
+    /// Jumps to the failure block when `bad` is non-zero.
+    fn fail_if(&mut self, bad: Value) {
+        let fail = self.fail_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(bad, fail, &[], ok, &[]);
+        self.b.switch_to_block(ok);
+    }
+
+    fn finish_fail(&mut self) {
+        if let Some(f) = self.fail {
+            self.b.switch_to_block(f);
+            let one = self.b.ins().iconst(types::I32, 1);
+            self.b.ins().return_(&[one]);
+        }
+    }
+
+    /// `for i in lo..hi` with loop-carried values; `body` returns the next
+    /// carried values.
+    fn for_range(
         &mut self,
-        bounds: &[Value],
-        idx: &mut Vec<Value>,
-        body: &mut dyn FnMut(&mut Self, &[Value]) -> Result<()>,
-    ) -> Result<()> {
-        let Some((&n, rest)) = bounds.split_first() else {
-            return body(self, idx);
-        };
+        lo: Value,
+        hi: Value,
+        step: i64,
+        carried: &[(Value, Type)],
+        body: &mut dyn FnMut(&mut Self, Value, &[Value]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
         let header = self.b.create_block();
         let inner = self.b.create_block();
         let exit = self.b.create_block();
         self.b.append_block_param(header, types::I64);
-        let zero = self.iconst(0);
-        self.b.ins().jump(header, &[zero.into()]);
+        for &(_, t) in carried {
+            self.b.append_block_param(header, t);
+            self.b.append_block_param(exit, t);
+        }
+        let mut args: Vec<cranelift_codegen::ir::BlockArg> = vec![lo.into()];
+        args.extend(carried.iter().map(|&(v, _)| cranelift_codegen::ir::BlockArg::from(v)));
+        self.b.ins().jump(header, &args);
         self.b.switch_to_block(header);
-        let i = self.b.block_params(header)[0];
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, i, n);
-        self.b.ins().brif(more, inner, &[], exit, &[]);
+        let params = self.b.block_params(header).to_vec();
+        let i = params[0];
+        let cur = params[1..].to_vec();
+        // `i + step <= hi`, i.e. a whole step fits.
+        let last = self.b.ins().iadd_imm_s(i, step - 1);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, last, hi);
+        let exit_args: Vec<cranelift_codegen::ir::BlockArg> =
+            cur.iter().map(|&v| cranelift_codegen::ir::BlockArg::from(v)).collect();
+        self.b.ins().brif(more, inner, &[], exit, &exit_args);
         self.b.switch_to_block(inner);
-        idx.push(i);
-        self.loop_level(rest, idx, body)?;
-        idx.pop();
-        let next = self.b.ins().iadd_imm_s(i, 1);
-        self.b.ins().jump(header, &[next.into()]);
+        let next = body(self, i, &cur)?;
+        let i2 = self.b.ins().iadd_imm_s(i, step);
+        let mut args: Vec<cranelift_codegen::ir::BlockArg> = vec![i2.into()];
+        args.extend(next.iter().map(|&v| cranelift_codegen::ir::BlockArg::from(v)));
+        self.b.ins().jump(header, &args);
         self.b.switch_to_block(exit);
+        Ok(self.b.block_params(exit).to_vec())
+    }
+
+    /// The loop index of the last iteration's end: for the vector loop,
+    /// where the scalar tail starts. Returns `i` after a loop as a carried
+    /// value.
+    fn strided_loop(
+        &mut self,
+        lo: Value,
+        hi: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, Value) -> Result<()>,
+    ) -> Result<Value> {
+        let out = self.for_range(lo, hi, step, &[(lo, types::I64)], &mut |fx, i, _| {
+            body(fx, i)?;
+            let n = fx.b.ins().iadd_imm_s(i, step);
+            Ok(vec![n])
+        })?;
+        Ok(out[0])
+    }
+
+    // ---- kernels ----
+
+    fn kernel_fn(&mut self, k: &Kernel) -> Result<()> {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let ps = self.b.block_params(entry).to_vec();
+        let (ctx, start, end) = (ps[0], ps[1], ps[2]);
+        let mut bufs = k.reads();
+        bufs.extend(k.writes());
+        self.prologue(ctx, &kernel_sizes(k), &bufs)?;
+        match &k.kind {
+            KernelKind::Pointwise { out, expr } => self.pointwise(out, expr, start, end)?,
+            KernelKind::Reduction {
+                out,
+                reduced,
+                op,
+                expr,
+            } => self.reduction(out, reduced, *op, expr, start, end)?,
+            _ => return Err(internal("not a loop kernel")),
+        }
+        let zero = self.b.ins().iconst(types::I32, 0);
+        self.b.ins().return_(&[zero]);
+        self.finish_fail();
+        self.b.seal_all_blocks();
         Ok(())
     }
 
-    /// `base + 4 * (sum of idx[d] * strides[d])`.
-    fn address(&mut self, base: Value, idx: &[Value], strides: &[Value]) -> Value {
-        let mut off = self.iconst(0);
-        for (&i, &s) in idx.iter().zip(strides) {
-            let t = self.b.ins().imul(i, s);
-            off = self.b.ins().iadd(off, t);
+    /// Splits flat index `o` into the indices of `dims` (row-major).
+    fn unflatten(&mut self, o: Value, dims: &[SymExpr]) -> Result<Vec<Value>> {
+        let mut idx = vec![o; dims.len()];
+        let mut rest = o;
+        for d in (0..dims.len()).rev() {
+            if d == 0 {
+                idx[0] = rest;
+                break;
+            }
+            let n = self.dim(&dims[d])?;
+            idx[d] = self.b.ins().urem(rest, n);
+            rest = self.b.ins().udiv(rest, n);
         }
-        let bytes = self.b.ins().ishl_imm_u(off, 2);
-        let bytes = if self.ptr == types::I64 {
-            bytes
-        } else {
-            self.b.ins().ireduce(self.ptr, bytes)
-        };
-        self.b.ins().iadd(base, bytes)
+        Ok(idx)
     }
 
-    /// Strides that read `src` (shape `src_shape`) broadcast to `out_shape`.
-    fn broadcast_strides(
+    fn pointwise(&mut self, out: &View, expr: &E, start: Value, end: Value) -> Result<()> {
+        let r = out.shape.len();
+        if r == 0 {
+            let y = self.scalar(expr, &[], &mut HashMap::new())?;
+            let at = self.offset_value(&out.offset, &out.strides, &[])?;
+            return self.store_elem(out.buf, out.dtype, at, y);
+        }
+        let vector = out.strides[r - 1] == SymExpr::Int(1) && vectorizable(expr, true);
+        let last = self.dim(&out.shape[r - 1])?;
+        let ch = self.iconst(CHUNK);
+        let nch = self.b.ins().iadd_imm_s(last, CHUNK - 1);
+        let nch = self.b.ins().udiv(nch, ch);
+        let outer = out.shape[..r - 1].to_vec();
+        self.for_range(start, end, 1, &[], &mut |fx, row, _| {
+            let c = fx.b.ins().urem(row, nch);
+            let o = fx.b.ins().udiv(row, nch);
+            let mut idx = fx.unflatten(o, &outer)?;
+            let j0 = fx.b.ins().imul_imm_s(c, CHUNK);
+            let j1 = fx.b.ins().iadd_imm_s(j0, CHUNK);
+            let j1 = fx.b.ins().smin(j1, last);
+            let mut j = j0;
+            if vector {
+                let mut idxv = idx.clone();
+                j = fx.strided_loop(j0, j1, 4, &mut |fx, j| {
+                    idxv.push(j);
+                    let y = fx.vector(expr, &idxv, r - 1, &mut HashMap::new())?;
+                    let y = fx.splat_if(y);
+                    let at = fx.offset_value(&out.offset, &out.strides, &idxv)?;
+                    idxv.pop();
+                    let addr = fx.addr(out.buf, DType::F32, at)?;
+                    fx.b.ins().store(vflags(), y, addr, 0);
+                    Ok(())
+                })?;
+            }
+            fx.strided_loop(j, j1, 1, &mut |fx, j| {
+                idx.push(j);
+                let y = fx.scalar(expr, &idx, &mut HashMap::new())?;
+                let at = fx.offset_value(&out.offset, &out.strides, &idx)?;
+                idx.pop();
+                fx.store_elem(out.buf, out.dtype, at, y)
+            })?;
+            Ok(vec![])
+        })?;
+        Ok(())
+    }
+
+    fn reduction(
         &mut self,
-        n: &Node,
-        src_shape: &[SymExpr],
-        out_shape: &[SymExpr],
-    ) -> Result<Vec<Value>> {
-        if src_shape.len() > out_shape.len() {
-            return Err(n.error("operand has a higher rank than the result"));
+        out: &View,
+        reduced: &[SymExpr],
+        op: RedOp,
+        expr: &E,
+        start: Value,
+        end: Value,
+    ) -> Result<()> {
+        let src = expr.dtype();
+        let acc_dt = match (op, src) {
+            (RedOp::Any | RedOp::All, _) => DType::Bool,
+            (RedOp::Max | RedOp::Min, d) if d.is_float() => {
+                if d == DType::F64 {
+                    DType::F64
+                } else {
+                    DType::F32
+                }
+            }
+            (RedOp::Max | RedOp::Min, d) => d,
+            (_, d) if d.is_float() => DType::F64,
+            (_, _) => {
+                if out.dtype.is_float() {
+                    DType::F64
+                } else {
+                    DType::I64
+                }
+            }
+        };
+        let at = reg_type(acc_dt);
+        let init = match op {
+            RedOp::Sum | RedOp::Mean | RedOp::Any => self.konst(0.0, acc_dt),
+            RedOp::Prod | RedOp::All => self.konst(1.0, acc_dt),
+            RedOp::Max => self.extreme(acc_dt, false),
+            RedOp::Min => self.extreme(acc_dt, true),
+        };
+        let no = out.shape.len();
+        let out_shape = out.shape.clone();
+        let mut count = self.iconst(1);
+        let mut bounds = Vec::new();
+        for d in reduced {
+            let v = self.dim(d)?;
+            count = self.b.ins().imul(count, v);
+            bounds.push(v);
         }
-        let dense = self.strides(src_shape)?;
-        let lead = out_shape.len() - src_shape.len();
-        let zero = self.iconst(0);
-        let mut out = vec![zero; out_shape.len()];
-        for (i, s) in src_shape.iter().enumerate() {
-            let o = &out_shape[lead + i];
-            out[lead + i] = if s == o {
-                dense[i]
-            } else if *s == SymExpr::Int(1) {
-                zero
-            } else {
-                return Err(n.error(format!(
-                    "jit backend cannot broadcast a dim {s} to {o}: not provably equal or 1"
-                )));
-            };
-        }
-        Ok(out)
+        self.for_range(start, end, 1, &[], &mut |fx, o, _| {
+            let mut idx = fx.unflatten(o, &out_shape)?;
+            let acc = fx.reduce_level(&bounds, &mut idx, init, at, acc_dt, op, expr)?;
+            let mut y = acc;
+            if op == RedOp::Mean {
+                let c = fx.cast_value(count, DType::I64, acc_dt);
+                y = fx.b.ins().fdiv(y, c);
+            }
+            let y = fx.cast_value(y, acc_dt, out.dtype);
+            idx.truncate(no);
+            let a = fx.offset_value(&out.offset, &out.strides, &idx)?;
+            fx.store_elem(out.buf, out.dtype, a, y)?;
+            Ok(vec![])
+        })?;
+        let _ = no;
+        Ok(())
     }
 
-    /// `out = op(operands...)` elementwise, operands broadcast to `out`.
-    fn elementwise(&mut self, n: &Node, out: ValueId, op: Ew, operands: &[Operand]) -> Result<()> {
-        let out_shape = self.shape(out)?;
-        let out_buf = self.buf(out)?;
-        // A single flat loop when no operand broadcasts.
-        let flat = operands.iter().all(|o| match o {
-            Operand::Tensor(v) => self.shape(*v).is_ok_and(|s| s == out_shape),
-            Operand::Scalar(_) => true,
-        });
-        let (bounds, out_strides) = if flat {
-            let numel = self.product(out_shape)?;
-            (vec![numel], vec![self.iconst(1)])
-        } else {
-            let b = out_shape
-                .iter()
-                .map(|d| self.dim(d))
-                .collect::<Result<Vec<_>>>()?;
-            (b, self.strides(out_shape)?)
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_level(
+        &mut self,
+        bounds: &[Value],
+        idx: &mut Vec<Value>,
+        acc: Value,
+        at: Type,
+        acc_dt: DType,
+        op: RedOp,
+        expr: &E,
+    ) -> Result<Value> {
+        let Some((&n, rest)) = bounds.split_first() else {
+            let x = self.scalar(expr, idx, &mut HashMap::new())?;
+            let x = self.cast_value(x, expr.dtype(), acc_dt);
+            return Ok(self.combine(op, acc_dt, acc, x));
         };
-        /// Where an operand's elements come from inside the loop.
-        enum Src {
-            Strided(Value, Vec<Value>),
-            Scalar(f32),
+        let zero = self.iconst(0);
+        let out = self.for_range(zero, n, 1, &[(acc, at)], &mut |fx, i, cur| {
+            idx.push(i);
+            let r = fx.reduce_level(rest, idx, cur[0], at, acc_dt, op, expr)?;
+            idx.pop();
+            Ok(vec![r])
+        })?;
+        Ok(out[0])
+    }
+
+    fn combine(&mut self, op: RedOp, d: DType, a: Value, x: Value) -> Value {
+        let float = d.is_float();
+        match op {
+            RedOp::Sum | RedOp::Mean if float => self.b.ins().fadd(a, x),
+            RedOp::Sum | RedOp::Mean => self.b.ins().iadd(a, x),
+            RedOp::Prod if float => self.b.ins().fmul(a, x),
+            RedOp::Prod => self.b.ins().imul(a, x),
+            RedOp::Max if float => self.b.ins().fmax(a, x),
+            RedOp::Min if float => self.b.ins().fmin(a, x),
+            RedOp::Max if unsigned(d) => self.b.ins().umax(a, x),
+            RedOp::Min if unsigned(d) => self.b.ins().umin(a, x),
+            RedOp::Max => self.b.ins().smax(a, x),
+            RedOp::Min => self.b.ins().smin(a, x),
+            RedOp::Any => self.b.ins().bor(a, x),
+            RedOp::All => self.b.ins().band(a, x),
         }
-        let mut srcs = Vec::new();
-        for o in operands {
-            srcs.push(match o {
-                Operand::Tensor(v) => {
-                    let strides = if flat {
-                        out_strides.clone()
-                    } else {
-                        let s = self.shape(*v)?;
-                        self.broadcast_strides(n, s, out_shape)?
-                    };
-                    Src::Strided(self.buf(*v)?, strides)
+    }
+
+    fn extreme(&mut self, d: DType, max: bool) -> Value {
+        match d {
+            DType::F32 => {
+                let v = if max { f32::INFINITY } else { f32::NEG_INFINITY };
+                self.b.ins().f32const(v)
+            }
+            DType::F64 => {
+                let v = if max { f64::INFINITY } else { f64::NEG_INFINITY };
+                self.b.ins().f64const(v)
+            }
+            _ => {
+                let (lo, hi) = match d {
+                    DType::I64 => (i64::MIN, i64::MAX),
+                    DType::I32 => (i32::MIN as i64, i32::MAX as i64),
+                    DType::I16 => (i16::MIN as i64, i16::MAX as i64),
+                    DType::I8 => (i8::MIN as i64, i8::MAX as i64),
+                    DType::U8 => (0, 255),
+                    _ => (0, 1),
+                };
+                self.b
+                    .ins()
+                    .iconst(reg_type(d), if max { hi } else { lo })
+            }
+        }
+    }
+
+    // ---- element access ----
+
+    fn offset_value(&mut self, off: &SymExpr, strides: &[SymExpr], idx: &[Value]) -> Result<Value> {
+        let mut acc = self.dim(off)?;
+        for (s, &i) in strides.iter().zip(idx) {
+            match s.as_int() {
+                Some(0) => continue,
+                Some(1) => acc = self.b.ins().iadd(acc, i),
+                _ => {
+                    let sv = self.dim(s)?;
+                    let t = self.b.ins().imul(i, sv);
+                    acc = self.b.ins().iadd(acc, t);
                 }
-                Operand::Scalar(c) => Src::Scalar(*c),
+            }
+        }
+        Ok(acc)
+    }
+
+    fn addr(&mut self, buf: BufId, d: DType, elem: Value) -> Result<Value> {
+        let base = self.base(buf)?;
+        let bytes = self.b.ins().imul_imm_s(elem, d.size_bytes() as i64);
+        Ok(self.b.ins().iadd(base, bytes))
+    }
+
+    fn load_elem(&mut self, buf: BufId, d: DType, elem: Value) -> Result<Value> {
+        let a = self.addr(buf, d, elem)?;
+        Ok(match d {
+            DType::F16 => {
+                let h = self.b.ins().load(types::I16, flags(), a, 0);
+                self.f16_to_f32(h)
+            }
+            DType::BF16 => {
+                let h = self.b.ins().load(types::I16, flags(), a, 0);
+                let w = self.b.ins().uextend(types::I32, h);
+                let w = self.b.ins().ishl_imm_s(w, 16);
+                self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
+            }
+            _ => self.b.ins().load(reg_type(d), flags(), a, 0),
+        })
+    }
+
+    fn store_elem(&mut self, buf: BufId, d: DType, elem: Value, v: Value) -> Result<()> {
+        let a = self.addr(buf, d, elem)?;
+        let v = match d {
+            DType::F16 => {
+                let r = self.call_named(
+                    "torchlift_f32_to_f16_bits",
+                    &[types::F32],
+                    Some(types::I32),
+                    &[v],
+                )?;
+                let r = r.ok_or_else(|| internal("no result"))?;
+                self.b.ins().ireduce(types::I16, r)
+            }
+            DType::BF16 => {
+                let w = self.bf16_round_bits(v);
+                let w = self.b.ins().ushr_imm_s(w, 16);
+                self.b.ins().ireduce(types::I16, w)
+            }
+            _ => v,
+        };
+        self.b.ins().store(flags(), v, a, 0);
+        Ok(())
+    }
+
+    /// `f16` bits (`I16`) to `f32`.
+    fn f16_to_f32(&mut self, h: Value) -> Value {
+        // Shift the exponent and mantissa into f32 position and rescale by
+        // 2^112, which handles normals and subnormals; infinities and NaNs
+        // get an all-ones exponent.
+        let w = self.b.ins().uextend(types::I32, h);
+        let mag = self.b.ins().band_imm_s(w, 0x7fff);
+        let sign = self.b.ins().band_imm_s(w, 0x8000);
+        let sign = self.b.ins().ishl_imm_s(sign, 16);
+        let bits = self.b.ins().ishl_imm_s(mag, 13);
+        let f = self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits);
+        let scale = self.b.ins().f32const(f32::from_bits(0x7780_0000)); // 2^112
+        let f = self.b.ins().fmul(f, scale);
+        let fb = self.b.ins().bitcast(types::I32, MemFlagsData::new(), f);
+        let special = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, mag, 0x7c00);
+        let inf_nan = self.b.ins().bor_imm_s(bits, 0x7f80_0000);
+        let r = self.b.ins().select(special, inf_nan, fb);
+        let r = self.b.ins().bor(r, sign);
+        self.b.ins().bitcast(types::F32, MemFlagsData::new(), r)
+    }
+
+    /// The f32 bits of `v` rounded to bfloat16 (ties to even), low half zero.
+    fn bf16_round_bits(&mut self, v: Value) -> Value {
+        let w = self.b.ins().bitcast(types::I32, MemFlagsData::new(), v);
+        let lsb = self.b.ins().ushr_imm_s(w, 16);
+        let lsb = self.b.ins().band_imm_s(lsb, 1);
+        let r = self.b.ins().iadd_imm_s(w, 0x7fff);
+        let r = self.b.ins().iadd(r, lsb);
+        let hi_mask = self.b.ins().iconst(types::I32, 0xffff_0000u32 as i32 as i64);
+        let r = self.b.ins().band(r, hi_mask);
+        // NaN stays NaN (quiet).
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+        let q = self.b.ins().bor_imm_s(w, 0x0040_0000);
+        let q = self.b.ins().band(q, hi_mask);
+        self.b.ins().select(nan, q, r)
+    }
+
+    fn konst(&mut self, v: f64, d: DType) -> Value {
+        match reg_type(d) {
+            types::F32 => {
+                let x = v as f32;
+                let x = match d {
+                    DType::F16 => torchlift_runtime::scalar::f16_round(x),
+                    DType::BF16 => f32::from_bits(
+                        (x.to_bits().wrapping_add(0x7fff + ((x.to_bits() >> 16) & 1))) & 0xffff_0000,
+                    ),
+                    _ => x,
+                };
+                self.b.ins().f32const(x)
+            }
+            types::F64 => self.b.ins().f64const(v),
+            t => self.b.ins().iconst(t, v as i64),
+        }
+    }
+
+    // ---- scalar expressions ----
+
+    fn scalar(&mut self, e: &Expr, idx: &[Value], memo: &mut HashMap<Expr, Value>) -> Result<Value> {
+        if let Some(&v) = memo.get(e) {
+            return Ok(v);
+        }
+        let v = match e {
+            Expr::Var(d) => *idx
+                .get(*d as usize)
+                .ok_or_else(|| internal(format!("loop variable {d} out of range")))?,
+            Expr::Size(s) => self.dim(s)?,
+            Expr::Int(v, d) => self.b.ins().iconst(reg_type(*d), *v),
+            Expr::Float(bits, d) => self.konst(f64::from_bits(*bits), *d),
+            Expr::Load(buf, d, off) => {
+                let o = self.scalar(off, idx, memo)?;
+                self.load_elem(*buf, *d, o)?
+            }
+            Expr::Index(x, size) => {
+                let x = self.scalar(x, idx, memo)?;
+                let n = self.dim(size)?;
+                let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+                let wrapped = self.b.ins().iadd(x, n);
+                let x = self.b.ins().select(neg, wrapped, x);
+                let lo = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+                let hi = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, x, n);
+                let bad = self.b.ins().bor(lo, hi);
+                self.fail_if(bad);
+                x
+            }
+            Expr::Unary(op, a) => {
+                let d = a.dtype();
+                let x = self.scalar(a, idx, memo)?;
+                self.unary(*op, d, x)?
+            }
+            Expr::Binary(op, a, b) => {
+                let d = a.dtype();
+                let x = self.scalar(a, idx, memo)?;
+                let y = self.scalar(b, idx, memo)?;
+                self.binary(*op, d, x, y)?
+            }
+            Expr::Cmp(op, a, b) => {
+                let d = a.dtype();
+                let x = self.scalar(a, idx, memo)?;
+                let y = self.scalar(b, idx, memo)?;
+                self.compare(*op, d, x, y)
+            }
+            Expr::Where(c, a, b) => {
+                let c = self.scalar(c, idx, memo)?;
+                let x = self.scalar(a, idx, memo)?;
+                let y = self.scalar(b, idx, memo)?;
+                self.b.ins().select(c, x, y)
+            }
+            Expr::Cast(to, a) => {
+                let x = self.scalar(a, idx, memo)?;
+                self.cast_value(x, a.dtype(), *to)
+            }
+        };
+        memo.insert(e.clone(), v);
+        Ok(v)
+    }
+
+    fn math_call(&mut self, name: &str, d: DType, args: &[Value]) -> Result<Value> {
+        let f = SCALAR_FNS
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| internal(format!("no scalar function {name}")))?;
+        let mut a64 = Vec::new();
+        for &x in args {
+            a64.push(if reg_type(d) == types::F32 {
+                self.b.ins().fpromote(types::F64, x)
+            } else {
+                x
             });
         }
-        self.loop_nest(&bounds, &mut |l, idx| {
-            let mut xs = Vec::with_capacity(srcs.len());
-            for src in &srcs {
-                xs.push(match src {
-                    Src::Strided(base, strides) => {
-                        let addr = l.address(*base, idx, strides);
-                        l.b.ins().load(types::F32, flags(), addr, 0)
-                    }
-                    Src::Scalar(c) => l.b.ins().f32const(*c),
-                });
-            }
-            let y = l.scalar_op(op, &xs);
-            let addr = l.address(out_buf, idx, &out_strides);
-            l.b.ins().store(flags(), y, addr, 0);
-            Ok(())
-        })
-    }
-
-    fn scalar_op(&mut self, op: Ew, xs: &[Value]) -> Value {
-        match op {
-            Ew::Copy => xs[0],
-            Ew::Add(alpha) | Ew::Sub(alpha) => {
-                let mut y = xs[1];
-                if alpha != 1.0 {
-                    let a = self.b.ins().f32const(alpha);
-                    y = self.b.ins().fmul(a, y);
-                }
-                if matches!(op, Ew::Add(_)) {
-                    self.b.ins().fadd(xs[0], y)
-                } else {
-                    self.b.ins().fsub(xs[0], y)
-                }
-            }
-            Ew::Mul => self.b.ins().fmul(xs[0], xs[1]),
-            Ew::Div => self.b.ins().fdiv(xs[0], xs[1]),
-            Ew::Neg => self.b.ins().fneg(xs[0]),
-            Ew::Abs => self.b.ins().fabs(xs[0]),
-            Ew::Sqrt => self.b.ins().sqrt(xs[0]),
-            Ew::Relu => {
-                let z = self.b.ins().f32const(0.0);
-                self.b.ins().fmax(xs[0], z)
-            }
-            Ew::Max => self.b.ins().fmax(xs[0], xs[1]),
-            Ew::Min => self.b.ins().fmin(xs[0], xs[1]),
-            Ew::Clamp(lo, hi) => {
-                let mut y = xs[0];
-                if let Some(lo) = lo {
-                    let c = self.b.ins().f32const(lo);
-                    y = self.b.ins().fmax(y, c);
-                }
-                if let Some(hi) = hi {
-                    let c = self.b.ins().f32const(hi);
-                    y = self.b.ins().fmin(y, c);
-                }
-                y
-            }
-        }
-    }
-
-    fn runtime(&mut self, f: RtFn) -> Result<FuncRef> {
-        if let Some(&r) = self.rt.get(&f) {
-            return Ok(r);
-        }
-        let sym = f.symbol();
-        let mut sig: Signature = self.module.make_signature();
-        for p in sym.params {
-            sig.params.push(AbiParam::new(match p {
-                AbiType::I64 => types::I64,
-                AbiType::F32 => types::F32,
-                AbiType::Ptr => self.ptr,
-            }));
-        }
-        let id = self
-            .module
-            .declare_function(sym.name, Linkage::Import, &sig)
-            .map_err(|e| Error::other(format!("jit: declaring {}: {e}", sym.name)))?;
-        let r = self.module.declare_func_in_func(id, self.b.func);
-        self.rt.insert(f, r);
-        Ok(r)
-    }
-
-    fn call(&mut self, f: RtFn, args: &[Value]) -> Result<()> {
-        let r = self.runtime(f)?;
-        self.b.ins().call(r, args);
-        Ok(())
-    }
-
-    fn node(&mut self, n: &Node) -> Result<()> {
-        let Op::Aten(a, overload) = &n.op else {
-            return Err(unsupported(n));
-        };
-        // Outputs nothing reads have no slot. A node none of whose outputs
-        // is read computes nothing observable; one whose extra outputs are
-        // read is outside the slice.
-        let Some((&out, extra)) = n.outputs.split_first() else {
-            return Err(unsupported(n));
-        };
-        if let Some(&v) = extra.iter().find(|&&v| self.layout.slot(v).is_some()) {
-            return Err(n.error(format!(
-                "jit backend does not support {} with its output %{} used yet",
-                n.op,
-                self.g.name(v)
-            )));
-        }
-        if self.layout.slot(out).is_none() {
-            return Ok(());
-        }
-        let tensor = |name: &str| -> Result<ValueId> {
-            n.arg(name)
-                .and_then(Arg::as_value)
-                .ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
-        };
-        let layout: &FrameLayout = self.layout;
-        let operand = |name: &str| -> Result<Operand> {
-            match n.arg(name) {
-                Some(Arg::Value(v)) if layout.slot(*v).is_some() => Ok(Operand::Tensor(*v)),
-                Some(a) => scalar(a)
-                    .map(Operand::Scalar)
-                    .ok_or_else(|| n.error(format!("argument {name} is not a tensor or a number"))),
-                None => Err(n.error(format!("argument {name} is missing"))),
-            }
-        };
-        let opt_scalar = |name: &str, default: f32| -> Result<f32> {
-            match n.arg(name) {
-                None | Some(Arg::None) => Ok(default),
-                Some(a) => {
-                    scalar(a).ok_or_else(|| n.error(format!("argument {name} is not a number")))
-                }
-            }
-        };
-        let opt_bound = |name: &str| -> Result<Option<f32>> {
-            match n.arg(name) {
-                None | Some(Arg::None) => Ok(None),
-                Some(a) => scalar(a)
-                    .map(Some)
-                    .ok_or_else(|| n.error(format!("argument {name} is not a number"))),
-            }
-        };
-        use Aten::*;
-        match (a, overload.as_str()) {
-            (Add | Sub, "Tensor" | "Scalar") => {
-                let alpha = opt_scalar("alpha", 1.0)?;
-                let op = if *a == Add {
-                    Ew::Add(alpha)
-                } else {
-                    Ew::Sub(alpha)
-                };
-                let ops = [operand("self")?, operand("other")?];
-                self.elementwise(n, out, op, &ops)
-            }
-            (Mul | Div, "Tensor" | "Scalar") | (Maximum | Minimum, "default") => {
-                let op = match a {
-                    Mul => Ew::Mul,
-                    Div => Ew::Div,
-                    Maximum => Ew::Max,
-                    _ => Ew::Min,
-                };
-                let ops = [operand("self")?, operand("other")?];
-                self.elementwise(n, out, op, &ops)
-            }
-            (Neg | Abs | Sqrt | Relu | Clone | Alias, "default") => {
-                // Every buffer is dense row-major: `clone`'s memory_format is moot.
-                let op = match a {
-                    Neg => Ew::Neg,
-                    Abs => Ew::Abs,
-                    Sqrt => Ew::Sqrt,
-                    Relu => Ew::Relu,
-                    _ => Ew::Copy,
-                };
-                self.elementwise(n, out, op, &[Operand::Tensor(tensor("self")?)])
-            }
-            (Hardtanh, "default") => {
-                let lo = opt_scalar("min_val", -1.0)?;
-                let hi = opt_scalar("max_val", 1.0)?;
-                let op = Ew::Clamp(Some(lo), Some(hi));
-                self.elementwise(n, out, op, &[Operand::Tensor(tensor("self")?)])
-            }
-            (Clamp, "default") | (ClampMin | ClampMax, "default") => {
-                let (lo, hi) = match a {
-                    Clamp => (opt_bound("min")?, opt_bound("max")?),
-                    ClampMin => (opt_bound("min")?, None),
-                    _ => (None, opt_bound("max")?),
-                };
-                let op = Ew::Clamp(lo, hi);
-                self.elementwise(n, out, op, &[Operand::Tensor(tensor("self")?)])
-            }
-            (View | Reshape | InternalUnsafeView, "default") => {
-                // Buffers are dense: a view is a copy of the same elements.
-                let src = tensor("self")?;
-                let (src_n, out_n) = (
-                    SymExpr::mul(self.shape(src)?.to_vec()),
-                    SymExpr::mul(self.shape(out)?.to_vec()),
-                );
-                if src_n != out_n {
-                    self.checks.push(SizeCheck {
-                        node: n.name.clone(),
-                        loc: n.meta.source_line(),
-                        what: "element count of the view".into(),
-                        lhs: out_n,
-                        rhs: src_n,
-                    });
-                }
-                let count = self.product(self.shape(out)?)?;
-                let (s, d) = (self.buf(src)?, self.buf(out)?);
-                let ones = [self.iconst(1)];
-                self.loop_nest(&[count], &mut |l, idx| {
-                    let from = l.address(s, idx, &ones);
-                    let x = l.b.ins().load(types::F32, flags(), from, 0);
-                    let to = l.address(d, idx, &ones);
-                    l.b.ins().store(flags(), x, to, 0);
-                    Ok(())
-                })
-            }
-            (Permute, "default") => {
-                let src = tensor("self")?;
-                let src_shape = self.shape(src)?;
-                let dims = n
-                    .arg("dims")
-                    .and_then(Arg::as_ints)
-                    .ok_or_else(|| n.error("argument dims is not a list of ints"))?;
-                let rank = src_shape.len();
-                let perm = dims
-                    .iter()
-                    .map(|&d| wrap_dim(d, rank).map_err(|e| n.error(e.to_string())))
-                    .collect::<Result<Vec<_>>>()?;
-                if perm.len() != rank {
-                    return Err(n.error("permute: dims do not match the rank"));
-                }
-                let want: Vec<SymExpr> = perm.iter().map(|&p| src_shape[p].clone()).collect();
-                self.expect_shape(n, out, &want)?;
-                let src_strides = self.strides(src_shape)?;
-                let strides: Vec<Value> = perm.iter().map(|&p| src_strides[p]).collect();
-                let out_shape = self.shape(out)?;
-                let bounds = out_shape
-                    .iter()
-                    .map(|d| self.dim(d))
-                    .collect::<Result<Vec<_>>>()?;
-                let out_strides = self.strides(out_shape)?;
-                let (s, d) = (self.buf(src)?, self.buf(out)?);
-                self.loop_nest(&bounds, &mut |l, idx| {
-                    let from = l.address(s, idx, &strides);
-                    let x = l.b.ins().load(types::F32, flags(), from, 0);
-                    let to = l.address(d, idx, &out_strides);
-                    l.b.ins().store(flags(), x, to, 0);
-                    Ok(())
-                })
-            }
-            (Exp | Log | Tanh | Sigmoid | Silu | Erf, "default") | (Gelu, "default") => {
-                let f = match a {
-                    Exp => RtFn::Exp,
-                    Log => RtFn::Log,
-                    Tanh => RtFn::Tanh,
-                    Sigmoid => RtFn::Sigmoid,
-                    Silu => RtFn::Silu,
-                    Erf => RtFn::Erf,
-                    _ => match n.arg("approximate") {
-                        None | Some(Arg::None) => RtFn::Gelu,
-                        Some(Arg::Str(s)) if s == "none" => RtFn::Gelu,
-                        Some(Arg::Str(s)) if s == "tanh" => RtFn::GeluTanh,
-                        Some(_) => return Err(n.error("gelu: unknown approximation")),
-                    },
-                };
-                let src = tensor("self")?;
-                self.expect_shape(n, out, self.shape(src)?)?;
-                let count = self.product(self.shape(out)?)?;
-                let args = [self.buf(src)?, self.buf(out)?, count];
-                self.call(f, &args)
-            }
-            (Softmax | LogSoftmax, "int")
-            | (InternalSoftmax | InternalLogSoftmax | InternalSafeSoftmax, "default") => {
-                if matches!(n.arg("half_to_float"), Some(Arg::Bool(true)))
-                    || !matches!(n.arg("dtype"), None | Some(Arg::None))
-                {
-                    return Err(n.error(format!(
-                        "jit backend does not support {} with a dtype change yet",
-                        n.op
-                    )));
-                }
-                let src = tensor("self")?;
-                let shape = self.shape(src)?;
-                self.expect_shape(n, out, shape)?;
-                let dim = match n.arg("dim") {
-                    Some(Arg::Int(d)) => *d,
-                    _ => return Err(n.error("argument dim is not an int")),
-                };
-                let d = wrap_dim(dim, shape.len().max(1)).map_err(|e| n.error(e.to_string()))?;
-                let (outer, len, inner) = if shape.is_empty() {
-                    (self.iconst(1), self.iconst(1), self.iconst(1))
-                } else {
-                    (
-                        self.product(&shape[..d])?,
-                        self.dim(&shape[d])?,
-                        self.product(&shape[d + 1..])?,
-                    )
-                };
-                let f = if matches!(a, LogSoftmax | InternalLogSoftmax) {
-                    RtFn::LogSoftmax
-                } else {
-                    RtFn::Softmax
-                };
-                let args = [self.buf(src)?, self.buf(out)?, outer, len, inner];
-                self.call(f, &args)
-            }
-            (Addmm | Mm, "default") => {
-                if *a == Addmm
-                    && (opt_scalar("alpha", 1.0)? != 1.0 || opt_scalar("beta", 1.0)? != 1.0)
-                {
-                    return Err(n.error(
-                        "jit backend does not support addmm with alpha or beta other than 1 yet",
-                    ));
-                }
-                let m1 = tensor(if *a == Mm { "self" } else { "mat1" })?;
-                let m2 = tensor("mat2")?;
-                let s1 = self.shape(m1)?;
-                let s2 = self.shape(m2)?;
-                let [m, k] = s1 else {
-                    return Err(n.error("mat1 is not a matrix"));
-                };
-                let [k2, nn] = s2 else {
-                    return Err(n.error("mat2 is not a matrix"));
-                };
-                if k != k2 {
-                    return Err(n.error(format!("inner dims {k} and {k2} differ")));
-                }
-                self.expect_shape(n, out, &[m.clone(), nn.clone()])?;
-                let beta_zero = if *a == Addmm {
-                    // `out = bias` broadcast, then `out += mat1 @ mat2`.
-                    let bias = tensor("self")?;
-                    self.elementwise(n, out, Ew::Copy, &[Operand::Tensor(bias)])?;
-                    0
-                } else {
-                    1
-                };
-                let (m, k, nn) = (self.dim(m)?, self.dim(k)?, self.dim(nn)?);
-                let bz = self.iconst(beta_zero);
-                let args = [
-                    m,
-                    k,
-                    nn,
-                    self.buf(m1)?,
-                    k,
-                    self.buf(m2)?,
-                    nn,
-                    self.buf(out)?,
-                    nn,
-                    bz,
-                ];
-                self.call(RtFn::Sgemm, &args)
-            }
-            (Sum, "dim_IntList" | "default") => {
-                if !matches!(n.arg("dtype"), None | Some(Arg::None)) {
-                    return Err(n.error("jit backend does not support sum with a dtype yet"));
-                }
-                let src = tensor("self")?;
-                let shape = self.shape(src)?;
-                let rank = shape.len();
-                let dims: Vec<usize> = match n.arg("dim") {
-                    None | Some(Arg::None) => (0..rank).collect(),
-                    Some(arg) => {
-                        let ds = arg
-                            .as_ints()
-                            .ok_or_else(|| n.error("argument dim is not a list of ints"))?;
-                        if ds.is_empty() {
-                            (0..rank).collect()
-                        } else {
-                            ds.iter()
-                                .map(|&d| {
-                                    wrap_dim(d, rank.max(1)).map_err(|e| n.error(e.to_string()))
-                                })
-                                .collect::<Result<_>>()?
-                        }
-                    }
-                };
-                let keepdim = matches!(n.arg("keepdim"), Some(Arg::Bool(true)));
-                let want: Vec<SymExpr> = shape
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, d)| match (dims.contains(&i), keepdim) {
-                        (false, _) => Some(d.clone()),
-                        (true, true) => Some(SymExpr::Int(1)),
-                        (true, false) => None,
-                    })
-                    .collect();
-                self.expect_shape(n, out, &want)?;
-                self.reduce_sum(src, out, shape, &dims)
-            }
-            (Mean, "dim") => {
-                if !matches!(n.arg("dtype"), None | Some(Arg::None)) {
-                    return Err(n.error("jit backend does not support mean with a dtype yet"));
-                }
-                let src = tensor("self")?;
-                let shape = self.shape(src)?;
-                let rank = shape.len();
-                let ds = match n.arg("dim") {
-                    None | Some(Arg::None) => Vec::new(),
-                    Some(arg) => arg
-                        .as_ints()
-                        .ok_or_else(|| n.error("argument dim is not a list of ints"))?,
-                };
-                let mut dims: Vec<usize> = if ds.is_empty() {
-                    (0..rank).collect()
-                } else {
-                    ds.iter()
-                        .map(|&d| wrap_dim(d, rank.max(1)).map_err(|e| n.error(e.to_string())))
-                        .collect::<Result<_>>()?
-                };
-                dims.sort_unstable();
-                dims.dedup();
-                let keepdim = matches!(n.arg("keepdim"), Some(Arg::Bool(true)));
-                let want: Vec<SymExpr> = shape
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, d)| match (dims.contains(&i), keepdim) {
-                        (false, _) => Some(d.clone()),
-                        (true, true) => Some(SymExpr::Int(1)),
-                        (true, false) => None,
-                    })
-                    .collect();
-                self.expect_shape(n, out, &want)?;
-                self.reduce_sum(src, out, shape, &dims)?;
-                // Divide by the number of elements reduced into each one.
-                let reduced: Vec<SymExpr> = dims.iter().map(|&d| shape[d].clone()).collect();
-                let count = self.product(&reduced)?;
-                let count = self.b.ins().fcvt_from_sint(types::F32, count);
-                let numel = self.product(self.shape(out)?)?;
-                let out_buf = self.buf(out)?;
-                let ones = [self.iconst(1)];
-                self.loop_nest(&[numel], &mut |l, idx| {
-                    let at = l.address(out_buf, idx, &ones);
-                    let x = l.b.ins().load(types::F32, flags(), at, 0);
-                    let y = l.b.ins().fdiv(x, count);
-                    l.b.ins().store(flags(), y, at, 0);
-                    Ok(())
-                })
-            }
-            (Convolution, "default") => self.convolution(n, out),
-            (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n, out),
-            (MaxPool2dWithIndices, "default") => self.max_pool2d(n, out),
-            _ => Err(unsupported(n)),
-        }
-    }
-
-    /// Requires `lhs == rhs`: proved when the two are the same expression,
-    /// refused when both are different constants, otherwise checked with the
-    /// bound symbols before every call.
-    fn require_eq(&mut self, n: &Node, what: &str, lhs: SymExpr, rhs: SymExpr) -> Result<()> {
-        if lhs == rhs {
-            return Ok(());
-        }
-        if let (Some(l), Some(r)) = (lhs.as_int(), rhs.as_int()) {
-            return Err(n.error(format!("{what} is {l} but the inputs give {r}")));
-        }
-        self.checks.push(SizeCheck {
-            node: n.name.clone(),
-            loc: n.meta.source_line(),
-            what: what.into(),
-            lhs,
-            rhs,
-        });
-        Ok(())
-    }
-
-    /// The pointer `0`, for an absent optional operand.
-    fn null(&mut self) -> Value {
-        self.b.ins().iconst(self.ptr, 0)
-    }
-
-    /// `aten.convolution`: 2-D, not transposed, weight of static shape.
-    fn convolution(&mut self, n: &Node, out: ValueId) -> Result<()> {
-        let tensor = |name: &str| -> Result<ValueId> {
-            n.arg(name)
-                .and_then(Arg::as_value)
-                .ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
-        };
-        if !matches!(n.arg("transposed"), Some(Arg::Bool(false))) {
-            return Err(n.error("jit backend supports only non-transposed convolution yet"));
-        }
-        let (x, w) = (tensor("input")?, tensor("weight")?);
-        let xs = self.shape(x)?.to_vec();
-        let ws = self.shape(w)?.to_vec();
-        if xs.len() != 4 || ws.len() != 4 {
-            return Err(n.error("jit backend supports only 2-D convolution ([N, C, H, W]) yet"));
-        }
-        let wk: Vec<i64> = ws
-            .iter()
-            .map(|d| d.as_int())
-            .collect::<Option<_>>()
-            .ok_or_else(|| n.error("jit backend needs a convolution weight of static shape"))?;
-        let pair = |name: &str| -> Result<[i64; 2]> {
-            let v = n
-                .arg(name)
-                .and_then(Arg::as_ints)
-                .ok_or_else(|| n.error(format!("argument {name} is not a list of ints")))?;
-            match v[..] {
-                [a] if a >= 0 => Ok([a, a]),
-                [a, b] if a >= 0 && b >= 0 => Ok([a, b]),
-                _ => Err(n.error(format!("argument {name} is not two non-negative ints"))),
-            }
-        };
-        let (stride, pad, dil) = (pair("stride")?, pair("padding")?, pair("dilation")?);
-        let groups = match n.arg("groups") {
-            Some(Arg::Int(g)) if *g > 0 => *g,
-            _ => return Err(n.error("argument groups is not a positive int")),
-        };
-        if stride.contains(&0) || dil.contains(&0) {
-            return Err(n.error("stride and dilation must be positive"));
-        }
-        let [oc, cg, kh, kw] = wk[..] else {
-            unreachable!("the weight has rank 4")
-        };
-        if oc % groups != 0 {
-            return Err(n.error(format!(
-                "{oc} output channels are not divisible by {groups} groups"
-            )));
-        }
-        self.require_eq(
-            n,
-            "input channels",
-            xs[1].clone(),
-            SymExpr::Int(cg * groups),
-        )?;
-        let os = self.shape(out)?.to_vec();
-        if os.len() != 4 {
-            return Err(n.error("the output is not [N, C, H, W]"));
-        }
-        self.require_eq(n, "output batch", os[0].clone(), xs[0].clone())?;
-        self.require_eq(n, "output channels", os[1].clone(), SymExpr::Int(oc))?;
-        for (i, k) in [kh, kw].into_iter().enumerate() {
-            let want = window_out(&xs[2 + i], k, stride[i], pad[i], dil[i]);
-            self.require_eq(n, "output spatial size", os[2 + i].clone(), want)?;
-        }
-        let bias = match n.arg("bias") {
-            None | Some(Arg::None) => None,
-            Some(Arg::Value(b)) => {
-                let bs = self.shape(*b)?.to_vec();
-                self.require_eq(n, "bias length", SymExpr::mul(bs), SymExpr::Int(oc))?;
-                Some(*b)
-            }
-            Some(_) => return Err(n.error("argument bias is not a tensor")),
-        };
-        let (bias_ptr, has_bias) = match bias {
-            Some(b) => (self.buf(b)?, self.iconst(1)),
-            None => (self.null(), self.iconst(0)),
-        };
-        let mut args = vec![self.buf(x)?, self.buf(w)?, bias_ptr, self.buf(out)?];
-        for d in [&xs[0], &xs[1], &xs[2], &xs[3]] {
-            args.push(self.dim(d)?);
-        }
-        for c in [oc, kh, kw] {
-            args.push(self.iconst(c));
-        }
-        for d in [&os[2], &os[3]] {
-            args.push(self.dim(d)?);
-        }
-        for c in [stride, pad, dil].concat() {
-            args.push(self.iconst(c));
-        }
-        args.push(self.iconst(groups));
-        args.push(has_bias);
-        self.call(RtFn::Conv2d, &args)
-    }
-
-    /// `aten._native_batch_norm_legit_no_training`, output 0.
-    fn batch_norm(&mut self, n: &Node, out: ValueId) -> Result<()> {
-        let tensor = |name: &str| -> Result<ValueId> {
-            n.arg(name)
-                .and_then(Arg::as_value)
-                .ok_or_else(|| n.error(format!("argument {name} is not a tensor")))
-        };
-        let opt_tensor = |name: &str| -> Result<Option<ValueId>> {
-            match n.arg(name) {
-                None | Some(Arg::None) => Ok(None),
-                Some(Arg::Value(v)) => Ok(Some(*v)),
-                Some(_) => Err(n.error(format!("argument {name} is not a tensor"))),
-            }
-        };
-        let x = tensor("input")?;
-        let xs = self.shape(x)?.to_vec();
-        if xs.len() < 2 {
-            return Err(n.error("batch norm input has fewer than 2 dims"));
-        }
-        self.expect_shape(n, out, &xs)?;
-        let eps = match n.arg("eps") {
-            Some(Arg::Float(e)) => *e,
-            Some(Arg::Int(e)) => *e as f64,
-            _ => return Err(n.error("argument eps is not a number")),
-        };
-        let c = xs[1].clone();
-        let mut per_channel = Vec::new();
-        for (name, v) in [
-            ("running_mean", Some(tensor("running_mean")?)),
-            ("running_var", Some(tensor("running_var")?)),
-            ("weight", opt_tensor("weight")?),
-            ("bias", opt_tensor("bias")?),
-        ] {
-            match v {
-                Some(v) => {
-                    let s = self.shape(v)?.to_vec();
-                    self.require_eq(n, &format!("{name} length"), SymExpr::mul(s), c.clone())?;
-                    per_channel.push((self.buf(v)?, self.iconst(1)));
-                }
-                None => per_channel.push((self.null(), self.iconst(0))),
-            }
-        }
-        let nb = self.dim(&xs[0])?;
-        let cv = self.dim(&c)?;
-        let inner = self.product(&xs[2..])?;
-        let eps_bits = self.iconst(eps.to_bits() as i64);
-        let args = [
-            self.buf(x)?,
-            self.buf(out)?,
-            per_channel[0].0,
-            per_channel[1].0,
-            per_channel[2].0,
-            per_channel[3].0,
-            per_channel[2].1,
-            per_channel[3].1,
-            nb,
-            cv,
-            inner,
-            eps_bits,
-        ];
-        self.call(RtFn::BatchNorm, &args)
-    }
-
-    /// `aten.max_pool2d_with_indices`, values only (output 0), floor rounding.
-    fn max_pool2d(&mut self, n: &Node, out: ValueId) -> Result<()> {
-        let x = n
-            .arg("self")
-            .and_then(Arg::as_value)
-            .ok_or_else(|| n.error("argument self is not a tensor"))?;
-        if matches!(n.arg("ceil_mode"), Some(Arg::Bool(true))) {
-            return Err(n.error("jit backend does not support max pooling with ceil_mode yet"));
-        }
-        let ints = |name: &str, default: &[i64]| -> Result<Vec<i64>> {
-            match n.arg(name) {
-                None | Some(Arg::None) => Ok(default.to_vec()),
-                Some(a) => a
-                    .as_ints()
-                    .ok_or_else(|| n.error(format!("argument {name} is not a list of ints"))),
-            }
-        };
-        let two = |name: &str, v: Vec<i64>| -> Result<[i64; 2]> {
-            match v[..] {
-                [a] if a >= 0 => Ok([a, a]),
-                [a, b] if a >= 0 && b >= 0 => Ok([a, b]),
-                _ => Err(n.error(format!(
-                    "argument {name} is not one or two non-negative ints"
-                ))),
-            }
-        };
-        let kernel = two("kernel_size", ints("kernel_size", &[])?)?;
-        let stride = ints("stride", &[])?;
-        let stride = if stride.is_empty() {
-            kernel
+        let params = vec![types::F64; f.arity];
+        let r = self
+            .call_named(name, &params, Some(types::F64), &a64)?
+            .ok_or_else(|| internal("no result"))?;
+        Ok(if reg_type(d) == types::F32 {
+            self.b.ins().fdemote(types::F32, r)
         } else {
-            two("stride", stride)?
-        };
-        let pad = two("padding", ints("padding", &[0])?)?;
-        let dil = two("dilation", ints("dilation", &[1])?)?;
-        if kernel.contains(&0) || stride.contains(&0) || dil.contains(&0) {
-            return Err(n.error("kernel_size, stride and dilation must be positive"));
-        }
-        if (0..2).any(|i| pad[i] > kernel[i] / 2) {
-            return Err(n.error("padding must be at most half the kernel size"));
-        }
-        let xs = self.shape(x)?.to_vec();
-        if xs.len() != 3 && xs.len() != 4 {
-            return Err(n.error("max pool input is not [N, C, H, W] or [C, H, W]"));
-        }
-        let r = xs.len();
-        let os = self.shape(out)?.to_vec();
-        if os.len() != r {
-            return Err(n.error("max pool output rank differs from the input's"));
-        }
-        for i in 0..r - 2 {
-            self.require_eq(n, "output leading dim", os[i].clone(), xs[i].clone())?;
-        }
-        for i in 0..2 {
-            let want = window_out(&xs[r - 2 + i], kernel[i], stride[i], pad[i], dil[i]);
-            self.require_eq(n, "output spatial size", os[r - 2 + i].clone(), want)?;
-        }
-        let mut args = vec![self.buf(x)?, self.buf(out)?, self.product(&xs[..r - 2])?];
-        for d in [&xs[r - 2], &xs[r - 1], &os[r - 2], &os[r - 1]] {
-            args.push(self.dim(d)?);
-        }
-        for c in [kernel, stride, pad, dil].concat() {
-            args.push(self.iconst(c));
-        }
-        self.call(RtFn::MaxPool2d, &args)
+            r
+        })
     }
 
-    /// `out = sum of src over dims` (accumulated in `f32`, in index order).
-    fn reduce_sum(
-        &mut self,
-        src: ValueId,
-        out: ValueId,
-        shape: &[SymExpr],
-        dims: &[usize],
-    ) -> Result<()> {
-        let out_buf = self.buf(out)?;
-        let count = self.product(self.shape(out)?)?;
-        let ones = [self.iconst(1)];
-        self.loop_nest(&[count], &mut |l, idx| {
-            let z = l.b.ins().f32const(0.0);
-            let to = l.address(out_buf, idx, &ones);
-            l.b.ins().store(flags(), z, to, 0);
-            Ok(())
-        })?;
-        // The result's strides over the source's index space: 0 on reduced dims.
-        let kept: Vec<SymExpr> = shape
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                if dims.contains(&i) {
-                    SymExpr::Int(1)
+    fn unary(&mut self, op: UnOp, d: DType, x: Value) -> Result<Value> {
+        let float = d.is_float();
+        let t = reg_type(d);
+        Ok(match op {
+            UnOp::Neg if float => self.b.ins().fneg(x),
+            UnOp::Neg => self.b.ins().ineg(x),
+            UnOp::Abs if float => self.b.ins().fabs(x),
+            UnOp::Abs if unsigned(d) => x,
+            UnOp::Abs => self.b.ins().iabs(x),
+            UnOp::Sqrt => self.b.ins().sqrt(x),
+            UnOp::Rsqrt => {
+                let s = self.b.ins().sqrt(x);
+                let one = self.konst(1.0, d);
+                self.b.ins().fdiv(one, s)
+            }
+            UnOp::Reciprocal => {
+                let one = self.konst(1.0, d);
+                self.b.ins().fdiv(one, x)
+            }
+            UnOp::Floor => self.b.ins().floor(x),
+            UnOp::Ceil => self.b.ins().ceil(x),
+            UnOp::Round => self.b.ins().nearest(x),
+            UnOp::Trunc => self.b.ins().trunc(x),
+            UnOp::Not if d == DType::Bool => self.b.ins().bxor_imm_s(x, 1),
+            UnOp::Not => self.b.ins().bnot(x),
+            UnOp::IsNan => self.b.ins().fcmp(FloatCC::Unordered, x, x),
+            UnOp::Relu if float => {
+                let z = self.konst(0.0, d);
+                // NaN stays NaN, as in torch.
+                let neg = self.b.ins().fcmp(FloatCC::LessThan, x, z);
+                self.b.ins().select(neg, z, x)
+            }
+            UnOp::Relu => {
+                let z = self.b.ins().iconst(t, 0);
+                if unsigned(d) {
+                    x
                 } else {
-                    d.clone()
+                    self.b.ins().smax(x, z)
                 }
-            })
-            .collect();
-        let mut out_strides = self.strides(&kept)?;
-        let zero = self.iconst(0);
-        for &d in dims {
-            out_strides[d] = zero;
-        }
-        let in_strides = self.strides(shape)?;
-        let bounds = shape
-            .iter()
-            .map(|d| self.dim(d))
-            .collect::<Result<Vec<_>>>()?;
-        let in_buf = self.buf(src)?;
-        self.loop_nest(&bounds, &mut |l, idx| {
-            let from = l.address(in_buf, idx, &in_strides);
-            let x = l.b.ins().load(types::F32, flags(), from, 0);
-            let to = l.address(out_buf, idx, &out_strides);
-            let acc = l.b.ins().load(types::F32, flags(), to, 0);
-            let y = l.b.ins().fadd(acc, x);
-            l.b.ins().store(flags(), y, to, 0);
-            Ok(())
+            }
+            UnOp::Sign if float => {
+                let z = self.konst(0.0, d);
+                let one = self.konst(1.0, d);
+                let m1 = self.konst(-1.0, d);
+                let pos = self.b.ins().fcmp(FloatCC::GreaterThan, x, z);
+                let neg = self.b.ins().fcmp(FloatCC::LessThan, x, z);
+                let r = self.b.ins().select(neg, m1, x);
+                let r = self.b.ins().select(pos, one, r);
+                // ±0 and NaN stay as they are.
+                r
+            }
+            UnOp::Sign => {
+                let z = self.b.ins().iconst(t, 0);
+                let pos = self.b.ins().icmp(IntCC::SignedGreaterThan, x, z);
+                let neg = self.b.ins().icmp(IntCC::SignedLessThan, x, z);
+                let pos = self.widen_bool(t, pos);
+                let neg = self.widen_bool(t, neg);
+                self.b.ins().isub(pos, neg)
+            }
+            UnOp::Exp => self.math_call("torchlift_exp", d, &[x])?,
+            UnOp::Expm1 => self.math_call("torchlift_expm1", d, &[x])?,
+            UnOp::Log => self.math_call("torchlift_log", d, &[x])?,
+            UnOp::Log1p => self.math_call("torchlift_log1p", d, &[x])?,
+            UnOp::Log2 => self.math_call("torchlift_log2", d, &[x])?,
+            UnOp::Tanh => self.math_call("torchlift_tanh", d, &[x])?,
+            UnOp::Sigmoid => self.math_call("torchlift_sigmoid", d, &[x])?,
+            UnOp::Erf => self.math_call("torchlift_erf", d, &[x])?,
+            UnOp::Sin => self.math_call("torchlift_sin", d, &[x])?,
+            UnOp::Cos => self.math_call("torchlift_cos", d, &[x])?,
         })
+    }
+
+    /// A comparison result (`I8`) as an integer of type `t`.
+    fn widen_bool(&mut self, t: Type, c: Value) -> Value {
+        if t == types::I8 {
+            c
+        } else {
+            self.b.ins().uextend(t, c)
+        }
+    }
+
+    fn int_div_checked(&mut self, y: Value) {
+        let z = self.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
+        self.fail_if(z);
+    }
+
+    fn binary(&mut self, op: BinOp, d: DType, x: Value, y: Value) -> Result<Value> {
+        let float = d.is_float();
+        let u = unsigned(d);
+        Ok(match op {
+            BinOp::Add if float => self.b.ins().fadd(x, y),
+            BinOp::Add => self.b.ins().iadd(x, y),
+            BinOp::Sub if float => self.b.ins().fsub(x, y),
+            BinOp::Sub => self.b.ins().isub(x, y),
+            BinOp::Mul if float => self.b.ins().fmul(x, y),
+            BinOp::Mul => self.b.ins().imul(x, y),
+            BinOp::Div if float => self.b.ins().fdiv(x, y),
+            BinOp::Div => {
+                self.int_div_checked(y);
+                if u {
+                    self.b.ins().udiv(x, y)
+                } else {
+                    self.b.ins().sdiv(x, y)
+                }
+            }
+            BinOp::FloorDiv | BinOp::Rem if u && !float => {
+                self.int_div_checked(y);
+                if op == BinOp::FloorDiv {
+                    self.b.ins().udiv(x, y)
+                } else {
+                    self.b.ins().urem(x, y)
+                }
+            }
+            BinOp::FloorDiv | BinOp::Rem if !float => {
+                self.int_div_checked(y);
+                let t = reg_type(d);
+                // Avoid the one overflowing quotient (MIN / -1) trapping.
+                let m1 = self.b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+                let one = self.b.ins().iconst(t, 1);
+                let ys = self.b.ins().select(m1, one, y);
+                let q = self.b.ins().sdiv(x, ys);
+                let negx = self.b.ins().ineg(x);
+                let q = self.b.ins().select(m1, negx, q);
+                let r = self.b.ins().srem(x, ys);
+                let zero = self.b.ins().iconst(t, 0);
+                let r = self.b.ins().select(m1, zero, r);
+                let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+                let sx = self.b.ins().bxor(r, y);
+                let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, sx, 0);
+                let adj = self.b.ins().band(nz, neg);
+                if op == BinOp::FloorDiv {
+                    let adj = self.widen_bool(t, adj);
+                    self.b.ins().isub(q, adj)
+                } else {
+                    let r2 = self.b.ins().iadd(r, y);
+                    self.b.ins().select(adj, r2, r)
+                }
+            }
+            BinOp::FloorDiv => {
+                let q = self.b.ins().fdiv(x, y);
+                self.b.ins().floor(q)
+            }
+            BinOp::Rem => {
+                // torch: a - b * floor(a / b).
+                let q = self.b.ins().fdiv(x, y);
+                let q = self.b.ins().floor(q);
+                let p = self.b.ins().fmul(q, y);
+                self.b.ins().fsub(x, p)
+            }
+            BinOp::Max if float => self.b.ins().fmax(x, y),
+            BinOp::Min if float => self.b.ins().fmin(x, y),
+            BinOp::Max if u => self.b.ins().umax(x, y),
+            BinOp::Min if u => self.b.ins().umin(x, y),
+            BinOp::Max => self.b.ins().smax(x, y),
+            BinOp::Min => self.b.ins().smin(x, y),
+            BinOp::BitAnd => self.b.ins().band(x, y),
+            BinOp::BitOr => self.b.ins().bor(x, y),
+            BinOp::BitXor => self.b.ins().bxor(x, y),
+            BinOp::Pow if float => self.math_call("torchlift_pow", d, &[x, y])?,
+            BinOp::Atan2 if float => self.math_call("torchlift_atan2", d, &[x, y])?,
+            BinOp::Pow | BinOp::Atan2 => {
+                return Err(internal(format!("{op:?} on {d} has no lowering")));
+            }
+        })
+    }
+
+    fn compare(&mut self, op: CmpOp, d: DType, x: Value, y: Value) -> Value {
+        if d.is_float() {
+            let cc = match op {
+                CmpOp::Eq => FloatCC::Equal,
+                CmpOp::Ne => FloatCC::NotEqual,
+                CmpOp::Lt => FloatCC::LessThan,
+                CmpOp::Le => FloatCC::LessThanOrEqual,
+                CmpOp::Gt => FloatCC::GreaterThan,
+                CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+            };
+            self.b.ins().fcmp(cc, x, y)
+        } else {
+            let u = unsigned(d);
+            let cc = match (op, u) {
+                (CmpOp::Eq, _) => IntCC::Equal,
+                (CmpOp::Ne, _) => IntCC::NotEqual,
+                (CmpOp::Lt, false) => IntCC::SignedLessThan,
+                (CmpOp::Le, false) => IntCC::SignedLessThanOrEqual,
+                (CmpOp::Gt, false) => IntCC::SignedGreaterThan,
+                (CmpOp::Ge, false) => IntCC::SignedGreaterThanOrEqual,
+                (CmpOp::Lt, true) => IntCC::UnsignedLessThan,
+                (CmpOp::Le, true) => IntCC::UnsignedLessThanOrEqual,
+                (CmpOp::Gt, true) => IntCC::UnsignedGreaterThan,
+                (CmpOp::Ge, true) => IntCC::UnsignedGreaterThanOrEqual,
+            };
+            self.b.ins().icmp(cc, x, y)
+        }
+    }
+
+    /// Converts a register value of dtype `from` to `to`, as torch casts.
+    fn cast_value(&mut self, x: Value, from: DType, to: DType) -> Value {
+        if from == to {
+            return x;
+        }
+        let (tf, tt) = (reg_type(from), reg_type(to));
+        if to == DType::Bool {
+            return if from.is_float() {
+                let z = self.konst(0.0, from);
+                self.b.ins().fcmp(FloatCC::NotEqual, x, z)
+            } else {
+                self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
+            };
+        }
+        match (from.is_float(), to.is_float()) {
+            (true, true) => {
+                let y = match (tf, tt) {
+                    (types::F32, types::F64) => self.b.ins().fpromote(types::F64, x),
+                    (types::F64, types::F32) => self.b.ins().fdemote(types::F32, x),
+                    _ => x,
+                };
+                match to {
+                    DType::BF16 => {
+                        let w = self.bf16_round_bits(y);
+                        self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
+                    }
+                    DType::F16 => self
+                        .math_call("torchlift_round_f16", DType::F32, &[y])
+                        .unwrap_or(y),
+                    _ => y,
+                }
+            }
+            (true, false) => {
+                if tt == types::I64 || tt == types::I32 {
+                    self.b.ins().fcvt_to_sint_sat(tt, x)
+                } else {
+                    let w = self.b.ins().fcvt_to_sint_sat(types::I32, x);
+                    self.b.ins().ireduce(tt, w)
+                }
+            }
+            (false, true) => {
+                let y = if unsigned(from) {
+                    self.b.ins().fcvt_from_uint(tt, x)
+                } else {
+                    self.b.ins().fcvt_from_sint(tt, x)
+                };
+                match to {
+                    DType::BF16 => {
+                        let w = self.bf16_round_bits(y);
+                        self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
+                    }
+                    DType::F16 => self
+                        .math_call("torchlift_round_f16", DType::F32, &[y])
+                        .unwrap_or(y),
+                    _ => y,
+                }
+            }
+            (false, false) => {
+                if tt.bits() > tf.bits() {
+                    if unsigned(from) {
+                        self.b.ins().uextend(tt, x)
+                    } else {
+                        self.b.ins().sextend(tt, x)
+                    }
+                } else if tt.bits() < tf.bits() {
+                    self.b.ins().ireduce(tt, x)
+                } else {
+                    x
+                }
+            }
+        }
+    }
+
+    // ---- vector expressions ----
+
+    fn splat_if(&mut self, v: Vv) -> Value {
+        match v {
+            Vv::V(x) => x,
+            Vv::S(x) => {
+                let t = self.b.func.dfg.value_type(x);
+                let vt = if t == types::F32 {
+                    types::F32X4
+                } else {
+                    types::I32X4
+                };
+                self.b.ins().splat(vt, x)
+            }
+        }
+    }
+
+    /// `e` for the four lanes `idx[lane] .. idx[lane] + 3` of loop variable
+    /// `lane`.
+    fn vector(
+        &mut self,
+        e: &Expr,
+        idx: &[Value],
+        lane: usize,
+        memo: &mut HashMap<Expr, Vv>,
+    ) -> Result<Vv> {
+        if let Some(&v) = memo.get(e) {
+            return Ok(v);
+        }
+        if !e.uses_var(lane as u8) {
+            let s = self.scalar(e, idx, &mut HashMap::new())?;
+            let v = if e.dtype() == DType::Bool {
+                // A uniform condition: an all-ones or all-zeros lane mask.
+                let w = self.b.ins().uextend(types::I32, s);
+                let w = self.b.ins().ineg(w);
+                Vv::S(w)
+            } else {
+                Vv::S(s)
+            };
+            memo.insert(e.clone(), v);
+            return Ok(v);
+        }
+        let v = match e {
+            Expr::Load(buf, d, off) => {
+                if unit_stride(off, lane as u8) {
+                    let o = self.scalar(off, idx, &mut HashMap::new())?;
+                    let a = self.addr(*buf, *d, o)?;
+                    Vv::V(self.b.ins().load(types::F32X4, vflags(), a, 0))
+                } else {
+                    let mut acc = self.b.ins().f32const(0.0);
+                    acc = self.b.ins().splat(types::F32X4, acc);
+                    for l in 0..4u8 {
+                        let mut li = idx.to_vec();
+                        li[lane] = self.b.ins().iadd_imm_s(idx[lane], l as i64);
+                        let o = self.scalar(off, &li, &mut HashMap::new())?;
+                        let x = self.load_elem(*buf, *d, o)?;
+                        acc = self.b.ins().insertlane(acc, x, l);
+                    }
+                    Vv::V(acc)
+                }
+            }
+            Expr::Unary(op, a) => {
+                let x = self.vector(a, idx, lane, memo)?;
+                let x = self.splat_if(x);
+                Vv::V(match op {
+                    UnOp::Neg => self.b.ins().fneg(x),
+                    UnOp::Abs => self.b.ins().fabs(x),
+                    UnOp::Sqrt => self.b.ins().sqrt(x),
+                    UnOp::Rsqrt | UnOp::Reciprocal => {
+                        let one = self.b.ins().f32const(1.0);
+                        let one = self.b.ins().splat(types::F32X4, one);
+                        let d = if *op == UnOp::Rsqrt {
+                            self.b.ins().sqrt(x)
+                        } else {
+                            x
+                        };
+                        self.b.ins().fdiv(one, d)
+                    }
+                    UnOp::Floor => self.b.ins().floor(x),
+                    UnOp::Ceil => self.b.ins().ceil(x),
+                    UnOp::Round => self.b.ins().nearest(x),
+                    UnOp::Trunc => self.b.ins().trunc(x),
+                    UnOp::Relu => {
+                        let z = self.b.ins().f32const(0.0);
+                        let z = self.b.ins().splat(types::F32X4, z);
+                        let neg = self.b.ins().fcmp(FloatCC::LessThan, x, z);
+                        let m = self.b.ins().bitcast(types::F32X4, MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little), neg);
+                        self.b.ins().bitselect(m, z, x)
+                    }
+                    _ => return Err(internal(format!("{op:?} has no vector lowering"))),
+                })
+            }
+            Expr::Binary(op, a, b) => {
+                let x = self.vector(a, idx, lane, memo)?;
+                let y = self.vector(b, idx, lane, memo)?;
+                let (x, y) = (self.splat_if(x), self.splat_if(y));
+                Vv::V(match op {
+                    BinOp::Add => self.b.ins().fadd(x, y),
+                    BinOp::Sub => self.b.ins().fsub(x, y),
+                    BinOp::Mul => self.b.ins().fmul(x, y),
+                    BinOp::Div => self.b.ins().fdiv(x, y),
+                    BinOp::Max => self.b.ins().fmax(x, y),
+                    BinOp::Min => self.b.ins().fmin(x, y),
+                    _ => return Err(internal(format!("{op:?} has no vector lowering"))),
+                })
+            }
+            Expr::Cmp(op, a, b) => {
+                let x = self.vector(a, idx, lane, memo)?;
+                let y = self.vector(b, idx, lane, memo)?;
+                let (x, y) = (self.splat_if(x), self.splat_if(y));
+                let cc = match op {
+                    CmpOp::Eq => FloatCC::Equal,
+                    CmpOp::Ne => FloatCC::NotEqual,
+                    CmpOp::Lt => FloatCC::LessThan,
+                    CmpOp::Le => FloatCC::LessThanOrEqual,
+                    CmpOp::Gt => FloatCC::GreaterThan,
+                    CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+                };
+                Vv::V(self.b.ins().fcmp(cc, x, y))
+            }
+            Expr::Where(c, a, b) => {
+                let m = self.vector(c, idx, lane, memo)?;
+                let m = self.splat_if(m);
+                let x = self.vector(a, idx, lane, memo)?;
+                let y = self.vector(b, idx, lane, memo)?;
+                let (x, y) = (self.splat_if(x), self.splat_if(y));
+                let le = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+                let m = self.b.ins().bitcast(types::F32X4, le, m);
+                Vv::V(self.b.ins().bitselect(m, x, y))
+            }
+            other => {
+                return Err(internal(format!("{other:?} has no vector lowering")));
+            }
+        };
+        memo.insert(e.clone(), v);
+        Ok(v)
+    }
+
+    // ---- the entry function ----
+
+    fn entry_fn(&mut self, kernel_ids: &[Option<FuncId>], opts: LowerOptions) -> Result<()> {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let ctx = self.b.block_params(entry)[0];
+        let mut sizes = Vec::new();
+        let mut bufs = Vec::new();
+        for k in &self.plan.kernels {
+            sizes.extend(kernel_sizes(k));
+            bufs.extend(k.reads());
+            bufs.extend(k.writes());
+        }
+        // Loop-kernel range sizes.
+        for k in &self.plan.kernels {
+            if let Some(s) = rows_and_grain(k).map(|r| r.0) {
+                sizes.push(s);
+            }
+        }
+        sizes.sort_by_key(|s| s.to_string());
+        sizes.dedup();
+        bufs.sort();
+        bufs.dedup();
+        self.prologue(ctx, &sizes, &[])?;
+        let fail = self.b.create_block();
+        self.b.append_block_param(fail, types::I32);
+        let plan = self.plan;
+        for (i, k) in plan.kernels.iter().enumerate() {
+            let status = match &k.kind {
+                KernelKind::Pointwise { .. } | KernelKind::Reduction { .. } => {
+                    let id = kernel_ids[i].ok_or_else(|| internal("kernel not declared"))?;
+                    let (rows, grain, elems) =
+                        rows_and_grain(k).ok_or_else(|| internal("kernel has no range"))?;
+                    let rows_v = self.dim(&rows)?;
+                    let f = self.func_ref(id);
+                    let small = elems.as_int().is_some_and(|n| n < PARALLEL_MIN_ELEMS);
+                    if opts.parallel && !small {
+                        let fp = self.b.ins().func_addr(types::I64, f);
+                        let g = self.iconst(grain);
+                        let s = self.call_named(
+                            "torchlift_rt_parallel_for",
+                            &[types::I64, types::I64, types::I64, types::I64],
+                            Some(types::I32),
+                            &[fp, ctx, rows_v, g],
+                        )?;
+                        s.ok_or_else(|| internal("no result"))?
+                    } else {
+                        let zero = self.iconst(0);
+                        let inst = self.b.ins().call(f, &[ctx, zero, rows_v]);
+                        self.b.inst_results(inst)[0]
+                    }
+                }
+                KernelKind::Extern(_) => {
+                    return Err(internal("extern kernels are not lowered yet"));
+                }
+                KernelKind::Fallback { .. } => {
+                    let ki = self.iconst(i as i64);
+                    self.call_named(
+                        FALLBACK_NAME,
+                        &[types::I64, types::I64],
+                        Some(types::I32),
+                        &[ctx, ki],
+                    )?
+                    .ok_or_else(|| internal("no result"))?
+                }
+            };
+            let next = self.b.create_block();
+            let code = self.b.ins().iconst(types::I32, i as i64 + 1);
+            self.b.ins().brif(status, fail, &[code.into()], next, &[]);
+            self.b.switch_to_block(next);
+        }
+        let zero = self.b.ins().iconst(types::I32, 0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(fail);
+        let code = self.b.block_params(fail)[0];
+        self.b.ins().return_(&[code]);
+        self.b.seal_all_blocks();
+        Ok(())
     }
 }
 
-/// Lowers a dim to `i64` arithmetic at the current position, once per
-/// distinct expression (`cache`); symbol `symbols[j]` is read from `syms[j]`.
-///
-/// Division and remainder round like Python (`//`, `%`): towards negative
-/// infinity. The caller must have checked that no divisor is zero.
+/// The size of a loop kernel's outer range, the grain (rows per task) and
+/// the number of elements it computes.
+pub fn rows_and_grain(k: &Kernel) -> Option<(SymExpr, i64, SymExpr)> {
+    match &k.kind {
+        KernelKind::Pointwise { out, .. } => {
+            let r = out.shape.len();
+            if r == 0 {
+                return Some((SymExpr::Int(1), 1, SymExpr::Int(1)));
+            }
+            let last = &out.shape[r - 1];
+            let nch = SymExpr::floor_div(
+                SymExpr::add(vec![last.clone(), SymExpr::Int(CHUNK - 1)]),
+                SymExpr::Int(CHUNK),
+            );
+            let mut rows = out.shape[..r - 1].to_vec();
+            rows.push(nch);
+            let per_row = last.as_int().map(|l| l.clamp(1, CHUNK)).unwrap_or(CHUNK);
+            let grain = (16 * 1024 / per_row).max(1);
+            Some((SymExpr::mul(rows), grain, SymExpr::mul(out.shape.clone())))
+        }
+        KernelKind::Reduction { out, reduced, .. } => {
+            let per = SymExpr::mul(reduced.clone()).as_int().unwrap_or(1024).max(1);
+            let grain = (16 * 1024 / per).max(1);
+            let mut all = out.shape.clone();
+            all.extend(reduced.iter().cloned());
+            Some((SymExpr::mul(out.shape.clone()), grain, SymExpr::mul(all)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `off` is `base + var` with `base` independent of `var`.
+fn unit_stride(off: &Expr, var: u8) -> bool {
+    match off {
+        Expr::Var(v) => *v == var,
+        Expr::Binary(BinOp::Add, a, b) => {
+            (unit_stride(a, var) && !b.uses_var(var)) || (unit_stride(b, var) && !a.uses_var(var))
+        }
+        _ => false,
+    }
+}
+
+/// Whether `e` can be computed four lanes at a time. `top` is true for the
+/// stored value (which must be `f32`).
+fn vectorizable(e: &Expr, top: bool) -> bool {
+    let f32 = e.dtype() == DType::F32;
+    match e {
+        Expr::Load(_, d, _) => *d == DType::F32,
+        Expr::Float(_, d) => *d == DType::F32,
+        Expr::Unary(op, a) => {
+            f32 && matches!(
+                op,
+                UnOp::Neg
+                    | UnOp::Abs
+                    | UnOp::Sqrt
+                    | UnOp::Rsqrt
+                    | UnOp::Reciprocal
+                    | UnOp::Floor
+                    | UnOp::Ceil
+                    | UnOp::Round
+                    | UnOp::Trunc
+                    | UnOp::Relu
+            ) && vectorizable(a, false)
+        }
+        Expr::Binary(op, a, b) => {
+            f32 && matches!(
+                op,
+                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Max | BinOp::Min
+            ) && vectorizable(a, false)
+                && vectorizable(b, false)
+        }
+        Expr::Cmp(_, a, b) => {
+            !top && a.dtype() == DType::F32 && vectorizable(a, false) && vectorizable(b, false)
+        }
+        Expr::Where(c, a, b) => {
+            f32 && vectorizable(c, false) && vectorizable(a, false) && vectorizable(b, false)
+        }
+        _ => false,
+    }
+}
+
+/// Lowers a shape expression to `i64` arithmetic on the symbols, caching
+/// each subexpression.
 pub(super) fn lower_dim(
     b: &mut FunctionBuilder<'_>,
     cache: &mut HashMap<SymExpr, Value>,
@@ -1221,8 +1426,8 @@ pub(super) fn lower_dim(
             let j = symbols
                 .iter()
                 .position(|x| x == s)
-                .ok_or_else(|| Error::other(format!("jit: unknown symbol {s}")))?;
-            let off = i32::try_from(j * 8).map_err(|_| Error::other("jit: too many symbols"))?;
+                .ok_or_else(|| internal(format!("unknown symbol {s}")))?;
+            let off = i32::try_from(j * 8).map_err(|_| internal("too many symbols"))?;
             b.ins().load(i64t, flags(), syms, off)
         }
         SymExpr::Add(ts) | SymExpr::Mul(ts) | SymExpr::Max(ts) | SymExpr::Min(ts) => {
@@ -1269,7 +1474,7 @@ pub(super) fn lower_dim(
         }
         other => {
             return Err(Error::other(format!(
-                "jit backend does not support the shape expression {other} yet"
+                "the compiler does not support the shape expression {other} yet"
             )))
         }
     };
@@ -1277,21 +1482,40 @@ pub(super) fn lower_dim(
     Ok(v)
 }
 
-/// The output length of a window of `k` taps, `dil` apart, sliding by
-/// `stride` over `h` padded by `pad` on both sides (floor rounding).
-fn window_out(h: &SymExpr, k: i64, stride: i64, pad: i64, dil: i64) -> SymExpr {
-    let room = SymExpr::add(vec![h.clone(), SymExpr::Int(2 * pad - dil * (k - 1) - 1)]);
-    SymExpr::add(vec![
-        SymExpr::floor_div(room, SymExpr::Int(stride)),
-        SymExpr::Int(1),
-    ])
+/// Lowers one dim expression as `fn(syms: *const i64) -> i64`, for testing
+/// [`lower_dim`] on its own.
+pub fn lower_dim_function(
+    module: &mut dyn Module,
+    e: &SymExpr,
+    symbols: &[String],
+) -> Result<FuncId> {
+    let mut sig = Signature::new(module.isa().default_call_conv());
+    sig.params.push(AbiParam::new(types::I64));
+    sig.returns.push(AbiParam::new(types::I64));
+    let id = module
+        .declare_function("torchlift_dim", Linkage::Export, &sig)
+        .map_err(|e| internal(format!("declaring torchlift_dim: {e}")))?;
+    let mut ctx: Context = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let mut fcx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fcx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let syms = b.block_params(entry)[0];
+    let v = lower_dim(&mut b, &mut HashMap::new(), symbols, syms, e)?;
+    b.ins().return_(&[v]);
+    b.seal_all_blocks();
+    b.finalize(module.target_config());
+    define(module, id, &mut ctx, "a dim")?;
+    Ok(id)
 }
 
-/// A number argument as `f32`.
-fn scalar(a: &Arg) -> Option<f32> {
-    match a {
-        Arg::Int(v) => Some(*v as f32),
-        Arg::Float(v) => Some(*v as f32),
-        _ => None,
+/// The ABI type of a runtime parameter as a Cranelift type.
+pub fn abi_type(t: AbiType) -> Type {
+    match t {
+        AbiType::I64 | AbiType::Ptr => types::I64,
+        AbiType::F32 => types::F32,
     }
 }

@@ -1,0 +1,2163 @@
+//! The scheduler: a functional core-ATen [`Program`] in, a kernel [`Plan`]
+//! out.
+//!
+//! Every tensor value is, while scheduling, either a strided [`View`] of a
+//! buffer or a *lazy* value: a function from an index to the scalar
+//! expression that computes that element (the shape Inductor's `inner_fn`
+//! has). Views (`permute`, `expand`, `slice`, `select`, `unsqueeze`,
+//! `squeeze`, a `view` of dense data) map indices and cost nothing;
+//! elementwise ops build lazy values on their operands' lazy values, so a
+//! chain of them becomes one expression. A lazy value is *realized* (a
+//! pointwise kernel stores it to a buffer) only where it must be: when a
+//! runtime call needs it in memory, when it is read more than once and
+//! costs something to recompute, when it gets large, or when it is a graph
+//! output. Reductions take the lazy value of their input as their prologue.
+//!
+//! Ops without a native lowering become fallback kernels that run the
+//! reference interpreter's kernel for that node on dense copies of its
+//! inputs; [`Plan::counts`] and the plan text show them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+use crate::error::{Error, Result};
+use crate::interp::tensor::wrap_dim;
+use crate::ir::{Arg, Aten, Graph, InputKind, Node, Op, Program, ValueId, ValueType};
+use crate::passes::shape_prop::{result_type, Operand as PromoteOperand};
+use crate::sym::SymExpr;
+use crate::DType;
+
+use super::kernel::build::{self as eb};
+use super::kernel::{
+    dense_strides, Act, BinOp, BufId, BufKind, Buffer, CmpOp, Expr, Extern, Kernel, KernelKind,
+    Origin, OutputRef, Plan, RedOp, SizeCheck, UnOp, View, E,
+};
+
+/// An expression cheaper than this is recomputed by each reader rather
+/// than stored.
+const RECOMPUTE_COST: usize = 1;
+/// A lazy value whose expression grows past this is stored.
+const MAX_FUSED_COST: usize = 48;
+
+type Body = Rc<dyn Fn(&[E]) -> E>;
+
+/// A tensor while scheduling.
+#[derive(Clone)]
+struct Tv {
+    dtype: DType,
+    shape: Vec<SymExpr>,
+    kind: TvKind,
+    /// The nodes folded into a lazy value, for the kernel that stores it.
+    origins: Rc<Vec<Origin>>,
+}
+
+#[derive(Clone)]
+enum TvKind {
+    View(View),
+    Lazy(Body, usize),
+}
+
+impl Tv {
+    fn at(&self, idx: &[E]) -> E {
+        match &self.kind {
+            TvKind::View(v) => eb::load(v, idx),
+            TvKind::Lazy(f, _) => f(idx),
+        }
+    }
+
+    fn cost(&self) -> usize {
+        match &self.kind {
+            TvKind::View(_) => 0,
+            TvKind::Lazy(_, c) => *c,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Val {
+    T(Tv),
+    /// A symbolic scalar (a `SymInt` input or result).
+    Sym(SymExpr),
+    /// A value the compiled code cannot hold, with the reason.
+    Opaque(String),
+}
+
+/// Schedules `p`. Errors name the node at fault.
+pub fn schedule(p: &Program) -> Result<Plan> {
+    let g = &p.graph;
+    let mut s = Sched {
+        g,
+        plan: Plan {
+            buffers: Vec::new(),
+            kernels: Vec::new(),
+            outputs: Vec::new(),
+            checks: Vec::new(),
+            symbols: Vec::new(),
+        },
+        vals: vec![None; g.num_values()],
+        uses: g.use_counts(),
+        node: None,
+    };
+    s.inputs(p)?;
+    for (i, n) in g.nodes.iter().enumerate() {
+        s.node = Some(i);
+        s.node_outputs(n, i)?;
+    }
+    s.node = None;
+    for (i, o) in g.outputs.iter().enumerate() {
+        let r = match o {
+            Arg::Value(v) => match s.val(*v)? {
+                Val::T(t) => OutputRef::Tensor(s.realize_any(&t)),
+                Val::Sym(e) => OutputRef::Int(e),
+                Val::Opaque(why) => {
+                    return Err(Error::other(format!(
+                        "graph output {i} (%{}) {why}",
+                        g.name(*v)
+                    )))
+                }
+            },
+            Arg::Int(v) => OutputRef::Int(SymExpr::Int(*v)),
+            _ => OutputRef::Other,
+        };
+        s.plan.outputs.push(r);
+    }
+    let mut symbols = BTreeSet::new();
+    for b in &s.plan.buffers {
+        for d in &b.shape {
+            symbols.extend(d.free_symbols());
+        }
+    }
+    for o in &s.plan.outputs {
+        if let OutputRef::Int(e) = o {
+            symbols.extend(e.free_symbols());
+        }
+    }
+    for k in &s.plan.kernels {
+        for e in kernel_sizes(k) {
+            symbols.extend(e.free_symbols());
+        }
+    }
+    s.plan.symbols = symbols.into_iter().collect();
+    Ok(s.plan)
+}
+
+/// Every symbolic size a kernel's code computes.
+pub fn kernel_sizes(k: &Kernel) -> Vec<SymExpr> {
+    let mut out = Vec::new();
+    let view = |v: &View, out: &mut Vec<SymExpr>| {
+        out.push(v.offset.clone());
+        out.extend(v.strides.iter().cloned());
+        out.extend(v.shape.iter().cloned());
+    };
+    match &k.kind {
+        KernelKind::Pointwise { out: o, expr } => {
+            view(o, &mut out);
+            expr.sizes(&mut out);
+        }
+        KernelKind::Reduction {
+            out: o,
+            reduced,
+            expr,
+            ..
+        } => {
+            view(o, &mut out);
+            out.extend(reduced.iter().cloned());
+            expr.sizes(&mut out);
+        }
+        KernelKind::Extern(e) => {
+            for v in e.views() {
+                view(v, &mut out);
+            }
+            match e {
+                Extern::Gemm { batch, m, n, k, .. } => {
+                    out.extend([batch.clone(), m.clone(), n.clone(), k.clone()])
+                }
+                Extern::Softmax {
+                    outer, len, inner, ..
+                } => out.extend([outer.clone(), len.clone(), inner.clone()]),
+                Extern::LayerNorm { rows, cols, .. } => out.extend([rows.clone(), cols.clone()]),
+                _ => {}
+            }
+        }
+        KernelKind::Fallback {
+            inputs,
+            outputs,
+            syms,
+            ..
+        } => {
+            for v in inputs.iter().chain(outputs) {
+                view(v, &mut out);
+            }
+            out.extend(syms.iter().map(|(_, e)| e.clone()));
+        }
+    }
+    out
+}
+
+struct Sched<'a> {
+    g: &'a Graph,
+    plan: Plan,
+    vals: Vec<Option<Val>>,
+    uses: Vec<usize>,
+    /// The node being scheduled.
+    node: Option<usize>,
+}
+
+/// What a node's lowering produced for its outputs.
+enum Lowered {
+    One(Tv),
+    Many(Vec<Option<Tv>>),
+    /// Not lowered natively: run the reference kernel.
+    Fallback,
+}
+
+fn origin(n: &Node) -> Origin {
+    Origin {
+        node: n.name.clone(),
+        op: n.op.to_string(),
+        loc: n.meta.source_line(),
+    }
+}
+
+impl<'a> Sched<'a> {
+    fn val(&self, v: ValueId) -> Result<Val> {
+        self.vals[v.index()]
+            .clone()
+            .ok_or_else(|| Error::other(format!("%{} is used before it is defined", self.g.name(v))))
+    }
+
+    fn add_buffer(&mut self, name: &str, dtype: DType, shape: &[SymExpr], kind: BufKind) -> BufId {
+        let id = BufId(self.plan.buffers.len() as u32);
+        let mut name = name.to_string();
+        if self.plan.buffers.iter().any(|b| b.name == name) {
+            name = format!("{name}_{}", id.0);
+        }
+        self.plan.buffers.push(Buffer {
+            name,
+            dtype,
+            shape: shape.to_vec(),
+            kind,
+        });
+        id
+    }
+
+    fn inputs(&mut self, p: &Program) -> Result<()> {
+        let g = self.g;
+        let mut user = 0;
+        for spec in &p.signature.inputs {
+            let v = spec.value;
+            let is_user = matches!(spec.kind, InputKind::UserInput);
+            let pos = user;
+            if is_user {
+                user += 1;
+            }
+            let val = match (&spec.kind, g.ty(v)) {
+                (_, ValueType::SymInt) => Val::Sym(SymExpr::symbol(g.name(v))),
+                (InputKind::ConstantInput(Arg::Int(i)), _) => Val::Sym(SymExpr::Int(*i)),
+                (InputKind::ConstantInput(_), _) => {
+                    Val::Opaque("is a constant input that is not an int".into())
+                }
+                (InputKind::CustomObj | InputKind::Token, _) => {
+                    Val::Opaque("is a token or script object".into())
+                }
+                (_, ValueType::Tensor(t)) if self.uses[v.index()] > 0 => {
+                    let kind = if is_user {
+                        BufKind::UserInput(pos)
+                    } else {
+                        BufKind::State(spec.target.clone().unwrap_or_default())
+                    };
+                    let b = self.add_buffer(g.name(v), t.dtype, &t.shape, kind);
+                    Val::T(Tv {
+                        dtype: t.dtype,
+                        shape: t.shape.clone(),
+                        kind: TvKind::View(View::dense(b, t.dtype, &t.shape)),
+                        origins: Rc::new(Vec::new()),
+                    })
+                }
+                (_, ValueType::Tensor(_)) => Val::Opaque("is never read".into()),
+                (_, other) => Val::Opaque(format!(
+                    "is a {}",
+                    crate::ir::print::type_text(other)
+                )),
+            };
+            self.vals[v.index()] = Some(val);
+        }
+        Ok(())
+    }
+
+    /// Stores a lazy value (or a view that is not dense) into a new dense
+    /// buffer; returns the dense view.
+    fn realize(&mut self, t: &Tv) -> View {
+        if let TvKind::View(v) = &t.kind {
+            if v.is_dense() {
+                return v.clone();
+            }
+        }
+        let name = t
+            .origins
+            .last()
+            .map(|o| o.node.clone())
+            .unwrap_or_else(|| "tmp".into());
+        let b = self.add_buffer(&name, t.dtype, &t.shape, BufKind::Temp);
+        let out = View::dense(b, t.dtype, &t.shape);
+        self.store(t, out.clone());
+        out
+    }
+
+    /// A view of `t` in memory: its own view when it has one, else a dense
+    /// buffer.
+    fn realize_any(&mut self, t: &Tv) -> View {
+        match &t.kind {
+            TvKind::View(v) => v.clone(),
+            TvKind::Lazy(..) => self.realize(t),
+        }
+    }
+
+    /// A pointwise kernel storing `t` into `out`.
+    fn store(&mut self, t: &Tv, out: View) {
+        let idx: Vec<E> = (0..t.shape.len()).map(eb::var).collect();
+        let expr = eb::cast(out.dtype, t.at(&idx));
+        let mut origins = (*t.origins).clone();
+        if origins.is_empty() {
+            if let Some(n) = self.node {
+                origins.push(origin(&self.g.nodes[n]));
+            }
+        }
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Pointwise { out, expr },
+            origins,
+        });
+    }
+
+    fn push(&mut self, n: &Node, kind: KernelKind) {
+        self.plan.kernels.push(Kernel {
+            kind,
+            origins: vec![origin(n)],
+        });
+    }
+
+    fn temp(&mut self, n: &Node, v: ValueId, dtype: DType, shape: &[SymExpr]) -> View {
+        let name = self.g.name(v).to_string();
+        let _ = n;
+        let b = self.add_buffer(&name, dtype, shape, BufKind::Temp);
+        View::dense(b, dtype, shape)
+    }
+
+    fn node_outputs(&mut self, n: &Node, index: usize) -> Result<()> {
+        let g = self.g;
+        // Nodes nothing reads compute nothing observable.
+        if n.outputs.iter().all(|&v| self.uses[v.index()] == 0) {
+            for &v in &n.outputs {
+                self.vals[v.index()] = Some(Val::Opaque("is never read".into()));
+            }
+            return Ok(());
+        }
+        // Symbolic scalar results.
+        if n.outputs.len() == 1 && !g.ty(n.outputs[0]).is_tensor() {
+            let v = n.outputs[0];
+            let val = match self.sym_node(n)? {
+                Some(e) => Val::Sym(e),
+                None => {
+                    return Err(n.error(format!(
+                        "the compiler does not support {} producing a {} yet",
+                        n.op,
+                        crate::ir::print::type_text(g.ty(v))
+                    )))
+                }
+            };
+            self.vals[v.index()] = Some(val);
+            return Ok(());
+        }
+        let lowered = self.lower_node(n)?;
+        let outs: Vec<Option<Tv>> = match lowered {
+            Lowered::One(t) => vec![Some(t)],
+            Lowered::Many(ts) => ts,
+            Lowered::Fallback => return self.fallback(n, index),
+        };
+        for (i, &v) in n.outputs.iter().enumerate() {
+            let val = match outs.get(i).cloned().flatten() {
+                Some(mut t) => {
+                    if let TvKind::Lazy(..) = t.kind {
+                        let mut o = (*t.origins).clone();
+                        o.push(origin(n));
+                        t.origins = Rc::new(o);
+                    }
+                    let many = self.uses[v.index()] > 1;
+                    let must = t.cost() > MAX_FUSED_COST
+                        || (many && (t.cost() >= RECOMPUTE_COST || has_index(&t)));
+                    if matches!(t.kind, TvKind::Lazy(..)) && must {
+                        let view = self.realize(&t);
+                        t.kind = TvKind::View(view);
+                        t.origins = Rc::new(Vec::new());
+                    }
+                    Val::T(t)
+                }
+                None if self.uses[v.index()] == 0 => Val::Opaque("is never read".into()),
+                None => return self.fallback(n, index),
+            };
+            self.vals[v.index()] = Some(val);
+        }
+        Ok(())
+    }
+
+    /// A node run by its reference kernel.
+    fn fallback(&mut self, n: &Node, index: usize) -> Result<()> {
+        let g = self.g;
+        let mut values = Vec::new();
+        let mut inputs = Vec::new();
+        let mut syms = Vec::new();
+        for v in n.inputs() {
+            if values.contains(&v) || syms.iter().any(|(s, _)| *s == v) {
+                continue;
+            }
+            match self.val(v)? {
+                Val::T(t) => {
+                    let view = self.realize_any(&t);
+                    values.push(v);
+                    inputs.push(view);
+                }
+                Val::Sym(e) => syms.push((v, e)),
+                Val::Opaque(why) => {
+                    return Err(n.error(format!("argument %{} {why}", g.name(v))));
+                }
+            }
+        }
+        if !n.subgraphs().count() == 0 {
+            return Err(n.error("the compiler does not support higher-order ops yet"));
+        }
+        let mut outputs = Vec::new();
+        for &v in &n.outputs {
+            let tt = match g.ty(v) {
+                ValueType::Tensor(t) => t.clone(),
+                other => {
+                    return Err(n.error(format!(
+                        "the compiler does not support {} with a {} output yet",
+                        n.op,
+                        crate::ir::print::type_text(other)
+                    )))
+                }
+            };
+            let view = self.temp(n, v, tt.dtype, &tt.shape);
+            outputs.push(view.clone());
+            self.vals[v.index()] = Some(Val::T(Tv {
+                dtype: tt.dtype,
+                shape: tt.shape.clone(),
+                kind: TvKind::View(view),
+                origins: Rc::new(Vec::new()),
+            }));
+        }
+        if matches!(n.op, Op::Hop(_)) {
+            return Err(n.error(format!(
+                "the compiler does not support the higher-order op {} yet",
+                n.op
+            )));
+        }
+        self.push(
+            n,
+            KernelKind::Fallback {
+                node: index,
+                values,
+                inputs,
+                syms,
+                outputs,
+            },
+        );
+        Ok(())
+    }
+
+    /// The value of a node producing a symbolic scalar, when the compiler
+    /// can express it.
+    fn sym_node(&mut self, n: &Node) -> Result<Option<SymExpr>> {
+        let Op::Aten(a, ov) = &n.op else {
+            return Ok(None);
+        };
+        if *a == Aten::SymSize && ov == "int" {
+            let t = self.tensor_arg(n, "self")?;
+            let d = self.int_arg(n, "dim")?;
+            let d = wrap(n, d, t.shape.len())?;
+            return Ok(Some(t.shape[d].clone()));
+        }
+        if *a == Aten::SymNumel && ov == "default" {
+            let t = self.tensor_arg(n, "self")?;
+            return Ok(Some(SymExpr::mul(t.shape.clone())));
+        }
+        Ok(None)
+    }
+
+    // ---- argument access ----
+
+    fn tensor_arg(&self, n: &Node, name: &str) -> Result<Tv> {
+        match n.arg(name) {
+            Some(Arg::Value(v)) => match self.val(*v)? {
+                Val::T(t) => Ok(t),
+                Val::Sym(_) => Err(n.error(format!("argument {name} is a scalar, not a tensor"))),
+                Val::Opaque(why) => Err(n.error(format!("argument {name} {why}"))),
+            },
+            _ => Err(n.error(format!("argument {name} is not a tensor"))),
+        }
+    }
+
+    fn opt_tensor_arg(&self, n: &Node, name: &str) -> Result<Option<Tv>> {
+        match n.arg(name) {
+            None | Some(Arg::None) => Ok(None),
+            _ => self.tensor_arg(n, name).map(Some),
+        }
+    }
+
+    fn int_arg(&self, n: &Node, name: &str) -> Result<i64> {
+        match n.arg(name) {
+            Some(Arg::Int(i)) => Ok(*i),
+            Some(Arg::Bool(b)) => Ok(*b as i64),
+            _ => Err(n.error(format!("argument {name} is not a constant int"))),
+        }
+    }
+
+    fn opt_int(&self, n: &Node, name: &str, default: i64) -> Result<i64> {
+        match n.arg(name) {
+            None | Some(Arg::None) => Ok(default),
+            _ => self.int_arg(n, name),
+        }
+    }
+
+    fn bool_arg(&self, n: &Node, name: &str, default: bool) -> bool {
+        match n.arg(name) {
+            Some(Arg::Bool(b)) => *b,
+            Some(Arg::Int(i)) => *i != 0,
+            _ => default,
+        }
+    }
+
+    fn ints_arg(&self, n: &Node, name: &str) -> Result<Vec<i64>> {
+        n.arg(name)
+            .and_then(Arg::as_ints)
+            .ok_or_else(|| n.error(format!("argument {name} is not a list of constant ints")))
+    }
+
+    /// A symbolic int argument (constant or a `SymInt` value).
+    fn sym_arg(&self, n: &Node, name: &str) -> Result<Option<SymExpr>> {
+        match n.arg(name) {
+            None | Some(Arg::None) => Ok(None),
+            Some(Arg::Int(i)) => Ok(Some(SymExpr::Int(*i))),
+            Some(Arg::Value(v)) => match self.val(*v)? {
+                Val::Sym(e) => Ok(Some(e)),
+                _ => Err(n.error(format!("argument {name} is not an int"))),
+            },
+            _ => Err(n.error(format!("argument {name} is not an int"))),
+        }
+    }
+
+    /// A scalar argument (a Python number or a symbolic scalar) as an
+    /// expression of `dtype`.
+    fn scalar_expr(&self, n: &Node, name: &str, dtype: DType) -> Result<Option<E>> {
+        Ok(match n.arg(name) {
+            None | Some(Arg::None) => None,
+            Some(Arg::Int(i)) => Some(eb::konst_int(*i, dtype)),
+            Some(Arg::Float(f)) => Some(eb::konst(*f, dtype)),
+            Some(Arg::Bool(b)) => Some(eb::konst_int(*b as i64, dtype)),
+            Some(Arg::Value(v)) => match self.val(*v)? {
+                Val::Sym(e) => Some(eb::cast(dtype, eb::size(&e))),
+                _ => return Ok(None),
+            },
+            _ => None,
+        })
+    }
+
+    fn promote_operand(&self, n: &Node, name: &str) -> Result<Option<PromoteOperand>> {
+        Ok(match n.arg(name) {
+            Some(Arg::Int(_)) => Some(PromoteOperand::IntScalar),
+            Some(Arg::Float(_)) => Some(PromoteOperand::FloatScalar),
+            Some(Arg::Bool(_)) => Some(PromoteOperand::BoolScalar),
+            Some(Arg::Value(v)) => match self.val(*v)? {
+                Val::T(t) if t.shape.is_empty() => Some(PromoteOperand::ZeroDim(t.dtype)),
+                Val::T(t) => Some(PromoteOperand::Tensor(t.dtype)),
+                Val::Sym(_) => Some(PromoteOperand::IntScalar),
+                Val::Opaque(_) => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// The output type of a node's first output.
+    fn out_type(&self, n: &Node) -> Result<(DType, Vec<SymExpr>)> {
+        self.out_type_of(n, 0)
+    }
+
+    fn out_type_of(&self, n: &Node, i: usize) -> Result<(DType, Vec<SymExpr>)> {
+        let v = n
+            .outputs
+            .get(i)
+            .ok_or_else(|| n.error(format!("has no output {i}")))?;
+        match self.g.ty(*v) {
+            ValueType::Tensor(t) => Ok((t.dtype, t.shape.clone())),
+            _ => Err(n.error(format!(
+                "output %{} has no known dtype and shape",
+                self.g.name(*v)
+            ))),
+        }
+    }
+
+    /// An operand as a function of the output index, broadcast to `shape`
+    /// and cast to `dtype`.
+    fn operand(
+        &self,
+        n: &Node,
+        name: &str,
+        dtype: DType,
+        shape: &[SymExpr],
+    ) -> Result<Option<(Body, Rc<Vec<Origin>>, usize)>> {
+        if let Some(Arg::Value(v)) = n.arg(name) {
+            if let Val::T(t) = self.val(*v)? {
+                let b = broadcast(&t, shape, n)?;
+                let cost = t.cost();
+                let origins = t.origins.clone();
+                let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, b(idx)));
+                return Ok(Some((body, origins, cost)));
+            }
+        }
+        Ok(self.scalar_expr(n, name, dtype)?.map(|e| {
+            let body: Body = Rc::new(move |_: &[E]| e.clone());
+            (body, Rc::new(Vec::new()), 0)
+        }))
+    }
+
+    fn lazy(
+        &self,
+        dtype: DType,
+        shape: Vec<SymExpr>,
+        parts: &[&Rc<Vec<Origin>>],
+        cost: usize,
+        f: Body,
+    ) -> Tv {
+        let mut origins = Vec::new();
+        for p in parts {
+            for o in p.iter() {
+                if !origins.contains(o) {
+                    origins.push(o.clone());
+                }
+            }
+        }
+        Tv {
+            dtype,
+            shape,
+            kind: TvKind::Lazy(f, cost),
+            origins: Rc::new(origins),
+        }
+    }
+
+    /// `out = f(operands)` elementwise, operands broadcast to the output's
+    /// shape and cast to `compute` first; the result is cast to the output
+    /// dtype.
+    fn map(
+        &self,
+        n: &Node,
+        names: &[&str],
+        compute: DType,
+        f: impl Fn(&[E]) -> E + 'static,
+    ) -> Result<Lowered> {
+        let (dtype, shape) = self.out_type(n)?;
+        let mut bodies = Vec::new();
+        let mut origins = Vec::new();
+        let mut cost = 1;
+        for name in names {
+            match self.operand(n, name, compute, &shape)? {
+                Some((b, o, c)) => {
+                    bodies.push(b);
+                    origins.push(o);
+                    cost += c;
+                }
+                None => return Ok(Lowered::Fallback),
+            }
+        }
+        let parts: Vec<&Rc<Vec<Origin>>> = origins.iter().collect();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let xs: Vec<E> = bodies.iter().map(|b| b(idx)).collect();
+            eb::cast(dtype, f(&xs))
+        });
+        Ok(Lowered::One(self.lazy(dtype, shape, &parts, cost, body)))
+    }
+
+    /// The dtype torch computes a binary op of these operands in.
+    fn promoted(&self, n: &Node, names: &[&str]) -> Result<Option<DType>> {
+        let mut ops = Vec::new();
+        for name in names {
+            match self.promote_operand(n, name)? {
+                Some(o) => ops.push(o),
+                None => return Ok(None),
+            }
+        }
+        Ok(result_type(&ops))
+    }
+
+    fn lower_node(&mut self, n: &Node) -> Result<Lowered> {
+        let Op::Aten(a, ov) = &n.op else {
+            return Ok(Lowered::Fallback);
+        };
+        let ov = ov.as_str();
+        use Aten::*;
+        let (out_dtype, out_shape) = match self.out_type(n) {
+            Ok(t) => t,
+            Err(_) => return Ok(Lowered::Fallback),
+        };
+        // Elementwise math is computed in f32 for half types, as torch does.
+        let opmath = |d: DType| match d {
+            DType::F16 | DType::BF16 => DType::F32,
+            d => d,
+        };
+        let fc = opmath(out_dtype);
+        let un = |op: UnOp| move |x: &[E]| eb::un(op, x[0].clone());
+        let bin = |op: BinOp| move |x: &[E]| eb::bin(op, x[0].clone(), x[1].clone());
+        let r = match (a, ov) {
+            // ---- elementwise ----
+            (Add | Sub, "Tensor" | "Scalar") => {
+                let alpha = self.scalar_expr(n, "alpha", fc)?;
+                let op = if *a == Add { BinOp::Add } else { BinOp::Sub };
+                self.map(n, &["self", "other"], fc, move |x| {
+                    let y = match &alpha {
+                        Some(al) => eb::bin(BinOp::Mul, al.clone(), x[1].clone()),
+                        None => x[1].clone(),
+                    };
+                    eb::bin(op, x[0].clone(), y)
+                })?
+            }
+            (Rsub, "Tensor" | "Scalar") => {
+                let alpha = self.scalar_expr(n, "alpha", fc)?;
+                self.map(n, &["self", "other"], fc, move |x| {
+                    let y = match &alpha {
+                        Some(al) => eb::bin(BinOp::Mul, al.clone(), x[0].clone()),
+                        None => x[0].clone(),
+                    };
+                    eb::bin(BinOp::Sub, x[1].clone(), y)
+                })?
+            }
+            (Mul, "Tensor" | "Scalar") => self.map(n, &["self", "other"], fc, bin(BinOp::Mul))?,
+            (Div, "Tensor" | "Scalar") => self.map(n, &["self", "other"], fc, bin(BinOp::Div))?,
+            (Div, "Tensor_mode" | "Scalar_mode") => {
+                let mode = match n.arg("rounding_mode") {
+                    Some(Arg::Str(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                let float = fc.is_float();
+                match mode.as_str() {
+                    "trunc" if float => self.map(n, &["self", "other"], fc, |x| {
+                        eb::un(UnOp::Trunc, eb::bin(BinOp::Div, x[0].clone(), x[1].clone()))
+                    })?,
+                    "floor" if float => self.map(n, &["self", "other"], fc, |x| {
+                        eb::un(UnOp::Floor, eb::bin(BinOp::Div, x[0].clone(), x[1].clone()))
+                    })?,
+                    "floor" => self.map(n, &["self", "other"], fc, bin(BinOp::FloorDiv))?,
+                    "" => self.map(n, &["self", "other"], fc, bin(BinOp::Div))?,
+                    _ => Lowered::Fallback,
+                }
+            }
+            (Remainder, "Tensor" | "Scalar") => {
+                self.map(n, &["self", "other"], fc, bin(BinOp::Rem))?
+            }
+            (Maximum, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Max))?,
+            (Minimum, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Min))?,
+            (Atan2, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Atan2))?,
+            (BitwiseAnd | LogicalAnd, _) if !out_dtype.is_float() => {
+                let c = if *a == LogicalAnd { DType::Bool } else { fc };
+                self.map(n, &["self", "other"], c, bin(BinOp::BitAnd))?
+            }
+            (BitwiseOr | LogicalOr, _) if !out_dtype.is_float() => {
+                let c = if *a == LogicalOr { DType::Bool } else { fc };
+                self.map(n, &["self", "other"], c, bin(BinOp::BitOr))?
+            }
+            (BitwiseXor | LogicalXor, _) if !out_dtype.is_float() => {
+                let c = if *a == LogicalXor { DType::Bool } else { fc };
+                self.map(n, &["self", "other"], c, bin(BinOp::BitXor))?
+            }
+            (BitwiseNot, "default") => self.map(n, &["self"], fc, un(UnOp::Not))?,
+            (LogicalNot, "default") => self.map(n, &["self"], DType::Bool, un(UnOp::Not))?,
+            (Eq | Ne | Lt | Le | Gt | Ge, "Tensor" | "Scalar") => {
+                let Some(c) = self.promoted(n, &["self", "other"])? else {
+                    return Ok(Lowered::Fallback);
+                };
+                let op = match a {
+                    Eq => CmpOp::Eq,
+                    Ne => CmpOp::Ne,
+                    Lt => CmpOp::Lt,
+                    Le => CmpOp::Le,
+                    Gt => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                self.map(n, &["self", "other"], opmath(c), move |x| {
+                    eb::cmp(op, x[0].clone(), x[1].clone())
+                })?
+            }
+            (Isnan, "default") => {
+                let (_, _) = (out_dtype, out_shape.len());
+                let t = self.tensor_arg(n, "self")?;
+                self.map(n, &["self"], opmath(t.dtype), un(UnOp::IsNan))?
+            }
+            (Where, "self" | "ScalarSelf" | "ScalarOther" | "Scalar") => {
+                let (dtype, shape) = (out_dtype, out_shape.clone());
+                let c = self.operand(n, "condition", DType::Bool, &shape)?;
+                let x = self.operand(n, "self", fc, &shape)?;
+                let y = self.operand(n, "other", fc, &shape)?;
+                let (Some(c), Some(x), Some(y)) = (c, x, y) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let cost = 1 + c.2 + x.2 + y.2;
+                let parts = [&c.1, &x.1, &y.1];
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    eb::cast(dtype, eb::select(c.0(idx), x.0(idx), y.0(idx)))
+                });
+                Lowered::One(self.lazy(dtype, shape, &parts, cost, body))
+            }
+            (MaskedFill, "Scalar" | "Tensor") => {
+                let (dtype, shape) = (out_dtype, out_shape.clone());
+                let c = self.operand(n, "mask", DType::Bool, &shape)?;
+                let x = self.operand(n, "self", fc, &shape)?;
+                let y = self.operand(n, "value", fc, &shape)?;
+                let (Some(c), Some(x), Some(y)) = (c, x, y) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let cost = 1 + c.2 + x.2 + y.2;
+                let parts = [&c.1, &x.1, &y.1];
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    eb::cast(dtype, eb::select(c.0(idx), y.0(idx), x.0(idx)))
+                });
+                Lowered::One(self.lazy(dtype, shape, &parts, cost, body))
+            }
+            (Neg, "default") => self.map(n, &["self"], fc, un(UnOp::Neg))?,
+            (Abs, "default") => self.map(n, &["self"], fc, un(UnOp::Abs))?,
+            (Sign, "default") => self.map(n, &["self"], fc, un(UnOp::Sign))?,
+            (Reciprocal, "default") => self.map(n, &["self"], fc, un(UnOp::Reciprocal))?,
+            (Sqrt | Rsqrt | Exp | Expm1 | Log | Log1p | Log2 | Tanh | Sigmoid | Erf | Sin | Cos, "default")
+                if out_dtype.is_float() =>
+            {
+                let op = match a {
+                    Sqrt => UnOp::Sqrt,
+                    Rsqrt => UnOp::Rsqrt,
+                    Exp => UnOp::Exp,
+                    Expm1 => UnOp::Expm1,
+                    Log => UnOp::Log,
+                    Log1p => UnOp::Log1p,
+                    Log2 => UnOp::Log2,
+                    Tanh => UnOp::Tanh,
+                    Sigmoid => UnOp::Sigmoid,
+                    Erf => UnOp::Erf,
+                    Sin => UnOp::Sin,
+                    _ => UnOp::Cos,
+                };
+                self.map(n, &["self"], fc, un(op))?
+            }
+            (Floor | Ceil | Round | Trunc, "default") => {
+                if !out_dtype.is_float() {
+                    self.map(n, &["self"], fc, |x| x[0].clone())?
+                } else {
+                    let op = match a {
+                        Floor => UnOp::Floor,
+                        Ceil => UnOp::Ceil,
+                        Round => UnOp::Round,
+                        _ => UnOp::Trunc,
+                    };
+                    self.map(n, &["self"], fc, un(op))?
+                }
+            }
+            (Relu, "default") => self.map(n, &["self"], fc, un(UnOp::Relu))?,
+            (Silu, "default") => self.map(n, &["self"], fc, |x| {
+                eb::bin(BinOp::Mul, x[0].clone(), eb::un(UnOp::Sigmoid, x[0].clone()))
+            })?,
+            (Gelu, "default") => {
+                let tanh = matches!(n.arg("approximate"), Some(Arg::Str(s)) if s == "tanh");
+                self.map(n, &["self"], fc, move |x| gelu(&x[0], tanh, fc))?
+            }
+            (Hardtanh, "default") => {
+                let lo = self.scalar_expr(n, "min_val", fc)?.unwrap_or(eb::konst(-1.0, fc));
+                let hi = self.scalar_expr(n, "max_val", fc)?.unwrap_or(eb::konst(1.0, fc));
+                self.map(n, &["self"], fc, move |x| clamp(&x[0], Some(&lo), Some(&hi)))?
+            }
+            (Clamp, "default") | (ClampMin, "default") | (ClampMax, "default") => {
+                let lo = if *a == ClampMax {
+                    None
+                } else {
+                    self.scalar_expr(n, "min", fc)?
+                };
+                let hi = if *a == ClampMin {
+                    None
+                } else {
+                    self.scalar_expr(n, "max", fc)?
+                };
+                self.map(n, &["self"], fc, move |x| clamp(&x[0], lo.as_ref(), hi.as_ref()))?
+            }
+            (Hardswish | Hardsigmoid, "default") => {
+                let swish = *a == Hardswish;
+                self.map(n, &["self"], fc, move |x| {
+                    let t = eb::bin(BinOp::Add, x[0].clone(), eb::konst(3.0, fc));
+                    let t = clamp(&t, Some(&eb::konst(0.0, fc)), Some(&eb::konst(6.0, fc)));
+                    let t = eb::bin(BinOp::Div, t, eb::konst(6.0, fc));
+                    if swish {
+                        eb::bin(BinOp::Mul, x[0].clone(), t)
+                    } else {
+                        t
+                    }
+                })?
+            }
+            (LeakyRelu, "default") => {
+                let slope = self
+                    .scalar_expr(n, "negative_slope", fc)?
+                    .unwrap_or(eb::konst(0.01, fc));
+                self.map(n, &["self"], fc, move |x| {
+                    let z = eb::konst(0.0, fc);
+                    let c = eb::cmp(CmpOp::Gt, x[0].clone(), z);
+                    eb::select(c, x[0].clone(), eb::bin(BinOp::Mul, x[0].clone(), slope.clone()))
+                })?
+            }
+            (Pow, "Tensor_Scalar") => {
+                let e = match n.arg("exponent") {
+                    Some(Arg::Int(i)) => Some(*i as f64),
+                    Some(Arg::Float(f)) => Some(*f),
+                    _ => None,
+                };
+                match e {
+                    Some(e) => self.map(n, &["self"], fc, move |x| pow_const(&x[0], e, fc))?,
+                    None => Lowered::Fallback,
+                }
+            }
+            (Pow, "Tensor_Tensor") if out_dtype.is_float() => {
+                self.map(n, &["self", "exponent"], fc, bin(BinOp::Pow))?
+            }
+            // ---- copies and casts ----
+            (Clone | Alias | LiftFreshCopy | Detach | Contiguous, _)
+            | (InternalToCopy, "default")
+            | (To, "dtype" | "dtype_layout" | "device")
+            | (TypeAs, _) => self.map(n, &["self"], out_dtype, |x| x[0].clone())?,
+            // ---- creation ----
+            (Full, "default") | (FullLike, "default") => {
+                let Some(v) = self.scalar_expr(n, "fill_value", out_dtype)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                self.constant(out_dtype, out_shape.clone(), v)
+            }
+            (Zeros | ZerosLike | NewZeros, _) => {
+                self.constant(out_dtype, out_shape.clone(), eb::konst(0.0, out_dtype))
+            }
+            (Ones | OnesLike | NewOnes, _) => {
+                self.constant(out_dtype, out_shape.clone(), eb::konst(1.0, out_dtype))
+            }
+            (ScalarTensor, "default") => {
+                let Some(v) = self.scalar_expr(n, "s", out_dtype)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                self.constant(out_dtype, out_shape.clone(), v)
+            }
+            (Arange, "default" | "start" | "start_step") => {
+                let acc = if out_dtype.is_float() {
+                    DType::F64
+                } else {
+                    DType::I64
+                };
+                let start = self.scalar_expr(n, "start", acc)?.unwrap_or(eb::konst(0.0, acc));
+                let step = self.scalar_expr(n, "step", acc)?.unwrap_or(eb::konst(1.0, acc));
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let i = eb::cast(acc, idx[0].clone());
+                    let v = eb::bin(BinOp::Add, start.clone(), eb::bin(BinOp::Mul, i, step.clone()));
+                    eb::cast(out_dtype, v)
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[], 1, body))
+            }
+            // ---- views ----
+            (View | Reshape | InternalUnsafeView, _) => self.reshape(n, out_shape.clone())?,
+            (Squeeze, _) | (Unsqueeze, "default") => self.reshape_unit_dims(n, &out_shape)?,
+            (Permute, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let dims = self.ints_arg(n, "dims")?;
+                let rank = t.shape.len();
+                let perm = dims
+                    .iter()
+                    .map(|&d| wrap(n, d, rank))
+                    .collect::<Result<Vec<_>>>()?;
+                Lowered::One(permute(&t, &perm))
+            }
+            (Transpose, "int") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d0 = wrap(n, self.int_arg(n, "dim0")?, rank)?;
+                let d1 = wrap(n, self.int_arg(n, "dim1")?, rank)?;
+                let mut perm: Vec<usize> = (0..rank).collect();
+                perm.swap(d0, d1);
+                Lowered::One(permute(&t, &perm))
+            }
+            (T, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let perm: Vec<usize> = (0..t.shape.len()).rev().collect();
+                Lowered::One(permute(&t, &perm))
+            }
+            (Expand, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let b = broadcast(&t, &out_shape, n)?;
+                let tv = match &t.kind {
+                    TvKind::View(v) => Tv {
+                        kind: TvKind::View(expand_view(v, &out_shape)),
+                        shape: out_shape.clone(),
+                        ..t.clone()
+                    },
+                    TvKind::Lazy(_, c) => Tv {
+                        kind: TvKind::Lazy(b, *c),
+                        shape: out_shape.clone(),
+                        ..t.clone()
+                    },
+                };
+                Lowered::One(tv)
+            }
+            (Slice, "Tensor") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.opt_int(n, "dim", 0)?, rank)?;
+                let step = self.opt_int(n, "step", 1)?;
+                let start = self.slice_start(n, &t.shape[d])?;
+                let Some(start) = start else {
+                    return Ok(Lowered::Fallback);
+                };
+                Lowered::One(slice(&t, d, start, step, out_shape[d].clone()))
+            }
+            (Select, "int") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                let i = match self.sym_arg(n, "index")? {
+                    Some(SymExpr::Int(i)) if i < 0 => {
+                        SymExpr::add(vec![t.shape[d].clone(), SymExpr::Int(i)])
+                    }
+                    Some(e) => e,
+                    None => return Ok(Lowered::Fallback),
+                };
+                Lowered::One(select(&t, d, i))
+            }
+            (SplitWithSizes, "default") | (Split, "Tensor") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.opt_int(n, "dim", 0)?, rank)?;
+                let mut start = SymExpr::Int(0);
+                let mut outs = Vec::new();
+                for i in 0..n.outputs.len() {
+                    let (_, shape) = self.out_type_of(n, i)?;
+                    outs.push(Some(slice(&t, d, start.clone(), 1, shape[d].clone())));
+                    start = SymExpr::add(vec![start, shape[d].clone()]);
+                }
+                Lowered::Many(outs)
+            }
+            // ---- gathers ----
+            (Embedding, "default") => {
+                let w = self.tensor_arg(n, "weight")?;
+                let ix = self.tensor_arg(n, "indices")?;
+                if w.shape.len() != 2 {
+                    return Ok(Lowered::Fallback);
+                }
+                let rows = w.shape[0].clone();
+                let r = ix.shape.len();
+                let (wo, io) = (w.origins.clone(), ix.origins.clone());
+                let parts = [&wo, &io];
+                let cost = w.cost() + ix.cost();
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let i = Rc::new(Expr::Index(eb::cast(DType::I64, ix.at(&idx[..r])), rows.clone()));
+                    w.at(&[i, idx[r].clone()])
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
+            }
+            (Gather, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let ix = self.tensor_arg(n, "index")?;
+                let d = wrap(n, self.int_arg(n, "dim")?, t.shape.len())?;
+                let size = t.shape[d].clone();
+                let (to, io) = (t.origins.clone(), ix.origins.clone());
+                let parts = [&to, &io];
+                let cost = t.cost() + ix.cost();
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let mut at = idx.to_vec();
+                    at[d] = Rc::new(Expr::Index(eb::cast(DType::I64, ix.at(idx)), size.clone()));
+                    t.at(&at)
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
+            }
+            (Index, "Tensor") => self.index(n, out_dtype, out_shape.clone())?,
+            // ---- concatenation ----
+            (Cat, "default") => self.cat(n, out_dtype, &out_shape)?,
+            // ---- reductions ----
+            (Sum, "dim_IntList" | "default") => self.reduction(n, RedOp::Sum)?,
+            (Mean, "dim" | "default") => self.reduction(n, RedOp::Mean)?,
+            (Amax, "default") => self.reduction(n, RedOp::Max)?,
+            (Amin, "default") => self.reduction(n, RedOp::Min)?,
+            (Prod, "dim_int" | "default") => self.reduction(n, RedOp::Prod)?,
+            (Any, "dim" | "dims" | "default") => self.reduction(n, RedOp::Any)?,
+            (All, "dim" | "dims" | "default") => self.reduction(n, RedOp::All)?,
+            // ---- normalization ----
+            (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
+            // ---- runtime calls ----
+            (Addmm | Mm | Bmm, "default") => self.gemm(n, *a)?,
+            (Convolution, "default") => self.convolution(n)?,
+            (MaxPool2dWithIndices, "default") => self.max_pool(n)?,
+            (InternalSoftmax | InternalLogSoftmax | InternalSafeSoftmax, "default")
+            | (Softmax | LogSoftmax, "int") => self.softmax(n, *a)?,
+            (NativeLayerNorm, "default") => self.layer_norm(n)?,
+            (ScaledDotProductAttention, "default") => self.sdpa(n)?,
+            _ => Lowered::Fallback,
+        };
+        Ok(r)
+    }
+
+    fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {
+        let body: Body = Rc::new(move |_: &[E]| v.clone());
+        Lowered::One(self.lazy(dtype, shape, &[], 0, body))
+    }
+
+    fn slice_start(&self, n: &Node, size: &SymExpr) -> Result<Option<SymExpr>> {
+        Ok(match self.sym_arg(n, "start")? {
+            None => Some(SymExpr::Int(0)),
+            Some(SymExpr::Int(s)) if s >= 0 => match size.as_int() {
+                Some(sz) => Some(SymExpr::Int(s.min(sz))),
+                None => Some(SymExpr::Int(s)),
+            },
+            Some(SymExpr::Int(s)) => match size.as_int() {
+                Some(sz) => Some(SymExpr::Int((sz + s).max(0))),
+                None => None,
+            },
+            Some(e) => Some(e),
+        })
+    }
+
+    fn reshape(&mut self, n: &Node, out_shape: Vec<SymExpr>) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        if t.shape == out_shape {
+            return Ok(Lowered::One(t));
+        }
+        let (src_n, out_n) = (
+            SymExpr::mul(t.shape.clone()),
+            SymExpr::mul(out_shape.clone()),
+        );
+        if src_n != out_n {
+            if let (Some(a), Some(b)) = (src_n.as_int(), out_n.as_int()) {
+                return Err(n.error(format!("a view of {a} elements as {b} elements")));
+            }
+            self.plan.checks.push(SizeCheck {
+                node: n.name.clone(),
+                loc: n.meta.source_line(),
+                what: "element count of the view".into(),
+                lhs: out_n,
+                rhs: src_n,
+            });
+        }
+        // Inserting or removing size-1 dims is an index map on any value.
+        if let Some(t2) = unit_dims_map(&t, &out_shape) {
+            return Ok(Lowered::One(t2));
+        }
+        let v = match &t.kind {
+            TvKind::View(v) => match restride(v, &out_shape) {
+                Some(v2) => v2,
+                None => {
+                    let d = self.realize(&t);
+                    View {
+                        strides: dense_strides(&out_shape),
+                        shape: out_shape.clone(),
+                        ..d
+                    }
+                }
+            },
+            TvKind::Lazy(..) => {
+                let d = self.realize(&t);
+                View {
+                    strides: dense_strides(&out_shape),
+                    shape: out_shape.clone(),
+                    ..d
+                }
+            }
+        };
+        Ok(Lowered::One(Tv {
+            dtype: t.dtype,
+            shape: out_shape,
+            kind: TvKind::View(v),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    fn reshape_unit_dims(&mut self, n: &Node, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        match unit_dims_map(&t, out_shape) {
+            Some(t2) => Ok(Lowered::One(t2)),
+            None => self.reshape(n, out_shape.to_vec()),
+        }
+    }
+
+    fn index(&mut self, n: &Node, dtype: DType, out_shape: Vec<SymExpr>) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let Some(Arg::List(items)) = n.arg("indices") else {
+            return Ok(Lowered::Fallback);
+        };
+        let mut ixs: Vec<Option<Tv>> = Vec::new();
+        for it in items {
+            match it {
+                Arg::None => ixs.push(None),
+                Arg::Value(v) => match self.val(*v)? {
+                    Val::T(x) if matches!(x.dtype, DType::I64 | DType::I32) => ixs.push(Some(x)),
+                    _ => return Ok(Lowered::Fallback),
+                },
+                _ => return Ok(Lowered::Fallback),
+            }
+        }
+        let present: Vec<usize> = (0..ixs.len()).filter(|&i| ixs[i].is_some()).collect();
+        if present.is_empty() {
+            return Ok(Lowered::Fallback);
+        }
+        let adjacent = present.windows(2).all(|w| w[1] == w[0] + 1);
+        let first = present[0];
+        let rank = t.shape.len();
+        // The broadcast shape of the index tensors.
+        let mut bshape: Vec<SymExpr> = Vec::new();
+        for i in &present {
+            let s = &ixs[*i].as_ref().map(|x| x.shape.clone()).unwrap_or_default();
+            bshape = broadcast_shape(&bshape, s);
+        }
+        let rb = bshape.len();
+        let at_front = !adjacent;
+        let expect_rank = rank - present.len() + rb;
+        if out_shape.len() != expect_rank {
+            return Ok(Lowered::Fallback);
+        }
+        let shape_t = t.shape.clone();
+        let mut parts = vec![t.origins.clone()];
+        let mut cost = t.cost();
+        let mut bodies: Vec<Option<(Body, SymExpr)>> = Vec::new();
+        for (i, x) in ixs.iter().enumerate() {
+            match x {
+                Some(x) => {
+                    parts.push(x.origins.clone());
+                    cost += x.cost();
+                    bodies.push(Some((broadcast(x, &bshape, n)?, shape_t[i].clone())));
+                }
+                None => bodies.push(None),
+            }
+        }
+        let np = ixs.len();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            // Output dims: [pre.., b.., post..] (adjacent) or [b.., rest..].
+            let (bidx, other): (Vec<E>, Vec<E>) = if at_front {
+                (idx[..rb].to_vec(), idx[rb..].to_vec())
+            } else {
+                let mut o = idx[..first].to_vec();
+                o.extend_from_slice(&idx[first + rb..]);
+                (idx[first..first + rb].to_vec(), o)
+            };
+            let mut src = Vec::with_capacity(rank);
+            let mut k = 0;
+            for d in 0..rank {
+                match bodies.get(d).and_then(|b| b.as_ref()) {
+                    Some((b, size)) if d < np => {
+                        let i = eb::cast(DType::I64, b(&bidx));
+                        src.push(Rc::new(Expr::Index(i, size.clone())));
+                    }
+                    _ => {
+                        src.push(other[k].clone());
+                        k += 1;
+                    }
+                }
+            }
+            t.at(&src)
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        Ok(Lowered::One(self.lazy(dtype, out_shape, &parts, cost, body)))
+    }
+
+    fn cat(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let Some(Arg::List(items)) = n.arg("tensors") else {
+            return Ok(Lowered::Fallback);
+        };
+        let rank = out_shape.len();
+        let d = wrap(n, self.opt_int(n, "dim", 0)?, rank.max(1))?;
+        let mut parts = Vec::new();
+        for it in items {
+            let Arg::Value(v) = it else {
+                return Ok(Lowered::Fallback);
+            };
+            match self.val(*v)? {
+                Val::T(t) => parts.push(t),
+                _ => return Ok(Lowered::Fallback),
+            }
+        }
+        let out = self.temp(n, n.outputs[0], dtype, out_shape);
+        let mut start = SymExpr::Int(0);
+        for t in parts {
+            // Legacy empty inputs (`[0]`) take no part.
+            if t.shape.len() != rank {
+                continue;
+            }
+            let len = t.shape[d].clone();
+            let mut view = out.clone();
+            view.offset = SymExpr::mul(vec![start.clone(), out.strides[d].clone()]);
+            view.shape = t.shape.clone();
+            let src = Tv {
+                origins: if t.origins.is_empty() {
+                    Rc::new(vec![origin(n)])
+                } else {
+                    t.origins.clone()
+                },
+                ..t
+            };
+            self.store(&src, view);
+            start = SymExpr::add(vec![start, len]);
+        }
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    fn reduce_dims(&self, n: &Node, rank: usize) -> Result<Vec<usize>> {
+        let ds: Vec<i64> = match n.arg("dim") {
+            None | Some(Arg::None) => Vec::new(),
+            Some(a) => a
+                .as_ints()
+                .ok_or_else(|| n.error("argument dim is not a list of ints"))?,
+        };
+        let mut dims: Vec<usize> = if ds.is_empty() {
+            (0..rank).collect()
+        } else {
+            ds.iter()
+                .map(|&d| wrap(n, d, rank.max(1)))
+                .collect::<Result<_>>()?
+        };
+        dims.retain(|&d| d < rank);
+        dims.sort_unstable();
+        dims.dedup();
+        Ok(dims)
+    }
+
+    fn reduction(&mut self, n: &Node, op: RedOp) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let (dtype, out_shape) = self.out_type(n)?;
+        let rank = t.shape.len();
+        let dims = self.reduce_dims(n, rank)?;
+        let keepdim = self.bool_arg(n, "keepdim", false);
+        let reduced: Vec<SymExpr> = dims.iter().map(|&d| t.shape[d].clone()).collect();
+        let kept: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).collect();
+        let want_rank = if keepdim { rank } else { kept.len() };
+        if out_shape.len() != want_rank {
+            return Ok(Lowered::Fallback);
+        }
+        let no = out_shape.len();
+        let idx: Vec<E> = (0..no + dims.len()).map(eb::var).collect();
+        let mut src = Vec::with_capacity(rank);
+        let mut k = 0;
+        for d in 0..rank {
+            if let Some(p) = dims.iter().position(|&x| x == d) {
+                src.push(idx[no + p].clone());
+            } else {
+                src.push(if keepdim { idx[d].clone() } else { idx[k].clone() });
+                k += 1;
+            }
+        }
+        let expr = t.at(&src);
+        let out = self.temp(n, n.outputs[0], dtype, &out_shape);
+        let mut origins = (*t.origins).clone();
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: out.clone(),
+                reduced,
+                op,
+                expr,
+            },
+            origins,
+        });
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape,
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    fn batch_norm(&mut self, n: &Node) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let (dtype, shape) = self.out_type(n)?;
+        if x.shape.len() < 2 || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let eps = match n.arg("eps") {
+            Some(Arg::Float(f)) => *f,
+            _ => return Ok(Lowered::Fallback),
+        };
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let mean = self.tensor_arg(n, "running_mean")?;
+        let var = self.tensor_arg(n, "running_var")?;
+        let mut parts = vec![x.origins.clone()];
+        let cost = x.cost() + 6;
+        for t in [&w, &b].into_iter().flatten() {
+            parts.push(t.origins.clone());
+        }
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let c = [idx[1].clone()];
+            let xv = eb::cast(fc, x.at(idx));
+            let m = eb::cast(fc, mean.at(&c));
+            let v = eb::cast(fc, var.at(&c));
+            let inv = eb::un(
+                UnOp::Rsqrt,
+                eb::bin(BinOp::Add, v, eb::konst(eps, fc)),
+            );
+            let mut y = eb::bin(BinOp::Mul, eb::bin(BinOp::Sub, xv, m), inv);
+            if let Some(w) = &w {
+                y = eb::bin(BinOp::Mul, y, eb::cast(fc, w.at(&c)));
+            }
+            if let Some(b) = &b {
+                y = eb::bin(BinOp::Add, y, eb::cast(fc, b.at(&c)));
+            }
+            eb::cast(dtype, y)
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        let t = self.lazy(dtype, shape, &parts, cost, body);
+        let mut outs = vec![Some(t)];
+        outs.extend((1..n.outputs.len()).map(|_| None));
+        Ok(Lowered::Many(outs))
+    }
+
+    /// A view `f32` operand a runtime call can read with any strides.
+    fn strided(&mut self, t: &Tv) -> View {
+        match &t.kind {
+            TvKind::View(v) => v.clone(),
+            TvKind::Lazy(..) => self.realize(t),
+        }
+    }
+
+    fn gemm(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let (dtype, out_shape) = self.out_type(n)?;
+        if dtype != DType::F32 {
+            return Ok(Lowered::Fallback);
+        }
+        let (m1, m2) = match a {
+            Aten::Addmm => (self.tensor_arg(n, "mat1")?, self.tensor_arg(n, "mat2")?),
+            _ => (self.tensor_arg(n, "self")?, self.tensor_arg(n, "mat2")?),
+        };
+        if m1.dtype != DType::F32 || m2.dtype != DType::F32 {
+            return Ok(Lowered::Fallback);
+        }
+        let batched = a == Aten::Bmm;
+        let r = if batched { 3 } else { 2 };
+        if m1.shape.len() != r || m2.shape.len() != r || out_shape.len() != r {
+            return Ok(Lowered::Fallback);
+        }
+        let bias = if a == Aten::Addmm {
+            let one = |name: &str| -> Result<bool> {
+                Ok(match n.arg(name) {
+                    None | Some(Arg::None) => true,
+                    Some(Arg::Int(1)) => true,
+                    Some(Arg::Float(f)) => *f == 1.0,
+                    _ => false,
+                })
+            };
+            if !one("alpha")? || !one("beta")? {
+                return Ok(Lowered::Fallback);
+            }
+            let b = self.tensor_arg(n, "self")?;
+            if b.dtype != DType::F32 {
+                return Ok(Lowered::Fallback);
+            }
+            let bv = self.strided(&b);
+            Some(expand_view(&bv, &out_shape))
+        } else {
+            None
+        };
+        let va = self.strided(&m1);
+        let vb = self.strided(&m2);
+        let (batch, m, k, nn) = if batched {
+            (
+                out_shape[0].clone(),
+                out_shape[1].clone(),
+                m1.shape[2].clone(),
+                out_shape[2].clone(),
+            )
+        } else {
+            (
+                SymExpr::Int(1),
+                out_shape[0].clone(),
+                m1.shape[1].clone(),
+                out_shape[1].clone(),
+            )
+        };
+        let k2 = &m2.shape[r - 2];
+        if *k2 != k {
+            self.plan.checks.push(SizeCheck {
+                node: n.name.clone(),
+                loc: n.meta.source_line(),
+                what: "inner dims of the matrix product".into(),
+                lhs: k.clone(),
+                rhs: k2.clone(),
+            });
+        }
+        let c = self.temp(n, n.outputs[0], dtype, &out_shape);
+        self.push(
+            n,
+            KernelKind::Extern(Extern::Gemm {
+                batch,
+                m,
+                n: nn,
+                k,
+                a: va,
+                b: vb,
+                bias,
+                c: c.clone(),
+            }),
+        );
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape,
+            kind: TvKind::View(c),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    fn dense_f32(&mut self, t: &Tv) -> Option<View> {
+        (t.dtype == DType::F32).then(|| self.realize(t))
+    }
+
+    fn convolution(&mut self, n: &Node) -> Result<Lowered> {
+        let (dtype, out_shape) = self.out_type(n)?;
+        let x = self.tensor_arg(n, "input")?;
+        let w = self.tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let transposed = self.bool_arg(n, "transposed", false);
+        let rank = x.shape.len();
+        if dtype != DType::F32 || transposed || !(rank == 3 || rank == 4) || w.shape.len() != rank
+        {
+            return Ok(Lowered::Fallback);
+        }
+        let sd = rank - 2;
+        let get = |name: &str, default: i64| -> Result<Vec<i64>> {
+            let v = match n.arg(name) {
+                None | Some(Arg::None) => vec![default; sd],
+                Some(_) => self.ints_arg(n, name)?,
+            };
+            Ok(if v.len() == 1 { vec![v[0]; sd] } else { v })
+        };
+        let (stride, pad, dil) = (get("stride", 1)?, get("padding", 0)?, get("dilation", 1)?);
+        if stride.len() != sd || pad.len() != sd || dil.len() != sd {
+            return Ok(Lowered::Fallback);
+        }
+        let groups = self.opt_int(n, "groups", 1)?;
+        let (Some(xv), Some(wv)) = (self.dense_f32(&x), self.dense_f32(&w)) else {
+            return Ok(Lowered::Fallback);
+        };
+        let bv = match &b {
+            Some(b) => match self.dense_f32(b) {
+                Some(v) => Some(v),
+                None => return Ok(Lowered::Fallback),
+            },
+            None => None,
+        };
+        // A 1-d convolution is a 2-d one over a height of 1.
+        let to4 = |v: View| -> View {
+            if rank == 4 {
+                return v;
+            }
+            let mut s = v.shape.clone();
+            s.insert(2, SymExpr::Int(1));
+            View {
+                strides: dense_strides(&s),
+                shape: s,
+                ..v
+            }
+        };
+        let params = if sd == 2 {
+            [stride[0], stride[1], pad[0], pad[1], dil[0], dil[1]]
+        } else {
+            [1, stride[0], 0, pad[0], 1, dil[0]]
+        };
+        let y = self.temp(n, n.outputs[0], dtype, &out_shape);
+        self.push(
+            n,
+            KernelKind::Extern(Extern::Conv2d {
+                x: to4(xv),
+                w: to4(wv),
+                bias: bv,
+                y: to4(y.clone()),
+                params,
+                groups,
+                act: Act::None,
+            }),
+        );
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape,
+            kind: TvKind::View(y),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    fn max_pool(&mut self, n: &Node) -> Result<Lowered> {
+        if n.outputs.len() > 1 && self.uses[n.outputs[1].index()] > 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let (dtype, out_shape) = self.out_type(n)?;
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if dtype != DType::F32 || !(rank == 3 || rank == 4) {
+            return Ok(Lowered::Fallback);
+        }
+        let k = self.ints_arg(n, "kernel_size")?;
+        let two = |v: Vec<i64>, d: i64| -> Vec<i64> {
+            match v.len() {
+                0 => vec![d, d],
+                1 => vec![v[0], v[0]],
+                _ => v,
+            }
+        };
+        let k = two(k, 1);
+        let s = match n.arg("stride") {
+            None | Some(Arg::None) => k.clone(),
+            Some(_) => {
+                let s = self.ints_arg(n, "stride")?;
+                if s.is_empty() {
+                    k.clone()
+                } else {
+                    two(s, 1)
+                }
+            }
+        };
+        let p = match n.arg("padding") {
+            None | Some(Arg::None) => vec![0, 0],
+            Some(_) => two(self.ints_arg(n, "padding")?, 0),
+        };
+        let d = match n.arg("dilation") {
+            None | Some(Arg::None) => vec![1, 1],
+            Some(_) => two(self.ints_arg(n, "dilation")?, 1),
+        };
+        let Some(xv) = self.dense_f32(&x) else {
+            return Ok(Lowered::Fallback);
+        };
+        let y = self.temp(n, n.outputs[0], dtype, &out_shape);
+        self.push(
+            n,
+            KernelKind::Extern(Extern::MaxPool2d {
+                x: xv,
+                y: y.clone(),
+                params: [k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]],
+            }),
+        );
+        let t = Tv {
+            dtype,
+            shape: out_shape,
+            kind: TvKind::View(y),
+            origins: Rc::new(Vec::new()),
+        };
+        let mut outs = vec![Some(t)];
+        outs.extend((1..n.outputs.len()).map(|_| None));
+        Ok(Lowered::Many(outs))
+    }
+
+    fn softmax(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let (dtype, shape) = self.out_type(n)?;
+        let x = self.tensor_arg(n, "self")?;
+        if dtype != DType::F32 || x.dtype != DType::F32 {
+            return Ok(Lowered::Fallback);
+        }
+        // `_softmax` keeps torch's NaN for rows that are all -inf; only the
+        // runtime's safe variant is available, so those go to the reference.
+        if matches!(a, Aten::InternalSoftmax | Aten::Softmax) {
+            return Ok(Lowered::Fallback);
+        }
+        let rank = shape.len();
+        let d = wrap(n, self.int_arg(n, "dim")?, rank.max(1))?;
+        let Some(xv) = self.dense_f32(&x) else {
+            return Ok(Lowered::Fallback);
+        };
+        let (outer, len, inner) = if rank == 0 {
+            (SymExpr::Int(1), SymExpr::Int(1), SymExpr::Int(1))
+        } else {
+            (
+                SymExpr::mul(shape[..d].to_vec()),
+                shape[d].clone(),
+                SymExpr::mul(shape[d + 1..].to_vec()),
+            )
+        };
+        let log = matches!(a, Aten::InternalLogSoftmax | Aten::LogSoftmax);
+        let y = self.temp(n, n.outputs[0], dtype, &shape);
+        self.push(
+            n,
+            KernelKind::Extern(Extern::Softmax {
+                x: xv,
+                y: y.clone(),
+                outer,
+                len,
+                inner,
+                log,
+            }),
+        );
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape,
+            kind: TvKind::View(y),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    fn layer_norm(&mut self, n: &Node) -> Result<Lowered> {
+        if n.outputs.iter().skip(1).any(|v| self.uses[v.index()] > 0) {
+            return Ok(Lowered::Fallback);
+        }
+        let (dtype, shape) = self.out_type(n)?;
+        let x = self.tensor_arg(n, "input")?;
+        let ns = self.ints_arg(n, "normalized_shape")?;
+        let eps = match n.arg("eps") {
+            Some(Arg::Float(f)) => *f as f32,
+            _ => return Ok(Lowered::Fallback),
+        };
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        if dtype != DType::F32 || ns.len() > shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        let split = shape.len() - ns.len();
+        let rows = SymExpr::mul(shape[..split].to_vec());
+        let cols = SymExpr::mul(shape[split..].to_vec());
+        let Some(xv) = self.dense_f32(&x) else {
+            return Ok(Lowered::Fallback);
+        };
+        let mut opt = |t: &Option<Tv>| -> Option<Option<View>> {
+            match t {
+                None => Some(None),
+                Some(t) => self.dense_f32(t).map(Some),
+            }
+        };
+        let (Some(wv), Some(bv)) = (opt(&w), opt(&b)) else {
+            return Ok(Lowered::Fallback);
+        };
+        let y = self.temp(n, n.outputs[0], dtype, &shape);
+        self.push(
+            n,
+            KernelKind::Extern(Extern::LayerNorm {
+                x: xv,
+                y: y.clone(),
+                weight: wv,
+                bias: bv,
+                rows,
+                cols,
+                eps,
+            }),
+        );
+        let t = Tv {
+            dtype,
+            shape,
+            kind: TvKind::View(y),
+            origins: Rc::new(Vec::new()),
+        };
+        let mut outs = vec![Some(t)];
+        outs.extend((1..n.outputs.len()).map(|_| None));
+        Ok(Lowered::Many(outs))
+    }
+
+    fn sdpa(&mut self, n: &Node) -> Result<Lowered> {
+        let (dtype, shape) = self.out_type(n)?;
+        let q = self.tensor_arg(n, "query")?;
+        let k = self.tensor_arg(n, "key")?;
+        let v = self.tensor_arg(n, "value")?;
+        let mask = self.opt_tensor_arg(n, "attn_mask")?;
+        let dropout = match n.arg("dropout_p") {
+            None | Some(Arg::None) => 0.0,
+            Some(Arg::Float(f)) => *f,
+            Some(Arg::Int(i)) => *i as f64,
+            _ => return Ok(Lowered::Fallback),
+        };
+        let causal = self.bool_arg(n, "is_causal", false);
+        if dtype != DType::F32 || shape.len() != 4 || q.shape.len() != 4 || dropout != 0.0 {
+            return Ok(Lowered::Fallback);
+        }
+        if k.shape.len() != 4 || v.shape.len() != 4 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = q.shape[3].as_int();
+        let scale = match n.arg("scale") {
+            None | Some(Arg::None) => match d {
+                Some(d) => 1.0 / (d as f64).sqrt(),
+                None => return Ok(Lowered::Fallback),
+            },
+            Some(Arg::Float(f)) => *f,
+            _ => return Ok(Lowered::Fallback),
+        } as f32;
+        let (Some(qv), Some(kv), Some(vv)) =
+            (self.dense_f32(&q), self.dense_f32(&k), self.dense_f32(&v))
+        else {
+            return Ok(Lowered::Fallback);
+        };
+        let mshape = vec![
+            shape[0].clone(),
+            shape[1].clone(),
+            q.shape[2].clone(),
+            k.shape[2].clone(),
+        ];
+        let mv = match mask {
+            None => None,
+            Some(m) => {
+                let m = if m.dtype == DType::Bool {
+                    let mm = m.clone();
+                    let body: Body = Rc::new(move |idx: &[E]| {
+                        eb::select(
+                            mm.at(idx),
+                            eb::konst(0.0, DType::F32),
+                            eb::konst(f64::NEG_INFINITY, DType::F32),
+                        )
+                    });
+                    self.lazy(DType::F32, m.shape.clone(), &[&m.origins], m.cost() + 1, body)
+                } else if m.dtype == DType::F32 {
+                    m
+                } else {
+                    return Ok(Lowered::Fallback);
+                };
+                let dv = self.realize(&m);
+                Some(expand_view(&dv, &mshape))
+            }
+        };
+        let y = self.temp(n, n.outputs[0], dtype, &shape);
+        self.push(
+            n,
+            KernelKind::Extern(Extern::Sdpa {
+                q: qv,
+                k: kv,
+                v: vv,
+                mask: mv,
+                y: y.clone(),
+                causal,
+                scale,
+            }),
+        );
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape,
+            kind: TvKind::View(y),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+}
+
+fn wrap(n: &Node, d: i64, rank: usize) -> Result<usize> {
+    wrap_dim(d, rank.max(1)).map_err(|e| n.error(e.to_string()))
+}
+
+fn has_index(t: &Tv) -> bool {
+    match &t.kind {
+        TvKind::View(_) => false,
+        TvKind::Lazy(f, _) => {
+            let idx: Vec<E> = (0..t.shape.len()).map(eb::var).collect();
+            f(&idx).has_index()
+        }
+    }
+}
+
+/// The NumPy broadcast of two shapes (size-1 dims stretch).
+fn broadcast_shape(a: &[SymExpr], b: &[SymExpr]) -> Vec<SymExpr> {
+    let r = a.len().max(b.len());
+    let one = SymExpr::Int(1);
+    (0..r)
+        .map(|i| {
+            let x = if i + a.len() >= r { &a[i + a.len() - r] } else { &one };
+            let y = if i + b.len() >= r { &b[i + b.len() - r] } else { &one };
+            if *x == one {
+                y.clone()
+            } else {
+                x.clone()
+            }
+        })
+        .collect()
+}
+
+/// `t` read at an index of `shape` (NumPy broadcasting).
+fn broadcast(t: &Tv, shape: &[SymExpr], n: &Node) -> Result<Body> {
+    if t.shape.len() > shape.len() {
+        return Err(n.error(format!(
+            "an operand of rank {} is broadcast to rank {}",
+            t.shape.len(),
+            shape.len()
+        )));
+    }
+    let lead = shape.len() - t.shape.len();
+    let unit: Vec<bool> = t
+        .shape
+        .iter()
+        .enumerate()
+        .map(|(i, d)| *d == SymExpr::Int(1) && shape[lead + i] != SymExpr::Int(1))
+        .collect();
+    let t = t.clone();
+    Ok(Rc::new(move |idx: &[E]| {
+        let src: Vec<E> = (0..t.shape.len())
+            .map(|i| {
+                if unit[i] {
+                    eb::int(0)
+                } else {
+                    idx[lead + i].clone()
+                }
+            })
+            .collect();
+        t.at(&src)
+    }))
+}
+
+/// A view broadcast to `shape` (new leading dims and size-1 dims get
+/// stride 0).
+fn expand_view(v: &View, shape: &[SymExpr]) -> View {
+    let lead = shape.len().saturating_sub(v.shape.len());
+    let mut strides = vec![SymExpr::Int(0); shape.len()];
+    for (i, d) in v.shape.iter().enumerate() {
+        strides[lead + i] = if *d == SymExpr::Int(1) && shape[lead + i] != SymExpr::Int(1) {
+            SymExpr::Int(0)
+        } else {
+            v.strides[i].clone()
+        };
+    }
+    View {
+        strides,
+        shape: shape.to_vec(),
+        ..v.clone()
+    }
+}
+
+fn permute(t: &Tv, perm: &[usize]) -> Tv {
+    let shape: Vec<SymExpr> = perm.iter().map(|&p| t.shape[p].clone()).collect();
+    let kind = match &t.kind {
+        TvKind::View(v) => TvKind::View(View {
+            strides: perm.iter().map(|&p| v.strides[p].clone()).collect(),
+            shape: shape.clone(),
+            ..v.clone()
+        }),
+        TvKind::Lazy(f, c) => {
+            let f = f.clone();
+            let perm = perm.to_vec();
+            TvKind::Lazy(
+                Rc::new(move |idx: &[E]| {
+                    let mut src = vec![eb::int(0); perm.len()];
+                    for (o, &p) in perm.iter().enumerate() {
+                        src[p] = idx[o].clone();
+                    }
+                    f(&src)
+                }),
+                *c,
+            )
+        }
+    };
+    Tv {
+        shape,
+        kind,
+        ..t.clone()
+    }
+}
+
+fn slice(t: &Tv, d: usize, start: SymExpr, step: i64, len: SymExpr) -> Tv {
+    let mut shape = t.shape.clone();
+    shape[d] = len;
+    let kind = match &t.kind {
+        TvKind::View(v) => {
+            let mut v2 = v.clone();
+            v2.offset = SymExpr::add(vec![
+                v.offset.clone(),
+                SymExpr::mul(vec![start, v.strides[d].clone()]),
+            ]);
+            v2.strides[d] = SymExpr::mul(vec![v.strides[d].clone(), SymExpr::Int(step)]);
+            v2.shape = shape.clone();
+            TvKind::View(v2)
+        }
+        TvKind::Lazy(f, c) => {
+            let f = f.clone();
+            TvKind::Lazy(
+                Rc::new(move |idx: &[E]| {
+                    let mut src = idx.to_vec();
+                    src[d] = eb::add(eb::size(&start), eb::mul(idx[d].clone(), eb::int(step)));
+                    f(&src)
+                }),
+                *c,
+            )
+        }
+    };
+    Tv {
+        shape,
+        kind,
+        ..t.clone()
+    }
+}
+
+fn select(t: &Tv, d: usize, i: SymExpr) -> Tv {
+    let mut shape = t.shape.clone();
+    shape.remove(d);
+    let kind = match &t.kind {
+        TvKind::View(v) => {
+            let mut v2 = v.clone();
+            v2.offset = SymExpr::add(vec![
+                v.offset.clone(),
+                SymExpr::mul(vec![i, v.strides[d].clone()]),
+            ]);
+            v2.strides.remove(d);
+            v2.shape = shape.clone();
+            TvKind::View(v2)
+        }
+        TvKind::Lazy(f, c) => {
+            let f = f.clone();
+            TvKind::Lazy(
+                Rc::new(move |idx: &[E]| {
+                    let mut src = idx.to_vec();
+                    src.insert(d, eb::size(&i));
+                    f(&src)
+                }),
+                *c,
+            )
+        }
+    };
+    Tv {
+        shape,
+        kind,
+        ..t.clone()
+    }
+}
+
+/// `t` as `shape` when the two differ only by size-1 dims.
+fn unit_dims_map(t: &Tv, shape: &[SymExpr]) -> Option<Tv> {
+    let one = SymExpr::Int(1);
+    let src: Vec<usize> = (0..t.shape.len()).filter(|&i| t.shape[i] != one).collect();
+    let dst: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] != one).collect();
+    if src.len() != dst.len() || src.iter().zip(&dst).any(|(&a, &b)| t.shape[a] != shape[b]) {
+        return None;
+    }
+    let kind = match &t.kind {
+        TvKind::View(v) => {
+            let mut strides = vec![SymExpr::Int(0); shape.len()];
+            for (&a, &b) in src.iter().zip(&dst) {
+                strides[b] = v.strides[a].clone();
+            }
+            TvKind::View(View {
+                strides,
+                shape: shape.to_vec(),
+                ..v.clone()
+            })
+        }
+        TvKind::Lazy(f, c) => {
+            let f = f.clone();
+            let rank = t.shape.len();
+            TvKind::Lazy(
+                Rc::new(move |idx: &[E]| {
+                    let mut s = vec![eb::int(0); rank];
+                    for (&a, &b) in src.iter().zip(&dst) {
+                        s[a] = idx[b].clone();
+                    }
+                    f(&s)
+                }),
+                *c,
+            )
+        }
+    };
+    Some(Tv {
+        shape: shape.to_vec(),
+        kind,
+        ..t.clone()
+    })
+}
+
+/// The strides of `v` viewed as `shape` without copying, when they exist
+/// (torch's `computeStride`, on static sizes, or on a dense view).
+fn restride(v: &View, shape: &[SymExpr]) -> Option<View> {
+    if v.is_dense() {
+        return Some(View {
+            strides: dense_strides(shape),
+            shape: shape.to_vec(),
+            ..v.clone()
+        });
+    }
+    let old: Vec<i64> = v.shape.iter().map(|d| d.as_int()).collect::<Option<_>>()?;
+    let ost: Vec<i64> = v.strides.iter().map(|d| d.as_int()).collect::<Option<_>>()?;
+    let new: Vec<i64> = shape.iter().map(|d| d.as_int()).collect::<Option<_>>()?;
+    if old.contains(&0) {
+        return None;
+    }
+    let mut out = vec![0i64; new.len()];
+    let mut view_d = new.len() as i64 - 1;
+    let mut chunk_base = *ost.last()?;
+    let mut tensor_numel = 1i64;
+    let mut view_numel = 1i64;
+    for td in (0..old.len()).rev() {
+        tensor_numel *= old[td];
+        if td == 0 || (old[td - 1] != 1 && ost[td - 1] != tensor_numel * chunk_base) {
+            while view_d >= 0 && (view_numel < tensor_numel || new[view_d as usize] == 1) {
+                out[view_d as usize] = view_numel * chunk_base;
+                view_numel *= new[view_d as usize];
+                view_d -= 1;
+            }
+            if view_numel != tensor_numel {
+                return None;
+            }
+            if td > 0 {
+                chunk_base = ost[td - 1];
+                tensor_numel = 1;
+                view_numel = 1;
+            }
+        }
+    }
+    if view_d != -1 {
+        return None;
+    }
+    Some(View {
+        strides: out.into_iter().map(SymExpr::Int).collect(),
+        shape: shape.to_vec(),
+        ..v.clone()
+    })
+}
+
+fn clamp(x: &E, lo: Option<&E>, hi: Option<&E>) -> E {
+    let mut y = x.clone();
+    if let Some(lo) = lo {
+        y = eb::bin(BinOp::Max, y, lo.clone());
+    }
+    if let Some(hi) = hi {
+        y = eb::bin(BinOp::Min, y, hi.clone());
+    }
+    y
+}
+
+fn gelu(x: &E, tanh: bool, d: DType) -> E {
+    let half = eb::konst(0.5, d);
+    let one = eb::konst(1.0, d);
+    let inner = if tanh {
+        let k = eb::konst((2.0 / std::f64::consts::PI).sqrt(), d);
+        let x3 = eb::bin(BinOp::Mul, eb::bin(BinOp::Mul, x.clone(), x.clone()), x.clone());
+        let t = eb::bin(
+            BinOp::Add,
+            x.clone(),
+            eb::bin(BinOp::Mul, eb::konst(0.044715, d), x3),
+        );
+        eb::un(UnOp::Tanh, eb::bin(BinOp::Mul, k, t))
+    } else {
+        let k = eb::konst(std::f64::consts::FRAC_1_SQRT_2, d);
+        eb::un(UnOp::Erf, eb::bin(BinOp::Mul, x.clone(), k))
+    };
+    eb::bin(
+        BinOp::Mul,
+        eb::bin(BinOp::Mul, half, x.clone()),
+        eb::bin(BinOp::Add, one, inner),
+    )
+}
+
+fn pow_const(x: &E, e: f64, d: DType) -> E {
+    match e {
+        1.0 => x.clone(),
+        2.0 => eb::bin(BinOp::Mul, x.clone(), x.clone()),
+        3.0 => eb::bin(BinOp::Mul, eb::bin(BinOp::Mul, x.clone(), x.clone()), x.clone()),
+        0.5 if d.is_float() => eb::un(UnOp::Sqrt, x.clone()),
+        -1.0 if d.is_float() => eb::un(UnOp::Reciprocal, x.clone()),
+        -0.5 if d.is_float() => eb::un(UnOp::Rsqrt, x.clone()),
+        _ => eb::bin(BinOp::Pow, x.clone(), eb::konst(e, d)),
+    }
+}
+
+/// Used by the lowering to test whether a kernel's plan references a
+/// buffer.
+pub fn buffers_read(plan: &Plan) -> HashMap<BufId, usize> {
+    let mut out = HashMap::new();
+    for k in &plan.kernels {
+        for b in k.reads() {
+            *out.entry(b).or_insert(0) += 1;
+        }
+    }
+    out
+}
