@@ -52,8 +52,13 @@ impl<T> AbiParam for *mut T {
     const TYPE: AbiType = AbiType::Ptr;
 }
 
-/// One entry point: its link name, parameter types (it returns nothing) and
-/// address in this process.
+/// One entry point: its link name, parameter types and address in this
+/// process.
+///
+/// Every entry point returns an `i32` status: [`OK`] (0) when it ran, and a
+/// nonzero value ([`INVALID`] when the sizes, strides or layout were
+/// inconsistent, [`PANICKED`] if a kernel failed internally) when it wrote
+/// nothing to its outputs.
 #[derive(Copy, Clone, Debug)]
 pub struct RuntimeSymbol {
     pub name: &'static str,
@@ -61,10 +66,37 @@ pub struct RuntimeSymbol {
     pub addr: *const u8,
 }
 
+/// The status an entry point returns when it ran.
+pub const OK: i32 = 0;
+/// The status an entry point returns, having written nothing, when its
+/// arguments were inconsistent (a negative size, a wrong layout, an output
+/// size other than the shapes imply, an overflowing span).
+pub const INVALID: i32 = 1;
+/// The status an entry point returns when a kernel failed internally (a bug:
+/// the failure is contained so that it never unwinds into generated code).
+pub const PANICKED: i32 = 2;
+
+/// Runs `f`, turning a panic into [`PANICKED`] so that it never unwinds
+/// through an `extern "C"` frame.
+pub(crate) fn guard(f: impl FnOnce() -> i32) -> i32 {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(PANICKED)
+}
+
+/// `OK` when `ok`, else `INVALID`.
+pub(crate) fn status(ok: bool) -> i32 {
+    if ok {
+        OK
+    } else {
+        INVALID
+    }
+}
+
 /// The list of runtime entry points. Each line is
-/// `Id => fn link_name(param: RustType, ...);`.
+/// `Id => fn link_name(param: RustType, ...) -> i32;`; every entry point
+/// returns an `i32` status ([`OK`] or a nonzero error, see
+/// [`RuntimeSymbol`]).
 macro_rules! runtime_symbols {
-    ($( $(#[$doc:meta])* $id:ident => fn $name:ident($($p:ident: $t:ty),* $(,)?); )*) => {
+    ($( $(#[$doc:meta])* $id:ident => fn $name:ident($($p:ident: $t:ty),* $(,)?) -> i32; )*) => {
         /// A runtime entry point.
         #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
         pub enum RtFn {
@@ -79,7 +111,7 @@ macro_rules! runtime_symbols {
                 match self {
                     $(RtFn::$id => {
                         const PARAMS: &[AbiType] = &[$(<$t as AbiParam>::TYPE),*];
-                        let f: unsafe extern "C" fn($($t),*) = $name;
+                        let f: unsafe extern "C" fn($($t),*) -> i32 = $name;
                         RuntimeSymbol {
                             name: stringify!($name),
                             params: PARAMS,
@@ -102,27 +134,27 @@ runtime_symbols! {
         b: *const f32, ldb: i64,
         c: *mut f32, ldc: i64,
         beta_zero: i64,
-    );
+    ) -> i32;
     /// `y = exp(x)` over `n` elements.
-    Exp => fn torchlift_rt_exp(x: *const f32, y: *mut f32, n: i64);
+    Exp => fn torchlift_rt_exp(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = log(x)`.
-    Log => fn torchlift_rt_log(x: *const f32, y: *mut f32, n: i64);
+    Log => fn torchlift_rt_log(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = tanh(x)`.
-    Tanh => fn torchlift_rt_tanh(x: *const f32, y: *mut f32, n: i64);
+    Tanh => fn torchlift_rt_tanh(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = 1 / (1 + exp(-x))`.
-    Sigmoid => fn torchlift_rt_sigmoid(x: *const f32, y: *mut f32, n: i64);
+    Sigmoid => fn torchlift_rt_sigmoid(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = x * sigmoid(x)`.
-    Silu => fn torchlift_rt_silu(x: *const f32, y: *mut f32, n: i64);
+    Silu => fn torchlift_rt_silu(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = erf(x)`.
-    Erf => fn torchlift_rt_erf(x: *const f32, y: *mut f32, n: i64);
+    Erf => fn torchlift_rt_erf(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = x * Φ(x)` (erf form).
-    Gelu => fn torchlift_rt_gelu(x: *const f32, y: *mut f32, n: i64);
+    Gelu => fn torchlift_rt_gelu(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = gelu(x)`, tanh approximation.
-    GeluTanh => fn torchlift_rt_gelu_tanh(x: *const f32, y: *mut f32, n: i64);
+    GeluTanh => fn torchlift_rt_gelu_tanh(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// Softmax over the middle axis of an `outer x len x inner` array.
-    Softmax => fn torchlift_rt_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64);
+    Softmax => fn torchlift_rt_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64) -> i32;
     /// Log-softmax over the middle axis of an `outer x len x inner` array.
-    LogSoftmax => fn torchlift_rt_log_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64);
+    LogSoftmax => fn torchlift_rt_log_softmax(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64) -> i32;
     /// 2-D convolution of `x: [n, c, h, w]` with `w: [oc, c / groups, kh, kw]`
     /// plus `bias: [oc]` (read only when `has_bias != 0`) into
     /// `y: [n, oc, oh, ow]`.
@@ -132,7 +164,7 @@ runtime_symbols! {
         oc: i64, kh: i64, kw: i64, oh: i64, ow: i64,
         sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
         groups: i64, has_bias: i64,
-    );
+    ) -> i32;
     /// Batch-norm inference on `x: [n, c, inner]` with per-channel `mean`,
     /// `var`, `weight` (read when `has_weight != 0`) and `bias` (read when
     /// `has_bias != 0`); `eps_bits` is the `f64` epsilon's bit pattern.
@@ -141,19 +173,28 @@ runtime_symbols! {
         mean: *const f32, var: *const f32, weight: *const f32, bias: *const f32,
         has_weight: i64, has_bias: i64,
         n: i64, c: i64, inner: i64, eps_bits: i64,
-    );
+    ) -> i32;
     /// The values of a 2-D max pool (floor rounding) of `planes` planes
     /// `h x w` into `oh x ow`.
     MaxPool2d => fn torchlift_rt_max_pool2d(
         x: *const f32, y: *mut f32,
         planes: i64, h: i64, w: i64, oh: i64, ow: i64,
         kh: i64, kw: i64, sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
-    );
+    ) -> i32;
 }
 
 /// `usize` of a size that must be non-negative.
-fn size(v: i64) -> Option<usize> {
+pub(crate) fn size(v: i64) -> Option<usize> {
     usize::try_from(v).ok()
+}
+
+/// `usize`s of sizes that must all be non-negative.
+pub(crate) fn sizes<const N: usize>(vs: [i64; N]) -> Option<[usize; N]> {
+    let mut out = [0usize; N];
+    for (o, v) in out.iter_mut().zip(vs) {
+        *o = size(v)?;
+    }
+    Some(out)
 }
 
 /// The number of elements spanned by `rows` rows of `cols` with row stride
@@ -165,10 +206,45 @@ fn span(rows: usize, cols: usize, ld: usize) -> Option<usize> {
     (rows - 1).checked_mul(ld)?.checked_add(cols)
 }
 
+/// The slice of `len` `f32`s at `p`, or `None` when `p` is null and
+/// `len > 0`. An empty slice never dereferences `p`.
+///
+/// # Safety
+/// When `len > 0` and `p` is not null, `p` addresses `len` readable `f32`s
+/// that stay unchanged while the slice lives.
+pub(crate) unsafe fn slice_or_empty<'a>(p: *const f32, len: usize) -> Option<&'a [f32]> {
+    if len == 0 {
+        Some(&[])
+    } else if p.is_null() {
+        None
+    } else {
+        // SAFETY: guaranteed by the caller.
+        Some(unsafe { std::slice::from_raw_parts(p, len) })
+    }
+}
+
+/// The mutable slice of `len` `f32`s at `p`, or `None` when `p` is null and
+/// `len > 0`.
+///
+/// # Safety
+/// When `len > 0` and `p` is not null, `p` addresses `len` writable `f32`s
+/// that no other live reference overlaps.
+pub(crate) unsafe fn slice_mut_or_empty<'a>(p: *mut f32, len: usize) -> Option<&'a mut [f32]> {
+    if len == 0 {
+        Some(&mut [])
+    } else if p.is_null() {
+        None
+    } else {
+        // SAFETY: guaranteed by the caller.
+        Some(unsafe { std::slice::from_raw_parts_mut(p, len) })
+    }
+}
+
 /// # Safety
 /// `a`, `b` and `c` address `m x k`, `k x n` and `m x n` `f32` matrices with
-/// row strides `lda`, `ldb`, `ldc` (each at least the row length); `c` does
-/// not overlap `a` or `b`.
+/// row strides `lda`, `ldb`, `ldc` (`lda >= k`, `ldb >= n`, `ldc == n`); `c`
+/// does not overlap `a` or `b`. Returns [`INVALID`], writing nothing, when a
+/// size is negative or the strides are not of that form.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn torchlift_rt_sgemm(
@@ -182,79 +258,72 @@ pub unsafe extern "C" fn torchlift_rt_sgemm(
     c: *mut f32,
     ldc: i64,
     beta_zero: i64,
-) {
-    let (Some(m), Some(k), Some(n), Some(lda), Some(ldb), Some(ldc)) =
-        (size(m), size(k), size(n), size(lda), size(ldb), size(ldc))
-    else {
-        return;
-    };
-    if m == 0 || n == 0 || lda < k || ldb < n || ldc != n {
-        // `sgemm` writes a dense `c`; other layouts are not part of the ABI.
-        return;
-    }
-    let (Some(la), Some(lb), Some(lc)) = (span(m, k, lda), span(k, n, ldb), m.checked_mul(n))
-    else {
-        return;
-    };
-    // SAFETY: the caller guarantees the three matrices lie inside their
-    // buffers; `la`, `lb` and `lc` are exactly the spans they cover, and `c`
-    // does not overlap `a` or `b`. Empty spans use a dangling, aligned pointer.
-    let (a, b, c) = unsafe {
-        (
-            slice_or_empty(a, la),
-            slice_or_empty(b, lb),
-            std::slice::from_raw_parts_mut(c, lc),
-        )
-    };
-    let a = MatRef {
-        data: a,
-        offset: 0,
-        rows: m,
-        cols: k,
-        rs: lda as isize,
-        cs: 1,
-    };
-    let b = MatRef {
-        data: b,
-        offset: 0,
-        rows: k,
-        cols: n,
-        rs: ldb as isize,
-        cs: 1,
-    };
-    let beta = if beta_zero != 0 { 0.0 } else { 1.0 };
-    sgemm(1.0, a, b, beta, c);
-}
-
-/// # Safety
-/// When `len > 0`, `p` addresses `len` readable `f32`s.
-unsafe fn slice_or_empty<'a>(p: *const f32, len: usize) -> &'a [f32] {
-    if len == 0 {
-        &[]
-    } else {
-        // SAFETY: guaranteed by the caller.
-        unsafe { std::slice::from_raw_parts(p, len) }
-    }
+) -> i32 {
+    guard(|| {
+        let Some([m, k, n, lda, ldb, ldc]) = sizes([m, k, n, lda, ldb, ldc]) else {
+            return INVALID;
+        };
+        if lda < k || ldb < n || ldc != n {
+            // `sgemm` writes a dense `c`; other layouts are not part of the ABI.
+            return INVALID;
+        }
+        let (Some(la), Some(lb), Some(lc)) = (span(m, k, lda), span(k, n, ldb), m.checked_mul(n))
+        else {
+            return INVALID;
+        };
+        if lc == 0 {
+            return OK;
+        }
+        // SAFETY: the caller guarantees the three matrices lie inside their
+        // buffers; `la`, `lb` and `lc` are exactly the spans they cover, and
+        // `c` does not overlap `a` or `b`.
+        let (Some(a), Some(b), Some(c)) = (unsafe {
+            (
+                slice_or_empty(a, la),
+                slice_or_empty(b, lb),
+                slice_mut_or_empty(c, lc),
+            )
+        }) else {
+            return INVALID;
+        };
+        let a = MatRef {
+            data: a,
+            offset: 0,
+            rows: m,
+            cols: k,
+            rs: lda as isize,
+            cs: 1,
+        };
+        let b = MatRef {
+            data: b,
+            offset: 0,
+            rows: k,
+            cols: n,
+            rs: ldb as isize,
+            cs: 1,
+        };
+        let beta = if beta_zero != 0 { 0.0 } else { 1.0 };
+        sgemm(1.0, a, b, beta, c);
+        OK
+    })
 }
 
 /// Runs `f` on `x[..n]` into `y[..n]`.
 ///
 /// # Safety
 /// `x` and `y` address `n` `f32`s each and do not overlap.
-unsafe fn map_f32(x: *const f32, y: *mut f32, n: i64, f: impl Fn(f64) -> f64) {
-    let Some(n) = size(n).filter(|&n| n > 0) else {
-        return;
+unsafe fn map_f32(x: *const f32, y: *mut f32, n: i64, f: impl Fn(f64) -> f64) -> i32 {
+    let Some(n) = size(n) else {
+        return INVALID;
     };
     // SAFETY: guaranteed by the caller.
-    let (x, y) = unsafe {
-        (
-            std::slice::from_raw_parts(x, n),
-            std::slice::from_raw_parts_mut(y, n),
-        )
+    let (Some(x), Some(y)) = (unsafe { (slice_or_empty(x, n), slice_mut_or_empty(y, n)) }) else {
+        return INVALID;
     };
     for (o, &i) in y.iter_mut().zip(x) {
         *o = f(i as f64) as f32;
     }
+    OK
 }
 
 fn sigmoid(v: f64) -> f64 {
@@ -271,10 +340,11 @@ macro_rules! unary_entry_points {
         $(
             /// # Safety
             /// `x` and `y` address `n` `f32`s each and do not overlap.
+            /// Returns [`INVALID`], writing nothing, when `n < 0`.
             #[no_mangle]
-            pub unsafe extern "C" fn $name(x: *const f32, y: *mut f32, n: i64) {
+            pub unsafe extern "C" fn $name(x: *const f32, y: *mut f32, n: i64) -> i32 {
                 // SAFETY: the caller's contract is `map_f32`'s.
-                unsafe { map_f32(x, y, n, $f) }
+                guard(|| unsafe { map_f32(x, y, n, $f) })
             }
         )*
     };
@@ -315,28 +385,32 @@ pub fn softmax_lines(x: &[f32], y: &mut [f32], outer: usize, len: usize, inner: 
 
 /// # Safety
 /// `x` and `y` address `outer * len * inner` `f32`s each and do not overlap.
-unsafe fn softmax_entry(x: *const f32, y: *mut f32, outer: i64, len: i64, inner: i64, log: bool) {
-    let (Some(outer), Some(len), Some(inner)) = (size(outer), size(len), size(inner)) else {
-        return;
+unsafe fn softmax_entry(
+    x: *const f32,
+    y: *mut f32,
+    outer: i64,
+    len: i64,
+    inner: i64,
+    log: bool,
+) -> i32 {
+    let Some([outer, len, inner]) = sizes([outer, len, inner]) else {
+        return INVALID;
     };
     let Some(n) = outer.checked_mul(len).and_then(|v| v.checked_mul(inner)) else {
-        return;
+        return INVALID;
     };
-    if n == 0 {
-        return;
-    }
     // SAFETY: guaranteed by the caller; `n` is the element count.
-    let (x, y) = unsafe {
-        (
-            std::slice::from_raw_parts(x, n),
-            std::slice::from_raw_parts_mut(y, n),
-        )
+    let (Some(x), Some(y)) = (unsafe { (slice_or_empty(x, n), slice_mut_or_empty(y, n)) }) else {
+        return INVALID;
     };
     softmax_lines(x, y, outer, len, inner, log);
+    OK
 }
 
 /// # Safety
 /// `x` and `y` address `outer * len * inner` `f32`s each and do not overlap.
+/// Returns [`INVALID`], writing nothing, when a size is negative or the
+/// element count overflows.
 #[no_mangle]
 pub unsafe extern "C" fn torchlift_rt_softmax(
     x: *const f32,
@@ -344,13 +418,13 @@ pub unsafe extern "C" fn torchlift_rt_softmax(
     outer: i64,
     len: i64,
     inner: i64,
-) {
+) -> i32 {
     // SAFETY: the caller's contract is `softmax_entry`'s.
-    unsafe { softmax_entry(x, y, outer, len, inner, false) }
+    guard(|| unsafe { softmax_entry(x, y, outer, len, inner, false) })
 }
 
 /// # Safety
-/// `x` and `y` address `outer * len * inner` `f32`s each and do not overlap.
+/// As [`torchlift_rt_softmax`].
 #[no_mangle]
 pub unsafe extern "C" fn torchlift_rt_log_softmax(
     x: *const f32,
@@ -358,36 +432,18 @@ pub unsafe extern "C" fn torchlift_rt_log_softmax(
     outer: i64,
     len: i64,
     inner: i64,
-) {
+) -> i32 {
     // SAFETY: the caller's contract is `softmax_entry`'s.
-    unsafe { softmax_entry(x, y, outer, len, inner, true) }
-}
-
-/// `usize`s of sizes that must all be non-negative.
-fn sizes<const N: usize>(vs: [i64; N]) -> Option<[usize; N]> {
-    let mut out = [0usize; N];
-    for (o, v) in out.iter_mut().zip(vs) {
-        *o = size(v)?;
-    }
-    Some(out)
+    guard(|| unsafe { softmax_entry(x, y, outer, len, inner, true) })
 }
 
 /// # Safety
-/// When `len > 0`, `p` addresses `len` writable `f32`s that no other live
-/// slice overlaps.
-unsafe fn slice_mut_or_empty<'a>(p: *mut f32, len: usize) -> &'a mut [f32] {
-    if len == 0 {
-        &mut []
-    } else {
-        // SAFETY: guaranteed by the caller.
-        unsafe { std::slice::from_raw_parts_mut(p, len) }
-    }
-}
-
-/// # Safety
-/// `x`, `w`, `y` (and `bias` when `has_bias != 0`) address dense `f32`
-/// arrays of the shapes the sizes give (see [`RtFn::Conv2d`]); `y` overlaps
-/// none of the others.
+/// `x: [n, c, h, wd]`, `w: [oc, c / groups, kh, kw]`, `y: [n, oc, oh, ow]`
+/// (and `bias: [oc]` when `has_bias != 0`) address dense `f32` arrays of
+/// those shapes; `y` overlaps none of the others. Returns [`INVALID`],
+/// writing nothing, when a size is negative, `groups` does not divide `c`
+/// and `oc`, or `oh`/`ow` differ from the window arithmetic (floor
+/// rounding).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn torchlift_rt_conv2d(
@@ -412,47 +468,56 @@ pub unsafe extern "C" fn torchlift_rt_conv2d(
     dw: i64,
     groups: i64,
     has_bias: i64,
-) {
-    let Some([n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups]) = sizes([
-        n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups,
-    ]) else {
-        return;
-    };
-    let p = Conv2d {
-        n,
-        c,
-        h,
-        w: wd,
-        oc,
-        kh,
-        kw,
-        oh,
-        ow,
-        stride: [sh, sw],
-        pad: [ph, pw],
-        dil: [dh, dw],
-        groups,
-    };
-    let Some([lx, lw, lb, ly]) = p.lens() else {
-        return;
-    };
-    // SAFETY: `lens` gives exactly the element counts of the arrays the
-    // caller guarantees; `y` overlaps no input; empty arrays are not
-    // dereferenced.
-    let (x, w, bias, y) = unsafe {
-        (
-            slice_or_empty(x, lx),
-            slice_or_empty(w, lw),
-            (has_bias != 0).then(|| slice_or_empty(bias, lb)),
-            slice_mut_or_empty(y, ly),
-        )
-    };
-    conv2d(&p, x, w, bias, y);
+) -> i32 {
+    guard(|| {
+        let Some([n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups]) = sizes([
+            n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups,
+        ]) else {
+            return INVALID;
+        };
+        let p = Conv2d {
+            n,
+            c,
+            h,
+            w: wd,
+            oc,
+            kh,
+            kw,
+            oh,
+            ow,
+            stride: [sh, sw],
+            pad: [ph, pw],
+            dil: [dh, dw],
+            groups,
+        };
+        let Some([lx, lw, lb, ly]) = p.lens() else {
+            return INVALID;
+        };
+        // SAFETY: `lens` gives exactly the element counts of the arrays the
+        // caller guarantees; `y` overlaps no input.
+        let (Some(x), Some(w), Some(bias), Some(y)) = (unsafe {
+            (
+                slice_or_empty(x, lx),
+                slice_or_empty(w, lw),
+                if has_bias != 0 {
+                    slice_or_empty(bias, lb).map(Some)
+                } else {
+                    Some(None)
+                },
+                slice_mut_or_empty(y, ly),
+            )
+        }) else {
+            return INVALID;
+        };
+        status(conv2d(&p, x, w, bias, y))
+    })
 }
 
 /// # Safety
 /// `x` and `y` address `n * c * inner` `f32`s and do not overlap; `mean`,
 /// `var` (and `weight`, `bias` when their flags are set) address `c` `f32`s.
+/// Returns [`INVALID`], writing nothing, when a size is negative or the
+/// element count overflows.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn torchlift_rt_batch_norm(
@@ -468,32 +533,55 @@ pub unsafe extern "C" fn torchlift_rt_batch_norm(
     c: i64,
     inner: i64,
     eps_bits: i64,
-) {
-    let Some([n, c, inner]) = sizes([n, c, inner]) else {
-        return;
-    };
-    let Some(len) = n.checked_mul(c).and_then(|v| v.checked_mul(inner)) else {
-        return;
-    };
-    let eps = f64::from_bits(eps_bits as u64);
-    // SAFETY: `len` and `c` are the element counts the caller guarantees;
-    // `y` overlaps no input; empty arrays are not dereferenced.
-    let (x, y, mean, var, weight, bias) = unsafe {
-        (
-            slice_or_empty(x, len),
-            slice_mut_or_empty(y, len),
-            slice_or_empty(mean, c),
-            slice_or_empty(var, c),
-            (has_weight != 0).then(|| slice_or_empty(weight, c)),
-            (has_bias != 0).then(|| slice_or_empty(bias, c)),
-        )
-    };
-    batch_norm_inference(x, y, mean, var, weight, bias, (n, c, inner), eps);
+) -> i32 {
+    guard(|| {
+        let Some([n, c, inner]) = sizes([n, c, inner]) else {
+            return INVALID;
+        };
+        let Some(len) = n.checked_mul(c).and_then(|v| v.checked_mul(inner)) else {
+            return INVALID;
+        };
+        let eps = f64::from_bits(eps_bits as u64);
+        let opt = |flag: i64, p: *const f32| {
+            if flag != 0 {
+                // SAFETY: the caller guarantees `c` elements when the flag is set.
+                unsafe { slice_or_empty(p, c) }.map(Some)
+            } else {
+                Some(None)
+            }
+        };
+        // SAFETY: `len` and `c` are the element counts the caller guarantees;
+        // `y` overlaps no input.
+        let (Some(x), Some(y), Some(mean), Some(var), Some(weight), Some(bias)) = (unsafe {
+            (
+                slice_or_empty(x, len),
+                slice_mut_or_empty(y, len),
+                slice_or_empty(mean, c),
+                slice_or_empty(var, c),
+                opt(has_weight, weight),
+                opt(has_bias, bias),
+            )
+        }) else {
+            return INVALID;
+        };
+        status(batch_norm_inference(
+            x,
+            y,
+            mean,
+            var,
+            weight,
+            bias,
+            (n, c, inner),
+            eps,
+        ))
+    })
 }
 
 /// # Safety
 /// `x` addresses `planes * h * w` and `y` `planes * oh * ow` `f32`s; they do
-/// not overlap.
+/// not overlap. Returns [`INVALID`], writing nothing, when a size is
+/// negative, a kernel/stride/dilation is 0, the padding exceeds half the
+/// kernel, or `oh`/`ow` differ from the window arithmetic (floor rounding).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn torchlift_rt_max_pool2d(
@@ -512,31 +600,35 @@ pub unsafe extern "C" fn torchlift_rt_max_pool2d(
     pw: i64,
     dh: i64,
     dw: i64,
-) {
-    let Some([planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw]) =
-        sizes([planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw])
-    else {
-        return;
-    };
-    let p = MaxPool2d {
-        planes,
-        h,
-        w,
-        oh,
-        ow,
-        kernel: [kh, kw],
-        stride: [sh, sw],
-        pad: [ph, pw],
-        dil: [dh, dw],
-    };
-    let Some([lx, ly]) = p.lens() else {
-        return;
-    };
-    // SAFETY: `lens` gives exactly the element counts the caller
-    // guarantees; `y` does not overlap `x`; empty arrays are not
-    // dereferenced.
-    let (x, y) = unsafe { (slice_or_empty(x, lx), slice_mut_or_empty(y, ly)) };
-    max_pool2d(&p, x, y);
+) -> i32 {
+    guard(|| {
+        let Some([planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw]) =
+            sizes([planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw])
+        else {
+            return INVALID;
+        };
+        let p = MaxPool2d {
+            planes,
+            h,
+            w,
+            oh,
+            ow,
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            pad: [ph, pw],
+            dil: [dh, dw],
+        };
+        let Some([lx, ly]) = p.lens() else {
+            return INVALID;
+        };
+        // SAFETY: `lens` gives exactly the element counts the caller
+        // guarantees; `y` does not overlap `x`.
+        let (Some(x), Some(y)) = (unsafe { (slice_or_empty(x, lx), slice_mut_or_empty(y, ly)) })
+        else {
+            return INVALID;
+        };
+        status(max_pool2d(&p, x, y))
+    })
 }
 
 #[cfg(test)]
@@ -563,10 +655,23 @@ mod tests {
         let b = [1.0f32, 0.0, 0.0, 1.0]; // identity
         let mut c = [10.0f32; 4];
         // SAFETY: all three are dense 2 x 2 arrays that do not overlap.
-        unsafe { torchlift_rt_sgemm(2, 2, 2, a.as_ptr(), 2, b.as_ptr(), 2, c.as_mut_ptr(), 2, 0) };
+        let st = unsafe {
+            torchlift_rt_sgemm(2, 2, 2, a.as_ptr(), 2, b.as_ptr(), 2, c.as_mut_ptr(), 2, 0)
+        };
+        assert_eq!(st, OK);
         assert_eq!(c, [11.0, 12.0, 13.0, 14.0]);
         // SAFETY: as above.
-        unsafe { torchlift_rt_sgemm(2, 2, 2, a.as_ptr(), 2, b.as_ptr(), 2, c.as_mut_ptr(), 2, 1) };
+        let st = unsafe {
+            torchlift_rt_sgemm(2, 2, 2, a.as_ptr(), 2, b.as_ptr(), 2, c.as_mut_ptr(), 2, 1)
+        };
+        assert_eq!(st, OK);
+        assert_eq!(c, a);
+        // A row stride shorter than the row is rejected.
+        // SAFETY: rejected before any access.
+        let st = unsafe {
+            torchlift_rt_sgemm(2, 2, 2, a.as_ptr(), 1, b.as_ptr(), 2, c.as_mut_ptr(), 2, 1)
+        };
+        assert_eq!(st, INVALID);
         assert_eq!(c, a);
     }
 
@@ -574,8 +679,17 @@ mod tests {
     fn negative_sizes_touch_nothing() {
         let mut y = [7.0f32; 2];
         // SAFETY: a negative count means no element is accessed.
-        unsafe { torchlift_rt_exp(std::ptr::null(), y.as_mut_ptr(), -1) };
+        let st = unsafe { torchlift_rt_exp(std::ptr::null(), y.as_mut_ptr(), -1) };
+        assert_eq!(st, INVALID);
         assert_eq!(y, [7.0, 7.0]);
+        let x = [0.0f32, 1.0];
+        // SAFETY: both arrays hold 2 elements.
+        let st = unsafe { torchlift_rt_exp(x.as_ptr(), y.as_mut_ptr(), 2) };
+        assert_eq!(st, OK);
+        assert_eq!(y, [1.0, std::f32::consts::E]);
+        // SAFETY: a zero count accesses nothing.
+        let st = unsafe { torchlift_rt_tanh(std::ptr::null(), std::ptr::null_mut(), 0) };
+        assert_eq!(st, OK);
     }
 
     #[test]
@@ -586,7 +700,7 @@ mod tests {
         // Output 3 x 3 where a 2 x 2 kernel over 4 x 4 gives 3 x 3 only with
         // stride 1: claim stride 2 instead.
         // SAFETY: every array is at least as long as the sizes describe.
-        unsafe {
+        let st = unsafe {
             torchlift_rt_conv2d(
                 x.as_ptr(),
                 w.as_ptr(),
@@ -611,10 +725,11 @@ mod tests {
                 0,
             )
         };
+        assert_eq!(st, INVALID);
         assert_eq!(y, [7.0; 16]);
         // Channels not divisible by the groups, then a negative size.
         // SAFETY: as above.
-        unsafe {
+        let st = unsafe {
             torchlift_rt_conv2d(
                 x.as_ptr(),
                 w.as_ptr(),
@@ -639,9 +754,10 @@ mod tests {
                 0,
             )
         };
+        assert_eq!(st, INVALID);
         assert_eq!(y, [7.0; 16]);
         // SAFETY: a negative size means no element is accessed.
-        unsafe {
+        let st = unsafe {
             torchlift_rt_max_pool2d(
                 x.as_ptr(),
                 y.as_mut_ptr(),
@@ -660,9 +776,10 @@ mod tests {
                 1,
             )
         };
+        assert_eq!(st, INVALID);
         assert_eq!(y, [7.0; 16]);
         // SAFETY: as above.
-        unsafe {
+        let st = unsafe {
             torchlift_rt_batch_norm(
                 x.as_ptr(),
                 y.as_mut_ptr(),
@@ -678,6 +795,7 @@ mod tests {
                 1e-5f64.to_bits() as i64,
             )
         };
+        assert_eq!(st, INVALID);
         assert_eq!(y, [7.0; 16]);
     }
 
