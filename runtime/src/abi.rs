@@ -18,6 +18,7 @@
 
 use crate::gemm::{sgemm, MatRef};
 use crate::nn::{batch_norm_inference, conv2d, max_pool2d, Conv2d, MaxPool2d};
+use crate::parallel::torchlift_rt_parallel_for;
 
 /// The type of one parameter of a runtime entry point, as the code generator
 /// sees it.
@@ -135,6 +136,10 @@ runtime_symbols! {
         c: *mut f32, ldc: i64,
         beta_zero: i64,
     ) -> i32;
+    /// Runs the callback `f(ctx, start, end) -> i32` over chunks of
+    /// `[0, n)` of at least `grain` items on the current thread pool; returns
+    /// the first nonzero status (see [`crate::parallel`]).
+    ParallelFor => fn torchlift_rt_parallel_for(f: *const u8, ctx: *const u8, n: i64, grain: i64) -> i32;
     /// `y = exp(x)` over `n` elements.
     Exp => fn torchlift_rt_exp(x: *const f32, y: *mut f32, n: i64) -> i32;
     /// `y = log(x)`.

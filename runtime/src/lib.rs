@@ -8,5 +8,8 @@
 pub mod abi;
 pub mod gemm;
 pub mod nn;
+pub mod parallel;
+
+pub use parallel::parallel_chunks;
 
 pub use gemm::{dgemm, sgemm, MatRef};
