@@ -12,4 +12,4 @@ pub mod parallel;
 
 pub use parallel::parallel_chunks;
 
-pub use gemm::{dgemm, sgemm, MatRef};
+pub use gemm::{dgemm, gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};

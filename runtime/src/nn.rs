@@ -50,7 +50,7 @@ impl Conv2d {
     /// other than the window arithmetic gives, an overflow).
     pub fn lens(&self) -> Option<[usize; 4]> {
         let g = self.groups;
-        if g == 0 || self.c % g != 0 || self.oc % g != 0 {
+        if g == 0 || !self.c.is_multiple_of(g) || !self.oc.is_multiple_of(g) {
             return None;
         }
         let oh = out_len(self.h, self.kh, self.stride[0], self.pad[0], self.dil[0])?;
