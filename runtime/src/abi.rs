@@ -16,7 +16,7 @@
 //! `f32` buffers that hold at least the elements the sizes describe, and an
 //! output buffer does not overlap any input buffer.
 
-use crate::gemm::{sgemm, MatRef};
+use crate::gemm::{gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};
 use crate::nn::{batch_norm_inference, conv2d, max_pool2d, Conv2d, MaxPool2d};
 use crate::parallel::torchlift_rt_parallel_for;
 
@@ -135,6 +135,14 @@ runtime_symbols! {
         b: *const f32, ldb: i64,
         c: *mut f32, ldc: i64,
         beta_zero: i64,
+    ) -> i32;
+    /// Batched strided `c_t = bias + a_t @ b_t` (see [`torchlift_rt_gemm`]).
+    Gemm => fn torchlift_rt_gemm(
+        batch: i64, m: i64, n: i64, k: i64,
+        a: *const f32, a_bs: i64, a_rs: i64, a_cs: i64,
+        b: *const f32, b_bs: i64, b_rs: i64, b_cs: i64,
+        bias: *const f32, bias_rs: i64, bias_cs: i64,
+        c: *mut f32, c_bs: i64, c_rs: i64,
     ) -> i32;
     /// Runs the callback `f(ctx, start, end) -> i32` over chunks of
     /// `[0, n)` of at least `grain` items on the current thread pool; returns
@@ -307,9 +315,127 @@ pub unsafe extern "C" fn torchlift_rt_sgemm(
             rs: ldb as isize,
             cs: 1,
         };
-        let beta = if beta_zero != 0 { 0.0 } else { 1.0 };
-        sgemm(1.0, a, b, beta, c);
+        if beta_zero != 0 {
+            let d = GemmDims { batch: 1, m, n, k };
+            let (sa, sb) = (
+                Strides {
+                    bs: 0,
+                    rs: lda,
+                    cs: 1,
+                },
+                Strides {
+                    bs: 0,
+                    rs: ldb,
+                    cs: 1,
+                },
+            );
+            return status(gemm(d, a.data, sa, b.data, sb, None, c, 0, n, Act::None));
+        }
+        sgemm(1.0, a, b, 1.0, c);
         OK
+    })
+}
+
+/// # Safety
+/// For each `t < batch`, `i < m`, `j < n`, `p < k`: `a[t*a_bs + i*a_rs +
+/// p*a_cs]` and `b[t*b_bs + p*b_rs + j*b_cs]` are readable `f32`s, as is
+/// `bias[i*bias_rs + j*bias_cs]` when `bias` is not null, and
+/// `c[t*c_bs + i*c_rs + j]` is writable; `c` overlaps none of the inputs.
+///
+/// Writes `c_t[i, j] = bias[i, j] (or 0) + Σ_p a_t[i, p] * b_t[p, j]`
+/// without reading `c`. Returns [`INVALID`], writing nothing, when a size or
+/// stride is negative, a span overflows, an operand pointer is null while
+/// its span is not empty, or the rows or batch items of `c` would overlap
+/// (`c_rs < n` with `m > 1`; `c_bs < (m-1)*c_rs + n` with `batch > 1`).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchlift_rt_gemm(
+    batch: i64,
+    m: i64,
+    n: i64,
+    k: i64,
+    a: *const f32,
+    a_bs: i64,
+    a_rs: i64,
+    a_cs: i64,
+    b: *const f32,
+    b_bs: i64,
+    b_rs: i64,
+    b_cs: i64,
+    bias: *const f32,
+    bias_rs: i64,
+    bias_cs: i64,
+    c: *mut f32,
+    c_bs: i64,
+    c_rs: i64,
+) -> i32 {
+    guard(|| {
+        let Some(
+            [batch, m, n, k, a_bs, a_rs, a_cs, b_bs, b_rs, b_cs, bias_rs, bias_cs, c_bs, c_rs],
+        ) = sizes([
+            batch, m, n, k, a_bs, a_rs, a_cs, b_bs, b_rs, b_cs, bias_rs, bias_cs, c_bs, c_rs,
+        ])
+        else {
+            return INVALID;
+        };
+        let d = GemmDims { batch, m, n, k };
+        let sa = Strides {
+            bs: a_bs,
+            rs: a_rs,
+            cs: a_cs,
+        };
+        let sb = Strides {
+            bs: b_bs,
+            rs: b_rs,
+            cs: b_cs,
+        };
+        let sc = Strides {
+            bs: c_bs,
+            rs: c_rs,
+            cs: 1,
+        };
+        let sbias = Strides {
+            bs: 0,
+            rs: bias_rs,
+            cs: bias_cs,
+        };
+        let (Some(la), Some(lb), Some(lc), Some(lbias)) = (
+            sa.span(batch, m, k),
+            sb.span(batch, k, n),
+            sc.span(batch, m, n),
+            sbias.span(1, m, n),
+        ) else {
+            return INVALID;
+        };
+        if batch == 0 || m == 0 || n == 0 {
+            return OK;
+        }
+        // SAFETY: the caller guarantees every element these spans cover is
+        // addressable (the spans end one past the last element the strides
+        // reach) and that `c` overlaps no input.
+        let (Some(a), Some(b), Some(c)) = (unsafe {
+            (
+                slice_or_empty(a, la),
+                slice_or_empty(b, lb),
+                slice_mut_or_empty(c, lc),
+            )
+        }) else {
+            return INVALID;
+        };
+        let bias = if bias.is_null() {
+            None
+        } else {
+            // SAFETY: as above, for the non-null bias.
+            let Some(data) = (unsafe { slice_or_empty(bias, lbias) }) else {
+                return INVALID;
+            };
+            Some(Bias {
+                data,
+                rs: bias_rs,
+                cs: bias_cs,
+            })
+        };
+        status(gemm(d, a, sa, b, sb, bias, c, c_bs, c_rs, Act::None))
     })
 }
 
@@ -678,6 +804,72 @@ mod tests {
         };
         assert_eq!(st, INVALID);
         assert_eq!(c, a);
+    }
+
+    #[test]
+    fn gemm_entry_point_broadcasts_and_validates() {
+        // Two batch items of a 2 x 3 @ 3 x 2 product; `a` broadcast
+        // (a_bs = 0), `b` read transposed from a 2 x 3 array per batch item.
+        let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let bt = [
+            1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
+        ];
+        let bias = [10.0f32, 20.0];
+        let mut c = [0.0f32; 8];
+        // SAFETY: every strided element lies inside its array.
+        let st = unsafe {
+            torchlift_rt_gemm(
+                2,
+                2,
+                2,
+                3,
+                a.as_ptr(),
+                0,
+                3,
+                1,
+                bt.as_ptr(),
+                6,
+                1,
+                3,
+                bias.as_ptr(),
+                0,
+                1,
+                c.as_mut_ptr(),
+                4,
+                2,
+            )
+        };
+        assert_eq!(st, OK);
+        assert_eq!(c, [11.0, 22.0, 14.0, 25.0, 13.0, 26.0, 16.0, 35.0]);
+        // A negative stride, then rows of `c` that would overlap.
+        for (a_rs, c_rs) in [(-3, 2), (3, 1)] {
+            let mut c = [7.0f32; 8];
+            // SAFETY: rejected before any access.
+            let st = unsafe {
+                torchlift_rt_gemm(
+                    2,
+                    2,
+                    2,
+                    3,
+                    a.as_ptr(),
+                    0,
+                    a_rs,
+                    1,
+                    bt.as_ptr(),
+                    6,
+                    1,
+                    3,
+                    std::ptr::null(),
+                    0,
+                    0,
+                    c.as_mut_ptr(),
+                    4,
+                    c_rs,
+                )
+            };
+            assert_eq!(st, INVALID);
+            assert_eq!(c, [7.0; 8]);
+        }
     }
 
     #[test]
