@@ -17,7 +17,7 @@
 //! output buffer does not overlap any input buffer.
 
 use crate::gemm::{gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};
-use crate::nn::{batch_norm_inference, conv2d, max_pool2d, Conv2d, MaxPool2d};
+use crate::nn::{batch_norm_inference, conv2d_act, max_pool2d, Conv2d, MaxPool2d};
 use crate::parallel::torchlift_rt_parallel_for;
 
 /// The type of one parameter of a runtime entry point, as the code generator
@@ -177,6 +177,16 @@ runtime_symbols! {
         oc: i64, kh: i64, kw: i64, oh: i64, ow: i64,
         sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
         groups: i64, has_bias: i64,
+    ) -> i32;
+    /// [`RtFn::Conv2d`] followed by an activation: `act` 0 none, 1 relu,
+    /// 2 clamp to `[lo, hi]`.
+    Conv2dAct => fn torchlift_rt_conv2d_act(
+        x: *const f32, w: *const f32, bias: *const f32, y: *mut f32,
+        n: i64, c: i64, h: i64, wd: i64,
+        oc: i64, kh: i64, kw: i64, oh: i64, ow: i64,
+        sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
+        groups: i64, has_bias: i64,
+        act: i64, lo: f32, hi: f32,
     ) -> i32;
     /// Batch-norm inference on `x: [n, c, inner]` with per-channel `mean`,
     /// `var`, `weight` (read when `has_weight != 0`) and `bias` (read when
@@ -573,8 +583,8 @@ pub unsafe extern "C" fn torchlift_rt_log_softmax(
 /// (and `bias: [oc]` when `has_bias != 0`) address dense `f32` arrays of
 /// those shapes; `y` overlaps none of the others. Returns [`INVALID`],
 /// writing nothing, when a size is negative, `groups` does not divide `c`
-/// and `oc`, or `oh`/`ow` differ from the window arithmetic (floor
-/// rounding).
+/// and `oc`, `oh`/`ow` differ from the window arithmetic (floor rounding),
+/// or a pointer is null while its array is not empty.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn torchlift_rt_conv2d(
@@ -600,48 +610,107 @@ pub unsafe extern "C" fn torchlift_rt_conv2d(
     groups: i64,
     has_bias: i64,
 ) -> i32 {
-    guard(|| {
-        let Some([n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups]) = sizes([
-            n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups,
-        ]) else {
-            return INVALID;
-        };
-        let p = Conv2d {
-            n,
-            c,
-            h,
-            w: wd,
-            oc,
-            kh,
-            kw,
-            oh,
-            ow,
-            stride: [sh, sw],
-            pad: [ph, pw],
-            dil: [dh, dw],
-            groups,
-        };
-        let Some([lx, lw, lb, ly]) = p.lens() else {
-            return INVALID;
-        };
-        // SAFETY: `lens` gives exactly the element counts of the arrays the
-        // caller guarantees; `y` overlaps no input.
-        let (Some(x), Some(w), Some(bias), Some(y)) = (unsafe {
-            (
-                slice_or_empty(x, lx),
-                slice_or_empty(w, lw),
-                if has_bias != 0 {
-                    slice_or_empty(bias, lb).map(Some)
-                } else {
-                    Some(None)
-                },
-                slice_mut_or_empty(y, ly),
-            )
-        }) else {
-            return INVALID;
-        };
-        status(conv2d(&p, x, w, bias, y))
-    })
+    let dims = [
+        n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups,
+    ];
+    // SAFETY: the caller's contract is `conv2d_entry`'s.
+    guard(|| unsafe { conv2d_entry(x, w, bias, y, dims, has_bias, Act::None) })
+}
+
+/// # Safety
+/// As [`torchlift_rt_conv2d`]. Also returns [`INVALID`] when `act` is not
+/// 0 (none), 1 (relu) or 2 (clamp to `[lo, hi]`, which needs `lo <= hi`).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchlift_rt_conv2d_act(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+    n: i64,
+    c: i64,
+    h: i64,
+    wd: i64,
+    oc: i64,
+    kh: i64,
+    kw: i64,
+    oh: i64,
+    ow: i64,
+    sh: i64,
+    sw: i64,
+    ph: i64,
+    pw: i64,
+    dh: i64,
+    dw: i64,
+    groups: i64,
+    has_bias: i64,
+    act: i64,
+    lo: f32,
+    hi: f32,
+) -> i32 {
+    let act = match act {
+        0 => Act::None,
+        1 => Act::Relu,
+        2 if lo <= hi => Act::Clamp(lo, hi),
+        _ => return INVALID,
+    };
+    let dims = [
+        n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups,
+    ];
+    // SAFETY: the caller's contract is `conv2d_entry`'s.
+    guard(|| unsafe { conv2d_entry(x, w, bias, y, dims, has_bias, act) })
+}
+
+/// # Safety
+/// As [`torchlift_rt_conv2d`], with the sizes in parameter order in `dims`.
+unsafe fn conv2d_entry(
+    x: *const f32,
+    w: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+    dims: [i64; 16],
+    has_bias: i64,
+    act: Act,
+) -> i32 {
+    let Some([n, c, h, wd, oc, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups]) = sizes(dims)
+    else {
+        return INVALID;
+    };
+    let p = Conv2d {
+        n,
+        c,
+        h,
+        w: wd,
+        oc,
+        kh,
+        kw,
+        oh,
+        ow,
+        stride: [sh, sw],
+        pad: [ph, pw],
+        dil: [dh, dw],
+        groups,
+    };
+    let Some([lx, lw, lb, ly]) = p.lens() else {
+        return INVALID;
+    };
+    // SAFETY: `lens` gives exactly the element counts of the arrays the
+    // caller guarantees; `y` overlaps no input.
+    let (Some(x), Some(w), Some(bias), Some(y)) = (unsafe {
+        (
+            slice_or_empty(x, lx),
+            slice_or_empty(w, lw),
+            if has_bias != 0 {
+                slice_or_empty(bias, lb).map(Some)
+            } else {
+                Some(None)
+            },
+            slice_mut_or_empty(y, ly),
+        )
+    }) else {
+        return INVALID;
+    };
+    status(conv2d_act(&p, x, w, bias, y, act))
 }
 
 /// # Safety
@@ -870,6 +939,55 @@ mod tests {
             assert_eq!(st, INVALID);
             assert_eq!(c, [7.0; 8]);
         }
+    }
+
+    #[test]
+    fn conv2d_act_entry_point_clamps() {
+        // 1 x 1 x 2 x 2 input, a 1 x 1 kernel of weight 2, bias -1.
+        let x = [0.0f32, 1.0, 2.0, 3.0];
+        let w = [2.0f32];
+        let bias = [-1.0f32];
+        let run = |act: i64, y: &mut [f32; 4]| {
+            // SAFETY: every array holds the elements its shape describes.
+            unsafe {
+                torchlift_rt_conv2d_act(
+                    x.as_ptr(),
+                    w.as_ptr(),
+                    bias.as_ptr(),
+                    y.as_mut_ptr(),
+                    1,
+                    1,
+                    2,
+                    2,
+                    1,
+                    1,
+                    1,
+                    2,
+                    2,
+                    1,
+                    1,
+                    0,
+                    0,
+                    1,
+                    1,
+                    1,
+                    1,
+                    act,
+                    0.0,
+                    3.0,
+                )
+            }
+        };
+        let mut y = [9.0f32; 4];
+        assert_eq!(run(0, &mut y), OK);
+        assert_eq!(y, [-1.0, 1.0, 3.0, 5.0]);
+        assert_eq!(run(1, &mut y), OK);
+        assert_eq!(y, [0.0, 1.0, 3.0, 5.0]);
+        assert_eq!(run(2, &mut y), OK);
+        assert_eq!(y, [0.0, 1.0, 3.0, 3.0]);
+        let mut y = [9.0f32; 4];
+        assert_eq!(run(3, &mut y), INVALID);
+        assert_eq!(y, [9.0; 4]);
     }
 
     #[test]

@@ -53,8 +53,9 @@ pub enum Act {
 }
 
 impl Act {
+    /// `act(v)`.
     #[inline(always)]
-    fn apply(self, v: f32) -> f32 {
+    pub fn apply(self, v: f32) -> f32 {
         match self {
             Act::None => v,
             // `max` would turn NaN into 0; torch's relu keeps NaN.

@@ -10,6 +10,9 @@ mod fast;
 
 pub use fast::{gemm, Act, Bias, GemmDims, Strides};
 
+#[cfg(test)]
+pub(crate) use fast::tests as fast_tests;
+
 /// A borrowed strided matrix: `data[offset + i*rs + j*cs]` is element `(i, j)`.
 #[derive(Copy, Clone, Debug)]
 pub struct MatRef<'a, T> {
