@@ -19,6 +19,7 @@
 use crate::gemm::{gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};
 use crate::nn::{batch_norm_inference, conv2d_act, max_pool2d, Conv2d, MaxPool2d};
 use crate::parallel::torchlift_rt_parallel_for;
+use crate::softmax::softmax_lines;
 
 /// The type of one parameter of a runtime entry point, as the code generator
 /// sees it.
@@ -197,8 +198,8 @@ runtime_symbols! {
         has_weight: i64, has_bias: i64,
         n: i64, c: i64, inner: i64, eps_bits: i64,
     ) -> i32;
-    /// The values of a 2-D max pool (floor rounding) of `planes` planes
-    /// `h x w` into `oh x ow`.
+    /// The values of a 2-D max pool (floor or ceil rounding, windows clipped
+    /// to the input) of `planes` planes `h x w` into `oh x ow`.
     MaxPool2d => fn torchlift_rt_max_pool2d(
         x: *const f32, y: *mut f32,
         planes: i64, h: i64, w: i64, oh: i64, ow: i64,
@@ -502,28 +503,6 @@ unary_entry_points! {
     torchlift_rt_gelu_tanh = gelu_tanh;
 }
 
-/// Softmax (or log-softmax) of each line of `len` elements, `inner` apart,
-/// of an `outer x len x inner` array. Accumulates in `f64`.
-pub fn softmax_lines(x: &[f32], y: &mut [f32], outer: usize, len: usize, inner: usize, log: bool) {
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |j: usize| o * len * inner + j * inner + i;
-            let max = (0..len)
-                .map(|j| x[at(j)] as f64)
-                .fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = (0..len).map(|j| (x[at(j)] as f64 - max).exp()).sum();
-            for j in 0..len {
-                let d = x[at(j)] as f64 - max;
-                y[at(j)] = if log {
-                    (d - sum.ln()) as f32
-                } else {
-                    (d.exp() / sum) as f32
-                };
-            }
-        }
-    }
-}
-
 /// # Safety
 /// `x` and `y` address `outer * len * inner` `f32`s each and do not overlap.
 unsafe fn softmax_entry(
@@ -544,8 +523,7 @@ unsafe fn softmax_entry(
     let (Some(x), Some(y)) = (unsafe { (slice_or_empty(x, n), slice_mut_or_empty(y, n)) }) else {
         return INVALID;
     };
-    softmax_lines(x, y, outer, len, inner, log);
-    OK
+    status(softmax_lines(x, y, outer, len, inner, log))
 }
 
 /// # Safety
@@ -781,7 +759,8 @@ pub unsafe extern "C" fn torchlift_rt_batch_norm(
 /// `x` addresses `planes * h * w` and `y` `planes * oh * ow` `f32`s; they do
 /// not overlap. Returns [`INVALID`], writing nothing, when a size is
 /// negative, a kernel/stride/dilation is 0, the padding exceeds half the
-/// kernel, or `oh`/`ow` differ from the window arithmetic (floor rounding).
+/// kernel, or `oh`/`ow` are neither the floor nor the ceil window count
+/// (PyTorch's rule). Windows are clipped to the input.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn torchlift_rt_max_pool2d(

@@ -9,6 +9,7 @@ pub mod abi;
 pub mod gemm;
 pub mod nn;
 pub mod parallel;
+pub mod softmax;
 
 pub use parallel::parallel_chunks;
 

@@ -440,32 +440,52 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// The lengths of `x` and `y`, or `None` when the sizes are inconsistent
     /// (padding over half the kernel, as PyTorch refuses, or output sizes
-    /// other than the window arithmetic gives).
+    /// other than the window arithmetic gives with floor or ceil rounding).
     pub fn lens(&self) -> Option<[usize; 2]> {
         if (0..2).any(|i| self.pad[i] > self.kernel[i] / 2) {
             return None;
         }
-        let oh = out_len(
-            self.h,
-            self.kernel[0],
-            self.stride[0],
-            self.pad[0],
-            self.dil[0],
-        )?;
-        let ow = out_len(
-            self.w,
-            self.kernel[1],
-            self.stride[1],
-            self.pad[1],
-            self.dil[1],
-        )?;
-        if (oh, ow) != (self.oh, self.ow) {
-            return None;
+        let sizes = [(self.h, self.oh), (self.w, self.ow)];
+        for (i, (len, out)) in sizes.into_iter().enumerate() {
+            let floor = out_len(
+                len,
+                self.kernel[i],
+                self.stride[i],
+                self.pad[i],
+                self.dil[i],
+            )?;
+            let ceil = ceil_out_len(
+                len,
+                self.kernel[i],
+                self.stride[i],
+                self.pad[i],
+                self.dil[i],
+            )?;
+            if out != floor && out != ceil {
+                return None;
+            }
         }
         Some([
             prod(&[self.planes, self.h, self.w])?,
             prod(&[self.planes, self.oh, self.ow])?,
         ])
+    }
+}
+
+/// The ceil-mode output length (PyTorch's rule: one more window when a
+/// partial window remains, unless it would start in the right padding).
+fn ceil_out_len(h: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Option<usize> {
+    let floor = out_len(h, k, stride, pad, dil)?;
+    let span = dil * (k - 1) + 1;
+    let room = h + 2 * pad - span;
+    if room.is_multiple_of(stride) {
+        return Some(floor);
+    }
+    let ceil = floor + 1;
+    if (ceil - 1) * stride >= h + pad {
+        Some(floor)
+    } else {
+        Some(ceil)
     }
 }
 
@@ -483,37 +503,50 @@ pub fn max_pool2d(p: &MaxPool2d, x: &[f32], y: &mut [f32]) -> bool {
         return true;
     }
     let (h, w) = (p.h, p.w);
-    for pl in 0..p.planes {
-        let xp = &x[pl * h * w..][..h * w];
-        let yp = &mut y[pl * p.oh * p.ow..][..p.oh * p.ow];
-        for oy in 0..p.oh {
-            for ox in 0..p.ow {
-                let mut best = f32::NEG_INFINITY;
-                for ky in 0..p.kernel[0] {
-                    let Some(iy) = (oy * p.stride[0] + ky * p.dil[0])
-                        .checked_sub(p.pad[0])
-                        .filter(|&iy| iy < h)
+    let out_plane = p.oh * p.ow;
+    let planes_per_task = (4096 / out_plane.max(1)).max(1);
+    y.par_chunks_mut(out_plane * planes_per_task)
+        .enumerate()
+        .for_each(|(task, ys)| {
+            for (r, yp) in ys.chunks_mut(out_plane).enumerate() {
+                let pl = task * planes_per_task + r;
+                let xp = &x[pl * h * w..][..h * w];
+                pool_plane(p, xp, yp);
+            }
+        });
+    true
+}
+
+/// One plane of [`max_pool2d`]; windows are clipped to the input.
+fn pool_plane(p: &MaxPool2d, xp: &[f32], yp: &mut [f32]) {
+    let (h, w) = (p.h, p.w);
+    for oy in 0..p.oh {
+        for ox in 0..p.ow {
+            let mut best = f32::NEG_INFINITY;
+            for ky in 0..p.kernel[0] {
+                let Some(iy) = (oy * p.stride[0] + ky * p.dil[0])
+                    .checked_sub(p.pad[0])
+                    .filter(|&iy| iy < h)
+                else {
+                    continue;
+                };
+                let row = &xp[iy * w..][..w];
+                for kx in 0..p.kernel[1] {
+                    let Some(ix) = (ox * p.stride[1] + kx * p.dil[1])
+                        .checked_sub(p.pad[1])
+                        .filter(|&ix| ix < w)
                     else {
                         continue;
                     };
-                    for kx in 0..p.kernel[1] {
-                        let Some(ix) = (ox * p.stride[1] + kx * p.dil[1])
-                            .checked_sub(p.pad[1])
-                            .filter(|&ix| ix < w)
-                        else {
-                            continue;
-                        };
-                        let v = xp[iy * w + ix];
-                        if v > best || v.is_nan() {
-                            best = v;
-                        }
+                    let v = row[ix];
+                    if v > best || v.is_nan() {
+                        best = v;
                     }
                 }
-                yp[oy * p.ow + ox] = best;
             }
+            yp[oy * p.ow + ox] = best;
         }
     }
-    true
 }
 
 #[cfg(test)]
@@ -625,6 +658,52 @@ mod tests {
                 }
             }
         });
+    }
+
+    #[test]
+    fn max_pool_ceil_mode_clips_the_last_window() {
+        // 1 x 5 x 5, kernel 2, stride 2: floor gives 2 x 2, ceil 3 x 3.
+        let x: Vec<f32> = (0..25).map(|v| v as f32).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut p = MaxPool2d {
+            planes: 1,
+            h: 5,
+            w: 5,
+            oh: 3,
+            ow: 3,
+            kernel: [2, 2],
+            stride: [2, 2],
+            pad: [0, 0],
+            dil: [1, 1],
+        };
+        let mut y = [0.0f32; 9];
+        assert!(max_pool2d(&p, &x, &mut y));
+        assert_eq!(y, [6.0, 8.0, 9.0, 16.0, 18.0, 19.0, 21.0, 23.0, 24.0]);
+        p.oh = 4;
+        assert!(!max_pool2d(&p, &x, &mut [0.0; 12]));
+        // Many planes in parallel (resnet's 3x3 s2 p1 pool).
+        let p = MaxPool2d {
+            planes: 64,
+            h: 12,
+            w: 12,
+            oh: 6,
+            ow: 6,
+            kernel: [3, 3],
+            stride: [2, 2],
+            pad: [1, 1],
+            dil: [1, 1],
+        };
+        let x: Vec<f32> = (0..64 * 144).map(|v| ((v * 37) % 101) as f32).collect();
+        let mut y = vec![0.0f32; 64 * 36];
+        pool.install(|| assert!(max_pool2d(&p, &x, &mut y)));
+        for (pl, yp) in y.chunks(36).enumerate() {
+            let mut want = [0.0f32; 36];
+            pool_plane(&p, &x[pl * 144..][..144], &mut want);
+            assert_eq!(yp, want);
+        }
     }
 
     #[test]
