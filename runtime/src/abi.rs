@@ -18,6 +18,7 @@
 
 use crate::gemm::{gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};
 use crate::nn::{batch_norm_inference, conv2d_act, max_pool2d, Conv2d, MaxPool2d};
+use crate::norm::layer_norm;
 use crate::parallel::torchlift_rt_parallel_for;
 use crate::softmax::softmax_lines;
 
@@ -188,6 +189,12 @@ runtime_symbols! {
         sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
         groups: i64, has_bias: i64,
         act: i64, lo: f32, hi: f32,
+    ) -> i32;
+    /// Layer norm of each of `rows` rows of `cols` contiguous elements, with
+    /// optional (nullable) `w`/`b` of `cols` elements.
+    LayerNorm => fn torchlift_rt_layer_norm(
+        x: *const f32, y: *mut f32, w: *const f32, b: *const f32,
+        rows: i64, cols: i64, eps: f32,
     ) -> i32;
     /// Batch-norm inference on `x: [n, c, inner]` with per-channel `mean`,
     /// `var`, `weight` (read when `has_weight != 0`) and `bias` (read when
@@ -692,6 +699,51 @@ unsafe fn conv2d_entry(
 }
 
 /// # Safety
+/// `x` and `y` address `rows * cols` `f32`s and do not overlap; `w` and `b`
+/// are null or address `cols` `f32`s. Returns [`INVALID`], writing nothing,
+/// when a size is negative or the element count overflows.
+#[no_mangle]
+pub unsafe extern "C" fn torchlift_rt_layer_norm(
+    x: *const f32,
+    y: *mut f32,
+    w: *const f32,
+    b: *const f32,
+    rows: i64,
+    cols: i64,
+    eps: f32,
+) -> i32 {
+    guard(|| {
+        let Some([rows, cols]) = sizes([rows, cols]) else {
+            return INVALID;
+        };
+        let Some(n) = rows.checked_mul(cols) else {
+            return INVALID;
+        };
+        let opt = |p: *const f32| {
+            if p.is_null() || n == 0 {
+                Some(None)
+            } else {
+                // SAFETY: the caller guarantees `cols` elements when not null.
+                unsafe { slice_or_empty(p, cols) }.map(Some)
+            }
+        };
+        // SAFETY: `n` is the element count the caller guarantees; `y`
+        // overlaps no input.
+        let (Some(x), Some(y), Some(w), Some(b)) = (unsafe {
+            (
+                slice_or_empty(x, n),
+                slice_mut_or_empty(y, n),
+                opt(w),
+                opt(b),
+            )
+        }) else {
+            return INVALID;
+        };
+        status(layer_norm(x, y, w, b, rows, cols, eps))
+    })
+}
+
+/// # Safety
 /// `x` and `y` address `n * c * inner` `f32`s and do not overlap; `mean`,
 /// `var` (and `weight`, `bias` when their flags are set) address `c` `f32`s.
 /// Returns [`INVALID`], writing nothing, when a size is negative or the
@@ -967,6 +1019,40 @@ mod tests {
         let mut y = [9.0f32; 4];
         assert_eq!(run(3, &mut y), INVALID);
         assert_eq!(y, [9.0; 4]);
+    }
+
+    #[test]
+    fn layer_norm_entry_point() {
+        let x = [1.0f32, 3.0, -2.0, 2.0];
+        let w = [2.0f32, 1.0];
+        let mut y = [0.0f32; 4];
+        // SAFETY: `x`, `y` hold 2 x 2 elements, `w` 2; `b` is null.
+        let st = unsafe {
+            torchlift_rt_layer_norm(
+                x.as_ptr(),
+                y.as_mut_ptr(),
+                w.as_ptr(),
+                std::ptr::null(),
+                2,
+                2,
+                0.0,
+            )
+        };
+        assert_eq!(st, OK);
+        assert_eq!(y, [-2.0, 1.0, -2.0, 1.0]);
+        // SAFETY: rejected before any access.
+        let st = unsafe {
+            torchlift_rt_layer_norm(
+                x.as_ptr(),
+                y.as_mut_ptr(),
+                w.as_ptr(),
+                std::ptr::null(),
+                -2,
+                2,
+                0.0,
+            )
+        };
+        assert_eq!(st, INVALID);
     }
 
     #[test]

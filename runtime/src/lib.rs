@@ -8,6 +8,7 @@
 pub mod abi;
 pub mod gemm;
 pub mod nn;
+pub mod norm;
 pub mod parallel;
 pub mod softmax;
 
