@@ -16,6 +16,7 @@
 //! `f32` buffers that hold at least the elements the sizes describe, and an
 //! output buffer does not overlap any input buffer.
 
+use crate::attention::{sdpa, Sdpa};
 use crate::gemm::{gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};
 use crate::nn::{batch_norm_inference, conv2d_act, max_pool2d, Conv2d, MaxPool2d};
 use crate::norm::layer_norm;
@@ -195,6 +196,13 @@ runtime_symbols! {
     LayerNorm => fn torchlift_rt_layer_norm(
         x: *const f32, y: *mut f32, w: *const f32, b: *const f32,
         rows: i64, cols: i64, eps: f32,
+    ) -> i32;
+    /// Scaled dot-product attention (see [`torchlift_rt_sdpa`]).
+    Sdpa => fn torchlift_rt_sdpa(
+        q: *const f32, k: *const f32, v: *const f32, mask: *const f32, y: *mut f32,
+        b: i64, hq: i64, hk: i64, lq: i64, lk: i64, d: i64, dv: i64,
+        m_bs: i64, m_hs: i64, m_qs: i64, m_ks: i64,
+        causal: i64, scale: f32,
     ) -> i32;
     /// Batch-norm inference on `x: [n, c, inner]` with per-channel `mean`,
     /// `var`, `weight` (read when `has_weight != 0`) and `bias` (read when
@@ -744,6 +752,85 @@ pub unsafe extern "C" fn torchlift_rt_layer_norm(
 }
 
 /// # Safety
+/// `q: [b, hq, lq, d]`, `k: [b, hk, lk, d]`, `v: [b, hk, lk, dv]` and
+/// `y: [b, hq, lq, dv]` address dense `f32` arrays; `mask` is null or
+/// `mask[bi*m_bs + h*m_hs + i*m_qs + j*m_ks]` is readable for every index in
+/// range; `y` overlaps no input.
+///
+/// `y = softmax(scale * q @ k^T + mask, causal masking of j > i when
+/// `causal != 0`) @ v`; query head `h` reads key/value head `h / (hq / hk)`;
+/// fully masked rows give zeros. Returns [`INVALID`], writing nothing, when
+/// a size or stride is negative, `hk` does not divide `hq`, a length
+/// overflows, or a pointer is null while its array is not empty.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchlift_rt_sdpa(
+    q: *const f32,
+    k: *const f32,
+    v: *const f32,
+    mask: *const f32,
+    y: *mut f32,
+    b: i64,
+    hq: i64,
+    hk: i64,
+    lq: i64,
+    lk: i64,
+    d: i64,
+    dv: i64,
+    m_bs: i64,
+    m_hs: i64,
+    m_qs: i64,
+    m_ks: i64,
+    causal: i64,
+    scale: f32,
+) -> i32 {
+    guard(|| {
+        let Some([b, hq, hk, lq, lk, d, dv, m_bs, m_hs, m_qs, m_ks]) =
+            sizes([b, hq, hk, lq, lk, d, dv, m_bs, m_hs, m_qs, m_ks])
+        else {
+            return INVALID;
+        };
+        let p = Sdpa {
+            b,
+            hq,
+            hk,
+            lq,
+            lk,
+            d,
+            dv,
+            mask_strides: [m_bs, m_hs, m_qs, m_ks],
+            causal: causal != 0,
+            scale,
+        };
+        let Some([lqn, lkn, lvn, ly, lm]) = p.lens() else {
+            return INVALID;
+        };
+        // SAFETY: the lengths are exactly the element counts (and the mask
+        // span) the caller guarantees; `y` overlaps no input.
+        let (Some(q), Some(k), Some(v), Some(y)) = (unsafe {
+            (
+                slice_or_empty(q, lqn),
+                slice_or_empty(k, lkn),
+                slice_or_empty(v, lvn),
+                slice_mut_or_empty(y, ly),
+            )
+        }) else {
+            return INVALID;
+        };
+        let mask = if mask.is_null() {
+            None
+        } else {
+            // SAFETY: as above, for the non-null mask.
+            let Some(m) = (unsafe { slice_or_empty(mask, lm) }) else {
+                return INVALID;
+            };
+            Some(m)
+        };
+        status(sdpa(&p, q, k, v, mask, y))
+    })
+}
+
+/// # Safety
 /// `x` and `y` address `n * c * inner` `f32`s and do not overlap; `mean`,
 /// `var` (and `weight`, `bias` when their flags are set) address `c` `f32`s.
 /// Returns [`INVALID`], writing nothing, when a size is negative or the
@@ -1053,6 +1140,47 @@ mod tests {
             )
         };
         assert_eq!(st, INVALID);
+    }
+
+    #[test]
+    fn sdpa_entry_point_causal_and_validation() {
+        // One head, two queries and keys, d = dv = 1: the first query only
+        // sees the first key.
+        let q = [1.0f32, 1.0];
+        let k = [0.0f32, 0.0];
+        let v = [2.0f32, 4.0];
+        let mut y = [0.0f32; 2];
+        let run = |hk: i64, y: &mut [f32; 2]| {
+            // SAFETY: every array holds the elements its shape describes.
+            unsafe {
+                torchlift_rt_sdpa(
+                    q.as_ptr(),
+                    k.as_ptr(),
+                    v.as_ptr(),
+                    std::ptr::null(),
+                    y.as_mut_ptr(),
+                    1,
+                    1,
+                    hk,
+                    2,
+                    2,
+                    1,
+                    1,
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                    1.0,
+                )
+            }
+        };
+        assert_eq!(run(1, &mut y), OK);
+        assert_eq!(y, [2.0, 3.0]);
+        let mut y = [7.0f32; 2];
+        assert_eq!(run(0, &mut y), INVALID);
+        assert_eq!(run(-1, &mut y), INVALID);
+        assert_eq!(y, [7.0; 2]);
     }
 
     #[test]

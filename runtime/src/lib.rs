@@ -6,6 +6,7 @@
 //! comment stating why the access is in bounds.
 
 pub mod abi;
+pub mod attention;
 pub mod gemm;
 pub mod nn;
 pub mod norm;
