@@ -6,8 +6,14 @@
 //! comment stating why the access is in bounds.
 
 pub mod abi;
+pub mod attention;
 pub mod gemm;
 pub mod nn;
+pub mod norm;
+pub mod parallel;
 pub mod scalar;
+pub mod softmax;
 
-pub use gemm::{dgemm, sgemm, MatRef};
+pub use parallel::parallel_chunks;
+
+pub use gemm::{dgemm, gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};

@@ -1,8 +1,17 @@
-//! General matrix multiply on `matrixmultiply`, behind a safe, checked API.
+//! General matrix multiply: [`sgemm`]/[`dgemm`] on `matrixmultiply` behind a
+//! safe, checked API, and the batched, multithreaded [`gemm`] with a fused
+//! epilogue (module `fast`).
 //!
 //! Contract: `c = alpha * a @ b + beta * c`, where `a` is `m x k`, `b` is
 //! `k x n` and `c` is `m x n`, each with arbitrary (non-negative or negative)
 //! element strides. When `beta == 0` the kernel does not read `c`.
+
+mod fast;
+
+pub use fast::{gemm, Act, Bias, GemmDims, Strides};
+
+#[cfg(test)]
+pub(crate) use fast::tests as fast_tests;
 
 /// A borrowed strided matrix: `data[offset + i*rs + j*cs]` is element `(i, j)`.
 #[derive(Copy, Clone, Debug)]
