@@ -18,6 +18,9 @@ mod cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads for running models (default: one per core).
+    #[arg(long, global = true, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,11 +42,14 @@ enum Command {
         /// Annotate each node with its Python source line.
         #[arg(long)]
         source_lines: bool,
+        /// Print the compiler's kernel plan and arena size instead of the graph.
+        #[arg(long)]
+        kernels: bool,
     },
     /// Run a model once and write its outputs as .npy files.
     Run {
         model: PathBuf,
-        #[arg(long, value_enum, default_value = "interp")]
+        #[arg(long, value_enum, default_value = "jit")]
         backend: Backend,
         /// A user input, in signature order (repeat for each input). Without
         /// any, the archive's sample inputs are used.
@@ -59,7 +65,7 @@ enum Command {
     /// Time compilation and calls of a model (compile and run reported apart).
     Bench {
         model: PathBuf,
-        #[arg(long, value_enum, default_value = "interp")]
+        #[arg(long, value_enum, default_value = "jit")]
         backend: Backend,
         /// A user input, in signature order; without any, the sample inputs.
         #[arg(long = "input")]
@@ -71,7 +77,7 @@ enum Command {
     },
     /// Run conformance cases (see CASES.md) and compare with PyTorch's outputs.
     Check {
-        #[arg(long, value_enum, default_value = "interp")]
+        #[arg(long, value_enum, default_value = "jit")]
         backend: Backend,
         /// Run the graph as saved, without the export passes.
         #[arg(long)]
@@ -86,12 +92,28 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.threads > 0 {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(cli.threads)
+            .build_global()
+        {
+            eprintln!("error: setting up {} threads: {e}", cli.threads);
+            return ExitCode::from(1);
+        }
+    }
     let result = match cli.command {
         Command::Inspect {
             model,
             after,
             source_lines,
-        } => cli::inspect::run(&model, after.as_deref(), source_lines),
+            kernels,
+        } => {
+            if kernels {
+                cli::inspect::kernels(&model)
+            } else {
+                cli::inspect::run(&model, after.as_deref(), source_lines)
+            }
+        }
         Command::Run {
             model,
             backend,

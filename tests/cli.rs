@@ -288,12 +288,43 @@ fn run_with_the_jit_backend_matches_pytorch() {
 fn jit_refusal_names_the_op_node_and_source_line() {
     let o = torchlift(&[
         "run",
-        "tests/fixtures/cases/tiny_lstm/model.pt2",
+        "tests/fixtures/cases/custom_op_nokernel/model.pt2",
         "--backend",
         "jit",
     ]);
-    assert_one_line_error(&o, "jit backend does not support aten.full.default yet");
+    assert_one_line_error(&o, "unsupported operator mylib.add_one_.default");
     assert!(stderr(&o).contains("make_fixtures.py:"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_jit_is_the_default_backend() {
+    let o = torchlift(&["run", "tests/fixtures/cases/custom_op_nokernel/model.pt2"]);
+    assert_one_line_error(&o, "unsupported operator mylib.add_one_.default");
+    let o = torchlift(&["check", "examples/mlp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("jit"), "{}", stdout(&o));
+}
+
+#[test]
+fn inspect_kernels_prints_the_plan_with_its_nodes_and_the_arena() {
+    let o = torchlift(&[
+        "inspect",
+        "--kernels",
+        "tests/fixtures/cases/tiny_cnn/model.pt2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for part in [
+        "kernel 0",
+        "extern conv2d(",
+        "pointwise [",
+        "aten.relu",
+        "make_fixtures.py:",
+        "kernels: ",
+        "arena: ",
+    ] {
+        assert!(out.contains(part), "{part} missing from {out}");
+    }
 }
 
 #[test]
@@ -304,7 +335,7 @@ fn check_with_the_jit_reports_passes_and_refusals_apart() {
         "jit",
         "examples/mlp",
         "tests/fixtures/cases/dyn_batch",
-        "tests/fixtures/cases/tiny_lstm",
+        "tests/fixtures/cases/custom_op_nokernel",
     ]);
     assert_eq!(o.status.code(), Some(1), "a refused case makes check fail");
     let out = stdout(&o);
@@ -313,7 +344,7 @@ fn check_with_the_jit_reports_passes_and_refusals_apart() {
         "{out}"
     );
     assert!(out.contains("PASS dyn_batch"), "{out}");
-    assert!(out.contains("REFUSED tiny_lstm"), "{out}");
+    assert!(out.contains("REFUSED custom_op_nokernel"), "{out}");
     assert!(
         out.trim_end().ends_with("2 passed, 0 failed, 1 refused"),
         "{out}"

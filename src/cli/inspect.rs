@@ -57,6 +57,38 @@ pub fn run(path: &Path, after: Option<&str>, source_lines: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// `torchlift inspect --kernels`: the kernel plan of the compiled program.
+pub fn kernels(path: &Path) -> Result<ExitCode> {
+    let model = Model::load(path)?;
+    let plan = torchlift::codegen::schedule(&model.program)?;
+    let arena = torchlift::codegen::memory::ArenaPlan::new(&plan);
+    let mut out = String::new();
+    let _ = writeln!(out, "model: {}", path.display());
+    out.push_str(&torchlift::codegen::kernel::plan_text(&plan));
+    let [pw, red, ext, fb] = plan.counts();
+    let _ = writeln!(
+        out,
+        "kernels: {} ({pw} pointwise, {red} reduction, {ext} extern, {fb} fallback)",
+        plan.kernels.len()
+    );
+    let peak = arena.peak();
+    let _ = write!(out, "arena: {} slots, {peak} bytes", arena.slots.len());
+    if let Some(inputs) = &model.sample_inputs {
+        let shapes: Vec<_> = inputs
+            .iter()
+            .map(|t| (t.dtype(), t.sizes().to_vec()))
+            .collect();
+        if let Ok(env) = passes::shape_prop::bind_inputs(&model.program, &shapes) {
+            if let Some(v) = peak.eval_map(&env) {
+                let _ = write!(out, " ({v} with the sample inputs)");
+            }
+        }
+    }
+    out.push('\n');
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("  {l}\n")).collect()
 }

@@ -34,7 +34,8 @@ type EntryFn = unsafe extern "C" fn(*const u8) -> i32;
 /// Options of a compilation.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
-    /// Threads of the model's pool (0: as many as the machine has).
+    /// Threads of the model's pool (0: as many as rayon's global pool has,
+    /// which is one per core unless the program set it).
     pub threads: usize,
 }
 
@@ -177,7 +178,7 @@ impl JitModel {
         rt_symbols(&mut builder);
         let mut module = JITModule::new(builder);
         let threads = if opts.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            rayon::current_num_threads()
         } else {
             opts.threads
         };
@@ -359,12 +360,11 @@ impl JitModel {
         if status != 0 {
             let k = (status - 1) as usize;
             let kernel = self.plan.kernels.get(k);
-            let detail = host
-                .error
-                .lock()
-                .ok()
-                .and_then(|mut e| e.take())
-                .map(|e| e.to_string());
+            let detail = host.error.lock().ok().and_then(|mut e| e.take());
+            if let Some(e @ Error::Node { .. }) = detail {
+                return Err(e);
+            }
+            let detail = detail.map(|e| e.to_string());
             let msg = match (kernel, detail) {
                 (_, Some(d)) => d,
                 (Some(k), None) => k.failure().to_string(),
@@ -650,7 +650,9 @@ fn run_fallback(host: &Host, k: usize) -> Result<()> {
         let bytes = t.to_contiguous_bytes();
         let b = v.buf.index();
         if bytes.len() > host.lens[b] {
-            return Err(f.node.error("the reference kernel's result overflows its buffer"));
+            return Err(f
+                .node
+                .error("the reference kernel's result overflows its buffer"));
         }
         // SAFETY: `ptrs[b]` addresses `lens[b]` writable bytes of this
         // kernel's output buffer, which no other kernel touches while the

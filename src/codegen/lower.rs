@@ -28,7 +28,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
-use torchlift_runtime::abi::AbiType;
+use torchlift_runtime::abi::{AbiType, RtFn};
 use torchlift_runtime::scalar::SCALAR_FNS;
 
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ use crate::sym::SymExpr;
 use crate::DType;
 
 use super::kernel::{
-    BinOp, BufId, CmpOp, Expr, Kernel, KernelKind, Plan, RedOp, UnOp, View, E,
+    Act, BinOp, BufId, CmpOp, Expr, Extern, Kernel, KernelKind, Plan, RedOp, UnOp, View, E,
 };
 use super::schedule::kernel_sizes;
 
@@ -370,7 +370,11 @@ impl<'a, 'b> Fx<'a, 'b> {
             self.b.append_block_param(exit, t);
         }
         let mut args: Vec<cranelift_codegen::ir::BlockArg> = vec![lo.into()];
-        args.extend(carried.iter().map(|&(v, _)| cranelift_codegen::ir::BlockArg::from(v)));
+        args.extend(
+            carried
+                .iter()
+                .map(|&(v, _)| cranelift_codegen::ir::BlockArg::from(v)),
+        );
         self.b.ins().jump(header, &args);
         self.b.switch_to_block(header);
         let params = self.b.block_params(header).to_vec();
@@ -379,14 +383,19 @@ impl<'a, 'b> Fx<'a, 'b> {
         // `i + step <= hi`, i.e. a whole step fits.
         let last = self.b.ins().iadd_imm_s(i, step - 1);
         let more = self.b.ins().icmp(IntCC::SignedLessThan, last, hi);
-        let exit_args: Vec<cranelift_codegen::ir::BlockArg> =
-            cur.iter().map(|&v| cranelift_codegen::ir::BlockArg::from(v)).collect();
+        let exit_args: Vec<cranelift_codegen::ir::BlockArg> = cur
+            .iter()
+            .map(|&v| cranelift_codegen::ir::BlockArg::from(v))
+            .collect();
         self.b.ins().brif(more, inner, &[], exit, &exit_args);
         self.b.switch_to_block(inner);
         let next = body(self, i, &cur)?;
         let i2 = self.b.ins().iadd_imm_s(i, step);
         let mut args: Vec<cranelift_codegen::ir::BlockArg> = vec![i2.into()];
-        args.extend(next.iter().map(|&v| cranelift_codegen::ir::BlockArg::from(v)));
+        args.extend(
+            next.iter()
+                .map(|&v| cranelift_codegen::ir::BlockArg::from(v)),
+        );
         self.b.ins().jump(header, &args);
         self.b.switch_to_block(exit);
         Ok(self.b.block_params(exit).to_vec())
@@ -475,11 +484,27 @@ impl<'a, 'b> Fx<'a, 'b> {
             let j1 = fx.b.ins().iadd_imm_s(j0, CHUNK);
             let j1 = fx.b.ins().smin(j1, last);
             let mut j = j0;
+            // Whatever does not move along the innermost dim is computed
+            // once per row.
+            let mut hoisted = HashMap::new();
+            idx.push(j0);
+            fx.hoist(expr, (r - 1) as u8, &idx, &mut hoisted)?;
+            idx.pop();
             if vector {
                 let mut idxv = idx.clone();
                 j = fx.strided_loop(j0, j1, 4, &mut |fx, j| {
                     idxv.push(j);
-                    let y = fx.vector(expr, &idxv, r - 1, &mut HashMap::new())?;
+                    let mut memo: HashMap<Expr, Vv> = HashMap::new();
+                    for (e, &v) in &hoisted {
+                        let v = if e.dtype() == DType::Bool {
+                            let w = fx.b.ins().uextend(types::I32, v);
+                            Vv::S(fx.b.ins().ineg(w))
+                        } else {
+                            Vv::S(v)
+                        };
+                        memo.insert(e.clone(), v);
+                    }
+                    let y = fx.vector(expr, &idxv, r - 1, &mut memo)?;
                     let y = fx.splat_if(y);
                     let at = fx.offset_value(&out.offset, &out.strides, &idxv)?;
                     idxv.pop();
@@ -490,7 +515,8 @@ impl<'a, 'b> Fx<'a, 'b> {
             }
             fx.strided_loop(j, j1, 1, &mut |fx, j| {
                 idx.push(j);
-                let y = fx.scalar(expr, &idx, &mut HashMap::new())?;
+                let mut memo = hoisted.clone();
+                let y = fx.scalar(expr, &idx, &mut memo)?;
                 let at = fx.offset_value(&out.offset, &out.strides, &idx)?;
                 idx.pop();
                 fx.store_elem(out.buf, out.dtype, at, y)
@@ -498,6 +524,43 @@ impl<'a, 'b> Fx<'a, 'b> {
             Ok(vec![])
         })?;
         Ok(())
+    }
+
+    /// Computes, in the current block, every maximal subexpression of `e`
+    /// that does not read loop variable `var` and is worth computing once.
+    fn hoist(
+        &mut self,
+        e: &Expr,
+        var: u8,
+        idx: &[Value],
+        out: &mut HashMap<Expr, Value>,
+    ) -> Result<()> {
+        if !e.uses_var(var) {
+            if !matches!(
+                e,
+                Expr::Var(_) | Expr::Int(..) | Expr::Float(..) | Expr::Size(_)
+            ) && !out.contains_key(e)
+            {
+                let v = self.scalar(e, idx, out)?;
+                out.insert(e.clone(), v);
+            }
+            return Ok(());
+        }
+        match e {
+            Expr::Var(_) | Expr::Size(_) | Expr::Int(..) | Expr::Float(..) => Ok(()),
+            Expr::Load(_, _, a) | Expr::Unary(_, a) | Expr::Cast(_, a) | Expr::Index(a, _) => {
+                self.hoist(a, var, idx, out)
+            }
+            Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => {
+                self.hoist(a, var, idx, out)?;
+                self.hoist(b, var, idx, out)
+            }
+            Expr::Where(c, a, b) => {
+                self.hoist(c, var, idx, out)?;
+                self.hoist(a, var, idx, out)?;
+                self.hoist(b, var, idx, out)
+            }
+        }
     }
 
     fn reduction(
@@ -610,11 +673,19 @@ impl<'a, 'b> Fx<'a, 'b> {
     fn extreme(&mut self, d: DType, max: bool) -> Value {
         match d {
             DType::F32 => {
-                let v = if max { f32::INFINITY } else { f32::NEG_INFINITY };
+                let v = if max {
+                    f32::INFINITY
+                } else {
+                    f32::NEG_INFINITY
+                };
                 self.b.ins().f32const(v)
             }
             DType::F64 => {
-                let v = if max { f64::INFINITY } else { f64::NEG_INFINITY };
+                let v = if max {
+                    f64::INFINITY
+                } else {
+                    f64::NEG_INFINITY
+                };
                 self.b.ins().f64const(v)
             }
             _ => {
@@ -626,9 +697,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                     DType::U8 => (0, 255),
                     _ => (0, 1),
                 };
-                self.b
-                    .ins()
-                    .iconst(reg_type(d), if max { hi } else { lo })
+                self.b.ins().iconst(reg_type(d), if max { hi } else { lo })
             }
         }
     }
@@ -712,7 +781,10 @@ impl<'a, 'b> Fx<'a, 'b> {
         let scale = self.b.ins().f32const(f32::from_bits(0x7780_0000)); // 2^112
         let f = self.b.ins().fmul(f, scale);
         let fb = self.b.ins().bitcast(types::I32, MemFlagsData::new(), f);
-        let special = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, mag, 0x7c00);
+        let special = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, mag, 0x7c00);
         let inf_nan = self.b.ins().bor_imm_s(bits, 0x7f80_0000);
         let r = self.b.ins().select(special, inf_nan, fb);
         let r = self.b.ins().bor(r, sign);
@@ -726,7 +798,10 @@ impl<'a, 'b> Fx<'a, 'b> {
         let lsb = self.b.ins().band_imm_s(lsb, 1);
         let r = self.b.ins().iadd_imm_s(w, 0x7fff);
         let r = self.b.ins().iadd(r, lsb);
-        let hi_mask = self.b.ins().iconst(types::I32, 0xffff_0000u32 as i32 as i64);
+        let hi_mask = self
+            .b
+            .ins()
+            .iconst(types::I32, 0xffff_0000u32 as i32 as i64);
         let r = self.b.ins().band(r, hi_mask);
         // NaN stays NaN (quiet).
         let nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
@@ -742,7 +817,8 @@ impl<'a, 'b> Fx<'a, 'b> {
                 let x = match d {
                     DType::F16 => torchlift_runtime::scalar::f16_round(x),
                     DType::BF16 => f32::from_bits(
-                        (x.to_bits().wrapping_add(0x7fff + ((x.to_bits() >> 16) & 1))) & 0xffff_0000,
+                        (x.to_bits().wrapping_add(0x7fff + ((x.to_bits() >> 16) & 1)))
+                            & 0xffff_0000,
                     ),
                     _ => x,
                 };
@@ -755,7 +831,12 @@ impl<'a, 'b> Fx<'a, 'b> {
 
     // ---- scalar expressions ----
 
-    fn scalar(&mut self, e: &Expr, idx: &[Value], memo: &mut HashMap<Expr, Value>) -> Result<Value> {
+    fn scalar(
+        &mut self,
+        e: &Expr,
+        idx: &[Value],
+        memo: &mut HashMap<Expr, Value>,
+    ) -> Result<Value> {
         if let Some(&v) = memo.get(e) {
             return Ok(v);
         }
@@ -896,6 +977,10 @@ impl<'a, 'b> Fx<'a, 'b> {
                 let pos = self.widen_bool(t, pos);
                 let neg = self.widen_bool(t, neg);
                 self.b.ins().isub(pos, neg)
+            }
+            op if reg_type(d) == types::F32 && inline_math(op).is_some() => {
+                let f = inline_math(op).ok_or_else(|| internal("no inline math"))?;
+                super::math::emit(&mut self.b, f, x)
             }
             UnOp::Exp => self.math_call("torchlift_exp", d, &[x])?,
             UnOp::Expm1 => self.math_call("torchlift_expm1", d, &[x])?,
@@ -1192,10 +1277,18 @@ impl<'a, 'b> Fx<'a, 'b> {
                         let z = self.b.ins().f32const(0.0);
                         let z = self.b.ins().splat(types::F32X4, z);
                         let neg = self.b.ins().fcmp(FloatCC::LessThan, x, z);
-                        let m = self.b.ins().bitcast(types::F32X4, MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little), neg);
+                        let m = self.b.ins().bitcast(
+                            types::F32X4,
+                            MemFlagsData::new()
+                                .with_endianness(cranelift_codegen::ir::Endianness::Little),
+                            neg,
+                        );
                         self.b.ins().bitselect(m, z, x)
                     }
-                    _ => return Err(internal(format!("{op:?} has no vector lowering"))),
+                    op => match inline_math(*op) {
+                        Some(f) => super::math::emit(&mut self.b, f, x),
+                        None => return Err(internal(format!("{op:?} has no vector lowering"))),
+                    },
                 })
             }
             Expr::Binary(op, a, b) => {
@@ -1232,7 +1325,8 @@ impl<'a, 'b> Fx<'a, 'b> {
                 let x = self.vector(a, idx, lane, memo)?;
                 let y = self.vector(b, idx, lane, memo)?;
                 let (x, y) = (self.splat_if(x), self.splat_if(y));
-                let le = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+                let le =
+                    MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
                 let m = self.b.ins().bitcast(types::F32X4, le, m);
                 Vv::V(self.b.ins().bitselect(m, x, y))
             }
@@ -1242,6 +1336,205 @@ impl<'a, 'b> Fx<'a, 'b> {
         };
         memo.insert(e.clone(), v);
         Ok(v)
+    }
+
+    // ---- extern kernels ----
+
+    /// The address of a view's first element.
+    fn view_ptr(&mut self, v: &View) -> Result<Value> {
+        let off = self.dim(&v.offset)?;
+        self.addr(v.buf, v.dtype, off)
+    }
+
+    fn opt_view_ptr(&mut self, v: Option<&View>) -> Result<Value> {
+        match v {
+            Some(v) => self.view_ptr(v),
+            None => Ok(self.iconst(0)),
+        }
+    }
+
+    fn call_rt(&mut self, f: RtFn, args: &[Value]) -> Result<Value> {
+        let s = f.symbol();
+        let params: Vec<Type> = s.params.iter().map(|&t| abi_type(t)).collect();
+        if params.len() != args.len() {
+            return Err(internal(format!(
+                "{} takes {} arguments, {} given",
+                s.name,
+                params.len(),
+                args.len()
+            )));
+        }
+        self.call_named(s.name, &params, Some(types::I32), args)?
+            .ok_or_else(|| internal("no result"))
+    }
+
+    fn dims_of(&mut self, ds: &[SymExpr]) -> Result<Vec<Value>> {
+        ds.iter().map(|d| self.dim(d)).collect()
+    }
+
+    fn extern_call(&mut self, e: &Extern) -> Result<Value> {
+        match e {
+            Extern::Gemm {
+                batch,
+                m,
+                n,
+                k,
+                a,
+                b,
+                bias,
+                c,
+            } => {
+                let mut args = self.dims_of(&[batch.clone(), m.clone(), n.clone(), k.clone()])?;
+                for v in [a, b] {
+                    args.push(self.view_ptr(v)?);
+                    let st = self.dims_of(&v.strides)?;
+                    if st.len() == 2 {
+                        args.push(self.iconst(0));
+                    }
+                    args.extend(st);
+                }
+                match bias {
+                    Some(v) => {
+                        args.push(self.view_ptr(v)?);
+                        let st = self.dims_of(&v.strides)?;
+                        let r = st.len();
+                        args.extend_from_slice(&st[r - 2..]);
+                    }
+                    None => {
+                        let z = self.iconst(0);
+                        args.extend([z, z, z]);
+                    }
+                }
+                args.push(self.view_ptr(c)?);
+                let st = self.dims_of(&c.strides)?;
+                if st.len() == 2 {
+                    args.push(self.iconst(0));
+                    args.push(st[0]);
+                } else {
+                    args.extend_from_slice(&st[..2]);
+                }
+                self.call_rt(RtFn::Gemm, &args)
+            }
+            Extern::Conv2d {
+                x,
+                w,
+                bias,
+                y,
+                params,
+                groups,
+                act,
+            } => {
+                let mut args = vec![
+                    self.view_ptr(x)?,
+                    self.view_ptr(w)?,
+                    self.opt_view_ptr(bias.as_ref())?,
+                    self.view_ptr(y)?,
+                ];
+                args.extend(self.dims_of(&x.shape)?);
+                args.push(self.dim(&w.shape[0])?);
+                args.extend(self.dims_of(&w.shape[2..4])?);
+                args.extend(self.dims_of(&y.shape[2..4])?);
+                for &p in params {
+                    args.push(self.iconst(p));
+                }
+                args.push(self.iconst(*groups));
+                args.push(self.iconst(bias.is_some() as i64));
+                match act {
+                    Act::None => self.call_rt(RtFn::Conv2d, &args),
+                    Act::Relu | Act::Clamp(..) => {
+                        let (code, lo, hi) = match act {
+                            Act::Clamp(lo, hi) => (2, *lo, *hi),
+                            _ => (1, 0.0, 0.0),
+                        };
+                        args.push(self.iconst(code));
+                        args.push(self.b.ins().f32const(lo));
+                        args.push(self.b.ins().f32const(hi));
+                        self.call_rt(RtFn::Conv2dAct, &args)
+                    }
+                }
+            }
+            Extern::MaxPool2d { x, y, params } => {
+                let r = x.shape.len();
+                let planes = SymExpr::mul(x.shape[..r - 2].to_vec());
+                let mut args = vec![self.view_ptr(x)?, self.view_ptr(y)?, self.dim(&planes)?];
+                args.extend(self.dims_of(&x.shape[r - 2..])?);
+                args.extend(self.dims_of(&y.shape[r - 2..])?);
+                for &p in params {
+                    args.push(self.iconst(p));
+                }
+                self.call_rt(RtFn::MaxPool2d, &args)
+            }
+            Extern::Softmax {
+                x,
+                y,
+                outer,
+                len,
+                inner,
+                log,
+            } => {
+                let mut args = vec![self.view_ptr(x)?, self.view_ptr(y)?];
+                args.extend(self.dims_of(&[outer.clone(), len.clone(), inner.clone()])?);
+                let f = if *log {
+                    RtFn::LogSoftmax
+                } else {
+                    RtFn::Softmax
+                };
+                self.call_rt(f, &args)
+            }
+            Extern::LayerNorm {
+                x,
+                y,
+                weight,
+                bias,
+                rows,
+                cols,
+                eps,
+            } => {
+                let args = vec![
+                    self.view_ptr(x)?,
+                    self.view_ptr(y)?,
+                    self.opt_view_ptr(weight.as_ref())?,
+                    self.opt_view_ptr(bias.as_ref())?,
+                    self.dim(rows)?,
+                    self.dim(cols)?,
+                    self.b.ins().f32const(*eps),
+                ];
+                self.call_rt(RtFn::LayerNorm, &args)
+            }
+            Extern::Sdpa {
+                q,
+                k,
+                v,
+                mask,
+                y,
+                causal,
+                scale,
+            } => {
+                let mut args = vec![
+                    self.view_ptr(q)?,
+                    self.view_ptr(k)?,
+                    self.view_ptr(v)?,
+                    self.opt_view_ptr(mask.as_ref())?,
+                    self.view_ptr(y)?,
+                ];
+                args.extend(self.dims_of(&q.shape[..2])?);
+                args.push(self.dim(&k.shape[1])?);
+                args.push(self.dim(&q.shape[2])?);
+                args.push(self.dim(&k.shape[2])?);
+                args.push(self.dim(&q.shape[3])?);
+                args.push(self.dim(&v.shape[3])?);
+                match mask {
+                    Some(m) => args.extend(self.dims_of(&m.strides)?),
+                    None => {
+                        let z = self.iconst(0);
+                        args.extend([z, z, z, z]);
+                    }
+                }
+                args.push(self.iconst(*causal as i64));
+                args.push(self.b.ins().f32const(*scale));
+                self.call_rt(RtFn::Sdpa, &args)
+            }
+        }
     }
 
     // ---- the entry function ----
@@ -1268,7 +1561,7 @@ impl<'a, 'b> Fx<'a, 'b> {
         sizes.dedup();
         bufs.sort();
         bufs.dedup();
-        self.prologue(ctx, &sizes, &[])?;
+        self.prologue(ctx, &sizes, &bufs)?;
         let fail = self.b.create_block();
         self.b.append_block_param(fail, types::I32);
         let plan = self.plan;
@@ -1297,9 +1590,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                         self.b.inst_results(inst)[0]
                     }
                 }
-                KernelKind::Extern(_) => {
-                    return Err(internal("extern kernels are not lowered yet"));
-                }
+                KernelKind::Extern(e) => self.extern_call(e)?,
                 KernelKind::Fallback { .. } => {
                     let ki = self.iconst(i as i64);
                     self.call_named(
@@ -1347,7 +1638,10 @@ pub fn rows_and_grain(k: &Kernel) -> Option<(SymExpr, i64, SymExpr)> {
             Some((SymExpr::mul(rows), grain, SymExpr::mul(out.shape.clone())))
         }
         KernelKind::Reduction { out, reduced, .. } => {
-            let per = SymExpr::mul(reduced.clone()).as_int().unwrap_or(1024).max(1);
+            let per = SymExpr::mul(reduced.clone())
+                .as_int()
+                .unwrap_or(1024)
+                .max(1);
             let grain = (16 * 1024 / per).max(1);
             let mut all = out.shape.clone();
             all.extend(reduced.iter().cloned());
@@ -1355,6 +1649,23 @@ pub fn rows_and_grain(k: &Kernel) -> Option<(SymExpr, i64, SymExpr)> {
         }
         _ => None,
     }
+}
+
+/// The inline polynomial for an op, where one exists for every argument
+/// (sin and cos are exact only up to `math::SIN_COS_MAX_ARG`, so they call
+/// libm).
+fn inline_math(op: UnOp) -> Option<super::math::MathFn> {
+    use super::math::MathFn;
+    Some(match op {
+        UnOp::Exp => MathFn::Exp,
+        UnOp::Expm1 => MathFn::Expm1,
+        UnOp::Log => MathFn::Log,
+        UnOp::Log1p => MathFn::Log1p,
+        UnOp::Tanh => MathFn::Tanh,
+        UnOp::Sigmoid => MathFn::Sigmoid,
+        UnOp::Erf => MathFn::Erf,
+        _ => return None,
+    })
 }
 
 /// Whether `off` is `base + var` with `base` independent of `var`.
@@ -1376,7 +1687,7 @@ fn vectorizable(e: &Expr, top: bool) -> bool {
         Expr::Load(_, d, _) => *d == DType::F32,
         Expr::Float(_, d) => *d == DType::F32,
         Expr::Unary(op, a) => {
-            f32 && matches!(
+            f32 && (matches!(
                 op,
                 UnOp::Neg
                     | UnOp::Abs
@@ -1388,7 +1699,8 @@ fn vectorizable(e: &Expr, top: bool) -> bool {
                     | UnOp::Round
                     | UnOp::Trunc
                     | UnOp::Relu
-            ) && vectorizable(a, false)
+            ) || inline_math(*op).is_some())
+                && vectorizable(a, false)
         }
         Expr::Binary(op, a, b) => {
             f32 && matches!(

@@ -68,7 +68,8 @@ impl ArenaPlan {
             ]);
             let start = if first[b] == usize::MAX { 0 } else { first[b] };
             let stop = last[b].max(start);
-            let fits = |s: &SymExpr| *s == bytes || (s.as_int().is_some() && bytes.as_int().is_some());
+            let fits =
+                |s: &SymExpr| *s == bytes || (s.as_int().is_some() && bytes.as_int().is_some());
             let pick = (0..slots.len()).find(|&s| free_at[s] < start && fits(&slots[s]));
             let s = match pick {
                 Some(s) => {

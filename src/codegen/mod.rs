@@ -15,6 +15,7 @@
 pub mod jit;
 pub mod kernel;
 pub mod lower;
+pub mod math;
 pub mod memory;
 pub mod schedule;
 

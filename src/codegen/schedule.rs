@@ -17,6 +17,7 @@
 //! reference interpreter's kernel for that node on dense copies of its
 //! inputs; [`Plan::counts`] and the plan text show them.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
@@ -97,6 +98,7 @@ pub fn schedule(p: &Program) -> Result<Plan> {
         vals: vec![None; g.num_values()],
         uses: g.use_counts(),
         node: None,
+        checks: RefCell::new(Vec::new()),
     };
     s.inputs(p)?;
     for (i, n) in g.nodes.iter().enumerate() {
@@ -104,6 +106,8 @@ pub fn schedule(p: &Program) -> Result<Plan> {
         s.node_outputs(n, i)?;
     }
     s.node = None;
+    let checks = s.checks.take();
+    s.plan.checks.extend(checks);
     for (i, o) in g.outputs.iter().enumerate() {
         let r = match o {
             Arg::Value(v) => match s.val(*v)? {
@@ -201,6 +205,8 @@ struct Sched<'a> {
     uses: Vec<usize>,
     /// The node being scheduled.
     node: Option<usize>,
+    /// Size equalities to check at run time, found while scheduling.
+    checks: RefCell<Vec<SizeCheck>>,
 }
 
 /// What a node's lowering produced for its outputs.
@@ -220,10 +226,55 @@ fn origin(n: &Node) -> Origin {
 }
 
 impl<'a> Sched<'a> {
+    /// Requires `a == b`: proved when the two are the same expression,
+    /// refused when they are different constants, otherwise checked with
+    /// the bound symbols before every call.
+    fn require_eq(&self, n: &Node, what: &str, a: &SymExpr, b: &SymExpr) -> Result<()> {
+        if a == b {
+            return Ok(());
+        }
+        if let (Some(x), Some(y)) = (a.as_int(), b.as_int()) {
+            return Err(n.error(format!("{what}: {x} does not match {y}")));
+        }
+        self.checks.borrow_mut().push(SizeCheck {
+            node: n.name.clone(),
+            loc: n.meta.source_line(),
+            what: what.to_string(),
+            lhs: a.clone(),
+            rhs: b.clone(),
+        });
+        Ok(())
+    }
+
+    /// `t` read at an index of `shape` (NumPy broadcasting); a dim that is
+    /// neither equal nor 1 is refused, or checked before each call.
+    fn broadcast(&self, t: &Tv, shape: &[SymExpr], n: &Node) -> Result<Body> {
+        if t.shape.len() > shape.len() {
+            return Err(n.error(format!(
+                "an operand of shape {} does not match the output shape {}",
+                shape_text(&t.shape),
+                shape_text(shape)
+            )));
+        }
+        let lead = shape.len() - t.shape.len();
+        for (i, d) in t.shape.iter().enumerate() {
+            let o = &shape[lead + i];
+            if d != o && *d != SymExpr::Int(1) {
+                let what = format!(
+                    "dim {i} of an operand of shape {} against the output shape {}",
+                    shape_text(&t.shape),
+                    shape_text(shape)
+                );
+                self.require_eq(n, &what, d, o)?;
+            }
+        }
+        broadcast(t, shape, n)
+    }
+
     fn val(&self, v: ValueId) -> Result<Val> {
-        self.vals[v.index()]
-            .clone()
-            .ok_or_else(|| Error::other(format!("%{} is used before it is defined", self.g.name(v))))
+        self.vals[v.index()].clone().ok_or_else(|| {
+            Error::other(format!("%{} is used before it is defined", self.g.name(v)))
+        })
     }
 
     fn add_buffer(&mut self, name: &str, dtype: DType, shape: &[SymExpr], kind: BufKind) -> BufId {
@@ -275,10 +326,7 @@ impl<'a> Sched<'a> {
                     })
                 }
                 (_, ValueType::Tensor(_)) => Val::Opaque("is never read".into()),
-                (_, other) => Val::Opaque(format!(
-                    "is a {}",
-                    crate::ir::print::type_text(other)
-                )),
+                (_, other) => Val::Opaque(format!("is a {}", crate::ir::print::type_text(other))),
             };
             self.vals[v.index()] = Some(val);
         }
@@ -345,8 +393,16 @@ impl<'a> Sched<'a> {
 
     fn node_outputs(&mut self, n: &Node, index: usize) -> Result<()> {
         let g = self.g;
-        // Nodes nothing reads compute nothing observable.
-        if n.outputs.iter().all(|&v| self.uses[v.index()] == 0) {
+        // Functional nodes nothing reads compute nothing observable (an op
+        // that mutates its arguments, like an unknown custom op, still runs).
+        let functional = matches!(n.op, Op::Aten(..))
+            && !n
+                .op
+                .to_string()
+                .split('.')
+                .nth(1)
+                .is_some_and(|s| s.ends_with('_'));
+        if functional && n.outputs.iter().all(|&v| self.uses[v.index()] == 0) {
             for &v in &n.outputs {
                 self.vals[v.index()] = Some(Val::Opaque("is never read".into()));
             }
@@ -607,7 +663,7 @@ impl<'a> Sched<'a> {
     ) -> Result<Option<(Body, Rc<Vec<Origin>>, usize)>> {
         if let Some(Arg::Value(v)) = n.arg(name) {
             if let Val::T(t) = self.val(*v)? {
-                let b = broadcast(&t, shape, n)?;
+                let b = self.broadcast(&t, shape, n)?;
                 let cost = t.cost();
                 let origins = t.origins.clone();
                 let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, b(idx)));
@@ -689,6 +745,9 @@ impl<'a> Sched<'a> {
     }
 
     fn lower_node(&mut self, n: &Node) -> Result<Lowered> {
+        if let Op::Unsupported(t) = &n.op {
+            return Err(n.error(format!("unsupported operator {t}")));
+        }
         let Op::Aten(a, ov) = &n.op else {
             return Ok(Lowered::Fallback);
         };
@@ -824,9 +883,10 @@ impl<'a> Sched<'a> {
             (Abs, "default") => self.map(n, &["self"], fc, un(UnOp::Abs))?,
             (Sign, "default") => self.map(n, &["self"], fc, un(UnOp::Sign))?,
             (Reciprocal, "default") => self.map(n, &["self"], fc, un(UnOp::Reciprocal))?,
-            (Sqrt | Rsqrt | Exp | Expm1 | Log | Log1p | Log2 | Tanh | Sigmoid | Erf | Sin | Cos, "default")
-                if out_dtype.is_float() =>
-            {
+            (
+                Sqrt | Rsqrt | Exp | Expm1 | Log | Log1p | Log2 | Tanh | Sigmoid | Erf | Sin | Cos,
+                "default",
+            ) if out_dtype.is_float() => {
                 let op = match a {
                     Sqrt => UnOp::Sqrt,
                     Rsqrt => UnOp::Rsqrt,
@@ -858,16 +918,26 @@ impl<'a> Sched<'a> {
             }
             (Relu, "default") => self.map(n, &["self"], fc, un(UnOp::Relu))?,
             (Silu, "default") => self.map(n, &["self"], fc, |x| {
-                eb::bin(BinOp::Mul, x[0].clone(), eb::un(UnOp::Sigmoid, x[0].clone()))
+                eb::bin(
+                    BinOp::Mul,
+                    x[0].clone(),
+                    eb::un(UnOp::Sigmoid, x[0].clone()),
+                )
             })?,
             (Gelu, "default") => {
                 let tanh = matches!(n.arg("approximate"), Some(Arg::Str(s)) if s == "tanh");
                 self.map(n, &["self"], fc, move |x| gelu(&x[0], tanh, fc))?
             }
             (Hardtanh, "default") => {
-                let lo = self.scalar_expr(n, "min_val", fc)?.unwrap_or(eb::konst(-1.0, fc));
-                let hi = self.scalar_expr(n, "max_val", fc)?.unwrap_or(eb::konst(1.0, fc));
-                self.map(n, &["self"], fc, move |x| clamp(&x[0], Some(&lo), Some(&hi)))?
+                let lo = self
+                    .scalar_expr(n, "min_val", fc)?
+                    .unwrap_or(eb::konst(-1.0, fc));
+                let hi = self
+                    .scalar_expr(n, "max_val", fc)?
+                    .unwrap_or(eb::konst(1.0, fc));
+                self.map(n, &["self"], fc, move |x| {
+                    clamp(&x[0], Some(&lo), Some(&hi))
+                })?
             }
             (Clamp, "default") | (ClampMin, "default") | (ClampMax, "default") => {
                 let lo = if *a == ClampMax {
@@ -880,7 +950,9 @@ impl<'a> Sched<'a> {
                 } else {
                     self.scalar_expr(n, "max", fc)?
                 };
-                self.map(n, &["self"], fc, move |x| clamp(&x[0], lo.as_ref(), hi.as_ref()))?
+                self.map(n, &["self"], fc, move |x| {
+                    clamp(&x[0], lo.as_ref(), hi.as_ref())
+                })?
             }
             (Hardswish | Hardsigmoid, "default") => {
                 let swish = *a == Hardswish;
@@ -902,7 +974,11 @@ impl<'a> Sched<'a> {
                 self.map(n, &["self"], fc, move |x| {
                     let z = eb::konst(0.0, fc);
                     let c = eb::cmp(CmpOp::Gt, x[0].clone(), z);
-                    eb::select(c, x[0].clone(), eb::bin(BinOp::Mul, x[0].clone(), slope.clone()))
+                    eb::select(
+                        c,
+                        x[0].clone(),
+                        eb::bin(BinOp::Mul, x[0].clone(), slope.clone()),
+                    )
                 })?
             }
             (Pow, "Tensor_Scalar") => {
@@ -949,11 +1025,19 @@ impl<'a> Sched<'a> {
                 } else {
                     DType::I64
                 };
-                let start = self.scalar_expr(n, "start", acc)?.unwrap_or(eb::konst(0.0, acc));
-                let step = self.scalar_expr(n, "step", acc)?.unwrap_or(eb::konst(1.0, acc));
+                let start = self
+                    .scalar_expr(n, "start", acc)?
+                    .unwrap_or(eb::konst(0.0, acc));
+                let step = self
+                    .scalar_expr(n, "step", acc)?
+                    .unwrap_or(eb::konst(1.0, acc));
                 let body: Body = Rc::new(move |idx: &[E]| {
                     let i = eb::cast(acc, idx[0].clone());
-                    let v = eb::bin(BinOp::Add, start.clone(), eb::bin(BinOp::Mul, i, step.clone()));
+                    let v = eb::bin(
+                        BinOp::Add,
+                        start.clone(),
+                        eb::bin(BinOp::Mul, i, step.clone()),
+                    );
                     eb::cast(out_dtype, v)
                 });
                 Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[], 1, body))
@@ -987,7 +1071,7 @@ impl<'a> Sched<'a> {
             }
             (Expand, "default") => {
                 let t = self.tensor_arg(n, "self")?;
-                let b = broadcast(&t, &out_shape, n)?;
+                let b = self.broadcast(&t, &out_shape, n)?;
                 let tv = match &t.kind {
                     TvKind::View(v) => Tv {
                         kind: TvKind::View(expand_view(v, &out_shape)),
@@ -1011,6 +1095,18 @@ impl<'a> Sched<'a> {
                 let Some(start) = start else {
                     return Ok(Lowered::Fallback);
                 };
+                if step <= 0 {
+                    return Err(n.error("slice step must be positive"));
+                }
+                if let (Some(sz), Some(st), Some(l)) =
+                    (t.shape[d].as_int(), start.as_int(), out_shape[d].as_int())
+                {
+                    if l > 0 && st + (l - 1) * step >= sz {
+                        return Err(n.error(format!(
+                            "a slice of {l} elements from {st} by {step} does not fit a dim of {sz}"
+                        )));
+                    }
+                }
                 Lowered::One(slice(&t, d, start, step, out_shape[d].clone()))
             }
             (Select, "int") => {
@@ -1024,6 +1120,13 @@ impl<'a> Sched<'a> {
                     Some(e) => e,
                     None => return Ok(Lowered::Fallback),
                 };
+                if let (Some(sz), Some(ix)) = (t.shape[d].as_int(), i.as_int()) {
+                    if ix < 0 || ix >= sz {
+                        return Err(
+                            n.error(format!("index {ix} is out of range for a dim of {sz}"))
+                        );
+                    }
+                }
                 Lowered::One(select(&t, d, i))
             }
             (SplitWithSizes, "default") | (Split, "Tensor") => {
@@ -1043,16 +1146,28 @@ impl<'a> Sched<'a> {
             (Embedding, "default") => {
                 let w = self.tensor_arg(n, "weight")?;
                 let ix = self.tensor_arg(n, "indices")?;
-                if w.shape.len() != 2 {
+                if w.shape.len() != 2 || out_shape.len() != ix.shape.len() + 1 {
                     return Ok(Lowered::Fallback);
                 }
+                for (i, (a, b)) in ix.shape.iter().zip(&out_shape).enumerate() {
+                    self.require_eq(n, &format!("dim {i} of the indices"), a, b)?;
+                }
+                self.require_eq(
+                    n,
+                    "the embedding width",
+                    &w.shape[1],
+                    &out_shape[ix.shape.len()],
+                )?;
                 let rows = w.shape[0].clone();
                 let r = ix.shape.len();
                 let (wo, io) = (w.origins.clone(), ix.origins.clone());
                 let parts = [&wo, &io];
                 let cost = w.cost() + ix.cost();
                 let body: Body = Rc::new(move |idx: &[E]| {
-                    let i = Rc::new(Expr::Index(eb::cast(DType::I64, ix.at(&idx[..r])), rows.clone()));
+                    let i = Rc::new(Expr::Index(
+                        eb::cast(DType::I64, ix.at(&idx[..r])),
+                        rows.clone(),
+                    ));
                     w.at(&[i, idx[r].clone()])
                 });
                 Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
@@ -1061,6 +1176,12 @@ impl<'a> Sched<'a> {
                 let t = self.tensor_arg(n, "self")?;
                 let ix = self.tensor_arg(n, "index")?;
                 let d = wrap(n, self.int_arg(n, "dim")?, t.shape.len())?;
+                if ix.shape.len() != out_shape.len() || t.shape.len() != out_shape.len() {
+                    return Ok(Lowered::Fallback);
+                }
+                for (i, (a, b)) in ix.shape.iter().zip(&out_shape).enumerate() {
+                    self.require_eq(n, &format!("dim {i} of the index"), a, b)?;
+                }
                 let size = t.shape[d].clone();
                 let (to, io) = (t.origins.clone(), ix.origins.clone());
                 let parts = [&to, &io];
@@ -1206,7 +1327,10 @@ impl<'a> Sched<'a> {
         // The broadcast shape of the index tensors.
         let mut bshape: Vec<SymExpr> = Vec::new();
         for i in &present {
-            let s = &ixs[*i].as_ref().map(|x| x.shape.clone()).unwrap_or_default();
+            let s = &ixs[*i]
+                .as_ref()
+                .map(|x| x.shape.clone())
+                .unwrap_or_default();
             bshape = broadcast_shape(&bshape, s);
         }
         let rb = bshape.len();
@@ -1214,6 +1338,22 @@ impl<'a> Sched<'a> {
         let expect_rank = rank - present.len() + rb;
         if out_shape.len() != expect_rank {
             return Ok(Lowered::Fallback);
+        }
+        let mut want: Vec<SymExpr> = Vec::new();
+        let others: Vec<SymExpr> = (0..rank)
+            .filter(|d| !present.contains(d))
+            .map(|d| t.shape[d].clone())
+            .collect();
+        if at_front {
+            want.extend(bshape.iter().cloned());
+            want.extend(others.iter().cloned());
+        } else {
+            want.extend(others[..first].iter().cloned());
+            want.extend(bshape.iter().cloned());
+            want.extend(others[first..].iter().cloned());
+        }
+        for (i, (a, b)) in want.iter().zip(&out_shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the indexing result"), b, a)?;
         }
         let shape_t = t.shape.clone();
         let mut parts = vec![t.origins.clone()];
@@ -1224,7 +1364,7 @@ impl<'a> Sched<'a> {
                 Some(x) => {
                     parts.push(x.origins.clone());
                     cost += x.cost();
-                    bodies.push(Some((broadcast(x, &bshape, n)?, shape_t[i].clone())));
+                    bodies.push(Some((self.broadcast(x, &bshape, n)?, shape_t[i].clone())));
                 }
                 None => bodies.push(None),
             }
@@ -1256,7 +1396,9 @@ impl<'a> Sched<'a> {
             t.at(&src)
         });
         let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
-        Ok(Lowered::One(self.lazy(dtype, out_shape, &parts, cost, body)))
+        Ok(Lowered::One(
+            self.lazy(dtype, out_shape, &parts, cost, body),
+        ))
     }
 
     fn cat(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
@@ -1282,6 +1424,11 @@ impl<'a> Sched<'a> {
             if t.shape.len() != rank {
                 continue;
             }
+            for (i, (a, b)) in t.shape.iter().zip(out_shape).enumerate() {
+                if i != d {
+                    self.require_eq(n, &format!("dim {i} of a concatenated tensor"), a, b)?;
+                }
+            }
             let len = t.shape[d].clone();
             let mut view = out.clone();
             view.offset = SymExpr::mul(vec![start.clone(), out.strides[d].clone()]);
@@ -1296,6 +1443,9 @@ impl<'a> Sched<'a> {
             };
             self.store(&src, view);
             start = SymExpr::add(vec![start, len]);
+        }
+        if rank > 0 {
+            self.require_eq(n, "the length of the concatenation", &start, &out_shape[d])?;
         }
         Ok(Lowered::One(Tv {
             dtype,
@@ -1337,6 +1487,16 @@ impl<'a> Sched<'a> {
         if out_shape.len() != want_rank {
             return Ok(Lowered::Fallback);
         }
+        let want: Vec<SymExpr> = (0..rank)
+            .filter_map(|d| match (dims.contains(&d), keepdim) {
+                (false, _) => Some(t.shape[d].clone()),
+                (true, true) => Some(SymExpr::Int(1)),
+                (true, false) => None,
+            })
+            .collect();
+        for (w, o) in want.iter().zip(&out_shape) {
+            self.require_eq(n, "a kept dim of the reduction", o, w)?;
+        }
         let no = out_shape.len();
         let idx: Vec<E> = (0..no + dims.len()).map(eb::var).collect();
         let mut src = Vec::with_capacity(rank);
@@ -1345,7 +1505,11 @@ impl<'a> Sched<'a> {
             if let Some(p) = dims.iter().position(|&x| x == d) {
                 src.push(idx[no + p].clone());
             } else {
-                src.push(if keepdim { idx[d].clone() } else { idx[k].clone() });
+                src.push(if keepdim {
+                    idx[d].clone()
+                } else {
+                    idx[k].clone()
+                });
                 k += 1;
             }
         }
@@ -1399,10 +1563,7 @@ impl<'a> Sched<'a> {
             let xv = eb::cast(fc, x.at(idx));
             let m = eb::cast(fc, mean.at(&c));
             let v = eb::cast(fc, var.at(&c));
-            let inv = eb::un(
-                UnOp::Rsqrt,
-                eb::bin(BinOp::Add, v, eb::konst(eps, fc)),
-            );
+            let inv = eb::un(UnOp::Rsqrt, eb::bin(BinOp::Add, v, eb::konst(eps, fc)));
             let mut y = eb::bin(BinOp::Mul, eb::bin(BinOp::Sub, xv, m), inv);
             if let Some(w) = &w {
                 y = eb::bin(BinOp::Mul, y, eb::cast(fc, w.at(&c)));
@@ -1482,15 +1643,22 @@ impl<'a> Sched<'a> {
                 out_shape[1].clone(),
             )
         };
-        let k2 = &m2.shape[r - 2];
-        if *k2 != k {
-            self.plan.checks.push(SizeCheck {
-                node: n.name.clone(),
-                loc: n.meta.source_line(),
-                what: "inner dims of the matrix product".into(),
-                lhs: k.clone(),
-                rhs: k2.clone(),
-            });
+        self.require_eq(
+            n,
+            "the inner dims of the matrix product",
+            &k,
+            &m2.shape[r - 2],
+        )?;
+        self.require_eq(n, "the rows of the matrix product", &m, &m1.shape[r - 2])?;
+        self.require_eq(
+            n,
+            "the columns of the matrix product",
+            &nn,
+            &m2.shape[r - 1],
+        )?;
+        if batched {
+            self.require_eq(n, "the batch of the first operand", &batch, &m1.shape[0])?;
+            self.require_eq(n, "the batch of the second operand", &batch, &m2.shape[0])?;
         }
         let c = self.temp(n, n.outputs[0], dtype, &out_shape);
         self.push(
@@ -1525,8 +1693,7 @@ impl<'a> Sched<'a> {
         let b = self.opt_tensor_arg(n, "bias")?;
         let transposed = self.bool_arg(n, "transposed", false);
         let rank = x.shape.len();
-        if dtype != DType::F32 || transposed || !(rank == 3 || rank == 4) || w.shape.len() != rank
-        {
+        if dtype != DType::F32 || transposed || !(rank == 3 || rank == 4) || w.shape.len() != rank {
             return Ok(Lowered::Fallback);
         }
         let sd = rank - 2;
@@ -1804,7 +1971,13 @@ impl<'a> Sched<'a> {
                             eb::konst(f64::NEG_INFINITY, DType::F32),
                         )
                     });
-                    self.lazy(DType::F32, m.shape.clone(), &[&m.origins], m.cost() + 1, body)
+                    self.lazy(
+                        DType::F32,
+                        m.shape.clone(),
+                        &[&m.origins],
+                        m.cost() + 1,
+                        body,
+                    )
                 } else if m.dtype == DType::F32 {
                     m
                 } else {
@@ -1836,6 +2009,11 @@ impl<'a> Sched<'a> {
     }
 }
 
+fn shape_text(s: &[SymExpr]) -> String {
+    let ds: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", ds.join(", "))
+}
+
 fn wrap(n: &Node, d: i64, rank: usize) -> Result<usize> {
     wrap_dim(d, rank.max(1)).map_err(|e| n.error(e.to_string()))
 }
@@ -1856,8 +2034,16 @@ fn broadcast_shape(a: &[SymExpr], b: &[SymExpr]) -> Vec<SymExpr> {
     let one = SymExpr::Int(1);
     (0..r)
         .map(|i| {
-            let x = if i + a.len() >= r { &a[i + a.len() - r] } else { &one };
-            let y = if i + b.len() >= r { &b[i + b.len() - r] } else { &one };
+            let x = if i + a.len() >= r {
+                &a[i + a.len() - r]
+            } else {
+                &one
+            };
+            let y = if i + b.len() >= r {
+                &b[i + b.len() - r]
+            } else {
+                &one
+            };
             if *x == one {
                 y.clone()
             } else {
@@ -2066,7 +2252,11 @@ fn restride(v: &View, shape: &[SymExpr]) -> Option<View> {
         });
     }
     let old: Vec<i64> = v.shape.iter().map(|d| d.as_int()).collect::<Option<_>>()?;
-    let ost: Vec<i64> = v.strides.iter().map(|d| d.as_int()).collect::<Option<_>>()?;
+    let ost: Vec<i64> = v
+        .strides
+        .iter()
+        .map(|d| d.as_int())
+        .collect::<Option<_>>()?;
     let new: Vec<i64> = shape.iter().map(|d| d.as_int()).collect::<Option<_>>()?;
     if old.contains(&0) {
         return None;
@@ -2120,7 +2310,11 @@ fn gelu(x: &E, tanh: bool, d: DType) -> E {
     let one = eb::konst(1.0, d);
     let inner = if tanh {
         let k = eb::konst((2.0 / std::f64::consts::PI).sqrt(), d);
-        let x3 = eb::bin(BinOp::Mul, eb::bin(BinOp::Mul, x.clone(), x.clone()), x.clone());
+        let x3 = eb::bin(
+            BinOp::Mul,
+            eb::bin(BinOp::Mul, x.clone(), x.clone()),
+            x.clone(),
+        );
         let t = eb::bin(
             BinOp::Add,
             x.clone(),
@@ -2142,7 +2336,11 @@ fn pow_const(x: &E, e: f64, d: DType) -> E {
     match e {
         1.0 => x.clone(),
         2.0 => eb::bin(BinOp::Mul, x.clone(), x.clone()),
-        3.0 => eb::bin(BinOp::Mul, eb::bin(BinOp::Mul, x.clone(), x.clone()), x.clone()),
+        3.0 => eb::bin(
+            BinOp::Mul,
+            eb::bin(BinOp::Mul, x.clone(), x.clone()),
+            x.clone(),
+        ),
         0.5 if d.is_float() => eb::un(UnOp::Sqrt, x.clone()),
         -1.0 if d.is_float() => eb::un(UnOp::Reciprocal, x.clone()),
         -0.5 if d.is_float() => eb::un(UnOp::Rsqrt, x.clone()),
