@@ -3,12 +3,26 @@
 //!
 //! `C_t = act(bias + A_t @ B_t)` for each batch index `t`, where every
 //! operand has its own batch, row and column strides (in elements, possibly
-//! 0 for broadcasting) and `C` is row-major with column stride 1. The work
-//! is split over batch items and blocks of rows or columns of `C` on the
-//! current rayon pool. Each block runs a packed GEMM with an AVX2+FMA 6x16
-//! microkernel when the CPU has it, and `matrixmultiply` otherwise.
+//! 0 for broadcasting) and `C` is row-major with column stride 1.
+//!
+//! Paths, on the current rayon pool:
+//! - at most four rows with a `B` whose rows or columns are contiguous
+//!   (linear layers at small batch): `B` is read in place, no packing, the
+//!   columns split over jobs (module `small`);
+//! - otherwise with AVX2+FMA (6x16) or AVX-512 (12x32) microkernels: each
+//!   batch item packs every panel of `B` and of `A` exactly once into a
+//!   thread-local scratch shared by all jobs (the packing itself split over
+//!   the pool), then jobs compute disjoint blocks of tiles. When `C` has
+//!   few column panels and `A` is row-major, `A` is not packed at all: the
+//!   kernel reads it in place (module `packed`). Many batch items run in
+//!   parallel, one item per job;
+//! - `matrixmultiply` on blocks of `C` on other CPUs.
+//!
+//! Steady-state calls allocate nothing: the scratch grows to the largest
+//! problem seen on each thread and is kept.
 
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Element strides of a batched matrix operand: element `(t, i, j)` is at
 /// `t * bs + i * rs + j * cs`.
@@ -254,6 +268,27 @@ fn split(d: GemmDims) -> (usize, usize) {
 /// `r` describes in-bounds operands and a `c` that overlaps no input and
 /// whose rows and batch items are disjoint.
 unsafe fn run(r: &Raw, kern: Kernel) {
+    // SAFETY (all arms): forwarded contract; the packed kernels are only
+    // chosen when the CPU has their features (see `kernel`).
+    unsafe {
+        if small::run(r, kern) {
+            return;
+        }
+        match kern {
+            Kernel::Portable => run_portable(r),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => packed::run::<packed::Avx2>(r),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => packed::run::<packed::Avx512>(r),
+        }
+    }
+}
+
+/// [`run`] with `matrixmultiply` on blocks of `c`.
+///
+/// # Safety
+/// As [`run`].
+unsafe fn run_portable(r: &Raw) {
     let (pm, pn) = split(r.d);
     let jobs = r.d.batch * pm * pn;
     let job = |j: usize| {
@@ -263,13 +298,41 @@ unsafe fn run(r: &Raw, kern: Kernel) {
         let cols = (r.d.n * bj / pn, r.d.n * (bj + 1) / pn);
         // SAFETY: jobs cover disjoint (batch, row block, column block)
         // parts of `c`; the rest is the caller's contract.
-        unsafe { block(r, kern, t, rows, cols) }
+        unsafe { block(r, t, rows, cols) }
     };
     if jobs == 1 || split_is_sequential(r.d) {
         (0..jobs).for_each(job);
     } else {
         (0..jobs).into_par_iter().for_each(job);
     }
+}
+
+thread_local! {
+    /// Packed GEMM operands, reused across calls on this thread.
+    static PACK_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` elements of the thread-local buffer `key`, growing it
+/// (the only allocation) when it is too short. The contents are whatever an
+/// earlier call left: `f` must write before it reads. A nested call on the
+/// same buffer (a job stolen while `f` waits) gets a fresh buffer.
+pub(crate) fn with_scratch<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    let mut buf = key.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if buf.len() < len {
+        buf = vec![0.0; len];
+    }
+    let out = f(&mut buf[..len]);
+    key.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < buf.len() {
+            *s = buf;
+        }
+    });
+    out
 }
 
 fn split_is_sequential(d: GemmDims) -> bool {
@@ -286,7 +349,7 @@ fn split_is_sequential(d: GemmDims) -> bool {
 ///
 /// # Safety
 /// As [`run`]; no other thread writes this block concurrently.
-unsafe fn block(r: &Raw, kern: Kernel, t: usize, rows: (usize, usize), cols: (usize, usize)) {
+unsafe fn block(r: &Raw, t: usize, rows: (usize, usize), cols: (usize, usize)) {
     let (mb, nb) = (rows.1 - rows.0, cols.1 - cols.0);
     if mb == 0 || nb == 0 {
         return;
@@ -302,37 +365,26 @@ unsafe fn block(r: &Raw, kern: Kernel, t: usize, rows: (usize, usize), cols: (us
         unsafe { epilogue_fill(r, c, rows, cols) };
         return;
     }
-    match kern {
-        Kernel::Portable => {
-            // SAFETY: the operands are in bounds for the block's sizes and
-            // strides; `c` has row stride `c_rs` and column stride 1.
-            unsafe {
-                matrixmultiply::sgemm(
-                    mb,
-                    k,
-                    nb,
-                    1.0,
-                    a,
-                    r.sa.rs as isize,
-                    r.sa.cs as isize,
-                    b,
-                    r.sb.rs as isize,
-                    r.sb.cs as isize,
-                    0.0,
-                    c,
-                    r.c_rs as isize,
-                    1,
-                );
-                epilogue(r, c, rows.0, cols.0, mb, nb);
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2 and FMA.
-        Kernel::Avx2 => unsafe { packed::block::<packed::Avx2>(r, a, b, c, rows, cols) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512F,
-        // AVX2 and FMA.
-        Kernel::Avx512 => unsafe { packed::block::<packed::Avx512>(r, a, b, c, rows, cols) },
+    // SAFETY: the operands are in bounds for the block's sizes and
+    // strides; `c` has row stride `c_rs` and column stride 1.
+    unsafe {
+        matrixmultiply::sgemm(
+            mb,
+            k,
+            nb,
+            1.0,
+            a,
+            r.sa.rs as isize,
+            r.sa.cs as isize,
+            b,
+            r.sb.rs as isize,
+            r.sb.cs as isize,
+            0.0,
+            c,
+            r.c_rs as isize,
+            1,
+        );
+        epilogue(r, c, rows.0, cols.0, mb, nb);
     }
 }
 
@@ -389,31 +441,432 @@ unsafe fn epilogue_fill(r: &Raw, c: *mut f32, rows: (usize, usize), cols: (usize
     unsafe { epilogue(r, c, rows.0, cols.0, mb, nb) };
 }
 
+/// Products with at most [`small::MAX_M`] rows (`x @ W` of linear layers at
+/// small batch): read `b` in place, no packing, split over columns.
+mod small {
+    use super::{epilogue, split_is_sequential, with_scratch, Kernel, Raw, PACK_SCRATCH};
+    use rayon::prelude::*;
+
+    /// The most rows this path takes.
+    pub(super) const MAX_M: usize = 4;
+    /// Columns per job and per stack accumulator when `b`'s rows are
+    /// contiguous.
+    const ROW_CHUNK: usize = 256;
+    /// Columns per job when `b`'s columns are contiguous.
+    const COL_CHUNK: usize = 64;
+    /// Lanes of the dot-product accumulators.
+    const LANES: usize = 16;
+
+    /// Runs the problem when it suits this path (`m <= MAX_M`, `k > 0`, and
+    /// `b` with contiguous rows or columns); returns whether it did.
+    ///
+    /// # Safety
+    /// As [`super::run`]; `kern` is one the CPU runs.
+    pub(super) unsafe fn run(r: &Raw, kern: Kernel) -> bool {
+        let d = r.d;
+        if d.m > MAX_M || d.k == 0 || d.m == 0 || d.n == 0 {
+            return false;
+        }
+        let rows = r.sb.cs == 1;
+        if !rows && r.sb.rs != 1 {
+            return false;
+        }
+        let chunk = if rows { ROW_CHUNK } else { COL_CHUNK };
+        let chunks = d.n.div_ceil(chunk);
+        let jobs = d.batch * chunks;
+        // `a` with contiguous rows for the dot products: gathered into
+        // scratch when its columns are strided.
+        let gather = !rows && r.sa.cs != 1;
+        let a_len = if gather { d.batch * d.m * d.k } else { 0 };
+        with_scratch(&PACK_SCRATCH, a_len, |ga| {
+            if gather {
+                for t in 0..d.batch {
+                    for i in 0..d.m {
+                        let dst = &mut ga[(t * d.m + i) * d.k..][..d.k];
+                        for (p, o) in dst.iter_mut().enumerate() {
+                            // SAFETY: `(t, i, p)` is an element of `a`.
+                            *o = unsafe { *r.a.add(t * r.sa.bs + i * r.sa.rs + p * r.sa.cs) };
+                        }
+                    }
+                }
+            }
+            let ga = Addr(ga.as_ptr());
+            let job = |j: usize| {
+                let (t, ch) = (j / chunks, j % chunks);
+                let j0 = ch * chunk;
+                let w = (d.n - j0).min(chunk);
+                // SAFETY: jobs write disjoint column ranges of one batch
+                // item of `c`; the operands are in bounds (caller).
+                unsafe {
+                    let (a, ars, acs) = if gather {
+                        (ga.get().add(t * d.m * d.k), d.k, 1)
+                    } else {
+                        (r.a.add(t * r.sa.bs), r.sa.rs, r.sa.cs)
+                    };
+                    let b = r.b.add(t * r.sb.bs + j0 * r.sb.cs);
+                    let c = r.c.add(t * r.c_bs + j0);
+                    let s = Sub {
+                        a,
+                        ars,
+                        acs,
+                        b,
+                        c,
+                        w,
+                    };
+                    dispatch(r, &s, rows, kern);
+                    epilogue(r, c, 0, j0, d.m, w);
+                }
+            };
+            if jobs == 1 || split_is_sequential(d) {
+                (0..jobs).for_each(job);
+            } else {
+                (0..jobs).into_par_iter().for_each(job);
+            }
+        });
+        true
+    }
+
+    #[derive(Copy, Clone)]
+    struct Addr(*const f32);
+    // SAFETY: the scratch it points to is only read while every job runs.
+    unsafe impl Send for Addr {}
+    // SAFETY: as above.
+    unsafe impl Sync for Addr {}
+
+    impl Addr {
+        fn get(self) -> *const f32 {
+            self.0
+        }
+    }
+
+    /// One job: columns `j0..j0+w` of one batch item. `a` is `m x k` with
+    /// strides `ars, acs` (`acs == 1` for the dot products); `b` and `c`
+    /// point at column `j0`.
+    struct Sub {
+        a: *const f32,
+        ars: usize,
+        acs: usize,
+        b: *const f32,
+        c: *mut f32,
+        w: usize,
+    }
+
+    /// # Safety
+    /// As [`run`], for the job `s`.
+    unsafe fn dispatch(r: &Raw, s: &Sub, rows: bool, kern: Kernel) {
+        // SAFETY: the kernel's features were checked when it was chosen.
+        unsafe {
+            match kern {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => {
+                    if rows {
+                        rows_avx512(r, s)
+                    } else {
+                        cols_avx512(r, s)
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => {
+                    if rows {
+                        rows_avx2(r, s)
+                    } else {
+                        cols_avx2(r, s)
+                    }
+                }
+                Kernel::Portable => {
+                    if rows {
+                        rows_body::<false>(r, s)
+                    } else {
+                        cols_body::<PortableDots>(r, s)
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn rows_avx512(r: &Raw, s: &Sub) {
+        // SAFETY: forwarded contract.
+        unsafe { rows_body::<true>(r, s) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_avx2(r: &Raw, s: &Sub) {
+        // SAFETY: forwarded contract.
+        unsafe { rows_body::<true>(r, s) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn cols_avx512(r: &Raw, s: &Sub) {
+        // SAFETY: forwarded contract.
+        unsafe { cols_body::<Avx512Dots>(r, s) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn cols_avx2(r: &Raw, s: &Sub) {
+        // SAFETY: forwarded contract.
+        unsafe { cols_body::<Avx2Dots>(r, s) }
+    }
+
+    /// `x * y + z`, fused when the caller has FMA.
+    #[inline(always)]
+    fn madd<const FMA: bool>(x: f32, y: f32, z: f32) -> f32 {
+        if FMA {
+            x.mul_add(y, z)
+        } else {
+            x * y + z
+        }
+    }
+
+    /// `b` rows contiguous: `c[i, :] = Σ_p a[i, p] * b[p, :]` accumulated
+    /// in a stack buffer, four rows of `b` per pass.
+    ///
+    /// # Safety
+    /// As [`dispatch`]; `b` has column stride 1 and `w <= ROW_CHUNK`.
+    #[inline(always)]
+    unsafe fn rows_body<const FMA: bool>(r: &Raw, s: &Sub) {
+        let (m, k, w) = (r.d.m, r.d.k, s.w);
+        let mut acc = [[0.0f32; ROW_CHUNK]; MAX_M];
+        // SAFETY: `(i, p)` of `a` and `w` elements of each row `p` of `b`
+        // from column `j0` are in bounds.
+        let av = |i: usize, p: usize| unsafe { *s.a.add(i * s.ars + p * s.acs) };
+        let brow = |p: usize| unsafe { std::slice::from_raw_parts(s.b.add(p * r.sb.rs), w) };
+        let mut p = 0;
+        while p + 4 <= k {
+            let (b0, b1, b2, b3) = (brow(p), brow(p + 1), brow(p + 2), brow(p + 3));
+            for (i, acc) in acc.iter_mut().enumerate().take(m) {
+                let (x0, x1, x2, x3) = (av(i, p), av(i, p + 1), av(i, p + 2), av(i, p + 3));
+                for j in 0..w {
+                    let mut v = acc[j];
+                    v = madd::<FMA>(x0, b0[j], v);
+                    v = madd::<FMA>(x1, b1[j], v);
+                    v = madd::<FMA>(x2, b2[j], v);
+                    v = madd::<FMA>(x3, b3[j], v);
+                    acc[j] = v;
+                }
+            }
+            p += 4;
+        }
+        while p < k {
+            let b0 = brow(p);
+            for (i, acc) in acc.iter_mut().enumerate().take(m) {
+                let x0 = av(i, p);
+                for j in 0..w {
+                    acc[j] = madd::<FMA>(x0, b0[j], acc[j]);
+                }
+            }
+            p += 1;
+        }
+        for (i, acc) in acc.iter().enumerate().take(m) {
+            // SAFETY: row `i` of `c` has `w` elements from column `j0`.
+            let out = unsafe { std::slice::from_raw_parts_mut(s.c.add(i * r.c_rs), w) };
+            out.copy_from_slice(&acc[..w]);
+        }
+    }
+
+    /// `b` columns contiguous: `c[i, j] = dot(a[i, :], b[:, j])`, up to
+    /// four columns at a time.
+    ///
+    /// # Safety
+    /// As [`dispatch`]; `b` has row stride 1 and `a` column stride 1; the
+    /// CPU runs `D`.
+    #[inline(always)]
+    unsafe fn cols_body<D: Dots>(r: &Raw, s: &Sub) {
+        let (m, k) = (r.d.m, r.d.k);
+        // SAFETY (pointer offsets): row `i` of `a` and column `j` of this
+        // job's `b` hold `k` contiguous elements each, and `(i, j)` is in
+        // this job's part of `c`.
+        let col = |j: usize| unsafe { s.b.add(j * r.sb.cs) };
+        let mut j = 0;
+        while j + 4 <= s.w {
+            let cols = [col(j), col(j + 1), col(j + 2), col(j + 3)];
+            for i in 0..m {
+                // SAFETY: as above; columns `j..j+4` are below `w`.
+                unsafe {
+                    let v = D::dot4(s.a.add(i * s.ars), cols, k);
+                    let out = s.c.add(i * r.c_rs + j);
+                    for (q, v) in v.into_iter().enumerate() {
+                        *out.add(q) = v;
+                    }
+                }
+            }
+            j += 4;
+        }
+        while j < s.w {
+            for i in 0..m {
+                // SAFETY: as above; column `j` is below `w`.
+                unsafe { *s.c.add(i * r.c_rs + j) = D::dot1(s.a.add(i * s.ars), col(j), k) };
+            }
+            j += 1;
+        }
+    }
+
+    /// Dot products of `k` contiguous elements.
+    trait Dots {
+        /// `[dot(x, y[0]), ..., dot(x, y[3])]`.
+        ///
+        /// # Safety
+        /// Every pointer addresses `k` readable elements; the CPU has the
+        /// implementation's features.
+        unsafe fn dot4(x: *const f32, y: [*const f32; 4], k: usize) -> [f32; 4];
+        /// `dot(x, y)`.
+        ///
+        /// # Safety
+        /// As [`Dots::dot4`].
+        unsafe fn dot1(x: *const f32, y: *const f32, k: usize) -> f32;
+    }
+
+    /// Plain Rust dot products.
+    struct PortableDots;
+
+    impl Dots for PortableDots {
+        unsafe fn dot4(x: *const f32, y: [*const f32; 4], k: usize) -> [f32; 4] {
+            // SAFETY: forwarded contract.
+            y.map(|y| unsafe { Self::dot1(x, y, k) })
+        }
+        unsafe fn dot1(x: *const f32, y: *const f32, k: usize) -> f32 {
+            // SAFETY: forwarded contract.
+            let (x, y) = unsafe {
+                (
+                    std::slice::from_raw_parts(x, k),
+                    std::slice::from_raw_parts(y, k),
+                )
+            };
+            let mut acc = [0.0f32; LANES];
+            let full = k / LANES * LANES;
+            for (xs, ys) in x[..full]
+                .chunks_exact(LANES)
+                .zip(y[..full].chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    acc[l] += xs[l] * ys[l];
+                }
+            }
+            let tail: f32 = x[full..].iter().zip(&y[full..]).map(|(a, b)| a * b).sum();
+            acc.iter().sum::<f32>() + tail
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    struct Avx512Dots;
+    #[cfg(target_arch = "x86_64")]
+    struct Avx2Dots;
+
+    #[cfg(target_arch = "x86_64")]
+    impl Dots for Avx512Dots {
+        #[inline(always)]
+        unsafe fn dot4(x: *const f32, y: [*const f32; 4], k: usize) -> [f32; 4] {
+            use std::arch::x86_64::*;
+            // SAFETY: loads stay below `k` (the tail is masked); the caller
+            // checked AVX-512F.
+            unsafe {
+                let mut acc = [_mm512_setzero_ps(); 4];
+                let mut p = 0;
+                while p + 16 <= k {
+                    let xv = _mm512_loadu_ps(x.add(p));
+                    for q in 0..4 {
+                        acc[q] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(y[q].add(p)), acc[q]);
+                    }
+                    p += 16;
+                }
+                if p < k {
+                    let mask: __mmask16 = (1u32 << (k - p)) as u16 - 1;
+                    let mask = if k - p == 16 { u16::MAX } else { mask };
+                    let xv = _mm512_maskz_loadu_ps(mask, x.add(p));
+                    for q in 0..4 {
+                        let yv = _mm512_maskz_loadu_ps(mask, y[q].add(p));
+                        acc[q] = _mm512_fmadd_ps(xv, yv, acc[q]);
+                    }
+                }
+                acc.map(|v| _mm512_reduce_add_ps(v))
+            }
+        }
+        #[inline(always)]
+        unsafe fn dot1(x: *const f32, y: *const f32, k: usize) -> f32 {
+            // SAFETY: forwarded contract.
+            unsafe { Self::dot4(x, [y; 4], k)[0] }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    impl Dots for Avx2Dots {
+        #[inline(always)]
+        unsafe fn dot4(x: *const f32, y: [*const f32; 4], k: usize) -> [f32; 4] {
+            use std::arch::x86_64::*;
+            // SAFETY: loads stay below `k`; the caller checked AVX2 and FMA.
+            unsafe {
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut p = 0;
+                while p + 8 <= k {
+                    let xv = _mm256_loadu_ps(x.add(p));
+                    for q in 0..4 {
+                        acc[q] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y[q].add(p)), acc[q]);
+                    }
+                    p += 8;
+                }
+                let mut out = [0.0f32; 4];
+                for q in 0..4 {
+                    let mut lanes = [0.0f32; 8];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), acc[q]);
+                    let mut t = 0.0f32;
+                    for pp in p..k {
+                        t = (*x.add(pp)).mul_add(*y[q].add(pp), t);
+                    }
+                    out[q] = (lanes[0] + lanes[4])
+                        + (lanes[1] + lanes[5])
+                        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
+                        + t;
+                }
+                out
+            }
+        }
+        #[inline(always)]
+        unsafe fn dot1(x: *const f32, y: *const f32, k: usize) -> f32 {
+            // SAFETY: forwarded contract.
+            unsafe { Self::dot4(x, [y; 4], k)[0] }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod packed {
-    use super::{epilogue, Raw};
+    use super::{epilogue, epilogue_fill, with_scratch, Raw, PACK_SCRATCH};
+    use rayon::prelude::*;
     use std::arch::x86_64::*;
 
-    const KC: usize = 256;
+    /// Depth of one block of the packed operands.
+    pub(super) const KC: usize = 256;
+    /// Columns of `c` one job sweeps before moving to the next depth block.
     const NC: usize = 2048;
+    /// Up to this many column panels (`n <= DIRECT_A_PANELS * NR`) the
+    /// kernel reads a row-major `a` in place instead of packing it: each
+    /// element of `a` is then used too few times to repay its packing.
+    const DIRECT_A_PANELS: usize = 4;
 
     /// A register-blocked microkernel: `MR x NR` tiles.
     pub(super) trait MicroKernel {
         const MR: usize;
         const NR: usize;
-        /// Rows of `a` packed at a time (a multiple of `MR`).
+        /// Rows of `a` swept at a time (a multiple of `MR`).
         const MC: usize;
 
         /// `c (MR x NR, row stride rs_c) = (accumulate ? c : 0) + a @ b`
-        /// over `kc` packed steps.
+        /// over `kc` steps of a packed `b` panel and an `a` panel that is
+        /// packed (`lda == 0`: step `p` at `a + p*MR`) or read in place
+        /// (element `(i, p)` at `a + i*lda + p`).
         ///
         /// # Safety
-        /// `a` holds `kc * MR`, `b` `kc * NR` elements; the tile at `c` is
+        /// `a` and `b` hold `kc` steps as described; the tile at `c` is
         /// writable (and readable when `accumulate`); the CPU has the
         /// kernel's features.
         unsafe fn tile(
             kc: usize,
             a: *const f32,
+            lda: usize,
             b: *const f32,
             c: *mut f32,
             rs_c: usize,
@@ -435,13 +888,20 @@ mod packed {
         unsafe fn tile(
             kc: usize,
             a: *const f32,
+            lda: usize,
             b: *const f32,
             c: *mut f32,
             rs_c: usize,
             acc: bool,
         ) {
             // SAFETY: forwarded contract; the caller checked AVX2 and FMA.
-            unsafe { kernel_avx2(kc, a, b, c, rs_c, acc) }
+            unsafe {
+                if lda == 0 {
+                    kernel_avx2::<false>(kc, a, 0, b, c, rs_c, acc)
+                } else {
+                    kernel_avx2::<true>(kc, a, lda, b, c, rs_c, acc)
+                }
+            }
         }
     }
 
@@ -454,89 +914,286 @@ mod packed {
         unsafe fn tile(
             kc: usize,
             a: *const f32,
+            lda: usize,
             b: *const f32,
             c: *mut f32,
             rs_c: usize,
             acc: bool,
         ) {
             // SAFETY: forwarded contract; the caller checked AVX-512F.
-            unsafe { kernel_avx512(kc, a, b, c, rs_c, acc) }
+            unsafe {
+                if lda == 0 {
+                    kernel_avx512::<false>(kc, a, 0, b, c, rs_c, acc)
+                } else {
+                    kernel_avx512::<true>(kc, a, lda, b, c, rs_c, acc)
+                }
+            }
         }
     }
 
     /// Room for the largest tile.
     const TILE_MAX: usize = 12 * 32;
 
-    /// The packed GEMM of one block of `c` (see [`super::block`]); `a`, `b`
-    /// and `c` point at the block's first row/column.
+    /// A pointer into the packing scratch that pack and compute jobs share;
+    /// each job writes a disjoint part of it, and compute jobs only read it
+    /// after every pack job finished.
+    #[derive(Copy, Clone)]
+    struct Shared(*mut f32);
+    // SAFETY: see the type's documentation; the buffer outlives the jobs.
+    unsafe impl Send for Shared {}
+    // SAFETY: as above.
+    unsafe impl Sync for Shared {}
+
+    impl Shared {
+        fn get(self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    /// How one batch item's GEMM is laid out in the packing scratch.
+    ///
+    /// Packed `b` comes first: depth block `pc` (rows `pc..pc+kc`) starts at
+    /// `pc * n_pad` and holds `n_pad / NR` panels of `kc x NR`. Then packed
+    /// `a`: depth block `pc` at `b_len + pc * a_rows` holds the packed row
+    /// panels (from panel `a_first` on) as `kc x MR` each. When `a` is read
+    /// in place only its last, partial row panel (if any) is packed.
+    #[derive(Copy, Clone)]
+    struct Plan {
+        m: usize,
+        n: usize,
+        k: usize,
+        m_panels: usize,
+        n_panels: usize,
+        n_pad: usize,
+        /// The first row panel that is packed (`m_panels` when none is).
+        a_first: usize,
+        /// Rows of `a` packed per depth step.
+        a_rows: usize,
+        /// Whether full row panels of `a` are read in place.
+        direct_a: bool,
+    }
+
+    impl Plan {
+        fn new<K: MicroKernel>(r: &Raw) -> Self {
+            let (m, n, k) = (r.d.m, r.d.n, r.d.k);
+            let m_panels = m.div_ceil(K::MR);
+            let n_panels = n.div_ceil(K::NR);
+            let direct_a = r.sa.cs == 1 && n_panels <= DIRECT_A_PANELS;
+            let a_first = if direct_a { m / K::MR } else { 0 };
+            Plan {
+                m,
+                n,
+                k,
+                m_panels,
+                n_panels,
+                n_pad: n_panels * K::NR,
+                a_first,
+                a_rows: (m_panels - a_first) * K::MR,
+                direct_a,
+            }
+        }
+
+        fn scratch_len(&self) -> usize {
+            self.k * (self.n_pad + self.a_rows)
+        }
+    }
+
+    /// Runs the whole problem with the packed kernel `K`: batch items in
+    /// parallel when there are many, otherwise one item at a time with the
+    /// packing and the tiles of each item split over the pool.
     ///
     /// # Safety
-    /// As [`super::block`]; the CPU has AVX2 and FMA.
+    /// As [`super::run`]; the CPU has `K`'s features (AVX2 and FMA at least).
+    pub(super) unsafe fn run<K: MicroKernel>(r: &Raw) {
+        let plan = Plan::new::<K>(r);
+        let threads = rayon::current_num_threads().max(1);
+        let seq = super::split_is_sequential(r.d);
+        let len = plan.scratch_len();
+        if r.d.k == 0 {
+            // SAFETY: each batch item's `m x n` block lies inside `c`.
+            (0..r.d.batch).for_each(|t| unsafe {
+                epilogue_fill(r, r.c.add(t * r.c_bs), (0, r.d.m), (0, r.d.n))
+            });
+            return;
+        }
+        if seq || r.d.batch >= 2 * threads {
+            let item = |t: usize| {
+                with_scratch(&PACK_SCRATCH, len, |s| {
+                    // SAFETY: batch items write disjoint parts of `c`; the
+                    // scratch is this thread's and `len` long.
+                    unsafe { one::<K>(r, &plan, t, false, s.as_mut_ptr()) }
+                })
+            };
+            if seq {
+                (0..r.d.batch).for_each(item);
+            } else {
+                (0..r.d.batch).into_par_iter().for_each(item);
+            }
+        } else {
+            with_scratch(&PACK_SCRATCH, len, |s| {
+                for t in 0..r.d.batch {
+                    // SAFETY: as above.
+                    unsafe { one::<K>(r, &plan, t, true, s.as_mut_ptr()) }
+                }
+            });
+        }
+    }
+
+    /// Batch item `t`: packs every panel of `b` (and of `a`, unless read in
+    /// place) exactly once into `scratch`, then computes the tiles of `c`.
+    ///
+    /// # Safety
+    /// As [`run`]; `scratch` holds `plan.scratch_len()` elements used by no
+    /// one else; `k > 0`.
+    unsafe fn one<K: MicroKernel>(r: &Raw, plan: &Plan, t: usize, par: bool, scratch: *mut f32) {
+        let (mr_full, nr_full) = (K::MR, K::NR);
+        let (m, n, k) = (plan.m, plan.n, plan.k);
+        // SAFETY: batch item `t` starts inside each operand.
+        let (a, b, c) = unsafe {
+            (
+                r.a.add(t * r.sa.bs),
+                r.b.add(t * r.sb.bs),
+                r.c.add(t * r.c_bs),
+            )
+        };
+        let (a, b, c) = (Shared(a.cast_mut()), Shared(b.cast_mut()), Shared(c));
+        let bp = Shared(scratch);
+        // SAFETY: the `a` part starts `k * n_pad` into the scratch.
+        let ap = Shared(unsafe { scratch.add(k * plan.n_pad) });
+        let kblocks = k.div_ceil(KC);
+        let a_packed = plan.m_panels - plan.a_first;
+        let per_block = plan.n_panels + a_packed;
+        let pack = |task: usize| {
+            let (blk, which) = (task / per_block, task % per_block);
+            let pc = blk * KC;
+            let kc = (k - pc).min(KC);
+            if which < plan.n_panels {
+                let j0 = which * nr_full;
+                // SAFETY: panel `which` of block `blk` is a disjoint
+                // `kc x NR` part of the `b` scratch; rows `pc..pc+kc` and
+                // columns `j0..min(j0+NR, n)` of `b` are in bounds.
+                unsafe {
+                    let dst = bp.get().add(pc * plan.n_pad + j0 * kc);
+                    pack_b(
+                        nr_full,
+                        b.get().add(pc * r.sb.rs + j0 * r.sb.cs),
+                        r.sb.rs,
+                        r.sb.cs,
+                        kc,
+                        (n - j0).min(nr_full),
+                        dst,
+                    )
+                }
+            } else {
+                let ip = plan.a_first + which - plan.n_panels;
+                let i0 = ip * mr_full;
+                // SAFETY: as above, for the packed row panel `ip` of `a`.
+                unsafe {
+                    let dst = ap
+                        .get()
+                        .add(pc * plan.a_rows + (ip - plan.a_first) * mr_full * kc);
+                    pack_a(
+                        mr_full,
+                        a.get().add(i0 * r.sa.rs + pc * r.sa.cs),
+                        r.sa.rs,
+                        r.sa.cs,
+                        (m - i0).min(mr_full),
+                        kc,
+                        dst,
+                    )
+                }
+            }
+        };
+        let tasks = kblocks * per_block;
+        if par && tasks > 1 {
+            (0..tasks).into_par_iter().with_min_len(4).for_each(pack);
+        } else {
+            (0..tasks).for_each(pack);
+        }
+        // Jobs: blocks of row panels x blocks of column panels.
+        let (pm, pn) = if par {
+            let want = 2 * rayon::current_num_threads().max(1);
+            if plan.n_panels >= plan.m_panels {
+                let pn = want.min(plan.n_panels);
+                (want.div_ceil(pn).min(plan.m_panels), pn)
+            } else {
+                let pm = want.min(plan.m_panels);
+                (pm, want.div_ceil(pm).min(plan.n_panels))
+            }
+        } else {
+            (1, 1)
+        };
+        let job = |j: usize| {
+            let (bi, bj) = (j / pn, j % pn);
+            let rows = (plan.m_panels * bi / pm, plan.m_panels * (bi + 1) / pm);
+            let cols = (plan.n_panels * bj / pn, plan.n_panels * (bj + 1) / pn);
+            // SAFETY: jobs compute disjoint panels of `c`; the packing
+            // finished before any job started.
+            unsafe { tiles::<K>(r, plan, a.get(), bp.get(), ap.get(), c.get(), rows, cols) }
+        };
+        if par && pm * pn > 1 {
+            (0..pm * pn).into_par_iter().for_each(job);
+        } else {
+            (0..pm * pn).for_each(job);
+        }
+    }
+
+    /// Row panels `rows.0..rows.1` x column panels `cols.0..cols.1` of one
+    /// batch item's `c`, from the packed operands.
+    ///
+    /// # Safety
+    /// As [`one`], after packing; no other thread writes these panels.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block<K: MicroKernel>(
+    unsafe fn tiles<K: MicroKernel>(
         r: &Raw,
+        plan: &Plan,
         a: *const f32,
-        b: *const f32,
+        bp: *const f32,
+        ap: *const f32,
         c: *mut f32,
         rows: (usize, usize),
         cols: (usize, usize),
     ) {
-        let (mr_full, nr_full, mc_step) = (K::MR, K::NR, K::MC);
-        let (mb, nb, k) = (rows.1 - rows.0, cols.1 - cols.0, r.d.k);
-        let kc_max = k.min(KC);
-        let nc_max = nb.min(NC).next_multiple_of(nr_full);
-        let mc_max = mb.min(mc_step).next_multiple_of(mr_full);
-        let mut bp = vec![0.0f32; kc_max * nc_max];
-        let mut ap = vec![0.0f32; kc_max * mc_max];
+        let (mr_full, nr_full) = (K::MR, K::NR);
+        let (m, n, k) = (plan.m, plan.n, plan.k);
+        let (mc_panels, nc_panels) = (K::MC / mr_full, NC / nr_full);
         let mut tmp = [0.0f32; TILE_MAX];
-        for jc in (0..nb).step_by(NC) {
-            let nc = (nb - jc).min(NC);
+        for jc in (cols.0..cols.1).step_by(nc_panels) {
+            let jc_end = (jc + nc_panels).min(cols.1);
             for pc in (0..k).step_by(KC) {
                 let kc = (k - pc).min(KC);
                 let (first, last) = (pc == 0, pc + kc == k);
-                // SAFETY: rows `pc..pc+kc`, columns `jc..jc+nc` of the
-                // block's `b` are in bounds.
-                unsafe {
-                    pack_b(
-                        nr_full,
-                        b.add(pc * r.sb.rs + jc * r.sb.cs),
-                        r.sb.rs,
-                        r.sb.cs,
-                        kc,
-                        nc,
-                        &mut bp,
-                    )
-                };
-                for ic in (0..mb).step_by(mc_step) {
-                    let mc = (mb - ic).min(mc_step);
-                    // SAFETY: rows `ic..ic+mc`, columns `pc..pc+kc` of the
-                    // block's `a` are in bounds.
-                    unsafe {
-                        pack_a(
-                            mr_full,
-                            a.add(ic * r.sa.rs + pc * r.sa.cs),
-                            r.sa.rs,
-                            r.sa.cs,
-                            mc,
-                            kc,
-                            &mut ap,
-                        )
-                    };
-                    for jr in (0..nc).step_by(nr_full) {
-                        let nr = (nc - jr).min(nr_full);
-                        let bpanel = bp[jr * kc..].as_ptr();
-                        for ir in (0..mc).step_by(mr_full) {
-                            let mr = (mc - ir).min(mr_full);
-                            let apanel = ap[ir * kc..].as_ptr();
-                            let (i, j) = (ic + ir, jc + jr);
+                for ic in (rows.0..rows.1).step_by(mc_panels) {
+                    let ic_end = (ic + mc_panels).min(rows.1);
+                    for jp in jc..jc_end {
+                        let j = jp * nr_full;
+                        let nr = (n - j).min(nr_full);
+                        // SAFETY: panel `jp` of depth block `pc` is packed.
+                        let bpanel = unsafe { bp.add(pc * plan.n_pad + j * kc) };
+                        for ip in ic..ic_end {
+                            let i = ip * mr_full;
+                            let mr = (m - i).min(mr_full);
+                            // SAFETY: row panel `ip` is either read in place
+                            // (a full panel of a row-major `a`) or packed.
+                            let (apanel, lda) = unsafe {
+                                if ip < plan.a_first {
+                                    (a.add(i * r.sa.rs + pc), r.sa.rs)
+                                } else {
+                                    let q = ip - plan.a_first;
+                                    (ap.add(pc * plan.a_rows + q * mr_full * kc), 0)
+                                }
+                            };
+                            debug_assert!(plan.direct_a || lda == 0);
                             // SAFETY: tile (i, j) of `mr x nr` lies inside
-                            // the block of `c`; the panels hold `kc` steps.
+                            // `c`; the panels hold `kc` steps.
                             unsafe {
                                 let ct = c.add(i * r.c_rs + j);
                                 if mr == mr_full && nr == nr_full {
-                                    K::tile(kc, apanel, bpanel, ct, r.c_rs, !first);
+                                    K::tile(kc, apanel, lda, bpanel, ct, r.c_rs, !first);
                                 } else {
-                                    K::tile(kc, apanel, bpanel, tmp.as_mut_ptr(), nr_full, false);
+                                    let tp = tmp.as_mut_ptr();
+                                    K::tile(kc, apanel, lda, bpanel, tp, nr_full, false);
                                     for ti in 0..mr {
                                         let row = ct.add(ti * r.c_rs);
                                         for tj in 0..nr {
@@ -546,7 +1203,7 @@ mod packed {
                                     }
                                 }
                                 if last {
-                                    epilogue(r, ct, rows.0 + i, cols.0 + j, mr, nr);
+                                    epilogue(r, ct, i, j, mr, nr);
                                 }
                             }
                         }
@@ -556,12 +1213,12 @@ mod packed {
         }
     }
 
-    /// Packs `kc x nc` of `b` into panels of `NR` columns, each `kc` rows of
-    /// `NR` (zero padded).
+    /// Packs columns `0..nc` (`nc <= NR`) of `kc` rows of `b` into one
+    /// `kc x NR` panel (zero padded).
     ///
     /// # Safety
     /// Every `(p, j)` with `p < kc`, `j < nc` at `b + p*rs + j*cs` is in
-    /// bounds; `out` holds `kc * nc.next_multiple_of(NR)` elements.
+    /// bounds; `out` addresses `kc * NR` writable elements.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn pack_b(
         nr_full: usize,
@@ -570,44 +1227,54 @@ mod packed {
         cs: usize,
         kc: usize,
         nc: usize,
-        out: &mut [f32],
+        out: *mut f32,
     ) {
         #[allow(non_snake_case)]
         let NR = nr_full;
-        for (panel, j0) in (0..nc).step_by(NR).enumerate() {
-            let nr = (nc - j0).min(NR);
-            let dst = &mut out[panel * kc * NR..][..kc * NR];
-            if nr == NR && cs == 1 {
-                for p in 0..kc {
-                    // SAFETY: `NR` contiguous elements of row `p` are in bounds.
-                    let src = unsafe { std::slice::from_raw_parts(b.add(p * rs + j0), NR) };
-                    dst[p * NR..][..NR].copy_from_slice(src);
-                }
-            } else {
-                for j in 0..NR {
-                    if j >= nr {
-                        for p in 0..kc {
-                            dst[p * NR + j] = 0.0;
-                        }
-                        continue;
-                    }
-                    // SAFETY: column `j0 + j < nc` is in bounds.
-                    let col = unsafe { b.add((j0 + j) * cs) };
+        // SAFETY: the caller's contract.
+        let dst = unsafe { std::slice::from_raw_parts_mut(out, kc * NR) };
+        if nc == NR && cs == 1 {
+            for p in 0..kc {
+                // SAFETY: `NR` contiguous elements of row `p` are in bounds.
+                let src = unsafe { std::slice::from_raw_parts(b.add(p * rs), NR) };
+                dst[p * NR..][..NR].copy_from_slice(src);
+            }
+        } else if rs == 1 {
+            // Columns are contiguous: read each column once.
+            for j in 0..NR {
+                if j >= nc {
                     for p in 0..kc {
-                        // SAFETY: as above, row `p < kc`.
-                        dst[p * NR + j] = unsafe { *col.add(p * rs) };
+                        dst[p * NR + j] = 0.0;
                     }
+                    continue;
+                }
+                // SAFETY: column `j < nc` holds `kc` contiguous elements.
+                let col = unsafe { std::slice::from_raw_parts(b.add(j * cs), kc) };
+                for (p, &v) in col.iter().enumerate() {
+                    dst[p * NR + j] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                let line = &mut dst[p * NR..][..NR];
+                for (j, o) in line.iter_mut().enumerate() {
+                    // SAFETY: `(p, j)` with `j < nc` is in bounds.
+                    *o = if j < nc {
+                        unsafe { *b.add(p * rs + j * cs) }
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
     }
 
-    /// Packs `mc x kc` of `a` into panels of `MR` rows, each `kc` columns of
-    /// `MR` (zero padded).
+    /// Packs rows `0..mc` (`mc <= MR`) of `kc` columns of `a` into one
+    /// `kc x MR` panel (zero padded).
     ///
     /// # Safety
     /// Every `(i, p)` with `i < mc`, `p < kc` at `a + i*rs + p*cs` is in
-    /// bounds; `out` holds `kc * mc.next_multiple_of(MR)` elements.
+    /// bounds; `out` addresses `kc * MR` writable elements.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn pack_a(
         mr_full: usize,
@@ -616,38 +1283,47 @@ mod packed {
         cs: usize,
         mc: usize,
         kc: usize,
-        out: &mut [f32],
+        out: *mut f32,
     ) {
         #[allow(non_snake_case)]
         let MR = mr_full;
-        for (panel, i0) in (0..mc).step_by(MR).enumerate() {
-            let mr = (mc - i0).min(MR);
-            let dst = &mut out[panel * kc * MR..][..kc * MR];
-            for i in 0..MR {
-                if i >= mr {
-                    for p in 0..kc {
-                        dst[p * MR + i] = 0.0;
-                    }
-                    continue;
-                }
-                // SAFETY: row `i0 + i < mc` is in bounds.
-                let row = unsafe { a.add((i0 + i) * rs) };
+        // SAFETY: the caller's contract.
+        let dst = unsafe { std::slice::from_raw_parts_mut(out, kc * MR) };
+        if rs == 1 && mc == MR {
+            // Columns are contiguous: copy `MR` elements per step.
+            for p in 0..kc {
+                // SAFETY: column `p` holds `MR` contiguous elements.
+                let src = unsafe { std::slice::from_raw_parts(a.add(p * cs), MR) };
+                dst[p * MR..][..MR].copy_from_slice(src);
+            }
+            return;
+        }
+        for i in 0..MR {
+            if i >= mc {
                 for p in 0..kc {
-                    // SAFETY: as above, column `p < kc`.
-                    dst[p * MR + i] = unsafe { *row.add(p * cs) };
+                    dst[p * MR + i] = 0.0;
                 }
+                continue;
+            }
+            // SAFETY: row `i < mc` is in bounds.
+            let row = unsafe { a.add(i * rs) };
+            for p in 0..kc {
+                // SAFETY: as above, column `p < kc`.
+                dst[p * MR + i] = unsafe { *row.add(p * cs) };
             }
         }
     }
 
-    /// The 6x16 tile (see [`MicroKernel::tile`]).
+    /// The 6x16 tile (see [`MicroKernel::tile`]); `DIRECT` reads `a` in
+    /// place with row stride `lda`.
     ///
     /// # Safety
     /// As [`MicroKernel::tile`]; the CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn kernel_avx2(
+    unsafe fn kernel_avx2<const DIRECT: bool>(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
         c: *mut f32,
         rs_c: usize,
@@ -663,11 +1339,12 @@ mod packed {
                 let b0 = _mm256_loadu_ps(b);
                 let b1 = _mm256_loadu_ps(b.add(8));
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = _mm256_broadcast_ss(&*a.add(i));
+                    let ap = if DIRECT { a.add(i * lda) } else { a.add(i) };
+                    let ai = _mm256_broadcast_ss(&*ap);
                     row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
                     row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
                 }
-                a = a.add(MR);
+                a = a.add(if DIRECT { 1 } else { MR });
                 b = b.add(NR);
             }
         }
@@ -686,14 +1363,16 @@ mod packed {
         }
     }
 
-    /// The 12x32 tile (see [`MicroKernel::tile`]).
+    /// The 12x32 tile (see [`MicroKernel::tile`]); `DIRECT` reads `a` in
+    /// place with row stride `lda`.
     ///
     /// # Safety
     /// As [`MicroKernel::tile`]; the CPU has AVX-512F.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn kernel_avx512(
+    unsafe fn kernel_avx512<const DIRECT: bool>(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
         c: *mut f32,
         rs_c: usize,
@@ -709,11 +1388,12 @@ mod packed {
                 let b0 = _mm512_loadu_ps(b);
                 let b1 = _mm512_loadu_ps(b.add(16));
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = _mm512_set1_ps(*a.add(i));
+                    let ap = if DIRECT { a.add(i * lda) } else { a.add(i) };
+                    let ai = _mm512_set1_ps(*ap);
                     row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
                 }
-                a = a.add(MR);
+                a = a.add(if DIRECT { 1 } else { MR });
                 b = b.add(NR);
             }
         }
@@ -793,14 +1473,29 @@ pub(crate) mod tests {
             n: pick(rng),
             k: if rng.below(8) == 0 { 300 } else { pick(rng) },
         };
+        check(rng, d, kern);
+    }
+
+    /// Checks `d` with random layouts (row- or column-major operands with
+    /// padding, broadcast batches, bias kinds, activations) against the
+    /// naive product, through `gemm` and through `run` with `kern`.
+    fn check(rng: &mut Rng, d: GemmDims, kern: Kernel) {
         let (m, n, k) = (d.m, d.n, d.k);
         let operand = |rng: &mut Rng, rows: usize, cols: usize| {
             let pad = rng.below(3);
-            let mut s = if rng.below(2) == 0 {
+            let layout = rng.below(5);
+            let mut s = if layout < 2 {
                 Strides {
                     bs: 0,
                     rs: cols + pad,
                     cs: 1,
+                }
+            } else if layout == 4 {
+                // Neither rows nor columns contiguous.
+                Strides {
+                    bs: 0,
+                    rs: 2 * cols + pad,
+                    cs: 2,
                 }
             } else {
                 Strides {
@@ -886,6 +1581,37 @@ pub(crate) mod tests {
                 #[cfg(target_arch = "x86_64")]
                 if kernel() == Kernel::Avx512 {
                     check_random(&mut rng, Kernel::Avx2);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn small_m_and_wide_products_match_naive_product() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut rng = Rng(0x5eed);
+        pool.install(|| {
+            for m in [1, 2, 3, 4, 5, 13] {
+                for n in [1, 5, 33, 300, 515] {
+                    for k in [1, 15, 17, 257, 770] {
+                        let d = GemmDims {
+                            batch: 1 + rng.below(2),
+                            m,
+                            n,
+                            k,
+                        };
+                        check(&mut rng, d, kernel());
+                        if rng.below(3) == 0 {
+                            check(&mut rng, d, Kernel::Portable);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        if kernel() == Kernel::Avx512 && rng.below(2) == 0 {
+                            check(&mut rng, d, Kernel::Avx2);
+                        }
+                    }
                 }
             }
         });
