@@ -8,7 +8,13 @@
 //! check those lengths (returning `false` without writing on a mismatch), so
 //! no size combination makes them index out of bounds or panic.
 
-use crate::gemm::{gemm, sgemm, Act, Bias, GemmDims, MatRef, Strides};
+use crate::gemm::{gemm, sgemm, with_scratch, Act, Bias, GemmDims, MatRef, Strides};
+use std::cell::RefCell;
+
+thread_local! {
+    /// im2col columns, reused across calls on this thread.
+    static COL_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 use rayon::prelude::*;
 
 /// `(h + 2 * pad - dil * (k - 1) - 1) / stride + 1`, the output length of a
@@ -164,37 +170,39 @@ pub fn conv2d_act(
         }
         return true;
     }
-    let mut col = vec![0.0f32; kk * plane];
-    for b in 0..p.n {
-        for g in 0..p.groups {
-            let xg = &x[(b * p.c + g * cg) * in_plane..][..cg * in_plane];
-            im2col(p, xg, &mut col);
-            let d = GemmDims {
-                batch: 1,
-                m: ocg,
-                n: plane,
-                k: kk,
-            };
-            let bias = bias.map(|bs| Bias {
-                data: &bs[g * ocg..][..ocg],
-                rs: 1,
-                cs: 0,
-            });
-            let ok = gemm(
-                d,
-                &weight[g * ocg * kk..][..ocg * kk],
-                Strides::row_major(ocg, kk),
-                &col,
-                Strides::row_major(kk, plane),
-                bias,
-                &mut y[(b * p.oc + g * ocg) * plane..][..ocg * plane],
-                0,
-                plane,
-                act,
-            );
-            debug_assert!(ok);
+    // `im2col` writes every element, so stale scratch contents are fine.
+    with_scratch(&COL_SCRATCH, kk * plane, |col| {
+        for b in 0..p.n {
+            for g in 0..p.groups {
+                let xg = &x[(b * p.c + g * cg) * in_plane..][..cg * in_plane];
+                im2col(p, xg, col);
+                let d = GemmDims {
+                    batch: 1,
+                    m: ocg,
+                    n: plane,
+                    k: kk,
+                };
+                let bias = bias.map(|bs| Bias {
+                    data: &bs[g * ocg..][..ocg],
+                    rs: 1,
+                    cs: 0,
+                });
+                let ok = gemm(
+                    d,
+                    &weight[g * ocg * kk..][..ocg * kk],
+                    Strides::row_major(ocg, kk),
+                    col,
+                    Strides::row_major(kk, plane),
+                    bias,
+                    &mut y[(b * p.oc + g * ocg) * plane..][..ocg * plane],
+                    0,
+                    plane,
+                    act,
+                );
+                debug_assert!(ok);
+            }
         }
-    }
+    });
     true
 }
 

@@ -8,6 +8,7 @@
 
 mod fast;
 
+pub(crate) use fast::with_scratch;
 pub use fast::{gemm, Act, Bias, GemmDims, Strides};
 
 #[cfg(test)]
