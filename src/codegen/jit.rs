@@ -32,17 +32,11 @@ use super::schedule::{kernel_sizes, schedule};
 type EntryFn = unsafe extern "C" fn(*const u8) -> i32;
 
 /// Options of a compilation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CompileOptions {
     /// Threads of the model's pool (0: as many as rayon's global pool has,
     /// which is one per core unless the program set it).
     pub threads: usize,
-}
-
-impl Default for CompileOptions {
-    fn default() -> Self {
-        CompileOptions { threads: 0 }
-    }
 }
 
 /// 64-byte aligned bytes.
@@ -132,6 +126,20 @@ pub struct JitModel {
     state_bytes: HashMap<usize, Aligned>,
     arena: Aligned,
     scratch: Vec<u8>,
+    /// The placement for the last call's input shapes.
+    bound: Option<Bound>,
+}
+
+/// Everything a call derives from its inputs' shapes.
+struct Bound {
+    shapes: Vec<(crate::DType, Vec<usize>)>,
+    env: HashMap<String, i64>,
+    syms: Vec<i64>,
+    /// Byte length and address of each buffer.
+    lens: Vec<usize>,
+    ptrs: Vec<*mut u8>,
+    /// The arena offset of each arena buffer.
+    arena_off: Vec<Option<usize>>,
 }
 
 // SAFETY: the raw pointers in `JitModel` are the code's entry point (code
@@ -228,6 +236,7 @@ impl JitModel {
             state_bytes: HashMap::new(),
             arena: Aligned::default(),
             scratch: Vec::new(),
+            bound: None,
         };
         for (i, b) in jm.plan.buffers.iter().enumerate() {
             if let BufKind::State(name) = &b.kind {
@@ -252,9 +261,21 @@ impl JitModel {
         &self.plan
     }
 
-    /// Calls the compiled model on user inputs (in signature order) and
-    /// returns the user outputs, like [`Model::run`].
-    pub fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
+    /// Binds the symbols from the inputs' shapes and places every buffer;
+    /// a call with the same input dtypes and shapes as the last one reuses
+    /// the last placement (it was valid for exactly those shapes).
+    fn prepare(&mut self, inputs: &[Tensor]) -> Result<()> {
+        let same = self.bound.as_ref().is_some_and(|b| {
+            b.shapes.len() == inputs.len()
+                && b.shapes
+                    .iter()
+                    .zip(inputs)
+                    .all(|((d, s), t)| *d == t.dtype() && s.as_slice() == t.sizes())
+        });
+        if same {
+            return Ok(());
+        }
+        self.bound = None;
         let env = crate::model::bind_user_inputs(&self.program, inputs)?;
         let mut syms = Vec::with_capacity(self.plan.symbols.len());
         for s in &self.plan.symbols {
@@ -302,6 +323,7 @@ impl JitModel {
         }
         let arena_base = self.arena.bytes_mut().as_mut_ptr();
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(nb);
+        let mut arena_off = vec![None; nb];
         for (i, b) in self.plan.buffers.iter().enumerate() {
             let p = match (&b.kind, self.arena_plan.slot_of[i]) {
                 (BufKind::State(_), _) => self
@@ -309,13 +331,45 @@ impl JitModel {
                     .get_mut(&i)
                     .map(|a| a.bytes_mut().as_mut_ptr())
                     .ok_or_else(|| Error::other(format!("state buffer {} missing", b.name)))?,
-                // SAFETY: the slot's offset lies inside the arena, which was
-                // grown to `total` bytes above.
-                (_, Some(s)) => unsafe { arena_base.add(offsets[s]) },
+                (_, Some(s)) => {
+                    arena_off[i] = Some(offsets[s]);
+                    // SAFETY: the slot's offset lies inside the arena, which
+                    // was grown to `total` bytes above.
+                    unsafe { arena_base.add(offsets[s]) }
+                }
                 (_, None) => return Err(Error::other(format!("buffer {} has no slot", b.name))),
             };
             ptrs.push(p);
         }
+        self.bound = Some(Bound {
+            shapes: inputs
+                .iter()
+                .map(|t| (t.dtype(), t.sizes().to_vec()))
+                .collect(),
+            env,
+            syms,
+            lens,
+            ptrs,
+            arena_off,
+        });
+        Ok(())
+    }
+
+    /// Calls the compiled model on user inputs (in signature order) and
+    /// returns the user outputs, like [`Model::run`].
+    pub fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
+        self.prepare(inputs)?;
+        let b = self
+            .bound
+            .take()
+            .ok_or_else(|| Error::other("internal compiler error: no placement"))?;
+        let r = self.call(inputs, &b);
+        self.bound = Some(b);
+        r
+    }
+
+    fn call(&mut self, inputs: &mut [Tensor], bound: &Bound) -> Result<Vec<Tensor>> {
+        let (env, syms, lens, ptrs) = (&bound.env, &bound.syms, &bound.lens, &bound.ptrs);
         // User inputs into their slots.
         for (i, b) in self.plan.buffers.iter().enumerate() {
             if let BufKind::UserInput(k) = b.kind {
@@ -328,16 +382,16 @@ impl JitModel {
                         format!("has {} bytes, {} expected", self.scratch.len(), lens[i]),
                     ));
                 }
-                let off = offsets[self.arena_plan.slot_of[i].unwrap_or(0)];
+                let off = bound.arena_off[i].unwrap_or(0);
                 self.arena.bytes_mut()[off..off + lens[i]].copy_from_slice(&self.scratch);
             }
         }
         let host = Host {
             plan: &self.plan,
             fallbacks: &self.fallbacks,
-            env: &env,
-            ptrs: &ptrs,
-            lens: &lens,
+            env,
+            ptrs,
+            lens,
             error: Mutex::new(None),
         };
         let ctx = Ctx {
@@ -383,9 +437,9 @@ impl JitModel {
         let mut values = Vec::with_capacity(self.plan.outputs.len());
         for (i, o) in self.plan.outputs.iter().enumerate() {
             values.push(match o {
-                OutputRef::Tensor(v) => read_view(v, &self.plan, &env, &ptrs, &lens)?,
+                OutputRef::Tensor(v) => read_view(v, &self.plan, env, ptrs, lens)?,
                 OutputRef::Int(e) => {
-                    let x = e.eval_map(&env).ok_or_else(|| {
+                    let x = e.eval_map(env).ok_or_else(|| {
                         Error::other(format!("graph output {i} does not evaluate"))
                     })?;
                     Tensor::scalar(crate::interp::Scalar::Int(x), crate::DType::I64)
@@ -531,7 +585,12 @@ fn read_view(
         unsafe { std::slice::from_raw_parts(ptrs[b], need) }
     };
     let t = Tensor::from_raw_bytes(v.dtype, &sizes, &strides, offset, bytes)?;
-    Ok(t.clone_data())
+    // A dense view from offset 0 owns exactly its elements already.
+    if offset == 0 && span == numel && t.is_contiguous() {
+        Ok(t)
+    } else {
+        Ok(t.clone_data())
+    }
 }
 
 fn fallback_node(p: &Program, k: &super::kernel::Kernel) -> Result<Option<FallbackNode>> {

@@ -512,7 +512,7 @@ pub enum KernelKind {
         op: RedOp,
         expr: E,
     },
-    Extern(Extern),
+    Extern(Box<Extern>),
     /// Node `node` of the program's graph, run by its reference kernel:
     /// tensor argument `values[i]` is read from `inputs[i]`, symbolic scalar
     /// arguments are evaluated from `syms`, and the node's outputs are

@@ -212,6 +212,9 @@ fn define(module: &mut dyn Module, id: FuncId, ctx: &mut Context, what: &str) ->
     })
 }
 
+/// The body of a loop: `(fx, i, carried) -> next carried values`.
+type LoopBody<'f, T> = dyn FnMut(&mut T, Value, &[Value]) -> Result<Vec<Value>> + 'f;
+
 /// A value in a vector loop body: the same for every lane, or one per lane.
 #[derive(Copy, Clone)]
 enum Vv {
@@ -359,7 +362,7 @@ impl<'a, 'b> Fx<'a, 'b> {
         hi: Value,
         step: i64,
         carried: &[(Value, Type)],
-        body: &mut dyn FnMut(&mut Self, Value, &[Value]) -> Result<Vec<Value>>,
+        body: &mut LoopBody<'_, Self>,
     ) -> Result<Vec<Value>> {
         let header = self.b.create_block();
         let inner = self.b.create_block();

@@ -42,6 +42,10 @@ const MAX_FUSED_COST: usize = 48;
 
 type Body = Rc<dyn Fn(&[E]) -> E>;
 
+/// An operand of an elementwise op: its element function, the nodes fused
+/// into it, and its cost.
+type Operand = (Body, Rc<Vec<Origin>>, usize);
+
 /// A tensor while scheduling.
 #[derive(Clone)]
 struct Tv {
@@ -172,7 +176,7 @@ pub fn kernel_sizes(k: &Kernel) -> Vec<SymExpr> {
             for v in e.views() {
                 view(v, &mut out);
             }
-            match e {
+            match &**e {
                 Extern::Gemm { batch, m, n, k, .. } => {
                     out.extend([batch.clone(), m.clone(), n.clone(), k.clone()])
                 }
@@ -660,7 +664,7 @@ impl<'a> Sched<'a> {
         name: &str,
         dtype: DType,
         shape: &[SymExpr],
-    ) -> Result<Option<(Body, Rc<Vec<Origin>>, usize)>> {
+    ) -> Result<Option<Operand>> {
         if let Some(Arg::Value(v)) = n.arg(name) {
             if let Val::T(t) = self.val(*v)? {
                 let b = self.broadcast(&t, shape, n)?;
@@ -745,8 +749,8 @@ impl<'a> Sched<'a> {
     }
 
     fn lower_node(&mut self, n: &Node) -> Result<Lowered> {
-        if let Op::Unsupported(t) = &n.op {
-            return Err(n.error(format!("unsupported operator {t}")));
+        if let Op::Unsupported(_) = &n.op {
+            return Err(n.error(format!("unsupported operator {}", n.op)));
         }
         let Op::Aten(a, ov) = &n.op else {
             return Ok(Lowered::Fallback);
@@ -1231,10 +1235,7 @@ impl<'a> Sched<'a> {
                 Some(sz) => Some(SymExpr::Int(s.min(sz))),
                 None => Some(SymExpr::Int(s)),
             },
-            Some(SymExpr::Int(s)) => match size.as_int() {
-                Some(sz) => Some(SymExpr::Int((sz + s).max(0))),
-                None => None,
-            },
+            Some(SymExpr::Int(s)) => size.as_int().map(|sz| SymExpr::Int((sz + s).max(0))),
             Some(e) => Some(e),
         })
     }
@@ -1663,7 +1664,7 @@ impl<'a> Sched<'a> {
         let c = self.temp(n, n.outputs[0], dtype, &out_shape);
         self.push(
             n,
-            KernelKind::Extern(Extern::Gemm {
+            KernelKind::Extern(Box::new(Extern::Gemm {
                 batch,
                 m,
                 n: nn,
@@ -1672,7 +1673,7 @@ impl<'a> Sched<'a> {
                 b: vb,
                 bias,
                 c: c.clone(),
-            }),
+            })),
         );
         Ok(Lowered::One(Tv {
             dtype,
@@ -1740,7 +1741,7 @@ impl<'a> Sched<'a> {
         let y = self.temp(n, n.outputs[0], dtype, &out_shape);
         self.push(
             n,
-            KernelKind::Extern(Extern::Conv2d {
+            KernelKind::Extern(Box::new(Extern::Conv2d {
                 x: to4(xv),
                 w: to4(wv),
                 bias: bv,
@@ -1748,7 +1749,7 @@ impl<'a> Sched<'a> {
                 params,
                 groups,
                 act: Act::None,
-            }),
+            })),
         );
         Ok(Lowered::One(Tv {
             dtype,
@@ -1802,11 +1803,11 @@ impl<'a> Sched<'a> {
         let y = self.temp(n, n.outputs[0], dtype, &out_shape);
         self.push(
             n,
-            KernelKind::Extern(Extern::MaxPool2d {
+            KernelKind::Extern(Box::new(Extern::MaxPool2d {
                 x: xv,
                 y: y.clone(),
                 params: [k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]],
-            }),
+            })),
         );
         let t = Tv {
             dtype,
@@ -1848,14 +1849,14 @@ impl<'a> Sched<'a> {
         let y = self.temp(n, n.outputs[0], dtype, &shape);
         self.push(
             n,
-            KernelKind::Extern(Extern::Softmax {
+            KernelKind::Extern(Box::new(Extern::Softmax {
                 x: xv,
                 y: y.clone(),
                 outer,
                 len,
                 inner,
                 log,
-            }),
+            })),
         );
         Ok(Lowered::One(Tv {
             dtype,
@@ -1899,7 +1900,7 @@ impl<'a> Sched<'a> {
         let y = self.temp(n, n.outputs[0], dtype, &shape);
         self.push(
             n,
-            KernelKind::Extern(Extern::LayerNorm {
+            KernelKind::Extern(Box::new(Extern::LayerNorm {
                 x: xv,
                 y: y.clone(),
                 weight: wv,
@@ -1907,7 +1908,7 @@ impl<'a> Sched<'a> {
                 rows,
                 cols,
                 eps,
-            }),
+            })),
         );
         let t = Tv {
             dtype,
@@ -1990,7 +1991,7 @@ impl<'a> Sched<'a> {
         let y = self.temp(n, n.outputs[0], dtype, &shape);
         self.push(
             n,
-            KernelKind::Extern(Extern::Sdpa {
+            KernelKind::Extern(Box::new(Extern::Sdpa {
                 q: qv,
                 k: kv,
                 v: vv,
@@ -1998,7 +1999,7 @@ impl<'a> Sched<'a> {
                 y: y.clone(),
                 causal,
                 scale,
-            }),
+            })),
         );
         Ok(Lowered::One(Tv {
             dtype,
