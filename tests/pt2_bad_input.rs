@@ -480,6 +480,9 @@ fn fixture_schema_major_other_than_8_is_refused() {
         let e = open_err(&format!("major{major}"), &bytes);
         assert!(e.contains(&format!("schema version {major}.20")), "{e}");
         assert!(e.contains("torch 2.15.0"), "{e}");
-        assert!(e.contains("schema 8.x archives of torch 2.6 to 2.15"), "{e}");
+        assert!(
+            e.contains("schema 8.x archives of torch 2.6 to 2.15"),
+            "{e}"
+        );
     }
 }

@@ -16,13 +16,25 @@
 //!
 //! # Per-release differences
 //!
+//! Found by saving the same small models with every release from 2.6 to
+//! 2.15 (CPU wheels) and comparing the archives and `torchlift inspect
+//! --after all`. Everything not listed was the same in all of them: the
+//! operator sets of both forms, op overloads, the HOP names and argument
+//! order of `wrap_with_set_grad_enabled`, the output arity of `aten.lstm`
+//! (three tensors), and the symbolic expression syntax (sympy `srepr`:
+//! `Mul(Integer(6), Symbol('s77', positive=True, integer=True))`).
+//!
 //! | what | releases | where handled |
 //! | --- | --- | --- |
-//! | archive layout: `serialized_exported_program.json` + nested `torch.save` zips (`serialized_state_dict.pt`, ...) | 2.6 | `pt2::archive` (legacy layout) |
-//! | archive layout: PT2 (`archive_format`, `models/model.json`, `data/weights/…`) | 2.7 and later | `pt2::archive` |
-//! | `aten.lstm.input` state outputs `h_n`, `c_n` recorded as `[L*D, 1, B, H]` (the true shape is hx's, `[L*D, B, H]`) | 2.6 to 2.14 (right from 2.15) | [`fix_recorded_types`] |
-//! | the same in the core form: torch's own `lstm` decomposition stacks `[1, B, H]` states, so the saved core program itself returns `[L*D, 1, B, H]` | 2.6 to 2.14 | nothing to fix: the core graph is run as written |
-//! | name of a multi-output node: its first output's name (`getitem`) rather than the op's (`lstm`) | 2.9 and earlier | none needed (names are only labels) |
+//! | schema minor version: 8.2 (2.6), 8.7 (2.7), 8.8 (2.8), 8.14 (2.9), 8.15 (2.10), 8.17 (2.11), 8.20 (2.12 to 2.15) | all | nothing: every field torchlift reads is there from 8.2 on; unknown fields are ignored |
+//! | archive layout: `serialized_exported_program.json` + nested `torch.save` zips (`serialized_state_dict.pt`, `serialized_constants.pt`, ...) | 2.6, 2.7 | `pt2::archive` (legacy layout) |
+//! | PT2 layout, weights and constants as one `torch.save` dict each (`data/weights/model.pt`, `data/constants/model.pt`) | 2.8 | `pt2::archive` (`load_payloads`) |
+//! | PT2 layout, one payload per tensor named by `data/weights/model_weights_config.json` | 2.9 and later | `pt2::archive` (`load_payloads`) |
+//! | `aten.lstm.input` state outputs `h_n`, `c_n` recorded as `[L*D, 1, B, H]` (what eager returns, and so what the training program computes, is hx's shape `[L*D, B, H]`) | 2.6 to 2.12 (right from 2.13) | [`fix_recorded_types`] |
+//! | the same in the core form: torch's own `lstm` decomposition stacks the `[1, B, H]` states, so the saved core program itself returns `[L*D, 1, B, H]`, unlike eager | 2.6 to 2.12 | nothing to fix: the core graph is run as written, so torchlift returns what `torch.export.load` does |
+//! | a mutating custom op in the core form: `auto_functionalized` (v1, mutated tensors passed directly) rather than `auto_functionalized_v2` (`_all_bases`, `_x_base_index`) | v1: 2.6 to 2.9; v2: 2.10 and later | `passes::hops::RemoveAutoFunctionalized` |
+//! | nodes have no `name` field (torchlift names a node after its first output: `getitem` for `lstm`, `node_1` for a node without outputs) | 2.6 to 2.10 | `ir::import`; names are only labels |
+//! | shape symbols named `s0`, `s1`, ... rather than hashed names (`s77`) | 2.6, 2.7 | nothing: symbols are bound by position |
 //!
 //! Recorded metadata of values computed from the wrong `lstm` states is
 //! wrong too (torch derived it from the same fake values: `h[-1]` is

@@ -248,10 +248,9 @@ impl Pass for RemoveAutoFunctionalized {
             .map(|n| match n.arg("_all_bases") {
                 Some(Arg::List(items)) => items.iter().filter_map(Arg::as_value).collect(),
                 // v1: the tensor arguments themselves
-                _ if n.op == Op::Hop(Hop::AutoFunctionalized) => v1_mutated(g, n)
-                    .into_iter()
-                    .map(|(_, v)| v)
-                    .collect(),
+                _ if n.op == Op::Hop(Hop::AutoFunctionalized) => {
+                    v1_mutated(g, n).into_iter().map(|(_, v)| v).collect()
+                }
                 _ => vec![],
             })
             .collect();

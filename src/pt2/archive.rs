@@ -208,7 +208,7 @@ pub fn contiguous_strides(sizes: &[i64]) -> Vec<i64> {
 pub struct Archive {
     pub path: PathBuf,
     /// The model name (`model` for `models/model.json`; `model` for the
-    /// torch 2.6 layout too).
+    /// torch 2.6 and 2.7 layout too).
     pub model_name: String,
     pub program: ExportedProgram,
     /// Parameters and buffers, keyed by fully qualified name (`fc.weight`).
@@ -443,7 +443,7 @@ fn detect_layout<R: Read + Seek>(z: &Zip<R>) -> Result<Layout> {
     }
     Err(Error::archive(
         &z.label,
-        "neither a PT2 archive (no archive_format entry) nor a torch 2.6 export \
+        "neither a PT2 archive (no archive_format entry) nor a torch 2.6 or 2.7 export \
          (no serialized_exported_program.json)",
     ))
 }
@@ -537,7 +537,7 @@ impl Archive {
     /// - torch 2.9 and later: `DIR/<model>_<kind>_config.json` naming one
     ///   raw (or pickled) payload per tensor;
     /// - torch 2.7 and 2.8: one `torch.save` of a dict by state-dict name,
-    ///   `DIR/<model>.pt` (the same pickle as the 2.6 layout's
+    ///   `DIR/<model>.pt` (the same pickle as the 2.6 and 2.7 layout's
     ///   `serialized_state_dict.pt`).
     fn load_payloads<R: Read + Seek>(
         z: &mut Zip<R>,

@@ -757,7 +757,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("torch 2.5.1") && e.contains("2.6 to 2.15"), "{e}");
+        assert!(
+            e.contains("torch 2.5.1") && e.contains("2.6 to 2.15"),
+            "{e}"
+        );
         let e = parse_program("{\n  \"schema_version\": ", "m.json")
             .unwrap_err()
             .to_string();
