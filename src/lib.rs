@@ -8,7 +8,7 @@
 //!   ──passes──▶ functional core-ATen Graph ──interp / codegen──▶ outputs
 //! ```
 //!
-//! - [`pt2`] reads archives (both the PT2 layout and the torch 2.6 layout).
+//! - [`pt2`] reads archives (the PT2 layout and the torch 2.6/2.7 layout).
 //! - [`sym`] holds symbolic dimension expressions.
 //! - [`ir`] is the graph IR: typed ids, a closed op enum, a text form, a verifier.
 //! - [`passes`] are the export passes: functionalization, HOP inlining,

@@ -7,23 +7,8 @@ use std::path::{Path, PathBuf};
 use torchlift::check::{compare, Case};
 use torchlift::model::{LoadOptions, Model};
 
-fn case_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cases");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("fixture cases exist")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.join("case.json").exists())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Cases whose model uses a custom op that has no kernel: they must fail
-/// with an error naming the op.
-fn expects_unknown_op(dir: &Path) -> bool {
-    dir.file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("custom_op_nokernel"))
-}
+mod common;
+use common::{expects_unknown_op, fixture_case_dirs, versioned_case_dirs};
 
 fn run_case(dir: &Path, run_passes: bool) -> Result<(), String> {
     let case = Case::load(dir).map_err(|e| e.to_string())?;
@@ -50,15 +35,14 @@ fn run_case(dir: &Path, run_passes: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn check_all(run_passes: bool) {
-    let dirs = case_dirs();
-    assert!(dirs.len() >= 10, "fixture cases are missing");
+fn check_dirs(dirs: &[PathBuf], run_passes: bool) {
     let mut failures = Vec::new();
-    for dir in &dirs {
+    for dir in dirs {
         let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+            .strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+            .unwrap_or(dir)
+            .display()
+            .to_string();
         match (run_case(dir, run_passes), expects_unknown_op(dir)) {
             (Ok(()), false) => {}
             (Err(e), true) if e.contains("mylib.add_one_") => {}
@@ -68,7 +52,43 @@ fn check_all(run_passes: bool) {
             (Err(e), _) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n")
+    );
+}
+
+fn check_all(run_passes: bool) {
+    let dirs = fixture_case_dirs();
+    assert!(dirs.len() >= 10, "fixture cases are missing");
+    check_dirs(&dirs, run_passes);
+}
+
+/// Every release of the versions matrix must hold the whole matrix (a case
+/// a release could not export would be listed in its NOTES.txt).
+fn check_versions(run_passes: bool) {
+    let dirs = versioned_case_dirs();
+    for release in ["t2_6", "t2_8", "t2_10", "t2_12", "t2_15"] {
+        let n = dirs
+            .iter()
+            .filter(|d| d.parent().and_then(|p| p.file_name()) == Some(release.as_ref()))
+            .count();
+        assert!(n >= 20, "versions matrix {release}: {n} cases");
+    }
+    check_dirs(&dirs, run_passes);
+}
+
+#[test]
+fn torch_releases_match_pytorch_as_saved() {
+    check_versions(false);
+}
+
+#[test]
+fn torch_releases_match_pytorch_after_export_passes() {
+    check_versions(true);
 }
 
 #[test]

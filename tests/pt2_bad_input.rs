@@ -415,3 +415,74 @@ fn unsafe_payload_path() {
     let e = open_err("payloadpath", &build_zip(&es));
     assert!(e.contains("../../weight_0"), "{e}");
 }
+
+/// A real fixture archive (torch 2.15) with its model JSON passed through
+/// `edit`, every other entry copied unchanged.
+fn fixture_with_json(rel: &str, edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let file = std::fs::File::open(&path).unwrap();
+    let mut z = zip::ZipArchive::new(file).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut edited = false;
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).unwrap();
+        let name = e.name().unwrap().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if name.ends_with("models/model.json") {
+            let text = String::from_utf8(data).unwrap();
+            let new = edit(&text);
+            assert_ne!(new, text, "the edit changed nothing");
+            data = new.into_bytes();
+            edited = true;
+        }
+        out.push((name, data));
+    }
+    assert!(edited, "no model json in {rel}");
+    let refs: Vec<(&str, Vec<u8>)> = out.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    build_zip(&refs)
+}
+
+fn set_torch_version(text: &str, version: &str) -> String {
+    let start = text.find("\"torch_version\": \"").unwrap() + "\"torch_version\": \"".len();
+    let end = start + text[start..].find('"').unwrap();
+    format!("{}{version}{}", &text[..start], &text[end..])
+}
+
+const TINY_MLP: &str = "tests/fixtures/cases/tiny_mlp/model.pt2";
+
+#[test]
+fn fixture_with_torch_2_6_loads() {
+    let bytes = fixture_with_json(TINY_MLP, |t| set_torch_version(t, "2.6.0"));
+    open_bytes("fixture26", &bytes).expect("a 2.6 version field is in range");
+}
+
+#[test]
+fn torch_older_than_2_6_is_refused() {
+    for (tag, version) in [("t25", "2.5.1"), ("t24", "2.4.0+cpu"), ("t113", "1.13.1")] {
+        let bytes = fixture_with_json(TINY_MLP, |t| set_torch_version(t, version));
+        let e = open_err(tag, &bytes);
+        assert!(e.contains(&format!("torch {version}")), "{e}");
+        assert!(e.contains("torch 2.6 to 2.15"), "{e}");
+        assert!(!e.contains("verifier"), "{e}");
+    }
+}
+
+#[test]
+fn fixture_schema_major_other_than_8_is_refused() {
+    for major in [7, 9] {
+        let bytes = fixture_with_json(TINY_MLP, |t| {
+            t.replace(
+                "\"schema_version\": {\"major\": 8,",
+                &format!("\"schema_version\": {{\"major\": {major},"),
+            )
+        });
+        let e = open_err(&format!("major{major}"), &bytes);
+        assert!(e.contains(&format!("schema version {major}.20")), "{e}");
+        assert!(e.contains("torch 2.15.0"), "{e}");
+        assert!(
+            e.contains("schema 8.x archives of torch 2.6 to 2.15"),
+            "{e}"
+        );
+    }
+}

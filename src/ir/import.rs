@@ -2,7 +2,9 @@
 //!
 //! Names are kept as torch wrote them. Each subgraph gets its own value
 //! namespace, as in the archive. Recorded tensor metadata becomes value
-//! types; symbolic sizes are parsed into [`SymExpr`]s.
+//! types; symbolic sizes are parsed into [`SymExpr`]s. Metadata that some
+//! torch releases record wrong is corrected afterwards
+//! ([`super::releases::fix_recorded_types`]).
 
 use crate::error::{Error, Result};
 use crate::pt2::schema as s;
@@ -20,11 +22,13 @@ pub fn import_program(ep: &s::ExportedProgram) -> Result<Program> {
     let gm = &ep.graph_module;
     let graph = import_graph(&gm.graph)?;
     let signature = import_signature(&gm.signature, &gm.graph, &graph)?;
-    Ok(Program {
+    let mut p = Program {
         graph,
         signature,
         range_constraints: ep.symbol_ranges(),
-    })
+    };
+    super::releases::fix_recorded_types(&mut p);
+    Ok(p)
 }
 
 /// The element type of a recorded tensor.

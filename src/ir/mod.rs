@@ -9,6 +9,8 @@
 //! - [`import`] builds a [`Program`] from a deserialized archive.
 //! - [`print`] and [`parse`] are the stable text form (used by filetests).
 //! - [`verify`] checks the invariants every pass must keep.
+//! - [`releases`] documents what each torch release writes differently and
+//!   corrects what some of them record wrong.
 
 mod aten;
 mod graph;
@@ -17,6 +19,7 @@ mod op;
 pub mod parse;
 pub mod print;
 mod program;
+pub mod releases;
 pub mod verify;
 
 pub use aten::Aten;

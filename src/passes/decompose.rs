@@ -36,7 +36,7 @@
 //!   `_to_copy`
 //! - softmax: `_softmax`, `_log_softmax` (`half_to_float=false`)
 //! - pointwise: `add.Tensor`, `sub.Tensor`, `mul.Tensor`, `div.Tensor`,
-//!   `neg`, `clamp`, `hardtanh`, `sigmoid`, `tanh`, `softplus`,
+//!   `neg`, `clamp`, `hardtanh`, `sigmoid`, `tanh`, `relu`, `softplus`,
 //!   `bitwise_and/or/xor.Tensor`, `where.self`
 //! - reductions: `mean.dim`, `sum.dim_IntList`
 //! - creation: `full`, `scalar_tensor`, `arange.start_step`
@@ -73,11 +73,11 @@
 //! other`, where eager may use a fused multiply-add; an unrolled LSTM/GRU
 //! follows torch's decomposition, not the fused eager cell kernels.
 //!
-//! `lstm.input` and `gru.input` are unrolled (unidirectional, batched,
-//! without projections, static sequence length); otherwise they are kept
-//! whole, as core ops.
+//! `lstm.input`, `gru.input`, `rnn_tanh.input` and `rnn_relu.input` are
+//! unrolled (unidirectional, batched, without projections, static sequence
+//! length); otherwise they are kept whole, as core ops.
 //!
-//! Not decomposed yet (kept whole): `einsum`, `native_dropout`, `rnn_tanh`.
+//! Not decomposed yet (kept whole): `einsum`, `native_dropout`.
 //!
 //! Training-only paths (`dropout` with `train=true`, `batch_norm` with
 //! `training=true`) are errors: torchlift compiles inference graphs.
@@ -439,8 +439,10 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
             );
             replace(b, vec![y])
         }
-        (Aten::Lstm, "input") => rnn(g, n, true),
-        (Aten::Gru, "input") => rnn(g, n, false),
+        (Aten::Lstm, "input") => rnn(g, n, Cell::Lstm),
+        (Aten::Gru, "input") => rnn(g, n, Cell::Gru),
+        (Aten::RnnTanh, "input") => rnn(g, n, Cell::Tanh),
+        (Aten::RnnRelu, "input") => rnn(g, n, Cell::Relu),
         _ => Ok(Rewrite::Keep),
     }
 }
@@ -1385,9 +1387,21 @@ fn value_list(n: &Node, name: &str) -> Result<Vec<ValueId>> {
     }
 }
 
-/// `lstm.input` and `gru.input` unrolled, layer by layer and step by step,
-/// as torch's own decompositions do it (time-major, hidden states kept as
-/// `[1, B, H]`, the input projection of all steps computed at once):
+/// The cell of a recurrent layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    Lstm,
+    Gru,
+    /// `rnn_tanh`: h' = tanh(h @ W_hh^T + b_hh + pre[t])
+    Tanh,
+    /// `rnn_relu`: h' = relu(h @ W_hh^T + b_hh + pre[t])
+    Relu,
+}
+
+/// `lstm.input`, `gru.input`, `rnn_tanh.input` and `rnn_relu.input`
+/// unrolled, layer by layer and step by step, as torch's own decompositions
+/// do it (time-major, hidden states kept as `[1, B, H]`, the input
+/// projection of all steps computed at once):
 ///
 /// ```text
 /// pre = x @ W_ih^T + b_ih                                  ([T, B, G*H])
@@ -1396,13 +1410,26 @@ fn value_list(n: &Node, name: &str) -> Result<Vec<ValueId>> {
 /// GRU:  hg = h @ W_hh^T + b_hh;  ir, iz, in = split(pre[t]);  hr, hz, hn = split(hg)
 ///       r = sigmoid(hr + ir);  z = sigmoid(hz + iz);  n = tanh(in + hn * r)
 ///       h' = (h - n) * z + n
+/// RNN:  h' = act((h @ W_hh^T + b_hh) + pre[t])            (act = tanh or relu)
 /// ```
+///
+/// The final states are the per-layer `[1, B, H]` states concatenated on
+/// dim 0, so they have hx's shape `[L, B, H]`, as the eager kernel returns
+/// them in every release. (torch 2.6 to 2.12 stack them instead, and so
+/// record, and in the core form compute, `[L, 1, B, H]`; the recorded types
+/// are corrected at import, see [`crate::ir::releases`].)
 ///
 /// Needs a static sequence length and static feature sizes; the batch may
 /// be symbolic. Bidirectional and projected RNNs, and unbatched inputs, are
 /// kept whole.
-fn rnn(g: &mut Graph, n: &Node, lstm: bool) -> Result<Rewrite> {
-    let what = if lstm { "lstm" } else { "gru" };
+fn rnn(g: &mut Graph, n: &Node, cell: Cell) -> Result<Rewrite> {
+    let lstm = cell == Cell::Lstm;
+    let what = match cell {
+        Cell::Lstm => "lstm",
+        Cell::Gru => "gru",
+        Cell::Tanh => "rnn_tanh",
+        Cell::Relu => "rnn_relu",
+    };
     let x = value_arg(n, "input")?;
     let hx = if lstm {
         value_list(n, "hx")?
@@ -1441,7 +1468,11 @@ fn rnn(g: &mut Graph, n: &Node, lstm: bool) -> Result<Rewrite> {
         return Ok(Rewrite::Keep);
     };
     // Feature sizes from the weights: W_ih is [G*H, I], W_hh is [G*H, H].
-    let ng: i64 = if lstm { 4 } else { 3 };
+    let ng: i64 = match cell {
+        Cell::Lstm => 4,
+        Cell::Gru => 3,
+        Cell::Tanh | Cell::Relu => 1,
+    };
     let mut sizes = Vec::new();
     for l in 0..layers as usize {
         let wi = ty(g, params[l * per_layer]).map(dims);
@@ -1559,7 +1590,15 @@ fn rnn(g: &mut Graph, n: &Node, lstm: bool) -> Result<Rewrite> {
                 ),
             };
             let hg = view(&mut b, hm, vec![1, -1, ng * hsz]);
-            if lstm {
+            if matches!(cell, Cell::Tanh | Cell::Relu) {
+                let pre_act = bin(&mut b, Aten::Add, hg, pre_t);
+                let act = if cell == Cell::Tanh {
+                    Aten::Tanh
+                } else {
+                    Aten::Relu
+                };
+                st[0] = un(&mut b, act, pre_act);
+            } else if lstm {
                 let gates = bin(&mut b, Aten::Add, hg, pre_t);
                 let gs = split(&mut b, gates, hsz, 2);
                 let ig = un(&mut b, Aten::Sigmoid, gs[0]);

@@ -223,6 +223,10 @@ fn splice(
 /// removal pass does: a base that nothing reads afterwards is mutated in
 /// place; any other base is cloned first, so its other readers are not
 /// affected.
+///
+/// torch 2.6 to 2.9 write `auto_functionalized` (v1) in the core form
+/// instead; 2.10 and later write v2 (see [`crate::ir::releases`]). Both are
+/// removed here.
 pub struct RemoveAutoFunctionalized;
 
 impl Pass for RemoveAutoFunctionalized {
@@ -243,6 +247,10 @@ impl Pass for RemoveAutoFunctionalized {
             .iter()
             .map(|n| match n.arg("_all_bases") {
                 Some(Arg::List(items)) => items.iter().filter_map(Arg::as_value).collect(),
+                // v1: the tensor arguments themselves
+                _ if n.op == Op::Hop(Hop::AutoFunctionalized) => {
+                    v1_mutated(g, n).into_iter().map(|(_, v)| v).collect()
+                }
                 _ => vec![],
             })
             .collect();
@@ -250,14 +258,13 @@ impl Pass for RemoveAutoFunctionalized {
         rewrite_nodes(g, |g, n| {
             let pos = index;
             index += 1;
-            match n.op {
-                Op::Hop(Hop::AutoFunctionalizedV2) => {}
-                Op::Hop(Hop::AutoFunctionalized) => {
-                    return Err(n.error(
-                        "auto_functionalized (v1) is not supported; re-export with a newer torch",
-                    ))
-                }
+            let v1 = match n.op {
+                Op::Hop(Hop::AutoFunctionalizedV2) => false,
+                Op::Hop(Hop::AutoFunctionalized) => true,
                 _ => return Ok(Rewrite::Keep),
+            };
+            if v1 {
+                return remove_v1(g, n, &orig_bases[pos], pos, &last_use);
             }
             let Some(op) = n.args.iter().find_map(|a| match &a.value {
                 Arg::Operator(o) => Some(o.clone()),
@@ -330,6 +337,90 @@ impl Pass for RemoveAutoFunctionalized {
             Ok(Rewrite::Replace { nodes, outputs })
         })
     }
+}
+
+/// `auto_functionalized(op, x=%a, ...)` (v1, written by torch 2.6 to 2.9):
+/// the mutated arguments are passed directly (no bases, no views), and the
+/// node's outputs are the op's own results followed by the new value of each
+/// mutated argument. The op's schema is not in the archive, so the mutated
+/// arguments are taken to be its tensor arguments, in order; a node with
+/// fewer outputs than that cannot be read and is an error. Each mutated
+/// argument is cloned first unless nothing reads it afterwards, as for v2.
+fn remove_v1(
+    g: &mut Graph,
+    n: &Node,
+    orig: &[ValueId],
+    pos: usize,
+    last_use: &HashMap<ValueId, usize>,
+) -> Result<Rewrite> {
+    let Some(op) = n.args.iter().find_map(|a| match &a.value {
+        Arg::Operator(o) => Some(o.clone()),
+        _ => None,
+    }) else {
+        return Err(n.error("auto_functionalized without an operator"));
+    };
+    let mutated = v1_mutated(g, n);
+    if mutated.len() > n.outputs.len() {
+        return Err(n.error(format!(
+            "auto_functionalized (v1) of {op}: {} tensor arguments but {} outputs; \
+             cannot tell which ones the op mutates",
+            mutated.len(),
+            n.outputs.len()
+        )));
+    }
+    let mut b = Builder::new(g, n);
+    let mut new_vals: HashMap<usize, ValueId> = HashMap::new();
+    let mut fresh = Vec::new();
+    for (k, &(i, v)) in mutated.iter().enumerate() {
+        let o = orig.get(k).copied().unwrap_or(v);
+        let later = last_use.get(&o).is_some_and(|&l| l > pos);
+        let nv = if later {
+            b.aten(Aten::Clone, "default", vec![("self", Arg::Value(v))])
+        } else {
+            v
+        };
+        new_vals.insert(i, nv);
+        fresh.push(nv);
+    }
+    let args: Vec<(String, Arg)> = n
+        .args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.name.is_empty())
+        .map(|(i, a)| {
+            let value = match new_vals.get(&i) {
+                Some(&nv) => Arg::Value(nv),
+                None => a.value.clone(),
+            };
+            (a.name.clone(), value)
+        })
+        .collect();
+    let call_args = args.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    b.node(Op::from_target(&op), call_args, 0, false);
+    if let Some(last) = b.nodes.last_mut() {
+        last.name = n.name.clone();
+    }
+    let nodes = std::mem::take(&mut b.nodes);
+    let lead = n.outputs.len() - mutated.len();
+    let outputs = n
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(i, &o)| if i < lead { o } else { fresh[i - lead] })
+        .collect();
+    Ok(Rewrite::Replace { nodes, outputs })
+}
+
+/// The tensor arguments of a v1 `auto_functionalized` node, with their
+/// argument positions.
+fn v1_mutated(g: &Graph, n: &Node) -> Vec<(usize, ValueId)> {
+    n.args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.name.is_empty())
+        .filter_map(|(i, a)| a.value.as_value().map(|v| (i, v)))
+        .filter(|(_, v)| g.ty(*v).is_tensor())
+        .collect()
 }
 
 fn last_uses(g: &Graph) -> HashMap<ValueId, usize> {

@@ -208,7 +208,7 @@ pub fn contiguous_strides(sizes: &[i64]) -> Vec<i64> {
 pub struct Archive {
     pub path: PathBuf,
     /// The model name (`model` for `models/model.json`; `model` for the
-    /// torch 2.6 layout too).
+    /// torch 2.6 and 2.7 layout too).
     pub model_name: String,
     pub program: ExportedProgram,
     /// Parameters and buffers, keyed by fully qualified name (`fc.weight`).
@@ -443,7 +443,7 @@ fn detect_layout<R: Read + Seek>(z: &Zip<R>) -> Result<Layout> {
     }
     Err(Error::archive(
         &z.label,
-        "neither a PT2 archive (no archive_format entry) nor a torch 2.6 export \
+        "neither a PT2 archive (no archive_format entry) nor a torch 2.6 or 2.7 export \
          (no serialized_exported_program.json)",
     ))
 }
@@ -507,16 +507,9 @@ impl Archive {
         let text = z.read_text(&json_name)?;
         let program = schema::parse_program(&text, &format!("{label}: {json_name}"))?;
 
-        let weights = Self::load_payloads(
-            z,
-            &format!("{root}data/weights/"),
-            &format!("{model}_weights_config.json"),
-        )?;
-        let constants = Self::load_payloads(
-            z,
-            &format!("{root}data/constants/"),
-            &format!("{model}_constants_config.json"),
-        )?;
+        let weights = Self::load_payloads(z, &format!("{root}data/weights/"), &model, "weights")?;
+        let constants =
+            Self::load_payloads(z, &format!("{root}data/constants/"), &model, "constants")?;
         let si_name = format!("{root}data/sample_inputs/{model}.pt");
         let sample_inputs = if z.has(&si_name) {
             let bytes = z.read(&si_name)?;
@@ -538,15 +531,30 @@ impl Archive {
         })
     }
 
+    /// The weights or constants of `model` under `dir`, in either form a
+    /// PT2 archive holds them:
+    ///
+    /// - torch 2.9 and later: `DIR/<model>_<kind>_config.json` naming one
+    ///   raw (or pickled) payload per tensor;
+    /// - torch 2.7 and 2.8: one `torch.save` of a dict by state-dict name,
+    ///   `DIR/<model>.pt` (the same pickle as the 2.6 and 2.7 layout's
+    ///   `serialized_state_dict.pt`).
     fn load_payloads<R: Read + Seek>(
         z: &mut Zip<R>,
         dir: &str,
-        config_name: &str,
+        model: &str,
+        kind: &str,
     ) -> Result<BTreeMap<String, TensorData>> {
         let label = z.label.clone();
-        let cfg_entry = format!("{dir}{config_name}");
+        let cfg_entry = format!("{dir}{model}_{kind}_config.json");
         if !z.has(&cfg_entry) {
-            return Ok(BTreeMap::new());
+            let dict_entry = format!("{dir}{model}.pt");
+            if !z.has(&dict_entry) {
+                return Ok(BTreeMap::new());
+            }
+            let bytes = z.read(&dict_entry)?;
+            let what = format!("{label}: {dict_entry}");
+            return load_torch_save(bytes, &what)?.tensor_dict(&what);
         }
         let text = z.read_text(&cfg_entry)?;
         let cfg: PayloadConfig = schema::from_json_text(&text, &format!("{label}: {cfg_entry}"))?;

@@ -666,21 +666,49 @@ pub fn from_json_text<T: de::DeserializeOwned>(text: &str, what: &str) -> Result
     serde_json::from_str(src).map_err(|e| Error::schema(format!("{what}: {e}")))
 }
 
-/// Parses an exported program, checking the schema version first so that an
-/// unsupported major version gives a one-line error naming it.
+/// Parses an exported program, checking the versions first so that an
+/// archive out of range gets a one-line error naming the version found and
+/// the versions supported (never a failure deep inside): the schema major
+/// version must be [`SUPPORTED_MAJOR`], and the writing torch release (the
+/// `torch_version` field, absent before torch 2.5) no older than
+/// [`crate::ir::releases::SUPPORTED_TORCH`]'s first. Newer releases with
+/// the same schema major version are read as far as they go.
 pub fn parse_program(text: &str, what: &str) -> Result<ExportedProgram> {
+    use crate::ir::releases::{supported_text, torch_release, SUPPORTED_TORCH};
     #[derive(Deserialize)]
     struct VersionOnly {
         schema_version: Option<SchemaVersion>,
+        #[serde(default)]
+        torch_version: Option<String>,
     }
     let v: VersionOnly = from_json_text(text, what)?;
     let version = v
         .schema_version
         .ok_or_else(|| Error::schema(format!("{what}: missing schema_version")))?;
+    let written_by = match &v.torch_version {
+        Some(t) => format!("written by torch {t}"),
+        None => "written by torch 2.4 or older (no torch_version)".to_string(),
+    };
+    let supported = format!(
+        "torchlift reads schema {SUPPORTED_MAJOR}.x archives of {}",
+        supported_text()
+    );
     if version.major != SUPPORTED_MAJOR {
         return Err(Error::schema(format!(
-            "{what}: unsupported schema version {}.{} (major {} is supported)",
-            version.major, version.minor, SUPPORTED_MAJOR
+            "{what}: unsupported schema version {}.{} ({written_by}); {supported}",
+            version.major, version.minor
+        )));
+    }
+    let release = v.torch_version.as_deref().map(torch_release);
+    let too_old = match release {
+        None => true,
+        Some(Some(r)) => r < SUPPORTED_TORCH.0,
+        Some(None) => false, // a development build's odd string: read it
+    };
+    if too_old {
+        return Err(Error::schema(format!(
+            "{what}: unsupported torch release: archive {written_by} (schema {}.{}); {supported}",
+            version.major, version.minor
         )));
     }
     from_json_text(text, what)
@@ -722,6 +750,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("7.1"), "{e}");
+        assert!(e.contains("torch 2.6 to 2.15"), "{e}");
+        let e = parse_program(
+            r#"{"schema_version": {"major": 8, "minor": 1}, "torch_version": "2.5.1"}"#,
+            "m.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("torch 2.5.1") && e.contains("2.6 to 2.15"),
+            "{e}"
+        );
         let e = parse_program("{\n  \"schema_version\": ", "m.json")
             .unwrap_err()
             .to_string();
