@@ -11,6 +11,8 @@ use torchlift::interp::tensor::Tensor;
 use torchlift::ir::parse::parse_program;
 use torchlift::model::{LoadOptions, Model};
 
+mod common;
+
 /// A model from IR text, with the given weights.
 fn model(text: &str, weights: &[(&str, Tensor)]) -> Model {
     let program = parse_program(text).expect("IR text parses");
@@ -414,6 +416,27 @@ fn check_fixture(dir: &Path) {
             compare(g, want, case.meta.rtol, case.meta.atol).unwrap();
             compare(g, i, case.meta.rtol, case.meta.atol).unwrap();
         }
+    }
+}
+
+/// Every committed case (the project's fixtures and the torch-release
+/// matrix) on the JIT against PyTorch's outputs and the interpreter; the
+/// custom-op cases without a kernel must be refused naming the op.
+#[test]
+fn every_fixture_and_release_case_matches_pytorch() {
+    let mut dirs = common::fixture_case_dirs();
+    dirs.extend(common::versioned_case_dirs());
+    assert!(dirs.len() > 100, "only {} cases found", dirs.len());
+    for dir in dirs {
+        if common::expects_unknown_op(&dir) {
+            let case = Case::load(&dir).unwrap();
+            let m = Model::load_with(&case.model_path(), LoadOptions::default()).unwrap();
+            let e = JitModel::compile(&m).err().expect("refused").to_string();
+            assert!(e.contains("mylib.add_one_"), "{}: {e}", dir.display());
+            continue;
+        }
+        let r = std::panic::catch_unwind(|| check_fixture(&dir));
+        assert!(r.is_ok(), "{}", dir.display());
     }
 }
 

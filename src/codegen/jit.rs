@@ -232,7 +232,13 @@ impl JitModel {
             sizes,
             pool,
             clif: lowered.clif,
-            state: model.state.clone(),
+            // A copy of its own: calls on the compiled model must not move
+            // the state of the model it came from.
+            state: model
+                .state
+                .iter()
+                .map(|(k, t)| (k.clone(), t.clone_data()))
+                .collect(),
             state_bytes: HashMap::new(),
             arena: Aligned::default(),
             scratch: Vec::new(),
