@@ -232,6 +232,11 @@ fn im2col(p: &Conv2d, xg: &[f32], col: &mut [f32]) {
                         line.fill(0.0);
                         continue;
                     };
+                    if lo >= hi {
+                        // The whole row of windows lies in the padding.
+                        line.fill(0.0);
+                        continue;
+                    }
                     let src = &xp[iy * p.w..][..p.w];
                     line[..lo].fill(0.0);
                     line[hi..].fill(0.0);
@@ -642,6 +647,7 @@ mod tests {
             shape(1, 6, 12, 5, 3, 1, 2, 2, 1),    // dilation 2
             shape(1, 6, 12, 6, 3, 1, 2, 2, 6),    // depthwise dilation 2
             shape(1, 2, 3, 3, 5, 1, 2, 1, 1),     // kernel wider than the image
+            shape(1, 4, 3, 4, 3, 1, 6, 6, 1),     // dilation and padding past the image
         ];
         pool.install(|| {
             for p in cases {
