@@ -530,34 +530,42 @@ pub fn max_pool2d(p: &MaxPool2d, x: &[f32], y: &mut [f32]) -> bool {
     true
 }
 
-/// One plane of [`max_pool2d`]; windows are clipped to the input.
+/// The range of kernel taps `k` with `o * stride + k * dil - pad` inside
+/// `[0, len)`.
+fn taps(o: usize, stride: usize, dil: usize, pad: usize, kernel: usize, len: usize) -> (usize, usize) {
+    let base = (o * stride) as isize - pad as isize;
+    let d = dil as isize;
+    let lo = if base >= 0 { 0 } else { ((-base) + d - 1) / d };
+    let room = len as isize - base;
+    let hi = if room <= 0 { 0 } else { (room + d - 1) / d };
+    let (lo, hi) = (lo.max(0) as usize, (hi.max(0) as usize).min(kernel));
+    (lo.min(hi), hi)
+}
+
+/// One plane of [`max_pool2d`]; windows are clipped to the input. NaN
+/// propagates, as in torch.
 fn pool_plane(p: &MaxPool2d, xp: &[f32], yp: &mut [f32]) {
-    let (h, w) = (p.h, p.w);
+    let w = p.w;
+    let (sx, dx, px) = (p.stride[1], p.dil[1], p.pad[1]);
     for oy in 0..p.oh {
-        for ox in 0..p.ow {
-            let mut best = f32::NEG_INFINITY;
-            for ky in 0..p.kernel[0] {
-                let Some(iy) = (oy * p.stride[0] + ky * p.dil[0])
-                    .checked_sub(p.pad[0])
-                    .filter(|&iy| iy < h)
-                else {
-                    continue;
-                };
-                let row = &xp[iy * w..][..w];
-                for kx in 0..p.kernel[1] {
-                    let Some(ix) = (ox * p.stride[1] + kx * p.dil[1])
-                        .checked_sub(p.pad[1])
-                        .filter(|&ix| ix < w)
-                    else {
-                        continue;
-                    };
-                    let v = row[ix];
-                    if v > best || v.is_nan() {
-                        best = v;
+        let (ky0, ky1) = taps(oy, p.stride[0], p.dil[0], p.pad[0], p.kernel[0], p.h);
+        let out = &mut yp[oy * p.ow..][..p.ow];
+        out.fill(f32::NEG_INFINITY);
+        for ky in ky0..ky1 {
+            let iy = oy * p.stride[0] + ky * p.dil[0] - p.pad[0];
+            let row = &xp[iy * w..][..w];
+            for (ox, best) in out.iter_mut().enumerate() {
+                let (kx0, kx1) = taps(ox, sx, dx, px, p.kernel[1], w);
+                let mut b = *best;
+                for kx in kx0..kx1 {
+                    let v = row[ox * sx + kx * dx - px];
+                    // A NaN, once met, stays.
+                    if v > b || v.is_nan() {
+                        b = v;
                     }
                 }
+                *best = b;
             }
-            yp[oy * p.ow + ox] = best;
         }
     }
 }
