@@ -14,6 +14,8 @@ use std::cell::RefCell;
 thread_local! {
     /// im2col columns, reused across calls on this thread.
     static COL_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A zero-padded input plane of the depthwise convolution.
+    static PAD_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 use rayon::prelude::*;
 
@@ -291,46 +293,65 @@ fn depthwise_plane_avx2(p: &Conv2d, xp: &[f32], wk: &[f32], bias: f32, yp: &mut 
     depthwise_plane_body(p, xp, wk, bias, yp, act);
 }
 
+/// `acc[i] += wv * s[i * S]`.
+#[inline(always)]
+fn taps_into<const B: usize, const S: usize>(acc: &mut [f32; B], wv: f32, s: &[f32]) {
+    let s = &s[..(B - 1) * S + 1];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a += wv * s[i * S];
+    }
+}
+
+/// One output plane of the depthwise convolution. The input plane is first
+/// copied into a zero-padded scratch plane wide enough that every block of
+/// `B` output columns reads inside it, so the tap loops have no bounds to
+/// test and keep `B` accumulators in registers.
 #[inline(always)]
 fn depthwise_plane_body(p: &Conv2d, xp: &[f32], wk: &[f32], bias: f32, yp: &mut [f32], act: Act) {
-    let (sx, w) = (p.stride[1], p.w);
-    for oy in 0..p.oh {
-        let line = &mut yp[oy * p.ow..][..p.ow];
-        line.fill(bias);
-        for ky in 0..p.kh {
-            let Some(iy) = (oy * p.stride[0] + ky * p.dil[0])
-                .checked_sub(p.pad[0])
-                .filter(|&iy| iy < p.h)
-            else {
-                continue;
-            };
-            let src = &xp[iy * w..][..w];
-            for kx in 0..p.kw {
-                let wv = wk[ky * p.kw + kx];
-                let shift = (kx * p.dil[1]) as isize - p.pad[1] as isize;
-                let (lo, hi) = valid_range(p.ow, w, sx, shift);
-                if lo == hi {
-                    continue;
+    const B: usize = 8;
+    if p.oh == 0 || p.ow == 0 {
+        return;
+    }
+    let (sy, sx) = (p.stride[0], p.stride[1]);
+    let (dy, dx) = (p.dil[0], p.dil[1]);
+    let (py, px) = (p.pad[0], p.pad[1]);
+    let nb = p.ow.div_ceil(B);
+    let wp = ((nb * B - 1) * sx + (p.kw - 1) * dx + 1).max(p.w + px);
+    let hp = ((p.oh - 1) * sy + (p.kh - 1) * dy + 1).max(p.h + py);
+    with_scratch(&PAD_SCRATCH, hp * wp, |pad| {
+        pad.fill(0.0);
+        for iy in 0..p.h {
+            pad[(iy + py) * wp + px..][..p.w].copy_from_slice(&xp[iy * p.w..][..p.w]);
+        }
+        for oy in 0..p.oh {
+            let line = &mut yp[oy * p.ow..][..p.ow];
+            for blk in 0..nb {
+                let mut acc = [bias; B];
+                for ky in 0..p.kh {
+                    let row = &pad[(oy * sy + ky * dy) * wp..][..wp];
+                    let wrow = &wk[ky * p.kw..][..p.kw];
+                    for (kx, &wv) in wrow.iter().enumerate() {
+                        let s = &row[blk * B * sx + kx * dx..];
+                        // Constant strides let the loop vectorize.
+                        match sx {
+                            1 => taps_into::<B, 1>(&mut acc, wv, s),
+                            2 => taps_into::<B, 2>(&mut acc, wv, s),
+                            _ => {
+                                let s = &s[..(B - 1) * sx + 1];
+                                for (i, a) in acc.iter_mut().enumerate() {
+                                    *a += wv * s[i * sx];
+                                }
+                            }
+                        }
+                    }
                 }
-                let first = (lo * sx) as isize + shift;
-                let first = first as usize;
-                if sx == 1 {
-                    let s = &src[first..][..hi - lo];
-                    for (o, &v) in line[lo..hi].iter_mut().zip(s) {
-                        *o += wv * v;
-                    }
-                } else {
-                    let s = &src[first..];
-                    for (o, &v) in line[lo..hi].iter_mut().zip(s.iter().step_by(sx)) {
-                        *o += wv * v;
-                    }
+                let out = &mut line[blk * B..];
+                for (o, a) in out.iter_mut().zip(acc) {
+                    *o = act_apply(act, a);
                 }
             }
         }
-        if act != Act::None {
-            line.iter_mut().for_each(|v| *v = act_apply(act, *v));
-        }
-    }
+    });
 }
 
 /// The straightforward im2col + single-threaded GEMM convolution, kept as
