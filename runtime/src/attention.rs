@@ -1,8 +1,20 @@
 //! Scaled dot-product attention with an additive mask, causal masking and
 //! grouped-query heads, multithreaded over query rows.
 
+use std::cell::RefCell;
+
+use crate::gemm::{gemm, with_scratch, Act, GemmDims, Strides};
 use crate::softmax::exp_diff;
 use rayon::prelude::*;
+
+thread_local! {
+    /// The `lq x lk` scores of one head, reused across calls on this thread.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// From this many query rows on, a head is computed as two matrix
+/// products around a row softmax instead of row by row.
+const GEMM_MIN_ROWS: usize = 16;
 
 /// Sizes and mask strides of one attention call: `q: [b, hq, lq, d]`,
 /// `k: [b, hk, lk, d]`, `v: [b, hk, lk, dv]`, `y: [b, hq, lq, dv]`, all
@@ -83,6 +95,9 @@ pub fn sdpa(
         y.fill(0.0);
         return true;
     }
+    if p.lq >= GEMM_MIN_ROWS {
+        return heads_by_gemm(p, q, k, v, mask, y);
+    }
     let avx2 = has_avx2();
     let per_task = (32 * 1024 / (p.lk * (p.d + p.dv)).max(1)).clamp(1, 64);
     y.par_chunks_mut(p.dv * per_task)
@@ -102,6 +117,93 @@ pub fn sdpa(
             }
         });
     true
+}
+
+/// Each head as `S = scale * Q K^T (+ mask)`, a safe softmax of each row
+/// of `S` in place, then `Y = S V`, with the runtime's GEMM.
+fn heads_by_gemm(
+    p: &Sdpa,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[f32]>,
+    y: &mut [f32],
+) -> bool {
+    let (lq, lk, d, dv) = (p.lq, p.lk, p.d, p.dv);
+    let ok = std::sync::atomic::AtomicBool::new(true);
+    y.par_chunks_mut(lq * dv).enumerate().for_each(|(bh, yh)| {
+        let (bi, h) = (bh / p.hq, bh % p.hq);
+        let kvh = h / (p.hq / p.hk);
+        let qh = &q[bh * lq * d..][..lq * d];
+        let kh = &k[(bi * p.hk + kvh) * lk * d..][..lk * d];
+        let vh = &v[(bi * p.hk + kvh) * lk * dv..][..lk * dv];
+        with_scratch(&SCORES, lq * lk, |s| {
+            let dims = GemmDims {
+                batch: 1,
+                m: lq,
+                n: lk,
+                k: d,
+            };
+            // K^T: element (c, j) is k[j * d + c].
+            let kt = Strides { bs: 0, rs: 1, cs: d };
+            let good = gemm(dims, qh, Strides::row_major(lq, d), kh, kt, None, s, 0, lk, Act::None);
+            for (i, row) in s.chunks_mut(lk).enumerate() {
+                let visible = if p.causal { (i + 1).min(lk) } else { lk };
+                for x in row.iter_mut() {
+                    *x *= p.scale;
+                }
+                if let Some(m) = mask {
+                    let [bs, hs, qs, ks] = p.mask_strides;
+                    let base = bi * bs + h * hs + i * qs;
+                    for (j, x) in row.iter_mut().enumerate() {
+                        *x += m[base + j * ks];
+                    }
+                }
+                let (live, dead) = row.split_at_mut(visible);
+                dead.fill(0.0);
+                let max = live
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |a, &x| if x > a { x } else { a });
+                if max == f32::NEG_INFINITY {
+                    // Every key is masked: the row of `Y` is zero.
+                    live.fill(0.0);
+                    continue;
+                }
+                let mut sum = 0.0f64;
+                for x in live.iter_mut() {
+                    *x = exp_diff(*x, max);
+                    sum += *x as f64;
+                }
+                let inv = (1.0 / sum) as f32;
+                for x in live.iter_mut() {
+                    *x *= inv;
+                }
+            }
+            let dims = GemmDims {
+                batch: 1,
+                m: lq,
+                n: dv,
+                k: lk,
+            };
+            let good = good
+                && gemm(
+                    dims,
+                    s,
+                    Strides::row_major(lq, lk),
+                    vh,
+                    Strides::row_major(lk, dv),
+                    None,
+                    yh,
+                    0,
+                    dv,
+                    Act::None,
+                );
+            if !good {
+                ok.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    });
+    ok.into_inner()
 }
 
 fn has_avx2() -> bool {
@@ -274,6 +376,11 @@ mod tests {
             (1, 3, 3, 40, 40, 32, 32, 2, true),
             (2, 2, 2, 4, 6, 7, 9, 3, false),
             (2, 2, 1, 3, 5, 4, 4, 4, true),
+            // From 16 query rows on, heads go through the GEMM path.
+            (2, 4, 2, 17, 23, 8, 12, 3, false),
+            (2, 2, 1, 20, 20, 4, 4, 4, true),
+            (1, 2, 2, 33, 19, 16, 8, 1, false),
+            (1, 1, 1, 16, 1, 3, 5, 0, true),
         ];
         pool.install(|| {
             for (b, hq, hk, lq, lk, d, dv, kind, causal) in cases {
