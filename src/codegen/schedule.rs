@@ -1198,6 +1198,42 @@ impl<'a> Sched<'a> {
                 Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
             }
             (Index, "Tensor") => self.index(n, out_dtype, out_shape.clone())?,
+            (SliceScatter, "default") | (SelectScatter, "default") => {
+                self.scatter_view(n, *a == SelectScatter, out_dtype, &out_shape)?
+            }
+            (Copy, "default") => self.map(n, &["src"], out_dtype, |x| x[0].clone())?,
+            (Fill, "Scalar") => {
+                let Some(v) = self.scalar_expr(n, "value", out_dtype)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                self.constant(out_dtype, out_shape.clone(), v)
+            }
+            (IndexSelect, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let ix = self.tensor_arg(n, "index")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                if ix.shape.len() > 1 || out_shape.len() != rank || rank == 0 {
+                    return Ok(Lowered::Fallback);
+                }
+                for i in (0..rank).filter(|&i| i != d) {
+                    self.require_eq(n, &format!("dim {i} of the selection"), &out_shape[i], &t.shape[i])?;
+                }
+                if let Some(len) = ix.shape.first() {
+                    self.require_eq(n, "the number of indices", &out_shape[d], len)?;
+                }
+                let size = t.shape[d].clone();
+                let one = ix.shape.is_empty();
+                let (to, io) = (t.origins.clone(), ix.origins.clone());
+                let cost = t.cost() + ix.cost();
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let i = if one { ix.at(&[]) } else { ix.at(&[idx[d].clone()]) };
+                    let mut at = idx.to_vec();
+                    at[d] = Rc::new(Expr::Index(eb::cast(DType::I64, i), size.clone()));
+                    t.at(&at)
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[&to, &io], cost, body))
+            }
             // ---- concatenation ----
             (Cat, "default") => self.cat(n, out_dtype, &out_shape)?,
             // ---- reductions ----
@@ -1456,6 +1492,88 @@ impl<'a> Sched<'a> {
         }))
     }
 
+    /// `slice_scatter` / `select_scatter`: a copy of `self` with `src`
+    /// stored into the slice (or selection): two pointwise kernels, the
+    /// second writing through a view of the first's buffer.
+    fn scatter_view(
+        &mut self,
+        n: &Node,
+        select: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let src = self.tensor_arg(n, "src")?;
+        let rank = out_shape.len();
+        if base.shape != out_shape || rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.opt_int(n, "dim", 0)?, rank)?;
+        let out = self.temp(n, n.outputs[0], dtype, out_shape);
+        self.store(&base, out.clone());
+        let mut view = out.clone();
+        if select {
+            let i = match self.sym_arg(n, "index")? {
+                Some(SymExpr::Int(i)) if i < 0 => {
+                    SymExpr::add(vec![out_shape[d].clone(), SymExpr::Int(i)])
+                }
+                Some(e) => e,
+                None => return Ok(Lowered::Fallback),
+            };
+            if let (Some(sz), Some(ix)) = (out_shape[d].as_int(), i.as_int()) {
+                if ix < 0 || ix >= sz {
+                    return Err(n.error(format!("index {ix} is out of range for a dim of {sz}")));
+                }
+            }
+            view.offset = SymExpr::mul(vec![i, out.strides[d].clone()]);
+            view.strides.remove(d);
+            view.shape.remove(d);
+        } else {
+            let step = self.opt_int(n, "step", 1)?;
+            let Some(start) = self.slice_start(n, &out_shape[d])? else {
+                return Ok(Lowered::Fallback);
+            };
+            if step <= 0 || src.shape.len() != rank {
+                return Ok(Lowered::Fallback);
+            }
+            if let (Some(sz), Some(st), Some(l)) =
+                (out_shape[d].as_int(), start.as_int(), src.shape[d].as_int())
+            {
+                if l > 0 && st + (l - 1) * step >= sz {
+                    return Err(n.error(format!(
+                        "a slice of {l} elements from {st} by {step} does not fit a dim of {sz}"
+                    )));
+                }
+            }
+            view.offset = SymExpr::mul(vec![start, out.strides[d].clone()]);
+            view.strides[d] = SymExpr::mul(vec![out.strides[d].clone(), SymExpr::Int(step)]);
+            view.shape[d] = src.shape[d].clone();
+        }
+        if src.shape.len() != view.shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        for (i, (a, b)) in src.shape.iter().zip(&view.shape).enumerate() {
+            if select || i != d {
+                self.require_eq(n, &format!("dim {i} of the scattered tensor"), a, b)?;
+            }
+        }
+        let src = Tv {
+            origins: if src.origins.is_empty() {
+                Rc::new(vec![origin(n)])
+            } else {
+                src.origins.clone()
+            },
+            ..src
+        };
+        self.store(&src, view);
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
     fn reduce_dims(&self, n: &Node, rank: usize) -> Result<Vec<usize>> {
         let ds: Vec<i64> = match n.arg("dim") {
             None | Some(Arg::None) => Vec::new(),
@@ -1533,6 +1651,59 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(out),
             origins: Rc::new(Vec::new()),
         }))
+    }
+
+    /// `t` reduced over dim `d` with the dim kept (size 1): a reduction
+    /// kernel into a new buffer.
+    fn reduce_keepdim(&mut self, n: &Node, t: &Tv, d: usize, op: RedOp, what: &str) -> Tv {
+        let rank = t.shape.len();
+        let mut shape = t.shape.clone();
+        shape[d] = SymExpr::Int(1);
+        let mut src: Vec<E> = (0..rank).map(eb::var).collect();
+        src[d] = eb::var(rank);
+        let expr = t.at(&src);
+        let name = format!("{}_{what}", n.name);
+        let b = self.add_buffer(&name, t.dtype, &shape, BufKind::Temp);
+        let out = View::dense(b, t.dtype, &shape);
+        let mut origins = (*t.origins).clone();
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: out.clone(),
+                reduced: vec![t.shape[d].clone()],
+                op,
+                expr,
+            },
+            origins,
+        });
+        Tv {
+            dtype: t.dtype,
+            shape,
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }
+    }
+
+    /// `softmax(x, dim)` as a max reduction, a sum of exponentials and a
+    /// pointwise normalization; a row that is all `-inf` gives NaN, as in
+    /// torch.
+    fn softmax_by_reductions(&mut self, n: &Node, x: &Tv, d: usize) -> Lowered {
+        let m = self.reduce_keepdim(n, x, d, RedOp::Max, "max");
+        let (xe, me) = (x.clone(), m.clone());
+        let dtype = x.dtype;
+        let exp: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            at[d] = eb::int(0);
+            eb::un(UnOp::Exp, eb::bin(BinOp::Sub, xe.at(idx), me.at(&at)))
+        });
+        let e = self.lazy(dtype, x.shape.clone(), &[&x.origins], x.cost() + 2, exp.clone());
+        let sum = self.reduce_keepdim(n, &e, d, RedOp::Sum, "sum");
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            at[d] = eb::int(0);
+            eb::bin(BinOp::Div, exp(idx), sum.at(&at))
+        });
+        Lowered::One(self.lazy(dtype, x.shape.clone(), &[&x.origins], x.cost() + 3, body))
     }
 
     fn batch_norm(&mut self, n: &Node) -> Result<Lowered> {
@@ -1823,16 +1994,18 @@ impl<'a> Sched<'a> {
     fn softmax(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
         let (dtype, shape) = self.out_type(n)?;
         let x = self.tensor_arg(n, "self")?;
-        if dtype != DType::F32 || x.dtype != DType::F32 {
-            return Ok(Lowered::Fallback);
-        }
-        // `_softmax` keeps torch's NaN for rows that are all -inf; only the
-        // runtime's safe variant is available, so those go to the reference.
-        if matches!(a, Aten::InternalSoftmax | Aten::Softmax) {
-            return Ok(Lowered::Fallback);
-        }
         let rank = shape.len();
         let d = wrap(n, self.int_arg(n, "dim")?, rank.max(1))?;
+        let plain = matches!(a, Aten::InternalSoftmax | Aten::Softmax);
+        let same_dtype = x.dtype == dtype && !self.bool_arg(n, "half_to_float", false);
+        // `_softmax` keeps torch's NaN for rows that are all -inf, which the
+        // runtime's (safe) softmax does not: it is built from reductions.
+        if plain && same_dtype && matches!(dtype, DType::F32 | DType::F64) && rank > 0 {
+            return Ok(self.softmax_by_reductions(n, &x, d));
+        }
+        if dtype != DType::F32 || x.dtype != DType::F32 || plain {
+            return Ok(Lowered::Fallback);
+        }
         let Some(xv) = self.dense_f32(&x) else {
             return Ok(Lowered::Fallback);
         };
