@@ -482,7 +482,11 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 Some(d) => x.to_dtype(d),
                 None => x,
             };
-            t(wrap(reduce::softmax(&x, a.int("dim")?))?)
+            if op == InternalSafeSoftmax {
+                t(wrap(reduce::safe_softmax(&x, a.int("dim")?))?)
+            } else {
+                t(wrap(reduce::softmax(&x, a.int("dim")?))?)
+            }
         }
         LogSoftmax | InternalLogSoftmax => {
             let x = a.tensor("self")?;

@@ -437,7 +437,7 @@ pub fn logsumexp(x: &Tensor, dims: Option<&[i64]>, keepdim: bool) -> Result<Tens
     Ok(finish(v, &shape, out))
 }
 
-fn softmax_impl(x: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
+fn softmax_impl(x: &Tensor, dim: i64, log: bool, safe: bool) -> Result<Tensor> {
     if !x.dtype().is_float() {
         return Err(Error::other(format!(
             "softmax: needs a float tensor, got {}",
@@ -445,6 +445,10 @@ fn softmax_impl(x: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
         )));
     }
     let t = along_dim::<f64, f64>(x, dim, |r, o| {
+        if safe && r.iter().all(|&v| v == f64::NEG_INFINITY) {
+            o.extend(r.iter().map(|_| 0.0));
+            return;
+        }
         let m = r.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
         let m = if m.is_infinite() { 0.0 } else { m };
         if log {
@@ -461,12 +465,19 @@ fn softmax_impl(x: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
 /// `aten._softmax` / `aten.softmax.int` (numerically stable; the
 /// half-to-float flag is not needed: math runs in f64).
 pub fn softmax(x: &Tensor, dim: i64) -> Result<Tensor> {
-    softmax_impl(x, dim, false)
+    softmax_impl(x, dim, false, false)
+}
+
+/// `aten._safe_softmax`: as [`softmax`], but a row whose entries are all
+/// `-inf` gives zeros rather than NaN (what attention with a fully masked
+/// row returns since torch 2.5).
+pub fn safe_softmax(x: &Tensor, dim: i64) -> Result<Tensor> {
+    softmax_impl(x, dim, false, true)
 }
 
 /// `aten._log_softmax` / `aten.log_softmax.int`.
 pub fn log_softmax(x: &Tensor, dim: i64) -> Result<Tensor> {
-    softmax_impl(x, dim, true)
+    softmax_impl(x, dim, true, false)
 }
 
 /// `aten.linalg_vector_norm` / `aten.norm.ScalarOpt_dim` for p = 1, 2, inf,
