@@ -10,6 +10,9 @@
 //! tensor of its (static) shape holding 0, 1, 2, ... (for `fold_constants`).
 //! An expected section that starts with `// error:` expects the passes to
 //! fail with a message containing the rest of that line.
+//!
+//! `// pass: schedule` (in `tests/filetests/schedule/`) runs the compiler's
+//! scheduler instead and expects its kernel plan as text.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +98,13 @@ fn run_file(f: &Path) -> (String, String, String) {
     };
     let mut got = String::new();
     for name in &passes {
+        if name == "schedule" {
+            got = match torchlift::codegen::schedule(&p) {
+                Ok(plan) => torchlift::codegen::kernel::plan_text(&plan),
+                Err(e) => format!("// error: {e}\n"),
+            };
+            break;
+        }
         let pass =
             pass_by_name(name).unwrap_or_else(|| panic!("{}: unknown pass {name}", f.display()));
         if let Err(e) = pass.run(&mut p, &mut cx) {

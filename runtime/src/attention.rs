@@ -145,8 +145,23 @@ fn heads_by_gemm(
                 k: d,
             };
             // K^T: element (c, j) is k[j * d + c].
-            let kt = Strides { bs: 0, rs: 1, cs: d };
-            let good = gemm(dims, qh, Strides::row_major(lq, d), kh, kt, None, s, 0, lk, Act::None);
+            let kt = Strides {
+                bs: 0,
+                rs: 1,
+                cs: d,
+            };
+            let good = gemm(
+                dims,
+                qh,
+                Strides::row_major(lq, d),
+                kh,
+                kt,
+                None,
+                s,
+                0,
+                lk,
+                Act::None,
+            );
             for (i, row) in s.chunks_mut(lk).enumerate() {
                 let visible = if p.causal { (i + 1).min(lk) } else { lk };
                 for x in row.iter_mut() {

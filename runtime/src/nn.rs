@@ -553,7 +553,14 @@ pub fn max_pool2d(p: &MaxPool2d, x: &[f32], y: &mut [f32]) -> bool {
 
 /// The range of kernel taps `k` with `o * stride + k * dil - pad` inside
 /// `[0, len)`.
-fn taps(o: usize, stride: usize, dil: usize, pad: usize, kernel: usize, len: usize) -> (usize, usize) {
+fn taps(
+    o: usize,
+    stride: usize,
+    dil: usize,
+    pad: usize,
+    kernel: usize,
+    len: usize,
+) -> (usize, usize) {
     let base = (o * stride) as isize - pad as isize;
     let d = dil as isize;
     let lo = if base >= 0 { 0 } else { ((-base) + d - 1) / d };

@@ -1217,7 +1217,12 @@ impl<'a> Sched<'a> {
                     return Ok(Lowered::Fallback);
                 }
                 for i in (0..rank).filter(|&i| i != d) {
-                    self.require_eq(n, &format!("dim {i} of the selection"), &out_shape[i], &t.shape[i])?;
+                    self.require_eq(
+                        n,
+                        &format!("dim {i} of the selection"),
+                        &out_shape[i],
+                        &t.shape[i],
+                    )?;
                 }
                 if let Some(len) = ix.shape.first() {
                     self.require_eq(n, "the number of indices", &out_shape[d], len)?;
@@ -1227,7 +1232,11 @@ impl<'a> Sched<'a> {
                 let (to, io) = (t.origins.clone(), ix.origins.clone());
                 let cost = t.cost() + ix.cost();
                 let body: Body = Rc::new(move |idx: &[E]| {
-                    let i = if one { ix.at(&[]) } else { ix.at(&[idx[d].clone()]) };
+                    let i = if one {
+                        ix.at(&[])
+                    } else {
+                        ix.at(&[idx[d].clone()])
+                    };
                     let mut at = idx.to_vec();
                     at[d] = Rc::new(Expr::Index(eb::cast(DType::I64, i), size.clone()));
                     t.at(&at)
@@ -1696,7 +1705,13 @@ impl<'a> Sched<'a> {
             at[d] = eb::int(0);
             eb::un(UnOp::Exp, eb::bin(BinOp::Sub, xe.at(idx), me.at(&at)))
         });
-        let e = self.lazy(dtype, x.shape.clone(), &[&x.origins], x.cost() + 2, exp.clone());
+        let e = self.lazy(
+            dtype,
+            x.shape.clone(),
+            &[&x.origins],
+            x.cost() + 2,
+            exp.clone(),
+        );
         let sum = self.reduce_keepdim(n, &e, d, RedOp::Sum, "sum");
         let body: Body = Rc::new(move |idx: &[E]| {
             let mut at = idx.to_vec();
