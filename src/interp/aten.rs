@@ -812,7 +812,72 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 }
             })
         }
-        UpsampleNearest2d | UpsampleBilinear2d => {
+        // _trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim): the
+        // three inputs, unsqueezed at their expand dims, multiplied and
+        // summed over sumdim; as an einsum over the full index space.
+        InternalTrilinear => {
+            let ins = [a.tensor("i1")?, a.tensor("i2")?, a.tensor("i3")?];
+            let expands = [a.ints("expand1")?, a.ints("expand2")?, a.ints("expand3")?];
+            let sumdim = a.ints("sumdim")?;
+            let rank = ins[0].dim() + expands[0].len();
+            if rank > 26 {
+                return Err(a.err("_trilinear: too many dims"));
+            }
+            let letter = |d: usize| (b'a' + d as u8) as char;
+            let mut terms = Vec::new();
+            for (x, e) in ins.iter().zip(&expands) {
+                let e: Vec<usize> = e
+                    .iter()
+                    .map(|&d| d.rem_euclid(rank.max(1) as i64) as usize)
+                    .collect();
+                let term: String = (0..rank).filter(|d| !e.contains(d)).map(letter).collect();
+                if term.len() != x.dim() {
+                    return Err(a.err("_trilinear: an input's rank does not match its expand dims"));
+                }
+                terms.push(term);
+            }
+            let sum: Vec<usize> = sumdim
+                .iter()
+                .map(|&d| d.rem_euclid(rank.max(1) as i64) as usize)
+                .collect();
+            let out: String = (0..rank).filter(|d| !sum.contains(d)).map(letter).collect();
+            let eq = format!("{}->{out}", terms.join(","));
+            t(wrap(super::ops::linalg::einsum(&eq, &ins))?)
+        }
+        // linear over the last dim: bilinear on a height of 1.
+        UpsampleLinear1d => {
+            let x = a.tensor(if a.has("input") { "input" } else { "self" })?;
+            let sz: Vec<i64> = x.sizes().iter().map(|&d| d as i64).collect();
+            if sz.len() != 3 {
+                return Err(a.err("upsample_linear1d: expected a 3-D input"));
+            }
+            let (size, sw) = if overload == "vec" {
+                match (a.opt_ints("output_size")?, a.opt_floats("scale_factors")?) {
+                    (Some(o), None) if o.len() == 1 => (o[0], None),
+                    (None, Some(f)) if f.len() == 1 => {
+                        (((sz[2] as f64) * f[0]).floor() as i64, Some(f[0]))
+                    }
+                    _ => {
+                        return Err(a.err("upsample_linear1d: one output size or one scale factor"))
+                    }
+                }
+            } else {
+                let o = a.ints("output_size")?;
+                (o.first().copied().unwrap_or(0), a.opt_float("scales")?)
+            };
+            let x4 = wrap(x.reshape(&[sz[0], sz[1], 1, sz[2]]))?;
+            let dt = x.dtype();
+            with_float!(dt, F => {
+                let xa = arr::<F>(&x4, compute_dtype(dt))?;
+                let r = nn::upsample::upsample_bilinear2d(xa.view(), &[1, size], a.bool_or("align_corners", false)?, None, sw);
+                let y = back(wrap_arr(a, r)?, dt);
+                t(wrap(y.reshape(&[sz[0], sz[1], size]))?)
+            })
+        }
+        UpsampleNearest2d
+        | UpsampleBilinear2d
+        | UpsampleBicubic2d
+        | InternalUpsampleNearestExact2d => {
             let x = a.tensor(if a.has("input") { "input" } else { "self" })?;
             let sz = x.sizes();
             if sz.len() < 2 {
@@ -845,6 +910,10 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 let xa = arr::<F>(&x, compute_dtype(dt))?;
                 let r = if op == UpsampleNearest2d {
                     nn::upsample::upsample_nearest2d(xa.view(), &size, sh, sw)
+                } else if op == InternalUpsampleNearestExact2d {
+                    nn::upsample::upsample_nearest_exact2d(xa.view(), &size, sh, sw)
+                } else if op == UpsampleBicubic2d {
+                    nn::upsample::upsample_bicubic2d(xa.view(), &size, a.bool_or("align_corners", false)?, sh, sw)
                 } else {
                     nn::upsample::upsample_bilinear2d(xa.view(), &size, a.bool_or("align_corners", false)?, sh, sw)
                 };

@@ -64,8 +64,13 @@ fn scales_value(scale: Option<f64>, inp: usize, out: usize) -> f64 {
     }
 }
 
-/// aten's `nearest_idx` (computed in `f32` as torch does).
-fn nearest_idx(o: usize, inp: usize, out: usize, scale: Option<f64>) -> usize {
+/// aten's `nearest_idx` (computed in `f32` as torch does); `exact` is
+/// `nearest-exact`: the source of pixel `o` is `floor((o + 0.5) * s)`.
+fn nearest_idx(o: usize, inp: usize, out: usize, scale: Option<f64>, exact: bool) -> usize {
+    if exact {
+        let s = scales_value(scale, inp, out) as f32;
+        return (((o as f32 + 0.5) * s).floor() as usize).min(inp - 1);
+    }
     if out == inp {
         o
     } else if out == 2 * inp {
@@ -104,12 +109,49 @@ pub fn upsample_nearest2d<T: Float>(
     scales_h: Option<f64>,
     scales_w: Option<f64>,
 ) -> Result<ArrayD<T>> {
-    const OP: &str = "upsample_nearest2d";
-    let (lead, np, h, w) = planes(OP, &input)?;
-    let [oh, ow] = out_hw(OP, output_size, h, w)?;
+    nearest2d(
+        "upsample_nearest2d",
+        input,
+        output_size,
+        [scales_h, scales_w],
+        false,
+    )
+}
+
+/// `aten._upsample_nearest_exact2d`: as [`upsample_nearest2d`] with
+/// `src = min(floor((dst + 0.5) * in / out), in - 1)` (PIL's and
+/// scikit-image's nearest).
+pub fn upsample_nearest_exact2d<T: Float>(
+    input: ArrayViewD<'_, T>,
+    output_size: &[i64],
+    scales_h: Option<f64>,
+    scales_w: Option<f64>,
+) -> Result<ArrayD<T>> {
+    nearest2d(
+        "_upsample_nearest_exact2d",
+        input,
+        output_size,
+        [scales_h, scales_w],
+        true,
+    )
+}
+
+fn nearest2d<T: Float>(
+    op: &'static str,
+    input: ArrayViewD<'_, T>,
+    output_size: &[i64],
+    [scales_h, scales_w]: [Option<f64>; 2],
+    exact: bool,
+) -> Result<ArrayD<T>> {
+    let (lead, np, h, w) = planes(op, &input)?;
+    let [oh, ow] = out_hw(op, output_size, h, w)?;
     let x = dense(&input);
-    let hi: Vec<usize> = (0..oh).map(|o| nearest_idx(o, h, oh, scales_h)).collect();
-    let wi: Vec<usize> = (0..ow).map(|o| nearest_idx(o, w, ow, scales_w)).collect();
+    let hi: Vec<usize> = (0..oh)
+        .map(|o| nearest_idx(o, h, oh, scales_h, exact))
+        .collect();
+    let wi: Vec<usize> = (0..ow)
+        .map(|o| nearest_idx(o, w, ow, scales_w, exact))
+        .collect();
     let mut out = vec![T::zero(); np * oh * ow];
     out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
         let xp = &x[p * h * w..][..h * w];
@@ -119,7 +161,7 @@ pub fn upsample_nearest2d<T: Float>(
             }
         }
     });
-    finish(OP, &lead, oh, ow, out)
+    finish(op, &lead, oh, ow, out)
 }
 
 /// Source index, lower neighbour, upper neighbour and weights for bilinear.
@@ -178,6 +220,82 @@ pub fn upsample_bilinear2d<T: Float>(
             for (xx, &(x0, x1, b0, b1)) in wt.iter().enumerate() {
                 let v = a0 * (b0 * at(y0, x0) + b1 * at(y0, x1))
                     + a1 * (b0 * at(y1, x0) + b1 * at(y1, x1));
+                o[y * ow + xx] = T::of(v);
+            }
+        }
+    });
+    finish(OP, &lead, oh, ow, out)
+}
+
+/// The four source indices (clamped to the input) and cubic-convolution
+/// weights (`A = -0.75`, as torch) of output pixel `o`.
+fn cubic_taps(
+    o: usize,
+    inp: usize,
+    out: usize,
+    align_corners: bool,
+    scale: Option<f64>,
+) -> ([usize; 4], [f64; 4]) {
+    const A: f64 = -0.75;
+    let s = if align_corners {
+        if out > 1 {
+            (inp as f64 - 1.0) / (out as f64 - 1.0)
+        } else {
+            0.0
+        }
+    } else {
+        scales_value(scale, inp, out)
+    };
+    // Unlike bilinear, the half-pixel source is not clamped at 0.
+    let src = if align_corners {
+        s * o as f64
+    } else {
+        s * (o as f64 + 0.5) - 0.5
+    };
+    let f = src.floor();
+    let t = src - f;
+    let near = |x: f64| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let far = |x: f64| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    let w = [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)];
+    let last = inp as i64 - 1;
+    let i = |k: i64| (f as i64 - 1 + k).clamp(0, last) as usize;
+    ([i(0), i(1), i(2), i(3)], w)
+}
+
+/// `aten.upsample_bicubic2d(input, output_size, align_corners, scales_h,
+/// scales_w)`: separable cubic convolution over 4x4 neighbourhoods, the
+/// border replicated.
+pub fn upsample_bicubic2d<T: Float>(
+    input: ArrayViewD<'_, T>,
+    output_size: &[i64],
+    align_corners: bool,
+    scales_h: Option<f64>,
+    scales_w: Option<f64>,
+) -> Result<ArrayD<T>> {
+    const OP: &str = "upsample_bicubic2d";
+    let (lead, np, h, w) = planes(OP, &input)?;
+    let [oh, ow] = out_hw(OP, output_size, h, w)?;
+    let x = dense(&input);
+    let ht: Vec<_> = (0..oh)
+        .map(|o| cubic_taps(o, h, oh, align_corners, scales_h))
+        .collect();
+    let wt: Vec<_> = (0..ow)
+        .map(|o| cubic_taps(o, w, ow, align_corners, scales_w))
+        .collect();
+    let mut out = vec![T::zero(); np * oh * ow];
+    out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
+        let xp = &x[p * h * w..][..h * w];
+        for (y, (yi, yw)) in ht.iter().enumerate() {
+            for (xx, (xi, xw)) in wt.iter().enumerate() {
+                let mut v = 0.0;
+                for (&r, &a) in yi.iter().zip(yw) {
+                    let row: f64 = xi
+                        .iter()
+                        .zip(xw)
+                        .map(|(&c, &b)| b * xp[r * w + c].to64())
+                        .sum();
+                    v += a * row;
+                }
                 o[y * ow + xx] = T::of(v);
             }
         }

@@ -1318,8 +1318,51 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         AdaptiveAvgPool2d | InternalAdaptiveAvgPool2d => adaptive_pool(cx, 2, false),
         InternalAdaptiveAvgPool3d => adaptive_pool(cx, 3, false),
         AdaptiveMaxPool2d => adaptive_pool(cx, 2, true),
-        UpsampleNearest1d | UpsampleNearest2d | UpsampleBilinear2d | UpsampleBicubic2d
-        | UpsampleLinear1d => {
+        InternalTrilinear => {
+            let ts = [cx.tensor("i1")?, cx.tensor("i2")?, cx.tensor("i3")?];
+            let es = [
+                cx.ints("expand1")?,
+                cx.ints("expand2")?,
+                cx.ints("expand3")?,
+            ];
+            let sum = cx.ints("sumdim")?;
+            let rank = ts[0].rank() + es[0].len();
+            let wrap_all = |v: &[i64]| -> Vec<usize> {
+                v.iter()
+                    .map(|&d| d.rem_euclid(rank.max(1) as i64) as usize)
+                    .collect()
+            };
+            let mut full = vec![SymExpr::Int(1); rank];
+            for (x, e) in ts.iter().zip(&es) {
+                let e = wrap_all(e);
+                if x.rank() + e.len() != rank {
+                    return Err(
+                        cx.err("_trilinear: an input's rank does not match its expand dims")
+                    );
+                }
+                let mut k = 0;
+                for (d, f) in full.iter_mut().enumerate() {
+                    if !e.contains(&d) {
+                        if *f == SymExpr::Int(1) {
+                            *f = x.shape[k].clone();
+                        }
+                        k += 1;
+                    }
+                }
+            }
+            let sum = wrap_all(&sum);
+            let shape = (0..rank)
+                .filter(|d| !sum.contains(d))
+                .map(|d| full[d].clone())
+                .collect();
+            one(t(ts[0].dtype, shape))
+        }
+        UpsampleNearest1d
+        | UpsampleNearest2d
+        | UpsampleBilinear2d
+        | UpsampleBicubic2d
+        | UpsampleLinear1d
+        | InternalUpsampleNearestExact2d => {
             let x = cx.tensor(if cx.has("input") { "input" } else { "self" })?;
             let nsp = match a {
                 UpsampleNearest1d | UpsampleLinear1d => 1,
