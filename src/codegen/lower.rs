@@ -616,10 +616,10 @@ impl<'a, 'b> Fx<'a, 'b> {
             let acc = fx.reduce_level(&bounds, &mut idx, init, at, acc_dt, op, expr)?;
             let mut y = acc;
             if op == RedOp::Mean {
-                let c = fx.cast_value(count, DType::I64, acc_dt);
+                let c = fx.cast_value(count, DType::I64, acc_dt)?;
                 y = fx.b.ins().fdiv(y, c);
             }
-            let y = fx.cast_value(y, acc_dt, out.dtype);
+            let y = fx.cast_value(y, acc_dt, out.dtype)?;
             idx.truncate(no);
             let a = fx.offset_value(&out.offset, &out.strides, &idx)?;
             fx.store_elem(out.buf, out.dtype, a, y)?;
@@ -642,7 +642,7 @@ impl<'a, 'b> Fx<'a, 'b> {
     ) -> Result<Value> {
         let Some((&n, rest)) = bounds.split_first() else {
             let x = self.scalar(expr, idx, &mut HashMap::new())?;
-            let x = self.cast_value(x, expr.dtype(), acc_dt);
+            let x = self.cast_value(x, expr.dtype(), acc_dt)?;
             return Ok(self.combine(op, acc_dt, acc, x));
         };
         let zero = self.iconst(0);
@@ -891,7 +891,7 @@ impl<'a, 'b> Fx<'a, 'b> {
             }
             Expr::Cast(to, a) => {
                 let x = self.scalar(a, idx, memo)?;
-                self.cast_value(x, a.dtype(), *to)
+                self.cast_value(x, a.dtype(), *to)?
             }
         };
         memo.insert(e.clone(), v);
@@ -1121,37 +1121,42 @@ impl<'a, 'b> Fx<'a, 'b> {
         }
     }
 
+    /// An `f32` register value rounded to the precision of `to` (a no-op
+    /// unless `to` is a half type).
+    fn round_to(&mut self, to: DType, y: Value) -> Result<Value> {
+        Ok(match to {
+            DType::BF16 => {
+                let w = self.bf16_round_bits(y);
+                self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
+            }
+            DType::F16 => self
+                .math_call("torchlift_round_f16", DType::F32, &[y])?,
+            _ => y,
+        })
+    }
+
     /// Converts a register value of dtype `from` to `to`, as torch casts.
-    fn cast_value(&mut self, x: Value, from: DType, to: DType) -> Value {
+    fn cast_value(&mut self, x: Value, from: DType, to: DType) -> Result<Value> {
         if from == to {
-            return x;
+            return Ok(x);
         }
         let (tf, tt) = (reg_type(from), reg_type(to));
         if to == DType::Bool {
-            return if from.is_float() {
+            return Ok(if from.is_float() {
                 let z = self.konst(0.0, from);
                 self.b.ins().fcmp(FloatCC::NotEqual, x, z)
             } else {
                 self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
-            };
+            });
         }
-        match (from.is_float(), to.is_float()) {
+        Ok(match (from.is_float(), to.is_float()) {
             (true, true) => {
                 let y = match (tf, tt) {
                     (types::F32, types::F64) => self.b.ins().fpromote(types::F64, x),
                     (types::F64, types::F32) => self.b.ins().fdemote(types::F32, x),
                     _ => x,
                 };
-                match to {
-                    DType::BF16 => {
-                        let w = self.bf16_round_bits(y);
-                        self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
-                    }
-                    DType::F16 => self
-                        .math_call("torchlift_round_f16", DType::F32, &[y])
-                        .unwrap_or(y),
-                    _ => y,
-                }
+                self.round_to(to, y)?
             }
             (true, false) => {
                 if tt == types::I64 || tt == types::I32 {
@@ -1167,16 +1172,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                 } else {
                     self.b.ins().fcvt_from_sint(tt, x)
                 };
-                match to {
-                    DType::BF16 => {
-                        let w = self.bf16_round_bits(y);
-                        self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
-                    }
-                    DType::F16 => self
-                        .math_call("torchlift_round_f16", DType::F32, &[y])
-                        .unwrap_or(y),
-                    _ => y,
-                }
+                self.round_to(to, y)?
             }
             (false, false) => {
                 if tt.bits() > tf.bits() {
@@ -1191,7 +1187,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                     x
                 }
             }
-        }
+        })
     }
 
     // ---- vector expressions ----

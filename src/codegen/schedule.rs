@@ -849,39 +849,15 @@ impl<'a> Sched<'a> {
                 })?
             }
             (Isnan, "default") => {
-                let (_, _) = (out_dtype, out_shape.len());
                 let t = self.tensor_arg(n, "self")?;
                 self.map(n, &["self"], opmath(t.dtype), un(UnOp::IsNan))?
             }
             (Where, "self" | "ScalarSelf" | "ScalarOther" | "Scalar") => {
-                let (dtype, shape) = (out_dtype, out_shape.clone());
-                let c = self.operand(n, "condition", DType::Bool, &shape)?;
-                let x = self.operand(n, "self", fc, &shape)?;
-                let y = self.operand(n, "other", fc, &shape)?;
-                let (Some(c), Some(x), Some(y)) = (c, x, y) else {
-                    return Ok(Lowered::Fallback);
-                };
-                let cost = 1 + c.2 + x.2 + y.2;
-                let parts = [&c.1, &x.1, &y.1];
-                let body: Body = Rc::new(move |idx: &[E]| {
-                    eb::cast(dtype, eb::select(c.0(idx), x.0(idx), y.0(idx)))
-                });
-                Lowered::One(self.lazy(dtype, shape, &parts, cost, body))
+                self.select(n, ["condition", "self", "other"], out_dtype, fc, &out_shape)?
             }
+            // masked_fill(self, mask, value) = where(mask, value, self).
             (MaskedFill, "Scalar" | "Tensor") => {
-                let (dtype, shape) = (out_dtype, out_shape.clone());
-                let c = self.operand(n, "mask", DType::Bool, &shape)?;
-                let x = self.operand(n, "self", fc, &shape)?;
-                let y = self.operand(n, "value", fc, &shape)?;
-                let (Some(c), Some(x), Some(y)) = (c, x, y) else {
-                    return Ok(Lowered::Fallback);
-                };
-                let cost = 1 + c.2 + x.2 + y.2;
-                let parts = [&c.1, &x.1, &y.1];
-                let body: Body = Rc::new(move |idx: &[E]| {
-                    eb::cast(dtype, eb::select(c.0(idx), y.0(idx), x.0(idx)))
-                });
-                Lowered::One(self.lazy(dtype, shape, &parts, cost, body))
+                self.select(n, ["mask", "value", "self"], out_dtype, fc, &out_shape)?
             }
             (Neg, "default") => self.map(n, &["self"], fc, un(UnOp::Neg))?,
             (Abs, "default") => self.map(n, &["self"], fc, un(UnOp::Abs))?,
@@ -1266,6 +1242,30 @@ impl<'a> Sched<'a> {
             _ => Lowered::Fallback,
         };
         Ok(r)
+    }
+
+    /// `where(cond, a, b)` of the named arguments, broadcast to `shape`;
+    /// the branches are computed in `compute`, the result cast to `dtype`.
+    fn select(
+        &self,
+        n: &Node,
+        [cond, a, b]: [&str; 3],
+        dtype: DType,
+        compute: DType,
+        shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let c = self.operand(n, cond, DType::Bool, shape)?;
+        let x = self.operand(n, a, compute, shape)?;
+        let y = self.operand(n, b, compute, shape)?;
+        let (Some(c), Some(x), Some(y)) = (c, x, y) else {
+            return Ok(Lowered::Fallback);
+        };
+        let cost = 1 + c.2 + x.2 + y.2;
+        let parts = [&c.1, &x.1, &y.1];
+        let body: Body = Rc::new(move |idx: &[E]| {
+            eb::cast(dtype, eb::select(c.0(idx), x.0(idx), y.0(idx)))
+        });
+        Ok(Lowered::One(self.lazy(dtype, shape.to_vec(), &parts, cost, body)))
     }
 
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {

@@ -22,57 +22,11 @@ pub struct BF16(pub u16);
 
 impl F16 {
     pub fn from_f32(x: f32) -> F16 {
-        let b = x.to_bits();
-        let sign = ((b >> 16) & 0x8000) as u16;
-        let exp = ((b >> 23) & 0xff) as i32;
-        let mut mant = b & 0x7f_ffff;
-        if exp == 255 {
-            let nan = if mant != 0 {
-                0x200 | (mant >> 13) as u16
-            } else {
-                0
-            };
-            return F16(sign | 0x7c00 | nan);
-        }
-        let e = exp - 127 + 15;
-        if e >= 31 {
-            return F16(sign | 0x7c00);
-        }
-        if e <= 0 {
-            if e < -10 {
-                return F16(sign);
-            }
-            mant |= 0x80_0000;
-            let shift = (14 - e) as u32;
-            let mut h = mant >> shift;
-            let half = 1u32 << (shift - 1);
-            let rem = mant & ((1u32 << shift) - 1);
-            if rem > half || (rem == half && h & 1 == 1) {
-                h += 1;
-            }
-            return F16(sign | h as u16);
-        }
-        let mut h = ((e as u32) << 10) | (mant >> 13);
-        let rem = mant & 0x1fff;
-        if rem > 0x1000 || (rem == 0x1000 && h & 1 == 1) {
-            h += 1;
-        }
-        F16(sign | h as u16)
+        F16(torchlift_runtime::scalar::f32_to_f16(x))
     }
 
     pub fn to_f32(self) -> f32 {
-        let h = self.0 as u32;
-        let sign = (h & 0x8000) << 16;
-        let exp = (h >> 10) & 0x1f;
-        let mant = h & 0x3ff;
-        if exp == 0 {
-            let v = mant as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-        if exp == 31 {
-            return f32::from_bits(sign | 0x7f80_0000 | (mant << 13));
-        }
-        f32::from_bits(sign | ((exp + 112) << 23) | (mant << 13))
+        torchlift_runtime::scalar::f16_to_f32(self.0)
     }
 }
 

@@ -64,6 +64,16 @@ fn scales_value(scale: Option<f64>, inp: usize, out: usize) -> f64 {
     }
 }
 
+/// The step between the source positions of neighbouring output pixels
+/// (aten's `area_pixel_compute_scale`).
+fn source_scale(inp: usize, out: usize, align_corners: bool, scale: Option<f64>) -> f64 {
+    match (align_corners, out > 1) {
+        (true, true) => (inp as f64 - 1.0) / (out as f64 - 1.0),
+        (true, false) => 0.0,
+        (false, _) => scales_value(scale, inp, out),
+    }
+}
+
 /// aten's `nearest_idx` (computed in `f32` as torch does); `exact` is
 /// `nearest-exact`: the source of pixel `o` is `floor((o + 0.5) * s)`.
 fn nearest_idx(o: usize, inp: usize, out: usize, scale: Option<f64>, exact: bool) -> usize {
@@ -172,15 +182,7 @@ fn linear_taps(
     align_corners: bool,
     scale: Option<f64>,
 ) -> (usize, usize, f64, f64) {
-    let s = if align_corners {
-        if out > 1 {
-            (inp as f64 - 1.0) / (out as f64 - 1.0)
-        } else {
-            0.0
-        }
-    } else {
-        scales_value(scale, inp, out)
-    };
+    let s = source_scale(inp, out, align_corners, scale);
     let src = if align_corners {
         s * o as f64
     } else {
@@ -237,15 +239,7 @@ fn cubic_taps(
     scale: Option<f64>,
 ) -> ([usize; 4], [f64; 4]) {
     const A: f64 = -0.75;
-    let s = if align_corners {
-        if out > 1 {
-            (inp as f64 - 1.0) / (out as f64 - 1.0)
-        } else {
-            0.0
-        }
-    } else {
-        scales_value(scale, inp, out)
-    };
+    let s = source_scale(inp, out, align_corners, scale);
     // Unlike bilinear, the half-pixel source is not clamped at 0.
     let src = if align_corners {
         s * o as f64
