@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::interp::tensor::Tensor;
+use crate::tensor::Tensor;
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct CaseMeta {

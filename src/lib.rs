@@ -25,6 +25,7 @@ pub mod model;
 pub mod passes;
 pub mod pt2;
 pub mod sym;
+pub mod tensor;
 
 pub use dtype::DType;
 pub use error::{Error, Result};

@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::interp::tensor::Tensor;
 use crate::interp::{self, RValue};
 use crate::ir::{import, InputKind, OutputKind, Program};
 use crate::passes::{self, PassContext};
 use crate::pt2::{Archive, TensorData};
+use crate::tensor::Tensor;
 
 #[derive(Copy, Clone, Debug)]
 pub struct LoadOptions {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use torchlift::interp::tensor::Tensor;
 use torchlift::model::Model;
+use torchlift::tensor::Tensor;
 use torchlift::{Error, Result};
 
 use super::Runner;

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use torchlift::interp::tensor::Tensor;
 use torchlift::model::{LoadOptions, Model};
+use torchlift::tensor::Tensor;
 use torchlift::{Error, Result};
 
 use super::Runner;

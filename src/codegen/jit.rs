@@ -17,11 +17,11 @@ use torchlift_runtime::abi::RtFn;
 use torchlift_runtime::scalar::SCALAR_FNS;
 
 use crate::error::{Error, Result};
-use crate::interp::tensor::Tensor;
 use crate::interp::{self, RValue};
 use crate::ir::{Arg, Graph, Node, OutputKind, Program, ValueId, ValueType};
 use crate::model::Model;
 use crate::sym::SymExpr;
+use crate::tensor::Tensor;
 
 use super::kernel::{BufKind, KernelKind, OutputRef, Plan, View};
 use super::lower::{lower_plan, LowerOptions, FALLBACK_NAME};
@@ -448,7 +448,7 @@ impl JitModel {
                     let x = e.eval_map(env).ok_or_else(|| {
                         Error::other(format!("graph output {i} does not evaluate"))
                     })?;
-                    Tensor::scalar(crate::interp::Scalar::Int(x), crate::DType::I64)
+                    Tensor::scalar(crate::tensor::Scalar::Int(x), crate::DType::I64)
                 }
                 OutputRef::Other => {
                     return Err(Error::other(format!("graph output {i} is not a tensor")))
@@ -509,7 +509,7 @@ fn check_state(t: &Tensor, dtype: crate::DType, shape: &[SymExpr], name: &str) -
 
 /// Appends the elements of `t` in C order as little-endian bytes.
 fn write_contiguous(t: &Tensor, out: &mut Vec<u8>) {
-    use crate::interp::Element;
+    use crate::tensor::Element;
     fn go<T: Element>(t: &Tensor, out: &mut Vec<u8>) {
         let n = t.numel();
         let off = t.storage_offset();
@@ -525,7 +525,7 @@ fn write_contiguous(t: &Tensor, out: &mut Vec<u8>) {
             }
         }
     }
-    use crate::interp::tensor::{BF16, F16};
+    use crate::tensor::{BF16, F16};
     use crate::DType as D;
     match t.dtype() {
         D::F32 => go::<f32>(t, out),

@@ -1129,8 +1129,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                 let w = self.bf16_round_bits(y);
                 self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
             }
-            DType::F16 => self
-                .math_call("torchlift_round_f16", DType::F32, &[y])?,
+            DType::F16 => self.math_call("torchlift_round_f16", DType::F32, &[y])?,
             _ => y,
         })
     }

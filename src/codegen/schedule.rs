@@ -22,10 +22,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::interp::tensor::wrap_dim;
 use crate::ir::{Arg, Aten, Graph, InputKind, Node, Op, Program, ValueId, ValueType};
 use crate::passes::shape_prop::{result_type, Operand as PromoteOperand};
 use crate::sym::SymExpr;
+use crate::tensor::wrap_dim;
 use crate::DType;
 
 use super::kernel::build::{self as eb};
@@ -1262,10 +1262,15 @@ impl<'a> Sched<'a> {
         };
         let cost = 1 + c.2 + x.2 + y.2;
         let parts = [&c.1, &x.1, &y.1];
-        let body: Body = Rc::new(move |idx: &[E]| {
-            eb::cast(dtype, eb::select(c.0(idx), x.0(idx), y.0(idx)))
-        });
-        Ok(Lowered::One(self.lazy(dtype, shape.to_vec(), &parts, cost, body)))
+        let body: Body =
+            Rc::new(move |idx: &[E]| eb::cast(dtype, eb::select(c.0(idx), x.0(idx), y.0(idx))));
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            shape.to_vec(),
+            &parts,
+            cost,
+            body,
+        )))
     }
 
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {

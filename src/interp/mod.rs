@@ -13,7 +13,9 @@ mod eval;
 mod hop;
 pub mod nn;
 pub mod ops;
-pub mod tensor;
+/// The tensor type lives in the leaf module `crate::tensor`; this path stays
+/// for existing users.
+pub use crate::tensor;
 
 pub use eval::{constant_value, run_graph, EvalMode, RValue};
 pub use tensor::{AnyArray, Element, Scalar, Storage, Tensor};

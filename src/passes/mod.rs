@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::interp::tensor::Tensor;
 use crate::ir::{verify, Program};
+use crate::tensor::Tensor;
 
 pub mod cleanup;
 pub mod decompose;

@@ -1,4 +1,7 @@
-//! The interpreter's tensor: a strided view into shared, typed storage.
+//! The tensor of weights, inputs and outputs: a strided view into shared,
+//! typed storage, with ndarray and `.npy` conversion. A leaf: it imports
+//! nothing from the passes, the interpreter or the compiler, which all use
+//! it.
 //!
 //! Views (`view`, `select`, `slice`, `transpose`, `as_strided`, ...) share
 //! storage with their base, so an in-place write through a view (`copy_`,
@@ -387,11 +390,11 @@ macro_rules! dispatch_all {
                 $body
             }
             $crate::dtype::DType::F16 => {
-                type $T = $crate::interp::tensor::F16;
+                type $T = $crate::tensor::F16;
                 $body
             }
             $crate::dtype::DType::BF16 => {
-                type $T = $crate::interp::tensor::BF16;
+                type $T = $crate::tensor::BF16;
                 $body
             }
         }
