@@ -268,3 +268,17 @@ fn reductions_in_float_and_integer_dtypes() {
         check(body, &[("x", dt, false)], DType::I64);
     }
 }
+
+#[test]
+fn constant_padding_pads_crops_and_fills() {
+    for dt in [DType::F32, DType::I64, DType::BF16] {
+        // Last dim: 2 before, 1 after; first dim: crop 1 before, pad 2 after.
+        let body = format!(
+            "%r: {dt}[3, 11] = aten.constant_pad_nd.default(self=%x, pad=[2, 1, -1, 2], value=5)"
+        );
+        check(&body, &[("x", dt, false)], dt);
+    }
+    let body =
+        "%r: f32[2, 9] = aten.pad.default(self=%x, pad=[0, 1], mode=\"constant\", value=-1.5)";
+    check(body, &[("x", DType::F32, false)], DType::F32);
+}

@@ -1219,6 +1219,17 @@ impl<'a> Sched<'a> {
                 });
                 Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[&to, &io], cost, body))
             }
+            (ConstantPadNd, "default") | (Pad, "default") => {
+                let constant = match n.arg("mode") {
+                    None | Some(Arg::None) => true,
+                    Some(Arg::Str(m)) => m == "constant",
+                    _ => false,
+                };
+                if !constant {
+                    return Ok(Lowered::Fallback);
+                }
+                self.constant_pad(n, out_dtype, &out_shape)?
+            }
             // ---- concatenation ----
             (Cat, "default") => self.cat(n, out_dtype, &out_shape)?,
             // ---- reductions ----
@@ -1268,6 +1279,78 @@ impl<'a> Sched<'a> {
             dtype,
             shape.to_vec(),
             &parts,
+            cost,
+            body,
+        )))
+    }
+
+    /// `constant_pad_nd`: `pad` holds `(before, after)` pairs from the last
+    /// dim backwards (negative values crop). Elements outside the input
+    /// take `value`; reads are clamped into the input, so none is out of
+    /// bounds.
+    fn constant_pad(&self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let pad = self.ints_arg(n, "pad")?;
+        let rank = t.shape.len();
+        if pad.len() % 2 != 0 || pad.len() / 2 > rank || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let value = match self.scalar_expr(n, "value", dtype)? {
+            Some(v) => v,
+            None => eb::konst(0.0, dtype),
+        };
+        let mut lo = vec![0i64; rank];
+        let mut padded = vec![false; rank];
+        for (k, pair) in pad.chunks(2).enumerate() {
+            let d = rank - 1 - k;
+            lo[d] = pair[0];
+            padded[d] = pair[0] != 0 || pair[1] != 0;
+            let want = SymExpr::add(vec![t.shape[d].clone(), SymExpr::Int(pair[0] + pair[1])]);
+            self.require_eq(
+                n,
+                &format!("dim {d} of the padded tensor"),
+                &out_shape[d],
+                &want,
+            )?;
+            if t.shape[d].as_int() == Some(0) {
+                return Ok(Lowered::Fallback);
+            }
+        }
+        let shape_in = t.shape.clone();
+        let cost = t.cost() + 2;
+        let origins = t.origins.clone();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut inside: Option<E> = None;
+            let mut src = idx.to_vec();
+            for d in 0..idx.len() {
+                // Dims without padding read straight through.
+                if !padded[d] {
+                    continue;
+                }
+                let i = eb::add(idx[d].clone(), eb::int(-lo[d]));
+                let size = eb::size(&shape_in[d]);
+                let ok = eb::bin(
+                    BinOp::BitAnd,
+                    eb::cmp(CmpOp::Ge, i.clone(), eb::int(0)),
+                    eb::cmp(CmpOp::Lt, i.clone(), size.clone()),
+                );
+                inside = Some(match inside {
+                    Some(a) => eb::bin(BinOp::BitAnd, a, ok),
+                    None => ok,
+                });
+                let last = eb::add(size, eb::int(-1));
+                src[d] = eb::bin(BinOp::Min, eb::bin(BinOp::Max, i, eb::int(0)), last);
+            }
+            let x = eb::cast(dtype, t.at(&src));
+            match inside {
+                Some(c) => eb::select(c, x, value.clone()),
+                None => x,
+            }
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[&origins],
             cost,
             body,
         )))
