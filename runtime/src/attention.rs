@@ -3,13 +3,13 @@
 
 use std::cell::RefCell;
 
-use crate::gemm::{gemm, with_scratch, Act, GemmDims, Strides};
+use crate::gemm::{gemm, with_scratch, Act, GemmDims, Scratch, Strides};
 use crate::softmax::exp_diff;
 use rayon::prelude::*;
 
 thread_local! {
     /// The `lq x lk` scores of one head, reused across calls on this thread.
-    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCORES: Scratch = const { RefCell::new(Vec::new()) };
 }
 
 /// From this many query rows on, a head is computed as two matrix

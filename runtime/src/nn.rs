@@ -8,14 +8,14 @@
 //! check those lengths (returning `false` without writing on a mismatch), so
 //! no size combination makes them index out of bounds or panic.
 
-use crate::gemm::{gemm, sgemm, with_scratch, Act, Bias, GemmDims, MatRef, Strides};
+use crate::gemm::{gemm, sgemm, with_scratch, Act, Bias, GemmDims, MatRef, Scratch, Strides};
 use std::cell::RefCell;
 
 thread_local! {
     /// im2col columns, reused across calls on this thread.
-    static COL_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static COL_SCRATCH: Scratch = const { RefCell::new(Vec::new()) };
     /// A zero-padded input plane of the depthwise convolution.
-    static PAD_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PAD_SCRATCH: Scratch = const { RefCell::new(Vec::new()) };
 }
 use rayon::prelude::*;
 

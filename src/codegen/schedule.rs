@@ -896,7 +896,10 @@ impl<'a> Sched<'a> {
                     self.map(n, &["self"], fc, un(op))?
                 }
             }
-            (Relu, "default") => self.map(n, &["self"], fc, un(UnOp::Relu))?,
+            (Relu, "default") => match self.fuse_conv_act(n, Act::Relu)? {
+                Some(l) => l,
+                None => self.map(n, &["self"], fc, un(UnOp::Relu))?,
+            },
             (Silu, "default") => self.map(n, &["self"], fc, |x| {
                 eb::bin(
                     BinOp::Mul,
@@ -909,6 +912,19 @@ impl<'a> Sched<'a> {
                 self.map(n, &["self"], fc, move |x| gelu(&x[0], tanh, fc))?
             }
             (Hardtanh, "default") => {
+                let bound = |name: &str, d: f64| match n.arg(name) {
+                    None | Some(Arg::None) => Some(d as f32),
+                    Some(Arg::Float(f)) => Some(*f as f32),
+                    Some(Arg::Int(i)) => Some(*i as f32),
+                    _ => None,
+                };
+                if let (Some(l), Some(h)) = (bound("min_val", -1.0), bound("max_val", 1.0)) {
+                    if l <= h {
+                        if let Some(r) = self.fuse_conv_act(n, Act::Clamp(l, h))? {
+                            return Ok(r);
+                        }
+                    }
+                }
                 let lo = self
                     .scalar_expr(n, "min_val", fc)?
                     .unwrap_or(eb::konst(-1.0, fc));
@@ -1354,6 +1370,40 @@ impl<'a> Sched<'a> {
             cost,
             body,
         )))
+    }
+
+    /// An activation applied to the output of the convolution just
+    /// scheduled, when nothing else reads that output: it moves into the
+    /// convolution's epilogue.
+    fn fuse_conv_act(&mut self, n: &Node, act: Act) -> Result<Option<Lowered>> {
+        let Some(Arg::Value(v)) = n.arg("self") else {
+            return Ok(None);
+        };
+        if self.uses[v.index()] != 1 {
+            return Ok(None);
+        }
+        let Val::T(t) = self.val(*v)? else {
+            return Ok(None);
+        };
+        let (TvKind::View(view), Ok((dtype, shape))) = (&t.kind, self.out_type(n)) else {
+            return Ok(None);
+        };
+        if dtype != DType::F32 || t.dtype != DType::F32 || shape != t.shape {
+            return Ok(None);
+        }
+        let Some(last) = self.plan.kernels.last_mut() else {
+            return Ok(None);
+        };
+        if let KernelKind::Extern(e) = &mut last.kind {
+            if let Extern::Conv2d { y, act: a, .. } = &mut **e {
+                if y.buf == view.buf && *a == Act::None {
+                    *a = act;
+                    last.origins.push(origin(n));
+                    return Ok(Some(Lowered::One(t.clone())));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {

@@ -389,7 +389,7 @@ impl Pass for FoldConstants {
 }
 
 /// Removes parameter and constant inputs that nothing reads.
-fn drop_unused_weight_inputs(p: &mut Program) {
+pub(crate) fn drop_unused_weight_inputs(p: &mut Program) {
     let counts = p.graph.use_counts();
     let g = &mut p.graph;
     let mut keep = Vec::new();

@@ -14,6 +14,7 @@ use crate::tensor::Tensor;
 
 pub mod cleanup;
 pub mod decompose;
+pub mod fold_bn;
 pub mod functionalize;
 pub mod hops;
 pub mod rewrite;
@@ -75,6 +76,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(cleanup::RemoveNoops),
         Box::new(cleanup::CommonSubexpressionElimination),
         Box::new(cleanup::FoldConstants),
+        Box::new(fold_bn::FoldBatchNorm),
         Box::new(cleanup::DeadCodeElimination),
     ]
 }

@@ -309,29 +309,29 @@ unsafe fn run_portable(r: &Raw) {
 
 thread_local! {
     /// Packed GEMM operands, reused across calls on this thread.
-    static PACK_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PACK_SCRATCH: Scratch = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on `len` elements of the thread-local buffer `key`, growing it
-/// (the only allocation) when it is too short. The contents are whatever an
-/// earlier call left: `f` must write before it reads. A nested call on the
-/// same buffer (a job stolen while `f` waits) gets a fresh buffer.
+/// A thread's scratch buffers for one purpose: a stack, so that a call
+/// nested inside another (a job stolen while the outer one waits) takes a
+/// buffer of its own, and after warm-up every level has one.
+pub(crate) type Scratch = RefCell<Vec<Vec<f32>>>;
+
+/// Runs `f` on `len` elements of a buffer from the thread-local stack
+/// `key`, growing it (the only allocation) when it is too short. The
+/// contents are whatever an earlier call left: `f` must write before it
+/// reads.
 pub(crate) fn with_scratch<R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    key: &'static std::thread::LocalKey<Scratch>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
 ) -> R {
-    let mut buf = key.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let mut buf = key.with(|s| s.borrow_mut().pop()).unwrap_or_default();
     if buf.len() < len {
         buf = vec![0.0; len];
     }
     let out = f(&mut buf[..len]);
-    key.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < buf.len() {
-            *s = buf;
-        }
-    });
+    key.with(|s| s.borrow_mut().push(buf));
     out
 }
 

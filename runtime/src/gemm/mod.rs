@@ -8,8 +8,8 @@
 
 mod fast;
 
-pub(crate) use fast::with_scratch;
 pub use fast::{gemm, Act, Bias, GemmDims, Strides};
+pub(crate) use fast::{with_scratch, Scratch};
 
 #[cfg(test)]
 pub(crate) use fast::tests as fast_tests;
