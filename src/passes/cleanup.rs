@@ -258,18 +258,7 @@ impl Pass for FoldConstants {
         let mut const_inputs = Vec::new();
         // Weights the program writes back after each call change between
         // calls, like buffers.
-        let mutated: HashSet<&str> = p
-            .signature
-            .outputs
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o.kind,
-                    OutputKind::ParameterMutation | OutputKind::BufferMutation
-                )
-            })
-            .filter_map(|o| o.target.as_deref())
-            .collect();
+        let mutated = mutated_weights(p);
         for spec in &p.signature.inputs {
             if matches!(spec.kind, InputKind::Parameter | InputKind::ConstantTensor) {
                 let t = spec.target.as_deref().unwrap_or("");
@@ -386,6 +375,22 @@ impl Pass for FoldConstants {
         drop_unused_weight_inputs(p);
         Ok(true)
     }
+}
+
+/// The state-dict names of the parameters and buffers the program writes
+/// back after each call: they change between calls.
+pub(crate) fn mutated_weights(p: &Program) -> HashSet<&str> {
+    p.signature
+        .outputs
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.kind,
+                OutputKind::ParameterMutation | OutputKind::BufferMutation
+            )
+        })
+        .filter_map(|o| o.target.as_deref())
+        .collect()
 }
 
 /// Removes parameter and constant inputs that nothing reads.

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::error::Result;
-use crate::ir::{Arg, Aten, InputKind, InputSpec, Op, OutputKind, Program, ValueId};
+use crate::ir::{Arg, Aten, InputKind, InputSpec, Op, Program, ValueId};
 use crate::tensor::Tensor;
 use crate::DType;
 
@@ -49,17 +49,9 @@ impl Pass for FoldBatchNorm {
 /// Folds the first batch norm that can be folded; returns whether one was.
 fn fold_one(p: &mut Program, weights: &mut BTreeMap<String, Tensor>) -> Result<bool> {
     {
-        let mutated: HashSet<String> = p
-            .signature
-            .outputs
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o.kind,
-                    OutputKind::ParameterMutation | OutputKind::BufferMutation
-                )
-            })
-            .filter_map(|o| o.target.clone())
+        let mutated: HashSet<String> = super::cleanup::mutated_weights(p)
+            .into_iter()
+            .map(str::to_string)
             .collect();
         // The weight behind a value: an unmutated f32 parameter, buffer or
         // constant.
