@@ -66,9 +66,18 @@ fn tolerance(d: DType) -> (f64, f64) {
 /// Runs the one-node graph `body` (using `%x`, `%y` of `dt` and shape
 /// [2, 8]) on both backends and compares.
 fn check(body: &str, inputs: &[(&str, DType, bool)], out: DType) {
+    check_shaped(body, inputs, &[2, 8], out)
+}
+
+/// As [`check`], with inputs of `shape`.
+fn check_shaped(body: &str, inputs: &[(&str, DType, bool)], shape: &[usize], out: DType) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let mut text = String::new();
     for (name, dt, _) in inputs {
-        text.push_str(&format!("input %{name}: {dt}[2, 8] = user_input\n"));
+        text.push_str(&format!(
+            "input %{name}: {dt}[{}] = user_input\n",
+            dims.join(", ")
+        ));
     }
     text.push_str(body);
     text.push_str("\noutput %r = user_output\n");
@@ -83,7 +92,11 @@ fn check(body: &str, inputs: &[(&str, DType, bool)], out: DType) {
     let xs: Vec<Tensor> = inputs
         .iter()
         .enumerate()
-        .map(|(i, (_, dt, pos))| data(*dt, 16, i as u32 + 1, *pos))
+        .map(|(i, (_, dt, pos))| {
+            let n: usize = shape.iter().product();
+            let sizes: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+            data(*dt, n, i as u32 + 1, *pos).reshape(&sizes).unwrap()
+        })
         .collect();
     let got = jit
         .run(&mut xs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
@@ -281,4 +294,23 @@ fn constant_padding_pads_crops_and_fills() {
     let body =
         "%r: f32[2, 9] = aten.pad.default(self=%x, pad=[0, 1], mode=\"constant\", value=-1.5)";
     check(body, &[("x", DType::F32, false)], DType::F32);
+}
+
+#[test]
+fn average_pooling_with_padding_ceil_mode_and_divisors() {
+    // (output spatial size, arguments) over a [1, 2, 5, 6] input.
+    let cases = [
+        ("2, 3", "kernel_size=[2, 2]"),
+        ("3, 3", "kernel_size=[3, 3], stride=[2, 2], padding=[1, 1]"),
+        ("3, 3", "kernel_size=[3, 3], stride=[2, 2], padding=[1, 1], ceil_mode=false, count_include_pad=false"),
+        ("3, 3", "kernel_size=[2, 2], stride=[2, 2], padding=[0, 0], ceil_mode=true, count_include_pad=false"),
+        ("3, 3", "kernel_size=[2, 2], stride=[2, 2], padding=[0, 0], ceil_mode=true, count_include_pad=true"),
+        ("5, 6", "kernel_size=[3, 3], stride=[1, 1], padding=[1, 1], ceil_mode=false, count_include_pad=true, divisor_override=4"),
+    ];
+    for dt in [DType::F32, DType::F64] {
+        for (out, args) in cases {
+            let body = format!("%r: {dt}[1, 2, {out}] = aten.avg_pool2d.default(self=%x, {args})");
+            check_shaped(&body, &[("x", dt, false)], &[1, 2, 5, 6], dt);
+        }
+    }
 }

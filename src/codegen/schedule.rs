@@ -1246,6 +1246,7 @@ impl<'a> Sched<'a> {
                 }
                 self.constant_pad(n, out_dtype, &out_shape)?
             }
+            (AvgPool2d, "default") => self.avg_pool2d(n, out_dtype, &out_shape)?,
             // ---- concatenation ----
             (Cat, "default") => self.cat(n, out_dtype, &out_shape)?,
             // ---- reductions ----
@@ -1404,6 +1405,123 @@ impl<'a> Sched<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// `avg_pool2d` as a sum over the window of the input (zero outside)
+    /// divided by torch's divisor: the window clipped to the padded input
+    /// (`count_include_pad`), to the input itself, or `divisor_override`.
+    fn avg_pool2d(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if !dtype.is_float() || !(rank == 3 || rank == 4) || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let two = |v: Vec<i64>, d: i64| -> Vec<i64> {
+            match v.len() {
+                0 => vec![d, d],
+                1 => vec![v[0], v[0]],
+                _ => v,
+            }
+        };
+        let k = two(self.ints_arg(n, "kernel_size")?, 1);
+        let s = match n.arg("stride") {
+            None | Some(Arg::None) => k.clone(),
+            Some(_) => {
+                let s = self.ints_arg(n, "stride")?;
+                if s.is_empty() {
+                    k.clone()
+                } else {
+                    two(s, 1)
+                }
+            }
+        };
+        let p = match n.arg("padding") {
+            None | Some(Arg::None) => vec![0, 0],
+            Some(_) => two(self.ints_arg(n, "padding")?, 0),
+        };
+        let include_pad = self.bool_arg(n, "count_include_pad", true);
+        let divisor = match n.arg("divisor_override") {
+            None | Some(Arg::None) => None,
+            Some(Arg::Int(d)) if *d != 0 => Some(*d),
+            _ => return Ok(Lowered::Fallback),
+        };
+        if k.len() != 2 || s.len() != 2 || p.len() != 2 || k.iter().chain(&s).any(|&v| v <= 0) {
+            return Ok(Lowered::Fallback);
+        }
+        let (h, w) = (x.shape[rank - 2].clone(), x.shape[rank - 1].clone());
+        if h.as_int() == Some(0) || w.as_int() == Some(0) {
+            return Ok(Lowered::Fallback);
+        }
+        let acc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let no = rank;
+        let xe = x.clone();
+        let reduced = vec![SymExpr::Int(k[0]), SymExpr::Int(k[1])];
+        let expr_of = move |idx: &[E]| -> E {
+            let (oy, ox) = (idx[no - 2].clone(), idx[no - 1].clone());
+            let (ky, kx) = (idx[no].clone(), idx[no + 1].clone());
+            let axis = |o: E, kk: E, s: i64, p: i64, k: i64, len: &SymExpr| {
+                let start = eb::add(eb::mul(o, eb::int(s)), eb::int(-p));
+                let i = eb::add(start.clone(), kk);
+                let len = eb::size(len);
+                let inside = eb::bin(
+                    BinOp::BitAnd,
+                    eb::cmp(CmpOp::Ge, i.clone(), eb::int(0)),
+                    eb::cmp(CmpOp::Lt, i.clone(), len.clone()),
+                );
+                let last = eb::add(len.clone(), eb::int(-1));
+                let clamped = eb::bin(BinOp::Min, eb::bin(BinOp::Max, i, eb::int(0)), last);
+                // The window: padded extent, then clipped to the input.
+                let end = eb::bin(
+                    BinOp::Min,
+                    eb::add(start.clone(), eb::int(k)),
+                    eb::add(len.clone(), eb::int(p)),
+                );
+                let padded = eb::bin(BinOp::Sub, end.clone(), start.clone());
+                let inner = eb::bin(
+                    BinOp::Sub,
+                    eb::bin(BinOp::Min, end, len),
+                    eb::bin(BinOp::Max, start, eb::int(0)),
+                );
+                (inside, clamped, padded, inner)
+            };
+            let (iny, cy, py, ny) = axis(oy, ky, s[0], p[0], k[0], &h);
+            let (inx, cx, px, nx) = axis(ox, kx, s[1], p[1], k[1], &w);
+            let mut at = idx[..no - 2].to_vec();
+            at.push(cy);
+            at.push(cx);
+            let v = eb::cast(acc, xe.at(&at));
+            let v = eb::select(eb::bin(BinOp::BitAnd, iny, inx), v, eb::konst(0.0, acc));
+            let div = match divisor {
+                Some(d) => eb::int(d),
+                None if include_pad => eb::mul(py, px),
+                None => eb::mul(ny, nx),
+            };
+            eb::bin(BinOp::Div, v, eb::cast(acc, div))
+        };
+        let idx: Vec<E> = (0..no + 2).map(eb::var).collect();
+        let expr = eb::cast(dtype, expr_of(&idx));
+        let out = self.temp(n, n.outputs[0], dtype, out_shape);
+        let mut origins = (*x.origins).clone();
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: out.clone(),
+                reduced,
+                op: RedOp::Sum,
+                expr,
+            },
+            origins,
+        });
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
     }
 
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {
