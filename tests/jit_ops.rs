@@ -314,3 +314,13 @@ fn average_pooling_with_padding_ceil_mode_and_divisors() {
         }
     }
 }
+
+#[test]
+fn first_differences_along_a_dim() {
+    for dt in [DType::F32, DType::I64, DType::Bool] {
+        let body = format!("%r: {dt}[2, 7] = aten.diff.default(self=%x, n=1, dim=1)");
+        check(&body, &[("x", dt, false)], dt);
+        let body = format!("%r: {dt}[1, 8] = aten.diff.default(self=%x, n=1, dim=0)");
+        check(&body, &[("x", dt, false)], dt);
+    }
+}

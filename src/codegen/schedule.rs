@@ -1247,6 +1247,32 @@ impl<'a> Sched<'a> {
                 self.constant_pad(n, out_dtype, &out_shape)?
             }
             (AvgPool2d, "default") => self.avg_pool2d(n, out_dtype, &out_shape)?,
+            // diff(x, n=1, dim) = x[.., 1:] - x[.., :-1] (xor for bools).
+            (Diff, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let order = self.opt_int(n, "n", 1)?;
+                let extra = self.opt_tensor_arg(n, "prepend")?.is_some()
+                    || self.opt_tensor_arg(n, "append")?.is_some();
+                if order != 1 || extra || rank == 0 || out_dtype != t.dtype {
+                    return Ok(Lowered::Fallback);
+                }
+                let d = wrap(n, self.opt_int(n, "dim", -1)?, rank)?;
+                let want = SymExpr::add(vec![t.shape[d].clone(), SymExpr::Int(-1)]);
+                self.require_eq(n, "the length of the difference", &out_shape[d], &want)?;
+                let op = if out_dtype == DType::Bool {
+                    BinOp::BitXor
+                } else {
+                    BinOp::Sub
+                };
+                let (to, cost) = (t.origins.clone(), t.cost() + 1);
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let mut next = idx.to_vec();
+                    next[d] = eb::add(idx[d].clone(), eb::int(1));
+                    eb::bin(op, t.at(&next), t.at(idx))
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[&to], cost, body))
+            }
             // ---- concatenation ----
             (Cat, "default") => self.cat(n, out_dtype, &out_shape)?,
             // ---- reductions ----
