@@ -765,3 +765,47 @@ output %y = user_output
 fn fixture_tiny_cnn_matches_pytorch() {
     check_fixture(&root().join("tests/fixtures/cases/tiny_cnn"));
 }
+
+#[test]
+fn an_index_out_of_range_is_an_error_naming_the_node() {
+    let text = r#"
+input %w: f32[4, 3] = parameter "emb.weight"
+input %i: i64[5] = user_input
+%e: f32[5, 3] = aten.embedding.default(weight=%w, indices=%i)
+%r: f32[5, 3] = aten.relu.default(self=%e)
+output %r = user_output
+"#;
+    let w = data(&[4, 3], 9);
+    let m = model(text, &[("emb.weight", w)]);
+    let mut jit = JitModel::compile(&m).unwrap();
+    let ids = |v: Vec<i64>| Tensor::from_vec(v, &[5]).unwrap();
+    let ok = jit.run(&mut [ids(vec![0, 3, -1, 2, 1])]).unwrap();
+    assert_eq!(ok[0].sizes(), &[5, 3]);
+    for bad in [vec![0, 4, 1, 1, 1], vec![0, 1, -5, 1, 1]] {
+        let e = jit.run(&mut [ids(bad)]).unwrap_err().to_string();
+        assert!(e.contains("node") && e.contains("out of range"), "{e}");
+    }
+    // The failure leaves nothing behind: the next call is whole again.
+    let again = jit.run(&mut [ids(vec![0, 3, -1, 2, 1])]).unwrap();
+    assert_eq!(
+        again[0].to_vec::<f32>().unwrap(),
+        ok[0].to_vec::<f32>().unwrap()
+    );
+}
+
+#[test]
+fn integer_division_by_zero_is_an_error_not_a_crash() {
+    let text = r#"
+input %x: i64[3] = user_input
+input %y: i64[3] = user_input
+%q: i64[3] = aten.div.Tensor_mode(self=%x, other=%y, rounding_mode="floor")
+output %q = user_output
+"#;
+    let mut jit = JitModel::compile(&model(text, &[])).unwrap();
+    let t = |v: Vec<i64>| Tensor::from_vec(v, &[3]).unwrap();
+    let e = jit
+        .run(&mut [t(vec![1, 2, 3]), t(vec![1, 0, 1])])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("node q") && e.contains("divided by zero"), "{e}");
+}

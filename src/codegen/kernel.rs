@@ -278,6 +278,28 @@ impl Expr {
         }
     }
 
+    /// Whether the expression divides integers (which fails on a zero
+    /// divisor).
+    pub fn has_int_division(&self) -> bool {
+        match self {
+            Expr::Binary(BinOp::Div | BinOp::FloorDiv | BinOp::Rem, a, _)
+                if !a.dtype().is_float() =>
+            {
+                true
+            }
+            Expr::Var(_) | Expr::Size(_) | Expr::Int(..) | Expr::Float(..) => false,
+            Expr::Load(_, _, a) | Expr::Unary(_, a) | Expr::Cast(_, a) | Expr::Index(a, _) => {
+                a.has_int_division()
+            }
+            Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => {
+                a.has_int_division() || b.has_int_division()
+            }
+            Expr::Where(c, a, b) => {
+                c.has_int_division() || a.has_int_division() || b.has_int_division()
+            }
+        }
+    }
+
     /// Whether the expression reads data through an index (a gather).
     pub fn has_index(&self) -> bool {
         match self {
@@ -571,8 +593,14 @@ impl Kernel {
     /// What can make the kernel fail at run time, for its error message.
     pub fn failure(&self) -> &'static str {
         match &self.kind {
-            KernelKind::Pointwise { .. } | KernelKind::Reduction { .. } => {
-                "an index read from a tensor is out of range"
+            KernelKind::Pointwise { expr, .. } | KernelKind::Reduction { expr, .. } => {
+                match (expr.has_index(), expr.has_int_division()) {
+                    (true, true) => {
+                        "an index read from a tensor is out of range, or an integer is divided by zero"
+                    }
+                    (false, true) => "an integer is divided by zero",
+                    _ => "an index read from a tensor is out of range",
+                }
             }
             KernelKind::Extern(_) => "the runtime kernel rejected its sizes",
             KernelKind::Fallback { .. } => "the reference kernel failed",
