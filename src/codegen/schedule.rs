@@ -1160,10 +1160,12 @@ impl<'a> Sched<'a> {
                 let parts = [&wo, &io];
                 let cost = w.cost() + ix.cost();
                 let body: Body = Rc::new(move |idx: &[E]| {
-                    let i = Rc::new(Expr::Index(
-                        eb::cast(DType::I64, ix.at(&idx[..r])),
-                        rows.clone(),
-                    ));
+                    // Unlike indexing, embedding takes no negative ids:
+                    // they map past the end, where the check fails.
+                    let i = eb::cast(DType::I64, ix.at(&idx[..r]));
+                    let neg = eb::cmp(CmpOp::Lt, i.clone(), eb::int(0));
+                    let i = eb::select(neg, eb::size(&rows), i);
+                    let i = Rc::new(Expr::Index(i, rows.clone()));
                     w.at(&[i, idx[r].clone()])
                 });
                 Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
