@@ -404,9 +404,9 @@ impl<'a, 'b> Fx<'a, 'b> {
         Ok(self.b.block_params(exit).to_vec())
     }
 
-    /// The loop index of the last iteration's end: for the vector loop,
-    /// where the scalar tail starts. Returns `i` after a loop as a carried
-    /// value.
+    /// `for i in (lo..hi).step_by(step)` over whole steps only; returns
+    /// where the loop stopped (for a vector loop, where its scalar tail
+    /// starts).
     fn strided_loop(
         &mut self,
         lo: Value,
@@ -625,7 +625,6 @@ impl<'a, 'b> Fx<'a, 'b> {
             fx.store_elem(out.buf, out.dtype, a, y)?;
             Ok(vec![])
         })?;
-        let _ = no;
         Ok(())
     }
 

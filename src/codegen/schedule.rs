@@ -18,7 +18,7 @@
 //! inputs; [`Plan::counts`] and the plan text show them.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
@@ -388,9 +388,8 @@ impl<'a> Sched<'a> {
         });
     }
 
-    fn temp(&mut self, n: &Node, v: ValueId, dtype: DType, shape: &[SymExpr]) -> View {
+    fn temp(&mut self, v: ValueId, dtype: DType, shape: &[SymExpr]) -> View {
         let name = self.g.name(v).to_string();
-        let _ = n;
         let b = self.add_buffer(&name, dtype, shape, BufKind::Temp);
         View::dense(b, dtype, shape)
     }
@@ -462,6 +461,12 @@ impl<'a> Sched<'a> {
 
     /// A node run by its reference kernel.
     fn fallback(&mut self, n: &Node, index: usize) -> Result<()> {
+        if matches!(n.op, Op::Hop(_)) {
+            return Err(n.error(format!(
+                "the compiler does not support the higher-order op {} yet",
+                n.op
+            )));
+        }
         let g = self.g;
         let mut values = Vec::new();
         let mut inputs = Vec::new();
@@ -482,9 +487,6 @@ impl<'a> Sched<'a> {
                 }
             }
         }
-        if !n.subgraphs().count() == 0 {
-            return Err(n.error("the compiler does not support higher-order ops yet"));
-        }
         let mut outputs = Vec::new();
         for &v in &n.outputs {
             let tt = match g.ty(v) {
@@ -497,7 +499,7 @@ impl<'a> Sched<'a> {
                     )))
                 }
             };
-            let view = self.temp(n, v, tt.dtype, &tt.shape);
+            let view = self.temp(v, tt.dtype, &tt.shape);
             outputs.push(view.clone());
             self.vals[v.index()] = Some(Val::T(Tv {
                 dtype: tt.dtype,
@@ -505,12 +507,6 @@ impl<'a> Sched<'a> {
                 kind: TvKind::View(view),
                 origins: Rc::new(Vec::new()),
             }));
-        }
-        if matches!(n.op, Op::Hop(_)) {
-            return Err(n.error(format!(
-                "the compiler does not support the higher-order op {} yet",
-                n.op
-            )));
         }
         self.push(
             n,
@@ -1444,29 +1440,7 @@ impl<'a> Sched<'a> {
         if !dtype.is_float() || !(rank == 3 || rank == 4) || out_shape.len() != rank {
             return Ok(Lowered::Fallback);
         }
-        let two = |v: Vec<i64>, d: i64| -> Vec<i64> {
-            match v.len() {
-                0 => vec![d, d],
-                1 => vec![v[0], v[0]],
-                _ => v,
-            }
-        };
-        let k = two(self.ints_arg(n, "kernel_size")?, 1);
-        let s = match n.arg("stride") {
-            None | Some(Arg::None) => k.clone(),
-            Some(_) => {
-                let s = self.ints_arg(n, "stride")?;
-                if s.is_empty() {
-                    k.clone()
-                } else {
-                    two(s, 1)
-                }
-            }
-        };
-        let p = match n.arg("padding") {
-            None | Some(Arg::None) => vec![0, 0],
-            Some(_) => two(self.ints_arg(n, "padding")?, 0),
-        };
+        let [k, s, p, _] = self.pool_window(n)?;
         let include_pad = self.bool_arg(n, "count_include_pad", true);
         let divisor = match n.arg("divisor_override") {
             None | Some(Arg::None) => None,
@@ -1532,7 +1506,7 @@ impl<'a> Sched<'a> {
         };
         let idx: Vec<E> = (0..no + 2).map(eb::var).collect();
         let expr = eb::cast(dtype, expr_of(&idx));
-        let out = self.temp(n, n.outputs[0], dtype, out_shape);
+        let out = self.temp(n.outputs[0], dtype, out_shape);
         let mut origins = (*x.origins).clone();
         origins.push(origin(n));
         self.plan.kernels.push(Kernel {
@@ -1747,7 +1721,7 @@ impl<'a> Sched<'a> {
                 _ => return Ok(Lowered::Fallback),
             }
         }
-        let out = self.temp(n, n.outputs[0], dtype, out_shape);
+        let out = self.temp(n.outputs[0], dtype, out_shape);
         let mut start = SymExpr::Int(0);
         for t in parts {
             // Legacy empty inputs (`[0]`) take no part.
@@ -1802,7 +1776,7 @@ impl<'a> Sched<'a> {
             return Ok(Lowered::Fallback);
         }
         let d = wrap(n, self.opt_int(n, "dim", 0)?, rank)?;
-        let out = self.temp(n, n.outputs[0], dtype, out_shape);
+        let out = self.temp(n.outputs[0], dtype, out_shape);
         self.store(&base, out.clone());
         let mut view = out.clone();
         if select {
@@ -1867,6 +1841,28 @@ impl<'a> Sched<'a> {
         }))
     }
 
+    /// A 2-d pooling window's `[kernel, stride, padding, dilation]`, each
+    /// `[h, w]` (one value stands for both; the stride defaults to the
+    /// kernel, padding to 0, dilation to 1).
+    fn pool_window(&self, n: &Node) -> Result<[Vec<i64>; 4]> {
+        let two = |v: Vec<i64>, d: &[i64]| -> Vec<i64> {
+            match v.len() {
+                0 => d.to_vec(),
+                1 => vec![v[0], v[0]],
+                _ => v,
+            }
+        };
+        let arg = |name: &str, d: &[i64]| -> Result<Vec<i64>> {
+            Ok(match n.arg(name) {
+                None | Some(Arg::None) => d.to_vec(),
+                Some(_) => two(self.ints_arg(n, name)?, d),
+            })
+        };
+        let k = arg("kernel_size", &[1, 1])?;
+        let s = arg("stride", &k)?;
+        Ok([k, s, arg("padding", &[0, 0])?, arg("dilation", &[1, 1])?])
+    }
+
     fn reduce_dims(&self, n: &Node, rank: usize) -> Result<Vec<usize>> {
         let ds: Vec<i64> = match n.arg("dim") {
             None | Some(Arg::None) => Vec::new(),
@@ -1926,7 +1922,7 @@ impl<'a> Sched<'a> {
             }
         }
         let expr = t.at(&src);
-        let out = self.temp(n, n.outputs[0], dtype, &out_shape);
+        let out = self.temp(n.outputs[0], dtype, &out_shape);
         let mut origins = (*t.origins).clone();
         origins.push(origin(n));
         self.plan.kernels.push(Kernel {
@@ -2131,7 +2127,7 @@ impl<'a> Sched<'a> {
             self.require_eq(n, "the batch of the first operand", &batch, &m1.shape[0])?;
             self.require_eq(n, "the batch of the second operand", &batch, &m2.shape[0])?;
         }
-        let c = self.temp(n, n.outputs[0], dtype, &out_shape);
+        let c = self.temp(n.outputs[0], dtype, &out_shape);
         self.push(
             n,
             KernelKind::Extern(Box::new(Extern::Gemm {
@@ -2208,7 +2204,7 @@ impl<'a> Sched<'a> {
         } else {
             [1, stride[0], 0, pad[0], 1, dil[0]]
         };
-        let y = self.temp(n, n.outputs[0], dtype, &out_shape);
+        let y = self.temp(n.outputs[0], dtype, &out_shape);
         self.push(
             n,
             KernelKind::Extern(Box::new(Extern::Conv2d {
@@ -2239,38 +2235,11 @@ impl<'a> Sched<'a> {
         if dtype != DType::F32 || !(rank == 3 || rank == 4) {
             return Ok(Lowered::Fallback);
         }
-        let k = self.ints_arg(n, "kernel_size")?;
-        let two = |v: Vec<i64>, d: i64| -> Vec<i64> {
-            match v.len() {
-                0 => vec![d, d],
-                1 => vec![v[0], v[0]],
-                _ => v,
-            }
-        };
-        let k = two(k, 1);
-        let s = match n.arg("stride") {
-            None | Some(Arg::None) => k.clone(),
-            Some(_) => {
-                let s = self.ints_arg(n, "stride")?;
-                if s.is_empty() {
-                    k.clone()
-                } else {
-                    two(s, 1)
-                }
-            }
-        };
-        let p = match n.arg("padding") {
-            None | Some(Arg::None) => vec![0, 0],
-            Some(_) => two(self.ints_arg(n, "padding")?, 0),
-        };
-        let d = match n.arg("dilation") {
-            None | Some(Arg::None) => vec![1, 1],
-            Some(_) => two(self.ints_arg(n, "dilation")?, 1),
-        };
+        let [k, s, p, d] = self.pool_window(n)?;
         let Some(xv) = self.dense_f32(&x) else {
             return Ok(Lowered::Fallback);
         };
-        let y = self.temp(n, n.outputs[0], dtype, &out_shape);
+        let y = self.temp(n.outputs[0], dtype, &out_shape);
         self.push(
             n,
             KernelKind::Extern(Box::new(Extern::MaxPool2d {
@@ -2318,7 +2287,7 @@ impl<'a> Sched<'a> {
             )
         };
         let log = matches!(a, Aten::InternalLogSoftmax | Aten::LogSoftmax);
-        let y = self.temp(n, n.outputs[0], dtype, &shape);
+        let y = self.temp(n.outputs[0], dtype, &shape);
         self.push(
             n,
             KernelKind::Extern(Box::new(Extern::Softmax {
@@ -2369,7 +2338,7 @@ impl<'a> Sched<'a> {
         let (Some(wv), Some(bv)) = (opt(&w), opt(&b)) else {
             return Ok(Lowered::Fallback);
         };
-        let y = self.temp(n, n.outputs[0], dtype, &shape);
+        let y = self.temp(n.outputs[0], dtype, &shape);
         self.push(
             n,
             KernelKind::Extern(Box::new(Extern::LayerNorm {
@@ -2460,7 +2429,7 @@ impl<'a> Sched<'a> {
                 Some(expand_view(&dv, &mshape))
             }
         };
-        let y = self.temp(n, n.outputs[0], dtype, &shape);
+        let y = self.temp(n.outputs[0], dtype, &shape);
         self.push(
             n,
             KernelKind::Extern(Box::new(Extern::Sdpa {
@@ -2819,16 +2788,4 @@ fn pow_const(x: &E, e: f64, d: DType) -> E {
         -0.5 if d.is_float() => eb::un(UnOp::Rsqrt, x.clone()),
         _ => eb::bin(BinOp::Pow, x.clone(), eb::konst(e, d)),
     }
-}
-
-/// Used by the lowering to test whether a kernel's plan references a
-/// buffer.
-pub fn buffers_read(plan: &Plan) -> HashMap<BufId, usize> {
-    let mut out = HashMap::new();
-    for k in &plan.kernels {
-        for b in k.reads() {
-            *out.entry(b).or_insert(0) += 1;
-        }
-    }
-    out
 }
