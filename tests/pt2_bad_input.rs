@@ -486,3 +486,27 @@ fn fixture_schema_major_other_than_8_is_refused() {
         );
     }
 }
+
+#[test]
+fn arguments_outside_the_schema_are_refused_naming_the_node() {
+    // An overload torch does not have.
+    let bytes = fixture_with_json(TINY_MLP, |t| {
+        t.replacen(
+            "torch.ops.aten.relu.default",
+            "torch.ops.aten.relu.Bogus",
+            1,
+        )
+    });
+    let e = cli_error("badoverload", &bytes);
+    assert!(e.contains("aten.relu.Bogus is not a known overload"), "{e}");
+    assert!(e.contains("node relu"), "{e}");
+    // An argument name the schema does not have.
+    let bytes = fixture_with_json(TINY_MLP, |t| {
+        t.replacen("\"name\": \"weight\"", "\"name\": \"wieght\"", 1)
+    });
+    let e = cli_error("badargname", &bytes);
+    assert!(
+        e.contains("aten.linear.default has no argument named \"wieght\""),
+        "{e}"
+    );
+}

@@ -568,18 +568,11 @@ impl<'a> Sched<'a> {
         }
     }
 
-    fn opt_int(&self, n: &Node, name: &str, default: i64) -> Result<i64> {
+    fn bool_arg(&self, n: &Node, name: &str) -> Result<bool> {
         match n.arg(name) {
-            None | Some(Arg::None) => Ok(default),
-            _ => self.int_arg(n, name),
-        }
-    }
-
-    fn bool_arg(&self, n: &Node, name: &str, default: bool) -> bool {
-        match n.arg(name) {
-            Some(Arg::Bool(b)) => *b,
-            Some(Arg::Int(i)) => *i != 0,
-            _ => default,
+            Some(Arg::Bool(b)) => Ok(*b),
+            Some(Arg::Int(i)) => Ok(*i != 0),
+            _ => Err(n.error(format!("argument {name} is not a constant bool"))),
         }
     }
 
@@ -616,6 +609,15 @@ impl<'a> Sched<'a> {
             },
             _ => None,
         })
+    }
+
+    /// The `alpha` of `add`, `sub` and `rsub`; `None` when it is 1.
+    fn alpha(&self, n: &Node, dtype: DType) -> Result<Option<E>> {
+        match n.arg("alpha") {
+            Some(Arg::Int(1)) => Ok(None),
+            Some(Arg::Float(f)) if *f == 1.0 => Ok(None),
+            _ => self.scalar_expr(n, "alpha", dtype),
+        }
     }
 
     fn promote_operand(&self, n: &Node, name: &str) -> Result<Option<PromoteOperand>> {
@@ -768,7 +770,7 @@ impl<'a> Sched<'a> {
         let r = match (a, ov) {
             // ---- elementwise ----
             (Add | Sub, "Tensor" | "Scalar") => {
-                let alpha = self.scalar_expr(n, "alpha", fc)?;
+                let alpha = self.alpha(n, fc)?;
                 let op = if *a == Add { BinOp::Add } else { BinOp::Sub };
                 self.map(n, &["self", "other"], fc, move |x| {
                     let y = match &alpha {
@@ -779,7 +781,7 @@ impl<'a> Sched<'a> {
                 })?
             }
             (Rsub, "Tensor" | "Scalar") => {
-                let alpha = self.scalar_expr(n, "alpha", fc)?;
+                let alpha = self.alpha(n, fc)?;
                 self.map(n, &["self", "other"], fc, move |x| {
                     let y = match &alpha {
                         Some(al) => eb::bin(BinOp::Mul, al.clone(), x[0].clone()),
@@ -1081,8 +1083,8 @@ impl<'a> Sched<'a> {
             (Slice, "Tensor") => {
                 let t = self.tensor_arg(n, "self")?;
                 let rank = t.shape.len();
-                let d = wrap(n, self.opt_int(n, "dim", 0)?, rank)?;
-                let step = self.opt_int(n, "step", 1)?;
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                let step = self.int_arg(n, "step")?;
                 let start = self.slice_start(n, &t.shape[d])?;
                 let Some(start) = start else {
                     return Ok(Lowered::Fallback);
@@ -1124,7 +1126,7 @@ impl<'a> Sched<'a> {
             (SplitWithSizes, "default") | (Split, "Tensor") => {
                 let t = self.tensor_arg(n, "self")?;
                 let rank = t.shape.len();
-                let d = wrap(n, self.opt_int(n, "dim", 0)?, rank)?;
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
                 let mut start = SymExpr::Int(0);
                 let mut outs = Vec::new();
                 for i in 0..n.outputs.len() {
@@ -1249,13 +1251,13 @@ impl<'a> Sched<'a> {
             (Diff, "default") => {
                 let t = self.tensor_arg(n, "self")?;
                 let rank = t.shape.len();
-                let order = self.opt_int(n, "n", 1)?;
+                let order = self.int_arg(n, "n")?;
                 let extra = self.opt_tensor_arg(n, "prepend")?.is_some()
                     || self.opt_tensor_arg(n, "append")?.is_some();
                 if order != 1 || extra || rank == 0 || out_dtype != t.dtype {
                     return Ok(Lowered::Fallback);
                 }
-                let d = wrap(n, self.opt_int(n, "dim", -1)?, rank)?;
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
                 let want = SymExpr::add(vec![t.shape[d].clone(), SymExpr::Int(-1)]);
                 self.require_eq(n, "the length of the difference", &out_shape[d], &want)?;
                 let op = if out_dtype == DType::Bool {
@@ -1441,7 +1443,7 @@ impl<'a> Sched<'a> {
             return Ok(Lowered::Fallback);
         }
         let [k, s, p, _] = self.pool_window(n)?;
-        let include_pad = self.bool_arg(n, "count_include_pad", true);
+        let include_pad = self.bool_arg(n, "count_include_pad")?;
         let divisor = match n.arg("divisor_override") {
             None | Some(Arg::None) => None,
             Some(Arg::Int(d)) if *d != 0 => Some(*d),
@@ -1710,7 +1712,7 @@ impl<'a> Sched<'a> {
             return Ok(Lowered::Fallback);
         };
         let rank = out_shape.len();
-        let d = wrap(n, self.opt_int(n, "dim", 0)?, rank.max(1))?;
+        let d = wrap(n, self.int_arg(n, "dim")?, rank.max(1))?;
         let mut parts = Vec::new();
         for it in items {
             let Arg::Value(v) = it else {
@@ -1775,7 +1777,7 @@ impl<'a> Sched<'a> {
         if base.shape != out_shape || rank == 0 {
             return Ok(Lowered::Fallback);
         }
-        let d = wrap(n, self.opt_int(n, "dim", 0)?, rank)?;
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
         let out = self.temp(n.outputs[0], dtype, out_shape);
         self.store(&base, out.clone());
         let mut view = out.clone();
@@ -1796,7 +1798,7 @@ impl<'a> Sched<'a> {
             view.strides.remove(d);
             view.shape.remove(d);
         } else {
-            let step = self.opt_int(n, "step", 1)?;
+            let step = self.int_arg(n, "step")?;
             let Some(start) = self.slice_start(n, &out_shape[d])? else {
                 return Ok(Lowered::Fallback);
             };
@@ -1888,7 +1890,8 @@ impl<'a> Sched<'a> {
         let (dtype, out_shape) = self.out_type(n)?;
         let rank = t.shape.len();
         let dims = self.reduce_dims(n, rank)?;
-        let keepdim = self.bool_arg(n, "keepdim", false);
+        // The overloads that reduce everything (`sum.default`) have none.
+        let keepdim = n.arg("keepdim").is_some() && self.bool_arg(n, "keepdim")?;
         let reduced: Vec<SymExpr> = dims.iter().map(|&d| t.shape[d].clone()).collect();
         let kept: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).collect();
         let want_rank = if keepdim { rank } else { kept.len() };
@@ -2158,7 +2161,7 @@ impl<'a> Sched<'a> {
         let x = self.tensor_arg(n, "input")?;
         let w = self.tensor_arg(n, "weight")?;
         let b = self.opt_tensor_arg(n, "bias")?;
-        let transposed = self.bool_arg(n, "transposed", false);
+        let transposed = self.bool_arg(n, "transposed")?;
         let rank = x.shape.len();
         if dtype != DType::F32 || transposed || !(rank == 3 || rank == 4) || w.shape.len() != rank {
             return Ok(Lowered::Fallback);
@@ -2175,7 +2178,7 @@ impl<'a> Sched<'a> {
         if stride.len() != sd || pad.len() != sd || dil.len() != sd {
             return Ok(Lowered::Fallback);
         }
-        let groups = self.opt_int(n, "groups", 1)?;
+        let groups = self.int_arg(n, "groups")?;
         let (Some(xv), Some(wv)) = (self.dense_f32(&x), self.dense_f32(&w)) else {
             return Ok(Lowered::Fallback);
         };
@@ -2265,7 +2268,8 @@ impl<'a> Sched<'a> {
         let rank = shape.len();
         let d = wrap(n, self.int_arg(n, "dim")?, rank.max(1))?;
         let plain = matches!(a, Aten::InternalSoftmax | Aten::Softmax);
-        let same_dtype = x.dtype == dtype && !self.bool_arg(n, "half_to_float", false);
+        let same_dtype =
+            x.dtype == dtype && !matches!(n.arg("half_to_float"), Some(Arg::Bool(true)));
         // `_softmax` keeps torch's NaN for rows that are all -inf, which the
         // runtime's (safe) softmax does not: it is built from reductions.
         if plain && same_dtype && matches!(dtype, DType::F32 | DType::F64) && rank > 0 {
@@ -2374,7 +2378,7 @@ impl<'a> Sched<'a> {
             Some(Arg::Int(i)) => *i as f64,
             _ => return Ok(Lowered::Fallback),
         };
-        let causal = self.bool_arg(n, "is_causal", false);
+        let causal = self.bool_arg(n, "is_causal")?;
         if dtype != DType::F32 || shape.len() != 4 || q.shape.len() != 4 || dropout != 0.0 {
             return Ok(Lowered::Fallback);
         }

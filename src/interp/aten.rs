@@ -100,6 +100,12 @@ fn opt_tensor_if_tensor(a: &Args<'_>, name: &str) -> Result<Option<Tensor>> {
     }
 }
 
+/// Whether a reduction keeps its reduced dims. The overloads that reduce
+/// everything (`sum.default`, `var.default`) have no `keepdim`: they do not.
+fn keepdim(a: &Args<'_>) -> Result<bool> {
+    Ok(a.opt_bool("keepdim")?.unwrap_or(false))
+}
+
 fn dims_arg(a: &Args<'_>, name: &str) -> Result<Option<Vec<i64>>> {
     let d = a.opt_ints(name)?;
     Ok(d.filter(|v| !v.is_empty()))
@@ -242,14 +248,11 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         Mish => t(wrap(ew::mish(&a.tensor("self")?))?),
         Hardsigmoid => t(wrap(ew::hardsigmoid(&a.tensor("self")?))?),
         Hardswish => t(wrap(ew::hardswish(&a.tensor("self")?))?),
-        Gelu => t(wrap(ew::gelu(
-            &a.tensor("self")?,
-            a.str_or("approximate", "none"),
-        ))?),
+        Gelu => t(wrap(ew::gelu(&a.tensor("self")?, a.str("approximate")?))?),
         Softplus => t(wrap(ew::softplus(
             &a.tensor("self")?,
-            a.float_or("beta", 1.0)?,
-            a.float_or("threshold", 20.0)?,
+            a.float("beta")?,
+            a.float("threshold")?,
         ))?),
         Selu => t(wrap(ew::elu(
             &a.tensor("self")?,
@@ -258,7 +261,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             1.0,
         ))?),
         Celu => {
-            let alpha = a.float_or("alpha", 1.0)?;
+            let alpha = a.float("alpha")?;
             t(wrap(ew::elu(&a.tensor("self")?, alpha, 1.0, 1.0 / alpha))?)
         }
         // log_sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
@@ -272,18 +275,18 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         }
         Elu => t(wrap(ew::elu(
             &a.tensor("self")?,
-            a.float_or("alpha", 1.0)?,
-            a.float_or("scale", 1.0)?,
-            a.float_or("input_scale", 1.0)?,
+            a.float("alpha")?,
+            a.float("scale")?,
+            a.float("input_scale")?,
         ))?),
         LeakyRelu => t(wrap(ew::leaky_relu(
             &a.tensor("self")?,
-            a.float_or("negative_slope", 0.01)?,
+            a.float("negative_slope")?,
         ))?),
         Hardtanh => t(wrap(ew::hardtanh(
             &a.tensor("self")?,
-            a.float_or("min_val", -1.0)?,
-            a.float_or("max_val", 1.0)?,
+            a.float("min_val")?,
+            a.float("max_val")?,
         ))?),
         Clamp | Clip => {
             let x = a.tensor("self")?;
@@ -350,7 +353,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             t(wrap(reduce::sum(
                 &x,
                 dims.as_deref(),
-                a.bool_or("keepdim", false)?,
+                keepdim(a)?,
                 a.dtype("dtype"),
             ))?)
         }
@@ -360,7 +363,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             t(wrap(reduce::mean(
                 &x,
                 dims.as_deref(),
-                a.bool_or("keepdim", false)?,
+                keepdim(a)?,
                 a.dtype("dtype"),
             ))?)
         }
@@ -370,23 +373,23 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             t(wrap(reduce::prod(
                 &x,
                 dims.as_deref(),
-                a.bool_or("keepdim", false)?,
+                keepdim(a)?,
                 a.dtype("dtype"),
             ))?)
         }
         Amax => t(wrap(reduce::amax(
             &a.tensor("self")?,
             dims_arg(a, "dim")?.as_deref(),
-            a.bool_or("keepdim", false)?,
+            keepdim(a)?,
         ))?),
         Amin => t(wrap(reduce::amin(
             &a.tensor("self")?,
             dims_arg(a, "dim")?.as_deref(),
-            a.bool_or("keepdim", false)?,
+            keepdim(a)?,
         ))?),
         Max | Min if a.has("dim") => {
             let x = a.tensor("self")?;
-            let (dim, keep) = (a.int("dim")?, a.bool_or("keepdim", false)?);
+            let (dim, keep) = (a.int("dim")?, keepdim(a)?);
             let (v, i) = wrap2(
                 a,
                 if op == Max {
@@ -409,7 +412,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         Max => t(wrap(reduce::max_all(&a.tensor("self")?))?),
         Aminmax => {
             let x = a.tensor("self")?;
-            let keep = a.bool_or("keepdim", false)?;
+            let keep = keepdim(a)?;
             let dims = a.opt_int("dim")?.map(|d| vec![d]);
             let (lo, hi) = (
                 wrap(reduce::amin(&x, dims.as_deref(), keep))?,
@@ -421,12 +424,12 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         Argmax => t(wrap(reduce::argmax(
             &a.tensor("self")?,
             a.opt_int("dim")?,
-            a.bool_or("keepdim", false)?,
+            keepdim(a)?,
         ))?),
         Argmin => t(wrap(reduce::argmin(
             &a.tensor("self")?,
             a.opt_int("dim")?,
-            a.bool_or("keepdim", false)?,
+            keepdim(a)?,
         ))?),
         Var | Std => {
             let x = a.tensor("self")?;
@@ -434,14 +437,14 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let correction = match a.opt_float("correction")? {
                 Some(c) => c,
                 None => {
-                    if a.bool_or("unbiased", true)? {
+                    if a.opt_bool("unbiased")?.unwrap_or(true) {
                         1.0
                     } else {
                         0.0
                     }
                 }
             };
-            let keep = a.bool_or("keepdim", false)?;
+            let keep = keepdim(a)?;
             t(wrap(if op == Var {
                 reduce::var(&x, dims.as_deref(), correction, keep)
             } else {
@@ -454,7 +457,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 Ok(Some(d)) => Some(vec![d]),
                 _ => dims_arg(a, "dim")?,
             };
-            let keep = a.bool_or("keepdim", false)?;
+            let keep = keepdim(a)?;
             t(wrap(if op == Any {
                 reduce::any(&x, dims.as_deref(), keep)
             } else {
@@ -474,7 +477,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         Logsumexp => t(wrap(reduce::logsumexp(
             &a.tensor("self")?,
             dims_arg(a, "dim")?.as_deref(),
-            a.bool_or("keepdim", false)?,
+            keepdim(a)?,
         ))?),
         Softmax | InternalSoftmax | InternalSafeSoftmax => {
             let x = a.tensor("self")?;
@@ -556,10 +559,10 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         Slice => {
             let x = a.tensor("self")?;
             t(wrap(x.slice(
-                a.int_or("dim", 0)?,
+                a.int("dim")?,
                 a.opt_int("start")?,
                 a.opt_int("end")?,
-                a.int_or("step", 1)?,
+                a.int("step")?,
             ))?)
         }
         Narrow => t(wrap(a.tensor("self")?.narrow(
@@ -580,7 +583,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         Clone => t(a.tensor("self")?.clone_data()),
         Flatten => t(wrap(
             a.tensor("self")?
-                .flatten(a.int_or("start_dim", 0)?, a.int_or("end_dim", -1)?),
+                .flatten(a.int("start_dim")?, a.int("end_dim")?),
         )?),
         Unflatten => t(wrap(
             a.tensor("self")?
@@ -588,7 +591,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         )?),
         Split => {
             let x = a.tensor("self")?;
-            let dim = a.int_or("dim", 0)?;
+            let dim = a.int("dim")?;
             if let Ok(sizes) = a.ints("split_size") {
                 if sizes.len() != 1 {
                     return list(wrapv(x.split_with_sizes(&sizes, dim))?);
@@ -598,17 +601,16 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         }
         SplitWithSizes => list(wrapv(
             a.tensor("self")?
-                .split_with_sizes(&a.ints("split_sizes")?, a.int_or("dim", 0)?),
+                .split_with_sizes(&a.ints("split_sizes")?, a.int("dim")?),
         )?),
-        Unbind => list(wrapv(a.tensor("self")?.unbind(a.int_or("dim", 0)?))?),
+        Unbind => list(wrapv(a.tensor("self")?.unbind(a.int("dim")?))?),
         Chunk => list(wrapv(
-            a.tensor("self")?
-                .chunk(a.int("chunks")?, a.int_or("dim", 0)?),
+            a.tensor("self")?.chunk(a.int("chunks")?, a.int("dim")?),
         )?),
         Diagonal => t(wrap(a.tensor("self")?.diagonal(
-            a.int_or("offset", 0)?,
-            a.int_or("dim1", 0)?,
-            a.int_or("dim2", 1)?,
+            a.int("offset")?,
+            a.int("dim1")?,
+            a.int("dim2")?,
         ))?),
         Copy => {
             let x = a.tensor("self")?;
@@ -627,7 +629,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             wrap(x.fill_(Scalar::Int(0)).map(|_| x.clone()))?;
             t(x)
         }
-        Dropout | FeatureDropout | AlphaDropout if !a.bool_or("train", false)? => {
+        Dropout | FeatureDropout | AlphaDropout | FeatureAlphaDropout if !a.bool("train")? => {
             // `dropout_` and friends name their input `self`.
             t(a.tensor(if a.has("input") { "input" } else { "self" })?)
         }
@@ -636,7 +638,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let mask = Ten::full(DType::Bool, x.sizes(), Scalar::Bool(true));
             ts(vec![x, mask])
         }
-        Dropout | FeatureDropout | AlphaDropout | NativeDropout => {
+        Dropout | FeatureDropout | AlphaDropout | FeatureAlphaDropout | NativeDropout => {
             Err(a.err("dropout in training mode is not supported (random)"))
         }
         InternalAssertTensorMetadata | InternalAssertScalar => Ok(vec![]),
@@ -662,17 +664,18 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let (w, b) = (a.tensor("weight")?, a.opt_tensor("bias")?);
             let spatial = w.dim().saturating_sub(2).max(1);
             let transposed = match op {
-                Convolution => a.bool_or("transposed", false)?,
+                Convolution => a.bool("transposed")?,
                 ConvTranspose1d | ConvTranspose2d => true,
                 _ => false,
             };
-            let stride = a.ints_or("stride", &vec![1; spatial])?;
+            let stride = a.ints("stride")?;
             let padding = a
-                .ints_or("padding", &vec![0; spatial])
+                .ints("padding")
                 .map_err(|_| a.err("string padding is not supported"))?;
-            let dilation = a.ints_or("dilation", &vec![1; spatial])?;
-            let output_padding = a.ints_or("output_padding", &vec![0; spatial])?;
-            let groups = a.int_or("groups", 1)?;
+            let dilation = a.ints("dilation")?;
+            // Only `convolution` and the transposed forms have it.
+            let output_padding = a.opt_ints("output_padding")?.unwrap_or(vec![0; spatial]);
+            let groups = a.int("groups")?;
             let dt = x.dtype();
             with_float!(dt, F => {
                 let cd = compute_dtype(dt);
@@ -683,11 +686,10 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         MaxPool2d | MaxPool2dWithIndices | MaxPool1d => {
             let x = a.tensor("self")?;
             let k = a.ints("kernel_size")?;
-            let stride = a.ints_or("stride", &[])?;
-            let n = k.len();
-            let padding = a.ints_or("padding", &vec![0; n])?;
-            let dilation = a.ints_or("dilation", &vec![1; n])?;
-            let ceil = a.bool_or("ceil_mode", false)?;
+            let stride = a.ints("stride")?;
+            let padding = a.ints("padding")?;
+            let dilation = a.ints("dilation")?;
+            let ceil = a.bool("ceil_mode")?;
             let dt = x.dtype();
             with_float!(dt, F => {
                 let xa = arr::<F>(&x, compute_dtype(dt))?;
@@ -705,12 +707,12 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         AvgPool2d => {
             let x = a.tensor("self")?;
             let k = a.ints("kernel_size")?;
-            let stride = a.ints_or("stride", &[])?;
-            let padding = a.ints_or("padding", &vec![0; k.len()])?;
+            let stride = a.ints("stride")?;
+            let padding = a.ints("padding")?;
             let dt = x.dtype();
             with_float!(dt, F => {
                 let xa = arr::<F>(&x, compute_dtype(dt))?;
-                t(back(wrap_arr(a, nn::pool::avg_pool2d(xa.view(), &k, &stride, &padding, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, a.opt_int("divisor_override")?))?, dt))
+                t(back(wrap_arr(a, nn::pool::avg_pool2d(xa.view(), &k, &stride, &padding, a.bool("ceil_mode")?, a.bool("count_include_pad")?, a.opt_int("divisor_override")?))?, dt))
             })
         }
         AdaptiveAvgPool2d | InternalAdaptiveAvgPool2d | AdaptiveAvgPool1d => {
@@ -730,8 +732,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let x = a.tensor("input")?;
             let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
             let (rm, rv) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?);
-            let training =
-                op != InternalNativeBatchNormLegitNoTraining && a.bool_or("training", false)?;
+            let training = op != InternalNativeBatchNormLegitNoTraining && a.bool("training")?;
             if training {
                 // Batch statistics without running stats (the `no_stats`
                 // overload, e.g. instance_norm in core IR) update no state.
@@ -740,7 +741,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                         a.err("batch_norm in training mode is not supported (inference only)")
                     );
                 }
-                let eps = a.float_or("eps", 1e-5)?;
+                let eps = a.float("eps")?;
                 let dt = x.dtype();
                 return with_float!(dt, F => {
                     let cd = compute_dtype(dt);
@@ -756,7 +757,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let (Some(rm), Some(rv)) = (rm, rv) else {
                 return Err(a.err("batch_norm in eval mode needs running statistics"));
             };
-            let eps = a.float_or("eps", 1e-5)?;
+            let eps = a.float("eps")?;
             let dt = x.dtype();
             with_float!(dt, F => {
                 let cd = compute_dtype(dt);
@@ -774,7 +775,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let x = a.tensor("input")?;
             let shape = a.ints("normalized_shape")?;
             let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
-            let eps = a.float_or("eps", 1e-5)?;
+            let eps = a.float("eps")?;
             let dt = x.dtype();
             with_float!(dt, F => {
                 let cd = compute_dtype(dt);
@@ -790,7 +791,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         GroupNorm | NativeGroupNorm => {
             let x = a.tensor("input")?;
             let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
-            let eps = a.float_or("eps", 1e-5)?;
+            let eps = a.float("eps")?;
             let sizes = x.sizes().to_vec();
             let n = sizes.first().copied().unwrap_or(1) as i64;
             let c = sizes.get(1).copied().unwrap_or(1) as i64;
@@ -869,7 +870,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let dt = x.dtype();
             with_float!(dt, F => {
                 let xa = arr::<F>(&x4, compute_dtype(dt))?;
-                let r = nn::upsample::upsample_bilinear2d(xa.view(), &[1, size], a.bool_or("align_corners", false)?, None, sw);
+                let r = nn::upsample::upsample_bilinear2d(xa.view(), &[1, size], a.bool("align_corners")?, None, sw);
                 let y = back(wrap_arr(a, r)?, dt);
                 t(wrap(y.reshape(&[sz[0], sz[1], size]))?)
             })
@@ -913,9 +914,9 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                 } else if op == InternalUpsampleNearestExact2d {
                     nn::upsample::upsample_nearest_exact2d(xa.view(), &size, sh, sw)
                 } else if op == UpsampleBicubic2d {
-                    nn::upsample::upsample_bicubic2d(xa.view(), &size, a.bool_or("align_corners", false)?, sh, sw)
+                    nn::upsample::upsample_bicubic2d(xa.view(), &size, a.bool("align_corners")?, sh, sw)
                 } else {
-                    nn::upsample::upsample_bilinear2d(xa.view(), &size, a.bool_or("align_corners", false)?, sh, sw)
+                    nn::upsample::upsample_bilinear2d(xa.view(), &size, a.bool("align_corners")?, sh, sw)
                 };
                 t(back(wrap_arr(a, r)?, dt))
             })
@@ -952,20 +953,20 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         AvgPool3d => {
             let x = a.tensor("self")?;
             let k = a.ints("kernel_size")?;
-            let stride = a.ints_or("stride", &[])?;
-            let padding = a.ints_or("padding", &[0])?;
+            let stride = a.ints("stride")?;
+            let padding = a.ints("padding")?;
             let dt = x.dtype();
             with_float!(dt, F => {
                 let xa = arr::<F>(&x, compute_dtype(dt))?;
-                t(back(wrap_arr(a, nn::pool::avg_pool3d(xa.view(), &k, &stride, &padding, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, a.opt_int("divisor_override")?))?, dt))
+                t(back(wrap_arr(a, nn::pool::avg_pool3d(xa.view(), &k, &stride, &padding, a.bool("ceil_mode")?, a.bool("count_include_pad")?, a.opt_int("divisor_override")?))?, dt))
             })
         }
         // avg_pool1d as avg_pool2d over (N, C, 1, L).
         AvgPool1d => {
             let x = a.tensor("self")?;
             let k = a.ints("kernel_size")?;
-            let stride = a.ints_or("stride", &[])?;
-            let padding = a.ints_or("padding", &[0])?;
+            let stride = a.ints("stride")?;
+            let padding = a.ints("padding")?;
             let one_row =
                 |v: &[i64], d: i64| -> Vec<i64> { vec![d, v.first().copied().unwrap_or(d)] };
             let (k2, p2) = (one_row(&k, 1), one_row(&padding, 0));
@@ -978,7 +979,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let dt = x.dtype();
             let y = with_float!(dt, F => {
                 let xa = arr::<F>(&x4, compute_dtype(dt))?;
-                back(wrap_arr(a, nn::pool::avg_pool2d(xa.view(), &k2, &s2, &p2, a.bool_or("ceil_mode", false)?, a.bool_or("count_include_pad", true)?, None))?, dt)
+                back(wrap_arr(a, nn::pool::avg_pool2d(xa.view(), &k2, &s2, &p2, a.bool("ceil_mode")?, a.bool("count_include_pad")?, None))?, dt)
             });
             t(wrap(y.squeeze_dims(&[-2]))?)
         }
@@ -994,7 +995,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             let x = a.tensor("input")?;
             let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
             let (rm, rv) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?);
-            let eps = a.float_or("eps", 1e-5)?;
+            let eps = a.float("eps")?;
             let dt = x.dtype();
             with_float!(dt, F => {
                 let cd = compute_dtype(dt);
@@ -1006,8 +1007,8 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                     view(&ba),
                     view(&ma),
                     view(&va),
-                    a.bool_or("use_input_stats", true)?,
-                    a.float_or("momentum", 0.1)?,
+                    a.bool("use_input_stats")?,
+                    a.float("momentum")?,
                     eps,
                 );
                 t(back(wrap_arr(a, r)?, dt))
@@ -1020,7 +1021,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             with_float!(dt, F => {
                 let wa = arr::<F>(&w, compute_dtype(dt))?;
                 let ia = arr::<i64>(&idx, DType::I64)?;
-                t(back(wrap_arr(a, nn::linear::embedding(wa.view(), ia.view(), a.int_or("padding_idx", -1)?))?, dt))
+                t(back(wrap_arr(a, nn::linear::embedding(wa.view(), ia.view(), a.int("padding_idx")?))?, dt))
             })
         }
         ScaledDotProductAttention => {
@@ -1048,10 +1049,10 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                     ka.view(),
                     va.view(),
                     m,
-                    a.float_or("dropout_p", 0.0)?,
-                    a.bool_or("is_causal", false)?,
+                    a.float("dropout_p")?,
+                    a.bool("is_causal")?,
                     a.opt_float("scale")?,
-                    a.bool_or("enable_gqa", false)?,
+                    a.bool("enable_gqa")?,
                 );
                 t(back(wrap_arr(a, r)?, dt))
             })
@@ -1072,12 +1073,12 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                     xa.view(),
                     &hv,
                     &pv,
-                    a.bool_or("has_biases", true)?,
+                    a.bool("has_biases")?,
                     a.int("num_layers")?,
-                    a.float_or("dropout", 0.0)?,
-                    a.bool_or("train", false)?,
-                    a.bool_or("bidirectional", false)?,
-                    a.bool_or("batch_first", false)?,
+                    a.float("dropout")?,
+                    a.bool("train")?,
+                    a.bool("bidirectional")?,
+                    a.bool("batch_first")?,
                 )
                 .map_err(|e| a.err(e.to_string()))?;
                 ts(vec![back(o, dt), back(h, dt), back(c, dt)])
@@ -1102,12 +1103,12 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
                     xa.view(),
                     ha.view(),
                     &pv,
-                    a.bool_or("has_biases", true)?,
+                    a.bool("has_biases")?,
                     a.int("num_layers")?,
-                    a.float_or("dropout", 0.0)?,
-                    a.bool_or("train", false)?,
-                    a.bool_or("bidirectional", false)?,
-                    a.bool_or("batch_first", false)?,
+                    a.float("dropout")?,
+                    a.bool("train")?,
+                    a.bool("bidirectional")?,
+                    a.bool("batch_first")?,
                 )
                 .map_err(|e| a.err(e.to_string()))?;
                 ts(vec![back(o, dt), back(h, dt)])
@@ -1144,14 +1145,8 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
     let dtype = a.dtype("dtype");
     match op {
         // ---- shapes ----
-        Cat => t(wrap(shape::cat(
-            &a.tensors("tensors")?,
-            a.int_or("dim", 0)?,
-        ))?),
-        Stack => t(wrap(shape::stack(
-            &a.tensors("tensors")?,
-            a.int_or("dim", 0)?,
-        ))?),
+        Cat => t(wrap(shape::cat(&a.tensors("tensors")?, a.int("dim")?))?),
+        Stack => t(wrap(shape::stack(&a.tensors("tensors")?, a.int("dim")?))?),
         Repeat => t(wrap(shape::repeat(
             &a.tensor("self")?,
             &a.ints("repeats")?,
@@ -1160,16 +1155,10 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         Roll => t(wrap(shape::roll(
             &a.tensor("self")?,
             &a.ints("shifts")?,
-            &a.ints_or("dims", &[])?,
+            &a.ints("dims")?,
         ))?),
-        Tril => t(wrap(shape::tril(
-            &a.tensor("self")?,
-            a.int_or("diagonal", 0)?,
-        ))?),
-        Triu => t(wrap(shape::triu(
-            &a.tensor("self")?,
-            a.int_or("diagonal", 0)?,
-        ))?),
+        Tril => t(wrap(shape::tril(&a.tensor("self")?, a.int("diagonal")?))?),
+        Triu => t(wrap(shape::triu(&a.tensor("self")?, a.int("diagonal")?))?),
         RepeatInterleave if a.has("self") => {
             let x = a.tensor("self")?;
             let reps = if a.is_tensor("repeats") {
@@ -1186,7 +1175,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         Pad => t(wrap(shape::pad(
             &a.tensor("self")?,
             &a.ints("pad")?,
-            a.str_or("mode", "constant"),
+            a.str("mode")?,
             a.opt_float("value")?,
         ))?),
         ReflectionPad1d | ReflectionPad2d | ReflectionPad3d => t(wrap(shape::pad(
@@ -1229,7 +1218,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         Addcmul | Addcdiv => {
             let x = a.tensor("self")?;
             let (t1, t2) = (a.tensor("tensor1")?, a.tensor("tensor2")?);
-            let value = a.opt_scalar("value")?.unwrap_or(Scalar::Int(1));
+            let value = a.scalar("value")?;
             let p = wrap(if op == Addcmul {
                 ew::mul(&t1, &t2)
             } else {
@@ -1253,9 +1242,9 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 &a.tensor("weight")?,
                 &a.tensor("indices")?,
                 a.opt_tensor("offsets")?.as_ref(),
-                a.int_or("mode", 0)?,
+                a.int("mode")?,
                 psw.as_ref(),
-                a.bool_or("include_last_offset", false)?,
+                a.bool("include_last_offset")?,
                 a.opt_int("padding_idx")?,
             ))?)
         }
@@ -1285,8 +1274,8 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         // cos = sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps)) over dim
         CosineSimilarity => {
             let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
-            let dim = a.int_or("dim", 1)?;
-            let eps = Operand::S(Scalar::Float(a.float_or("eps", 1e-8)?));
+            let dim = a.int("dim")?;
+            let eps = Operand::S(Scalar::Float(a.float("eps")?));
             let unit = |x: &Ten| -> Result<Ten> {
                 let n = wrap(reduce::norm(x, 2.0, Some(&[dim]), true))?;
                 let n = wrap(ew::clamp(&n, Some(eps.clone()), None))?;
@@ -1301,14 +1290,14 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             let d = wrap(ew::sub(&x1, &x2, Scalar::Int(1)))?;
             let d = wrap(ew::add(
                 &d,
-                Operand::S(Scalar::Float(a.float_or("eps", 1e-6)?)),
+                Operand::S(Scalar::Float(a.float("eps")?)),
                 Scalar::Int(1),
             ))?;
             t(wrap(reduce::norm(
                 &d,
-                a.float_or("p", 2.0)?,
+                a.float("p")?,
                 Some(&[-1]),
-                a.bool_or("keepdim", false)?,
+                keepdim(a)?,
             ))?)
         }
         // cdist: out[..., i, j] = ||x1[..., i, :] - x2[..., j, :]||_p
@@ -1319,12 +1308,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 &wrap(x2.unsqueeze(-3))?,
                 Scalar::Int(1),
             ))?;
-            t(wrap(reduce::norm(
-                &d,
-                a.float_or("p", 2.0)?,
-                Some(&[-1]),
-                false,
-            ))?)
+            t(wrap(reduce::norm(&d, a.float("p")?, Some(&[-1]), false))?)
         }
         // bilinear: out[..., o] = x1[..., i] W[o, i, j] x2[..., j] + b[o]
         Bilinear => {
@@ -1356,7 +1340,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         }
         Diag => {
             let x = a.tensor("self")?;
-            let k = a.int_or("diagonal", 0)?;
+            let k = a.int("diagonal")?;
             match x.dim() {
                 1 => {
                     let n = x.sizes()[0] + k.unsigned_abs() as usize;
@@ -1402,7 +1386,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         // glu: first half * sigmoid(second half) along dim.
         Glu => {
             let x = a.tensor("self")?;
-            let dim = a.int_or("dim", -1)?;
+            let dim = a.int("dim")?;
             let n = wrap_usize(a, x.size(dim))? as i64;
             if n % 2 != 0 {
                 return Err(a.err(format!("glu: dim {dim} has odd size {n}")));
@@ -1415,7 +1399,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         }
         Hardshrink => {
             let x = a.tensor("self")?;
-            let l = a.float_or("lambd", 0.5)?;
+            let l = a.float("lambd")?;
             let keep = wrap(ew::gt(&wrap(ew::abs(&x))?, Operand::S(Scalar::Float(l))))?;
             t(wrap(ew::where_(&keep, &x, Operand::S(Scalar::Int(0))))?)
         }
@@ -1456,7 +1440,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         // w = g * v / ||v||, the 2-norm over every dim but `dim`.
         InternalWeightNorm => {
             let (v, g) = (a.tensor("v")?, a.tensor("g")?);
-            let dim = a.int_or("dim", 0)?;
+            let dim = a.int("dim")?;
             let nd = v.dim() as i64;
             let dims: Vec<i64> = (0..nd)
                 .filter(|&d| dim != -1 && d != dim.rem_euclid(nd.max(1)))
@@ -1472,9 +1456,9 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             };
             t(wrap(reduce::norm(
                 &x,
-                a.float_or("ord", 2.0)?,
+                a.float("ord")?,
                 dims_arg(a, "dim")?.as_deref(),
-                a.bool_or("keepdim", false)?,
+                keepdim(a)?,
             ))?)
         }
         ConstantPadNd => t(wrap(shape::constant_pad_nd(
@@ -1520,8 +1504,8 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             a.int("dim")?,
             &a.tensor("index")?,
             &a.tensor("src")?,
-            a.str_or("reduce", "sum"),
-            a.bool_or("include_self", true)?,
+            a.str("reduce")?,
+            a.bool("include_self")?,
         ))?),
         Index | InternalUnsafeIndex => t(wrap(index::index(
             &a.tensor("self")?,
@@ -1531,7 +1515,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             &a.tensor("self")?,
             &a.opt_tensors("indices")?,
             &a.tensor("values")?,
-            a.bool_or("accumulate", false)?,
+            a.bool("accumulate")?,
         ))?),
         IndexSelect => t(wrap(index::index_select(
             &a.tensor("self")?,
@@ -1548,10 +1532,10 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         SliceScatter => t(wrap(index::slice_scatter(
             &a.tensor("self")?,
             &a.tensor("src")?,
-            a.int_or("dim", 0)?,
+            a.int("dim")?,
             a.opt_int("start")?,
             a.opt_int("end")?,
-            a.int_or("step", 1)?,
+            a.int("step")?,
         ))?),
         AsStridedScatter => t(wrap(index::as_strided_scatter(
             &a.tensor("self")?,
@@ -1563,9 +1547,9 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         DiagonalScatter => t(wrap(index::diagonal_scatter(
             &a.tensor("self")?,
             &a.tensor("src")?,
-            a.int_or("offset", 0)?,
-            a.int_or("dim1", 0)?,
-            a.int_or("dim2", 1)?,
+            a.int("offset")?,
+            a.int("dim1")?,
+            a.int("dim2")?,
         ))?),
         MaskedScatter => t(wrap(index::masked_scatter(
             &a.tensor("self")?,
@@ -1575,22 +1559,22 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         Sort => {
             let (v, i) = wrap2(reduce::sort(
                 &a.tensor("self")?,
-                a.int_or("dim", -1)?,
-                a.bool_or("descending", false)?,
+                a.int("dim")?,
+                a.bool("descending")?,
             ))?;
             ts(vec![v, i])
         }
         Argsort => t(wrap(reduce::argsort(
             &a.tensor("self")?,
-            a.int_or("dim", -1)?,
-            a.bool_or("descending", false)?,
+            a.int("dim")?,
+            a.bool("descending")?,
         ))?),
         Topk => {
             let (v, i) = wrap2(reduce::topk(
                 &a.tensor("self")?,
                 a.int("k")?,
-                a.int_or("dim", -1)?,
-                a.bool_or("largest", true)?,
+                a.int("dim")?,
+                a.bool("largest")?,
             ))?;
             ts(vec![v, i])
         }
@@ -1648,8 +1632,8 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         ))?),
         ScalarTensor => t(wrap(create::scalar_tensor(a.scalar("s")?, dtype))?),
         Linspace => t(wrap(create::linspace(
-            a.float_or("start", 0.0)?,
-            a.float_or("end", 0.0)?,
+            a.float("start")?,
+            a.float("end")?,
             a.int("steps")?,
             dtype,
         ))?),
@@ -1665,20 +1649,20 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             &a.tensor("self")?,
             &a.tensor("mat1")?,
             &a.tensor("mat2")?,
-            a.float_or("beta", 1.0)?,
-            a.float_or("alpha", 1.0)?,
+            a.float("beta")?,
+            a.float("alpha")?,
         ))?),
         Baddbmm => t(wrap(linalg::baddbmm(
             &a.tensor("self")?,
             &a.tensor("batch1")?,
             &a.tensor("batch2")?,
-            a.float_or("beta", 1.0)?,
-            a.float_or("alpha", 1.0)?,
+            a.float("beta")?,
+            a.float("alpha")?,
         ))?),
         Diff => {
             // diff(x, n=1, dim=-1) = x[..., 1:] - x[..., :-1], applied n times.
             let mut x = a.tensor("self")?;
-            let dim = a.int_or("dim", -1)?;
+            let dim = a.int("dim")?;
             let pre = a.opt_tensor("prepend")?;
             let app = a.opt_tensor("append")?;
             if pre.is_some() || app.is_some() {
@@ -1689,7 +1673,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                     .collect();
                 x = wrap(shape::cat(&parts, dim))?;
             }
-            for _ in 0..a.int_or("n", 1)? {
+            for _ in 0..a.int("n")? {
                 let hi = wrap(x.slice(dim, Some(1), None, 1))?;
                 let lo = wrap(x.slice(dim, None, Some(-1), 1))?;
                 x = if x.dtype() == DType::Bool {

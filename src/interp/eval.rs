@@ -292,10 +292,6 @@ impl<'a> Args<'a> {
         self.to_int(name, &x)
     }
 
-    pub fn int_or(&self, name: &str, default: i64) -> Result<i64> {
-        Ok(self.opt_int(name)?.unwrap_or(default))
-    }
-
     pub fn opt_int(&self, name: &str) -> Result<Option<i64>> {
         match self.raw(name) {
             None | Some(Arg::None) => Ok(None),
@@ -311,13 +307,6 @@ impl<'a> Args<'a> {
                 "argument {name} should be an int list, got {}",
                 other.kind()
             ))),
-        }
-    }
-
-    pub fn ints_or(&self, name: &str, default: &[i64]) -> Result<Vec<i64>> {
-        match self.raw(name) {
-            None | Some(Arg::None) => Ok(default.to_vec()),
-            Some(_) => self.ints(name),
         }
     }
 
@@ -348,8 +337,19 @@ impl<'a> Args<'a> {
         }
     }
 
-    pub fn float_or(&self, name: &str, default: f64) -> Result<f64> {
-        Ok(self.opt_scalar(name)?.map_or(default, |s| s.to_f64()))
+    pub fn float(&self, name: &str) -> Result<f64> {
+        Ok(self.scalar(name)?.to_f64())
+    }
+
+    pub fn bool(&self, name: &str) -> Result<bool> {
+        Ok(self.scalar(name)?.to_bool())
+    }
+
+    pub fn str(&self, name: &str) -> Result<&'a str> {
+        match self.required(name)? {
+            Arg::Str(s) => Ok(s),
+            _ => Err(self.err(format!("argument {name} should be a string"))),
+        }
     }
 
     pub fn opt_float(&self, name: &str) -> Result<Option<f64>> {
@@ -376,10 +376,6 @@ impl<'a> Args<'a> {
         }
     }
 
-    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> {
-        Ok(self.opt_scalar(name)?.map_or(default, |s| s.to_bool()))
-    }
-
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>> {
         Ok(self.opt_scalar(name)?.map(|s| s.to_bool()))
     }
@@ -388,13 +384,6 @@ impl<'a> Args<'a> {
         match self.raw(name) {
             Some(Arg::DType(d)) => Some(*d),
             _ => None,
-        }
-    }
-
-    pub fn str_or(&self, name: &str, default: &'a str) -> &'a str {
-        match self.raw(name) {
-            Some(Arg::Str(s)) => s,
-            _ => default,
         }
     }
 

@@ -228,8 +228,21 @@ pub struct Node {
 }
 
 impl Node {
+    /// The argument `name`: as the node gives it, or else the schema's
+    /// default (archives leave out arguments that have their default value).
     pub fn arg(&self, name: &str) -> Option<&Arg> {
-        self.args.iter().find(|a| a.name == name).map(|a| &a.value)
+        match self.args.iter().find(|a| a.name == name) {
+            Some(a) => Some(&a.value),
+            None => super::schema::default_arg(self.schema()?, name),
+        }
+    }
+
+    /// The schema of an ATen node's overload.
+    pub fn schema(&self) -> Option<&'static super::schema::OpSchema> {
+        match &self.op {
+            Op::Aten(a, overload) => super::schema::lookup(a.name(), overload),
+            _ => None,
+        }
     }
 
     pub fn arg_mut(&mut self, name: &str) -> Option<&mut Arg> {

@@ -274,14 +274,18 @@ pub fn import_graph(src: &s::Graph) -> Result<Graph> {
             nn_module_stack: n.metadata.get("nn_module_stack").cloned(),
             torch_fn: n.metadata.get("torch_fn").cloned(),
         };
-        im.g.nodes.push(Node {
+        let node = Node {
             name,
             op,
             args,
             outputs,
             list_output,
             meta,
-        });
+        };
+        if let Some(why) = super::schema::check_node(&node) {
+            return Err(node.error(why));
+        }
+        im.g.nodes.push(node);
     }
     for o in &src.outputs {
         let a = im.arg(o, "graph output")?;

@@ -9,6 +9,7 @@
 //! - [`import`] builds a [`Program`] from a deserialized archive.
 //! - [`print`] and [`parse`] are the stable text form (used by filetests).
 //! - [`verify`] checks the invariants every pass must keep.
+//! - [`schema`] holds every overload's argument names, types and defaults.
 //! - [`releases`] documents what each torch release writes differently and
 //!   corrects what some of them record wrong.
 
@@ -20,6 +21,9 @@ pub mod parse;
 pub mod print;
 mod program;
 pub mod releases;
+pub mod schema;
+#[rustfmt::skip]
+mod schema_table;
 pub mod verify;
 
 pub use aten::Aten;

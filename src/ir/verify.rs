@@ -85,6 +85,9 @@ pub fn verify_graph(g: &Graph) -> Result<()> {
         if !names.insert(n.name.as_str()) {
             return fail(format!("two nodes are named {}", n.name));
         }
+        if let Some(why) = super::schema::check_node(n) {
+            return fail(format!("node {}: {why}", n.name));
+        }
         for a in &n.args {
             check_uses(g, &a.value, &defined, &n.name)?;
             if let Arg::Graph(sg) = &a.value {

@@ -130,45 +130,40 @@ pub fn decompose_graph(g: &mut Graph) -> Result<bool> {
 }
 
 // ---------------------------------------------------------------------------
-// Argument helpers: a missing argument takes the schema default.
+// Argument helpers. A missing argument has its schema default already
+// (`Node::arg`); `None` here is an error, as these read non-optional ones.
 
-fn int_arg(n: &Node, name: &str, default: i64) -> Result<i64> {
+fn int_arg(n: &Node, name: &str) -> Result<i64> {
     match n.arg(name) {
-        None | Some(Arg::None) => Ok(default),
         Some(Arg::Int(v)) => Ok(*v),
         Some(Arg::Bool(b)) => Ok(i64::from(*b)),
-        Some(_) => Err(n.error(format!("argument {name} is not a constant int"))),
+        _ => Err(n.error(format!("argument {name} is not a constant int"))),
     }
 }
 
-fn bool_arg(n: &Node, name: &str, default: bool) -> Result<bool> {
+fn bool_arg(n: &Node, name: &str) -> Result<bool> {
     match n.arg(name) {
-        None | Some(Arg::None) => Ok(default),
         Some(Arg::Bool(b)) => Ok(*b),
         Some(Arg::Int(v)) => Ok(*v != 0),
-        Some(_) => Err(n.error(format!("argument {name} is not a constant bool"))),
+        _ => Err(n.error(format!("argument {name} is not a constant bool"))),
     }
 }
 
-fn float_arg(n: &Node, name: &str, default: f64) -> Result<f64> {
+fn float_arg(n: &Node, name: &str) -> Result<f64> {
     match n.arg(name) {
-        None | Some(Arg::None) => Ok(default),
         Some(Arg::Float(f)) => Ok(*f),
         Some(Arg::Int(v)) => Ok(*v as f64),
-        Some(_) => Err(n.error(format!("argument {name} is not a constant float"))),
+        _ => Err(n.error(format!("argument {name} is not a constant float"))),
     }
 }
 
-/// An int list, expanded to `len` entries when given as a single value.
-fn ints_arg(n: &Node, name: &str, default: i64, len: usize) -> Result<Vec<i64>> {
-    let v = match n.arg(name) {
-        None | Some(Arg::None) => return Ok(vec![default; len]),
-        Some(a) => a
-            .as_ints()
-            .ok_or_else(|| n.error(format!("argument {name} is not a constant int list")))?,
-    };
+/// An int list of `len` entries; a single value stands for all of them.
+fn ints_arg(n: &Node, name: &str, len: usize) -> Result<Vec<i64>> {
+    let v = n
+        .arg(name)
+        .and_then(Arg::as_ints)
+        .ok_or_else(|| n.error(format!("argument {name} is not a constant int list")))?;
     match v.len() {
-        0 => Ok(vec![default; len]),
         1 => Ok(vec![v[0]; len]),
         l if l == len => Ok(v),
         l => Err(n.error(format!("argument {name} has {l} entries, expected {len}"))),
@@ -259,7 +254,6 @@ fn v(x: ValueId) -> Arg {
 fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let a = match &n.op {
         Op::Aten(a, _) => *a,
-        Op::Unsupported(t) => return decompose_unknown_aten(n, t),
         _ => return Ok(Rewrite::Keep),
     };
     let ov = n.op.overload().to_string();
@@ -275,7 +269,17 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         (Aten::LayerNorm, _) => layer_norm(g, n),
         (Aten::GroupNorm, _) => group_norm(g, n),
         (Aten::InstanceNorm, _) => instance_norm(g, n),
-        (Aten::Dropout, _) | (Aten::DropoutInplace, _) => dropout(n, "train"),
+        (
+            Aten::Dropout
+            | Aten::DropoutInplace
+            | Aten::FeatureDropout
+            | Aten::FeatureDropoutInplace
+            | Aten::AlphaDropout
+            | Aten::AlphaDropoutInplace
+            | Aten::FeatureAlphaDropout
+            | Aten::FeatureAlphaDropoutInplace,
+            _,
+        ) => dropout(n),
         (Aten::Flatten, "using_ints") => flatten(g, n),
         (Aten::Unflatten, "int") => unflatten(g, n),
         (Aten::Reshape, _) => {
@@ -294,7 +298,7 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         (Aten::TypeAs, _) => type_as(g, n),
         (Aten::Squeeze, "dim") => {
             let x = value_arg(n, "self")?;
-            let d = int_arg(n, "dim", 0)?;
+            let d = int_arg(n, "dim")?;
             let mut b = Builder::new(g, n);
             let y = b.aten(
                 Aten::Squeeze,
@@ -447,16 +451,6 @@ fn decompose_node(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     }
 }
 
-/// ATen names outside the closed enum that still decompose.
-fn decompose_unknown_aten(n: &Node, target: &str) -> Result<Rewrite> {
-    let name = target.strip_prefix("torch.ops.aten.").unwrap_or("");
-    let base = name.split('.').next().unwrap_or("");
-    match base {
-        "feature_dropout" | "alpha_dropout" | "feature_alpha_dropout" => dropout(n, "train"),
-        _ => Ok(Rewrite::Keep),
-    }
-}
-
 // ---------------------------------------------------------------------------
 
 fn linear(g: &mut Graph, n: &Node) -> Result<Rewrite> {
@@ -541,17 +535,17 @@ fn conv(g: &mut Graph, n: &Node, nd: usize, transposed: bool) -> Result<Rewrite>
     let x = value_arg(n, "input")?;
     let w = value_arg(n, "weight")?;
     let bias = opt_arg(n, "bias");
-    let stride = ints_arg(n, "stride", 1, nd)?;
-    let dilation = ints_arg(n, "dilation", 1, nd)?;
-    let groups = int_arg(n, "groups", 1)?;
+    let stride = ints_arg(n, "stride", nd)?;
+    let dilation = ints_arg(n, "dilation", nd)?;
+    let groups = int_arg(n, "groups")?;
     let output_padding = if transposed {
-        ints_arg(n, "output_padding", 0, nd)?
+        ints_arg(n, "output_padding", nd)?
     } else {
         vec![0; nd]
     };
     let padding = match n.arg("padding") {
         Some(Arg::Str(s)) if !transposed => same_padding(g, n, s, w, &dilation, &stride)?,
-        _ => ints_arg(n, "padding", 0, nd)?,
+        _ => ints_arg(n, "padding", nd)?,
     };
     let mut b = Builder::new(g, n);
     let y = b.aten(
@@ -613,7 +607,7 @@ fn same_padding(
 
 fn batch_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let x = value_arg(n, "input")?;
-    let training = bool_arg(n, "training", false)?;
+    let training = bool_arg(n, "training")?;
     let mean = opt_arg(n, "running_mean");
     let var = opt_arg(n, "running_var");
     if training {
@@ -624,8 +618,8 @@ fn batch_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     if mean == Arg::None || var == Arg::None {
         return Err(n.error("batch_norm in eval mode without running statistics is not supported"));
     }
-    let momentum = float_arg(n, "momentum", 0.1)?;
-    let eps = float_arg(n, "eps", 1e-5)?;
+    let momentum = float_arg(n, "momentum")?;
+    let eps = float_arg(n, "eps")?;
     let mut b = Builder::new(g, n);
     let outs = b.aten_n(
         Aten::InternalNativeBatchNormLegitNoTraining,
@@ -653,7 +647,7 @@ fn layer_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         .arg("normalized_shape")
         .cloned()
         .ok_or_else(|| n.error("layer_norm without normalized_shape"))?;
-    let eps = float_arg(n, "eps", 1e-5)?;
+    let eps = float_arg(n, "eps")?;
     let mut b = Builder::new(g, n);
     let outs = b.aten_n(
         Aten::NativeLayerNorm,
@@ -713,8 +707,8 @@ fn native_group_norm(
 
 fn group_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let x = value_arg(n, "input")?;
-    let groups = int_arg(n, "num_groups", 1)?;
-    let eps = float_arg(n, "eps", 1e-5)?;
+    let groups = int_arg(n, "num_groups")?;
+    let eps = float_arg(n, "eps")?;
     native_group_norm(
         g,
         n,
@@ -728,8 +722,8 @@ fn group_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
 
 fn instance_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let x = value_arg(n, "input")?;
-    let use_input_stats = bool_arg(n, "use_input_stats", true)?;
-    let eps = float_arg(n, "eps", 1e-5)?;
+    let use_input_stats = bool_arg(n, "use_input_stats")?;
+    let eps = float_arg(n, "eps")?;
     if use_input_stats {
         // Per-(sample, channel) statistics: group norm with one channel per
         // group. The running statistics would be updated only in training.
@@ -740,7 +734,7 @@ fn instance_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     if mean == Arg::None || var == Arg::None {
         return Err(n.error("instance_norm with use_input_stats=false needs running statistics"));
     }
-    let momentum = float_arg(n, "momentum", 0.1)?;
+    let momentum = float_arg(n, "momentum")?;
     let mut b = Builder::new(g, n);
     let outs = b.aten_n(
         Aten::InternalNativeBatchNormLegitNoTraining,
@@ -759,14 +753,14 @@ fn instance_norm(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     replace(b, vec![outs[0]])
 }
 
-fn dropout(n: &Node, train_arg: &str) -> Result<Rewrite> {
+fn dropout(n: &Node) -> Result<Rewrite> {
     let x = n
         .arg("input")
         .or_else(|| n.arg("self"))
         .and_then(Arg::as_value)
         .ok_or_else(|| n.error("dropout without a tensor input"))?;
-    if bool_arg(n, train_arg, true)? {
-        let p = float_arg(n, "p", 0.5)?;
+    if bool_arg(n, "train")? {
+        let p = float_arg(n, "p")?;
         if p != 0.0 {
             return Err(n.error(
                 "dropout with train=true is a training-only path; export the model in eval mode",
@@ -791,8 +785,8 @@ fn flatten(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         );
         return replace(b, vec![y]);
     }
-    let s = norm_dim(n, int_arg(n, "start_dim", 0)?, d.len())?;
-    let e = norm_dim(n, int_arg(n, "end_dim", -1)?, d.len())?;
+    let s = norm_dim(n, int_arg(n, "start_dim")?, d.len())?;
+    let e = norm_dim(n, int_arg(n, "end_dim")?, d.len())?;
     if s > e {
         return Err(n.error("flatten: start_dim after end_dim"));
     }
@@ -828,7 +822,7 @@ fn unflatten(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     if d.is_empty() {
         return Err(n.error("unflatten of a 0-d tensor"));
     }
-    let dim = norm_dim(n, int_arg(n, "dim", 0)?, d.len())?;
+    let dim = norm_dim(n, int_arg(n, "dim")?, d.len())?;
     let mut new: Vec<Option<i64>> = d[..dim].to_vec();
     new.extend(sizes.iter().map(|&s| if s < 0 { None } else { Some(s) }));
     new.extend_from_slice(&d[dim + 1..]);
@@ -903,8 +897,8 @@ fn transpose(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     if rank == 0 {
         return identity(x);
     }
-    let d0 = norm_dim(n, int_arg(n, "dim0", 0)?, rank)?;
-    let d1 = norm_dim(n, int_arg(n, "dim1", 0)?, rank)?;
+    let d0 = norm_dim(n, int_arg(n, "dim0")?, rank)?;
+    let d1 = norm_dim(n, int_arg(n, "dim1")?, rank)?;
     let mut perm: Vec<i64> = (0..rank as i64).collect();
     perm.swap(d0, d1);
     permute(g, n, x, perm)
@@ -944,7 +938,7 @@ fn to(g: &mut Graph, n: &Node) -> Result<Rewrite> {
             return Err(n.error(format!("to() a non-CPU device {d}")));
         }
     }
-    let copy = bool_arg(n, "copy", false)?;
+    let copy = bool_arg(n, "copy")?;
     to_dtype(g, n, x, dtype, copy)
 }
 
@@ -989,20 +983,20 @@ fn split(g: &mut Graph, n: &Node, by_count: bool) -> Result<Rewrite> {
         return Ok(Rewrite::Keep);
     };
     let rank = t.rank();
-    let dim_arg = int_arg(n, "dim", 0)?;
+    let dim_arg = int_arg(n, "dim")?;
     let dim = norm_dim(n, dim_arg, rank)?;
     let Some(size) = t.shape.get(dim).and_then(|d| d.as_int()) else {
         return Ok(Rewrite::Keep);
     };
     let piece = if by_count {
-        let chunks = int_arg(n, "chunks", 1)?;
+        let chunks = int_arg(n, "chunks")?;
         if chunks <= 0 {
             return Err(n.error("chunk: chunks must be positive"));
         }
         // ceil(size / chunks), and at least 1 piece for an empty dim.
         ((size + chunks - 1) / chunks).max(1)
     } else {
-        int_arg(n, "split_size", 1)?
+        int_arg(n, "split_size")?
     };
     if piece <= 0 {
         return Err(n.error("split size must be positive"));
@@ -1040,7 +1034,7 @@ fn split(g: &mut Graph, n: &Node, by_count: bool) -> Result<Rewrite> {
 
 fn softmax(g: &mut Graph, n: &Node, op: Aten) -> Result<Rewrite> {
     let mut x = value_arg(n, "self")?;
-    let dim = int_arg(n, "dim", -1)?;
+    let dim = int_arg(n, "dim")?;
     let mut b = Builder::new(g, n);
     if let Some(Arg::DType(d)) = n.arg("dtype") {
         x = b.aten(
@@ -1133,7 +1127,10 @@ fn rsub(g: &mut Graph, n: &Node) -> Result<Rewrite> {
         .arg("other")
         .cloned()
         .ok_or_else(|| n.error("rsub without other"))?;
-    let alpha = n.arg("alpha").cloned().unwrap_or(Arg::Int(1));
+    let alpha = n
+        .arg("alpha")
+        .cloned()
+        .ok_or_else(|| n.error("rsub without alpha"))?;
     let mut b = Builder::new(g, n);
     let y = match other {
         Arg::Value(o) => {
@@ -1218,7 +1215,7 @@ fn full_like(g: &mut Graph, n: &Node, a: Aten) -> Result<Rewrite> {
 
 fn adaptive_avg_pool2d(g: &mut Graph, n: &Node) -> Result<Rewrite> {
     let x = value_arg(n, "self")?;
-    let out = ints_arg(n, "output_size", 1, 2)?;
+    let out = ints_arg(n, "output_size", 2)?;
     let mut b = Builder::new(g, n);
     // ATen computes a 1x1 adaptive pool as a mean over the spatial dims.
     let y = if out == [1, 1] {
@@ -1437,12 +1434,12 @@ fn rnn(g: &mut Graph, n: &Node, cell: Cell) -> Result<Rewrite> {
         vec![value_arg(n, "hx")?]
     };
     let params = value_list(n, "params")?;
-    let has_biases = bool_arg(n, "has_biases", true)?;
-    let layers = int_arg(n, "num_layers", 1)?;
-    let train = bool_arg(n, "train", false)?;
-    let dropout_p = float_arg(n, "dropout", 0.0)?;
-    let bidirectional = bool_arg(n, "bidirectional", false)?;
-    let batch_first = bool_arg(n, "batch_first", false)?;
+    let has_biases = bool_arg(n, "has_biases")?;
+    let layers = int_arg(n, "num_layers")?;
+    let train = bool_arg(n, "train")?;
+    let dropout_p = float_arg(n, "dropout")?;
+    let bidirectional = bool_arg(n, "bidirectional")?;
+    let batch_first = bool_arg(n, "batch_first")?;
     if train && dropout_p != 0.0 && layers > 1 {
         return Err(n.error(format!(
             "{what} with dropout in training mode is a training-only path; export the model in eval mode"

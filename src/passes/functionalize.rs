@@ -23,8 +23,8 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::ir::{
-    Arg, Aten, Graph, InputKind, NamedArg, Node, Op, OutputKind, OutputSpec, Program, ValueId,
-    ValueType,
+    schema, Arg, Aten, Graph, InputKind, NamedArg, Node, Op, OutputKind, OutputSpec, Program,
+    ValueId, ValueType,
 };
 
 use super::{Pass, PassContext};
@@ -533,7 +533,8 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 st.changed = true;
                 let mut f = n.clone();
                 f.op = Op::Aten(a, functional_overload(a, n.op.overload()));
-                f.args = args.into_iter().filter(|x| x.name != "out").collect();
+                let args = args.into_iter().filter(|x| x.name != "out").collect();
+                f.args = schema::carry_args(args, n.schema(), f.schema());
                 let ty = n
                     .outputs
                     .first()
@@ -555,7 +556,7 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 };
                 let mut f = n.clone();
                 f.op = Op::Aten(func, n.op.overload().to_string());
-                f.args = args;
+                f.args = schema::carry_args(args, n.schema(), f.schema());
                 // The functional result is a fresh value with self's type.
                 let out_name = n
                     .outputs

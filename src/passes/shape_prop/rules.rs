@@ -429,7 +429,7 @@ fn conv(cx: &Cx, transposed: bool, spatial_hint: Option<usize>) -> Result<Vec<Va
     }
     let stride = expand_param(cx, cx.ints("stride")?, nsp, 1, "stride")?;
     let dilation = expand_param(cx, cx.ints("dilation")?, nsp, 1, "dilation")?;
-    let groups = cx.int_or("groups", 1)?;
+    let groups = cx.int("groups")?;
     let out_pad = expand_param(cx, cx.ints("output_padding")?, nsp, 0, "output_padding")?;
     let same_pad = matches!(cx.get("padding"), Some(Arg::Str(s)) if s == "same");
     let padding = match cx.get("padding") {
@@ -487,7 +487,7 @@ fn pool(cx: &Cx, nsp: usize, max: bool, with_indices: bool) -> Result<Vec<ValueT
     } else {
         vec![1; nsp]
     };
-    let ceil = cx.bool_or("ceil_mode", false)?;
+    let ceil = cx.bool("ceil_mode")?;
     cx.check_params("kernel_size", &k, 1)?;
     cx.check_params("stride", &s, 1)?;
     cx.check_params("padding", &p, 0)?;
@@ -720,7 +720,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Bucketize | Searchsorted => {
             let x = cx.tensor("self").or_else(|_| cx.tensor("input"))?;
-            let d = if cx.bool_or("out_int32", false)? {
+            let d = if cx.bool("out_int32")? {
                 DType::I32
             } else {
                 DType::I64
@@ -732,7 +732,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         Sum | Prod | Mean | Amax | Amin | Any | All | Logsumexp | Std | Var | Norm
         | LinalgVectorNorm | CountNonzero => {
             let x = cx.tensor("self")?;
-            let keep = cx.bool_or("keepdim", false)?;
+            let keep = cx.keepdim()?;
             let dims = match cx.get("dim") {
                 None => None,
                 Some(_) => Some(cx.ints("dim")?),
@@ -754,7 +754,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Argmax | Argmin => {
             let x = cx.tensor("self")?;
-            let keep = cx.bool_or("keepdim", false)?;
+            let keep = cx.keepdim()?;
             let shape = match cx.opt_int("dim")? {
                 None if keep => vec![int(1); x.rank()],
                 None => vec![],
@@ -770,12 +770,12 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             }
             match cx.opt_int("dim")? {
                 None if a == Mode || a == Kthvalue => {
-                    let s = reduce_shape(cx, &x.shape, Some(&[-1]), cx.bool_or("keepdim", false)?)?;
+                    let s = reduce_shape(cx, &x.shape, Some(&[-1]), cx.keepdim()?)?;
                     Ok(vec![t(x.dtype, s.clone()), t(DType::I64, s)])
                 }
                 None => one(t(x.dtype, vec![])),
                 Some(d) => {
-                    let keep = cx.bool_or("keepdim", false)?;
+                    let keep = cx.keepdim()?;
                     let s = reduce_shape(cx, &x.shape, Some(&[d]), keep)?;
                     Ok(vec![t(x.dtype, s.clone()), t(DType::I64, s)])
                 }
@@ -784,7 +784,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         Topk => {
             let x = cx.tensor("self")?;
             let k = cx.sym_of(cx.get("k").ok_or_else(|| cx.err("missing k"))?, "k")?;
-            let d = cx.dim(cx.int_or("dim", -1)?, x.rank())?;
+            let d = cx.dim(cx.int("dim")?, x.rank())?;
             let mut s = x.shape.clone();
             if !s.is_empty() {
                 s[d] = k;
@@ -822,8 +822,8 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Diff => {
             let x = cx.tensor("self")?;
-            let nn = cx.int_or("n", 1)?;
-            let d = cx.sdim(cx.int_or("dim", -1)?, x.rank())?;
+            let nn = cx.int("n")?;
+            let d = cx.sdim(cx.int("dim")?, x.rank())?;
             let mut size = x.shape[d].clone();
             for nm in ["prepend", "append"] {
                 if let Some(p) = cx.opt_tensor(nm)? {
@@ -868,8 +868,8 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             if x.rank() == 0 {
                 return one(t(x.dtype, vec![int(1)]));
             }
-            let s = cx.dim(cx.int_or("start_dim", 0)?, x.rank())?;
-            let e = cx.dim(cx.int_or("end_dim", -1)?, x.rank())?;
+            let s = cx.dim(cx.int("start_dim")?, x.rank())?;
+            let e = cx.dim(cx.int("end_dim")?, x.rank())?;
             if s > e {
                 return Err(cx.err("flatten start_dim after end_dim"));
             }
@@ -933,7 +933,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         // diag: a vector becomes a square matrix, a matrix gives its diagonal.
         Diag => {
             let x = cx.tensor("self")?;
-            let k = cx.int_or("diagonal", 0)?;
+            let k = cx.int("diagonal")?;
             let dims: Option<Vec<i64>> = x.shape.iter().map(|d| d.as_int()).collect();
             match (x.rank(), dims.as_deref()) {
                 (1, _) => {
@@ -956,7 +956,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         // aminmax(self, dim=None, keepdim=False) -> (min, max)
         Aminmax => {
             let x = cx.tensor("self")?;
-            let keep = cx.bool_or("keepdim", false)?;
+            let keep = cx.keepdim()?;
             let shape = match cx.opt_int("dim")? {
                 None if keep => vec![int(1); x.rank()],
                 None => vec![],
@@ -1051,8 +1051,8 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             if x.rank() == 0 {
                 return Err(cx.err("slice of a 0-dim tensor"));
             }
-            let d = cx.dim(cx.int_or("dim", 0)?, x.rank())?;
-            let step = cx.int_or("step", 1)?;
+            let d = cx.dim(cx.int("dim")?, x.rank())?;
+            let step = cx.int("step")?;
             let len = slice_len(
                 cx,
                 &x.shape[d],
@@ -1094,9 +1094,9 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Diagonal => {
             let x = cx.tensor("self")?;
-            let off = cx.int_or("offset", 0)?;
-            let d1 = cx.sdim(cx.int_or("dim1", 0)?, x.rank())?;
-            let d2 = cx.sdim(cx.int_or("dim2", 1)?, x.rank())?;
+            let off = cx.int("offset")?;
+            let d1 = cx.sdim(cx.int("dim1")?, x.rank())?;
+            let d2 = cx.sdim(cx.int("dim2")?, x.rank())?;
             let a1 = sub(x.shape[d1].clone(), int((-off).max(0)));
             let a2 = sub(x.shape[d2].clone(), int(off.max(0)));
             let len = match (a1.as_int(), a2.as_int()) {
@@ -1154,7 +1154,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                 .copied()
                 .or(ts.first())
                 .ok_or_else(|| cx.err("cat of no tensors"))?;
-            let d = cx.sdim(cx.int_or("dim", 0)?, first.rank())?;
+            let d = cx.sdim(cx.int("dim")?, first.rank())?;
             let mut s = first.shape.clone();
             let mut dt = first.dtype;
             for x in keep.iter().skip(1) {
@@ -1169,7 +1169,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         Stack => {
             let ts: Vec<TensorType> = cx.tensor_list("tensors")?.into_iter().flatten().collect();
             let first = ts.first().ok_or_else(|| cx.err("stack of no tensors"))?;
-            let d = cx.new_dim(cx.int_or("dim", 0)?, first.rank())?;
+            let d = cx.new_dim(cx.int("dim")?, first.rank())?;
             let mut s = first.shape.clone();
             s.insert(d, int(ts.len() as i64));
             let dt = ts.iter().fold(first.dtype, |acc, x| {
@@ -1179,7 +1179,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Split | SplitWithSizes | Chunk | Unbind | TensorSplit => {
             let x = cx.tensor("self")?;
-            let d = cx.sdim(cx.int_or("dim", 0)?, x.rank())?;
+            let d = cx.sdim(cx.int("dim")?, x.rank())?;
             let size = x.shape.get(d).cloned().unwrap_or(int(1));
             let nout = n.outputs.len();
             match a {
@@ -1301,7 +1301,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
 
         // ---- convolution and pooling
-        Convolution => conv(cx, cx.bool_or("transposed", false)?, None),
+        Convolution => conv(cx, cx.bool("transposed")?, None),
         Conv1d => conv(cx, false, Some(1)),
         Conv2d => conv(cx, false, Some(2)),
         Conv3d => conv(cx, false, Some(3)),
@@ -1412,7 +1412,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let x = cx.tensor("input")?;
             let c = x.shape.get(1).cloned().unwrap_or(int(0));
             let training = match a {
-                NativeBatchNorm | CudnnBatchNorm => cx.bool_or("training", false)?,
+                NativeBatchNorm | CudnnBatchNorm => cx.bool("training")?,
                 _ => true,
             };
             let stat = if training { c } else { int(0) };
@@ -1468,13 +1468,13 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                     .first()
                     .cloned()
                     .ok_or_else(|| cx.err("0-d offsets"))?;
-                if cx.bool_or("include_last_offset", false)? {
+                if cx.bool("include_last_offset")? {
                     sub(n, int(1))
                 } else {
                     n
                 }
             };
-            let mode = cx.int_or("mode", 0)?;
+            let mode = cx.int("mode")?;
             let count = numel(&idx.shape);
             let plain_sum = mode == 0
                 && cx
@@ -1700,7 +1700,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let h0 = hx
                 .first()
                 .ok_or_else(|| cx.err("recurrent layer without hx"))?;
-            let bidir = cx.bool_or("bidirectional", false)?;
+            let bidir = cx.bool("bidirectional")?;
             let dirs = if bidir { 2 } else { 1 };
             let hout = h0
                 .shape
@@ -1719,7 +1719,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Glu => {
             let x = cx.tensor("self")?;
-            let d = cx.sdim(cx.int_or("dim", -1)?, x.rank())?;
+            let d = cx.sdim(cx.int("dim")?, x.rank())?;
             let mut s = x.shape.clone();
             s[d] = div(s[d].clone(), int(2));
             one(t(x.dtype, s))
@@ -1830,9 +1830,9 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let x1 = cx.tensor("x1")?;
             let s = bshape(cx, &["x1", "x2"])?;
             let (d, keep) = if a == CosineSimilarity {
-                (cx.int_or("dim", 1)?, false)
+                (cx.int("dim")?, false)
             } else {
-                (-1, cx.bool_or("keepdim", false)?)
+                (-1, cx.keepdim()?)
             };
             let s = reduce_shape(cx, &s, Some(&[d]), keep)?;
             one(t(float_of(x1.dtype), s))
@@ -1859,7 +1859,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
         }
         Histc => {
             let x = cx.tensor("self")?;
-            one(t(x.dtype, vec![int(cx.int_or("bins", 100)?)]))
+            one(t(x.dtype, vec![int(cx.int("bins")?)]))
         }
         Kron => {
             let x = cx.tensor("self")?;

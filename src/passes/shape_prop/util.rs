@@ -210,10 +210,6 @@ impl<'a> Cx<'a> {
         }
     }
 
-    pub fn int_or(&self, name: &str, default: i64) -> Result<i64> {
-        Ok(self.opt_int(name)?.unwrap_or(default))
-    }
-
     pub fn int(&self, name: &str) -> Result<i64> {
         self.opt_int(name)?
             .ok_or_else(|| self.err(format!("missing int argument {name}")))
@@ -228,12 +224,20 @@ impl<'a> Cx<'a> {
         }
     }
 
-    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> {
+    /// Whether a reduction keeps its reduced dims. The overloads that reduce
+    /// everything (`sum.default`, `var.default`) have no `keepdim`: they do not.
+    pub fn keepdim(&self) -> Result<bool> {
+        match self.get("keepdim") {
+            None => Ok(false),
+            Some(_) => self.bool("keepdim"),
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> Result<bool> {
         match self.get(name) {
-            None => Ok(default),
             Some(Arg::Bool(b)) => Ok(*b),
             Some(Arg::Int(v)) => Ok(*v != 0),
-            Some(_) => Err(self.err(format!("argument {name} is not a constant bool"))),
+            _ => Err(self.err(format!("argument {name} is not a constant bool"))),
         }
     }
 
