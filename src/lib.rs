@@ -23,6 +23,7 @@ pub mod interp;
 pub mod ir;
 pub mod model;
 pub mod passes;
+pub mod promote;
 pub mod pt2;
 pub mod sym;
 pub mod tensor;

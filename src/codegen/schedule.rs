@@ -23,7 +23,7 @@ use std::rc::Rc;
 
 use crate::error::{Error, Result};
 use crate::ir::{Arg, Aten, Graph, InputKind, Node, Op, Program, ValueId, ValueType};
-use crate::passes::shape_prop::{result_type, Operand as PromoteOperand};
+use crate::promote::{result_type, Operand as PromoteOperand};
 use crate::sym::SymExpr;
 use crate::tensor::wrap_dim;
 use crate::DType;

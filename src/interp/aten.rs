@@ -21,7 +21,7 @@ type Ten = Tensor;
 
 /// Ops that CPU autocast runs in its lower-precision dtype.
 pub(crate) fn autocasts_to_lower_precision(a: Aten) -> bool {
-    crate::passes::hops::autocast_lower_precision(a)
+    a.autocast_lower_precision()
 }
 
 fn t(x: Tensor) -> Result<Vec<RValue>> {
@@ -141,7 +141,7 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
         return t(out);
     }
     // In-place ops on an unfunctionalized graph: compute, then write back.
-    if let Some(func) = crate::passes::functionalize::functional_form(op) {
+    if let Some(func) = op.functional_form() {
         let target = a.tensor(
             a.node
                 .args

@@ -4,6 +4,40 @@ use std::fmt;
 
 use super::aten::Aten;
 
+impl Aten {
+    /// The functional form of an in-place op: `add_` → `add`.
+    pub fn functional_form(self) -> Option<Aten> {
+        let name = self.name();
+        if name.starts_with("__") || !name.ends_with('_') {
+            return None;
+        }
+        Aten::from_name(&name[..name.len() - 1])
+    }
+
+    /// Whether CPU autocast runs this op in the lower-precision dtype.
+    pub fn autocast_lower_precision(self) -> bool {
+        use Aten::*;
+        matches!(
+            self,
+            Conv1d
+                | Conv2d
+                | Conv3d
+                | ConvTranspose1d
+                | ConvTranspose2d
+                | Convolution
+                | Bmm
+                | Mm
+                | Linear
+                | Matmul
+                | Baddbmm
+                | Addmm
+                | Addbmm
+                | ScaledDotProductAttention
+                | Prelu
+        )
+    }
+}
+
 /// Higher-order operators: ops that take graphs or operators as arguments.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Hop {

@@ -19,7 +19,7 @@ fn is_impure(n: &Node) -> bool {
     match n.op.aten() {
         None => !matches!(n.op, Op::Builtin(_)),
         Some(a) => {
-            super::functionalize::functional_form(a).is_some()
+            a.functional_form().is_some()
                 || matches!(
                     a,
                     Rand | Randn

@@ -119,15 +119,6 @@ fn functional_overload(a: Aten, overload: &str) -> String {
     if binary { "Tensor" } else { "default" }.to_string()
 }
 
-/// The functional form of an in-place op: `add_` → `add`.
-pub fn functional_form(a: Aten) -> Option<Aten> {
-    let name = a.name();
-    if name.starts_with("__") || !name.ends_with('_') {
-        return None;
-    }
-    Aten::from_name(&name[..name.len() - 1])
-}
-
 struct State {
     alias: HashMap<ValueId, Alias>,
     current: HashMap<ValueId, ValueId>,
@@ -525,7 +516,7 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 a.name()
             )));
         }
-        let mutated = aten.and_then(functional_form);
+        let mutated = aten.and_then(Aten::functional_form);
         match (aten, mutated, out_target) {
             (Some(a), _, Some(target)) => {
                 // `op.out(..., out=t)`: the functional op, then `t` takes

@@ -9,29 +9,6 @@ use crate::ir::{Arg, Aten, Graph, Hop, NamedArg, Node, Op, Program, ValueId, Val
 use super::rewrite::{rewrite_nodes, Builder, Rewrite};
 use super::{Pass, PassContext};
 
-/// Ops that CPU autocast runs in the lower-precision dtype.
-pub fn autocast_lower_precision(a: Aten) -> bool {
-    use Aten::*;
-    matches!(
-        a,
-        Conv1d
-            | Conv2d
-            | Conv3d
-            | ConvTranspose1d
-            | ConvTranspose2d
-            | Convolution
-            | Bmm
-            | Mm
-            | Linear
-            | Matmul
-            | Baddbmm
-            | Addmm
-            | Addbmm
-            | ScaledDotProductAttention
-            | Prelu
-    )
-}
-
 /// Inlines the bodies of `wrap_with_set_grad_enabled` (gradient mode does
 /// not change inference values) and `wrap_with_autocast`. Inside an enabled
 /// autocast region, the floating inputs of each lower-precision op are cast
@@ -118,7 +95,7 @@ fn inline_graph(g: &mut Graph, autocast: Option<crate::DType>) -> Result<bool> {
 /// nested bodies) to `dtype` with `_to_copy`.
 fn insert_autocast_casts(g: &mut Graph, dtype: crate::DType) -> Result<bool> {
     rewrite_nodes(g, |g, n| {
-        if !n.op.aten().is_some_and(autocast_lower_precision) {
+        if !n.op.aten().is_some_and(Aten::autocast_lower_precision) {
             return Ok(Rewrite::Keep);
         }
         let mut node = n.clone();

@@ -7,7 +7,6 @@
 //! [`bind_inputs`] checks concrete inputs against the signature at run time
 //! and binds the shape symbols.
 
-mod promote;
 mod rules;
 mod simplify;
 mod util;
@@ -25,7 +24,7 @@ use crate::DType;
 
 use super::{Pass, PassContext};
 
-pub use promote::{promote_types, result_type, Operand};
+pub use crate::promote::{promote_types, result_type, Operand};
 pub use rules::infer_node;
 
 /// The subgraph of a higher-order op and the types of the operands it is

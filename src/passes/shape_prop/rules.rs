@@ -5,8 +5,8 @@ use crate::ir::{Arg, Aten, Graph, Hop, Node, Op, TensorType, ValueType};
 use crate::sym::SymExpr;
 use crate::DType;
 
-use super::promote::{result_type, Operand};
 use super::util::{add, ceil_div, div, int, mul, numel, provably_different, sub, Cx};
+use crate::promote::{promote_types, result_type, Operand};
 
 type Shape = Vec<SymExpr>;
 
@@ -1162,7 +1162,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                     return Err(cx.err("cat of tensors of different ranks"));
                 }
                 s[d] = add(s[d].clone(), x.shape[d].clone());
-                dt = super::promote::promote_types(dt, x.dtype);
+                dt = promote_types(dt, x.dtype);
             }
             one(t(dt, s))
         }
@@ -1172,9 +1172,9 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
             let d = cx.new_dim(cx.int("dim")?, first.rank())?;
             let mut s = first.shape.clone();
             s.insert(d, int(ts.len() as i64));
-            let dt = ts.iter().fold(first.dtype, |acc, x| {
-                super::promote::promote_types(acc, x.dtype)
-            });
+            let dt = ts
+                .iter()
+                .fold(first.dtype, |acc, x| promote_types(acc, x.dtype));
             one(t(dt, s))
         }
         Split | SplitWithSizes | Chunk | Unbind | TensorSplit => {
@@ -1249,7 +1249,7 @@ fn infer_aten(cx: &Cx, a: Aten, ov: &str) -> Result<Vec<ValueType>> {
                     )));
                 }
             }
-            let d = super::promote::promote_types(x.dtype, other.dtype);
+            let d = promote_types(x.dtype, other.dtype);
             if a == Outer {
                 return one(t(d, vec![x.shape[0].clone(), other.shape[0].clone()]));
             }
@@ -2007,7 +2007,7 @@ fn einsum(cx: &Cx) -> Result<Vec<ValueType>> {
     let dt = ts
         .iter()
         .map(|x| x.dtype)
-        .reduce(super::promote::promote_types)
+        .reduce(promote_types)
         .ok_or_else(|| cx.err("einsum of no tensors"))?;
     Ok(vec![t(dt, shape)])
 }

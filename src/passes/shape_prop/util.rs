@@ -5,7 +5,7 @@ use crate::ir::{Arg, Graph, Node, Op, TensorType, ValueId, ValueType};
 use crate::sym::SymExpr;
 use crate::DType;
 
-use super::promote::Operand;
+use crate::promote::Operand;
 
 pub fn int(v: i64) -> SymExpr {
     SymExpr::Int(v)
