@@ -324,3 +324,44 @@ fn first_differences_along_a_dim() {
         check(&body, &[("x", dt, false)], dt);
     }
 }
+
+#[test]
+fn arg_reductions_take_the_first_extreme_and_the_first_nan() {
+    let dts = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+        DType::I16,
+        DType::I8,
+        DType::U8,
+    ];
+    for dt in dts {
+        // Integer data has ties: the first index wins.
+        let positive = dt == DType::U8;
+        for op in ["argmax", "argmin"] {
+            for (out, args) in [
+                ("[2]", "dim=1"),
+                ("[8]", "dim=0"),
+                ("[2, 1]", "dim=-1, keepdim=true"),
+                ("[]", "dim=None"),
+                ("[1, 1]", "dim=None, keepdim=true"),
+            ] {
+                let body = format!("%r: i64{out} = aten.{op}.default(self=%x, {args})");
+                check(&body, &[("x", dt, positive)], DType::I64);
+            }
+        }
+    }
+    // log of negative values: NaNs, of which the first is both extremes.
+    for dt in FLOATS {
+        for op in ["argmax", "argmin"] {
+            let body = format!(
+                "%l: {dt}[2, 8] = aten.log.default(self=%x)\n\
+                 %r: i64[2] = aten.{op}.default(self=%l, dim=1)"
+            );
+            check(&body, &[("x", dt, false)], DType::I64);
+        }
+    }
+}

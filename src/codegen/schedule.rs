@@ -1281,6 +1281,8 @@ impl<'a> Sched<'a> {
             (Prod, "dim_int" | "default") => self.reduction(n, RedOp::Prod)?,
             (Any, "dim" | "dims" | "default") => self.reduction(n, RedOp::Any)?,
             (All, "dim" | "dims" | "default") => self.reduction(n, RedOp::All)?,
+            (Argmax, "default") => self.reduction(n, RedOp::ArgMax)?,
+            (Argmin, "default") => self.reduction(n, RedOp::ArgMin)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
             // ---- runtime calls ----
