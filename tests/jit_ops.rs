@@ -365,3 +365,30 @@ fn arg_reductions_take_the_first_extreme_and_the_first_nan() {
         }
     }
 }
+
+#[test]
+fn variance_and_standard_deviation_with_torch_corrections() {
+    for dt in FLOATS {
+        for op in ["var", "std"] {
+            for (out, args) in [
+                ("[2]", "correction(self=%x, dim=[1], correction=1)"),
+                ("[8]", "correction(self=%x, dim=[0], correction=0)"),
+                (
+                    "[2, 1]",
+                    "correction(self=%x, dim=[-1], correction=2.5, keepdim=true)",
+                ),
+                ("[]", "correction(self=%x, dim=None)"),
+                ("[1, 1]", "correction(self=%x, dim=[0, 1], keepdim=true)"),
+                ("[2]", "dim(self=%x, dim=[1], unbiased=false)"),
+                ("[]", "default(self=%x)"),
+                ("[]", "default(self=%x, unbiased=false)"),
+            ] {
+                let body = format!("%r: {dt}{out} = aten.{op}.{args}");
+                check(&body, &[("x", dt, false)], dt);
+            }
+        }
+        // More corrections than elements: the divisor is clamped at 0.
+        let body = format!("%r: {dt}[8] = aten.var.correction(self=%x, dim=[0], correction=3)");
+        check(&body, &[("x", dt, false)], dt);
+    }
+}

@@ -1283,6 +1283,7 @@ impl<'a> Sched<'a> {
             (All, "dim" | "dims" | "default") => self.reduction(n, RedOp::All)?,
             (Argmax, "default") => self.reduction(n, RedOp::ArgMax)?,
             (Argmin, "default") => self.reduction(n, RedOp::ArgMin)?,
+            (Var | Std, "correction" | "dim" | "default") => self.variance(n, *a == Std)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
             // ---- runtime calls ----
@@ -1942,6 +1943,139 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(out),
             origins: Rc::new(Vec::new()),
         }))
+    }
+
+    /// `var` / `std` over the reduced dims: the mean (in f64), the sum of
+    /// squared deviations from it (in f64), divided by `max(N - correction,
+    /// 0)` (then the square root), rounded to the output dtype: the
+    /// interpreter's two-pass formula, in the same order.
+    fn variance(&mut self, n: &Node, sqrt: bool) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let (dtype, out_shape) = self.out_type(n)?;
+        if !t.dtype.is_float() || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let correction = match n.arg("correction") {
+            Some(Arg::Int(c)) => *c as f64,
+            Some(Arg::Float(c)) => *c,
+            None | Some(Arg::None) => {
+                if self.bool_arg(n, "unbiased", true) {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            _ => return Ok(Lowered::Fallback),
+        };
+        let rank = t.shape.len();
+        let dims = self.reduce_dims(n, rank)?;
+        let keepdim = self.bool_arg(n, "keepdim", false);
+        let want_rank = if keepdim { rank } else { rank - dims.len() };
+        if out_shape.len() != want_rank {
+            return Ok(Lowered::Fallback);
+        }
+        let mean = self.reduce_kept(n, &t, &dims, RedOp::Mean, DType::F64, "mean");
+        let (xe, me) = (t.clone(), mean.clone());
+        let at_mean = {
+            let dims = dims.clone();
+            move |idx: &[E]| -> Vec<E> {
+                let mut at = idx.to_vec();
+                for &d in &dims {
+                    at[d] = eb::int(0);
+                }
+                at
+            }
+        };
+        let am = at_mean.clone();
+        let dev: Body = Rc::new(move |idx: &[E]| {
+            let d = eb::bin(
+                BinOp::Sub,
+                eb::cast(DType::F64, xe.at(idx)),
+                me.at(&am(idx)),
+            );
+            eb::bin(BinOp::Mul, d.clone(), d)
+        });
+        let dev = self.lazy(
+            DType::F64,
+            t.shape.clone(),
+            &[&t.origins],
+            t.cost() + 3,
+            dev,
+        );
+        let ss = self.reduce_kept(n, &dev, &dims, RedOp::Sum, DType::F64, "ss");
+        let count = SymExpr::mul(dims.iter().map(|&d| t.shape[d].clone()).collect());
+        let denom = eb::bin(
+            BinOp::Max,
+            eb::bin(
+                BinOp::Sub,
+                eb::cast(DType::F64, eb::size(&count)),
+                eb::konst(correction, DType::F64),
+            ),
+            eb::konst(0.0, DType::F64),
+        );
+        let body: Body = Rc::new(move |idx: &[E]| {
+            // Output index to the kept-dims index of the statistics.
+            let at: Vec<E> = if keepdim {
+                idx.to_vec()
+            } else {
+                let mut k = 0;
+                (0..rank)
+                    .map(|d| {
+                        if dims.contains(&d) {
+                            eb::int(0)
+                        } else {
+                            k += 1;
+                            idx[k - 1].clone()
+                        }
+                    })
+                    .collect()
+            };
+            let v = eb::bin(BinOp::Div, ss.at(&at), denom.clone());
+            let v = if sqrt { eb::un(UnOp::Sqrt, v) } else { v };
+            eb::cast(dtype, v)
+        });
+        Ok(Lowered::One(self.lazy(dtype, out_shape, &[], 3, body)))
+    }
+
+    /// `t` reduced over `dims` (sorted) with the dims kept (size 1), into a
+    /// new buffer of `dtype`.
+    fn reduce_kept(
+        &mut self,
+        n: &Node,
+        t: &Tv,
+        dims: &[usize],
+        op: RedOp,
+        dtype: DType,
+        what: &str,
+    ) -> Tv {
+        let rank = t.shape.len();
+        let mut shape = t.shape.clone();
+        let mut src: Vec<E> = (0..rank).map(eb::var).collect();
+        for (p, &d) in dims.iter().enumerate() {
+            shape[d] = SymExpr::Int(1);
+            src[d] = eb::var(rank + p);
+        }
+        let expr = t.at(&src);
+        let name = format!("{}_{what}", n.name);
+        let b = self.add_buffer(&name, dtype, &shape, BufKind::Temp);
+        let out = View::dense(b, dtype, &shape);
+        let mut origins = (*t.origins).clone();
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: out.clone(),
+                reduced: dims.iter().map(|&d| t.shape[d].clone()).collect(),
+                op,
+                expr,
+            },
+            origins,
+        });
+        Tv {
+            dtype,
+            shape,
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }
     }
 
     /// `t` reduced over dim `d` with the dim kept (size 1): a reduction
