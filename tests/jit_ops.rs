@@ -392,3 +392,27 @@ fn variance_and_standard_deviation_with_torch_corrections() {
         check(&body, &[("x", dt, false)], dt);
     }
 }
+
+#[test]
+fn cumulative_sums_and_products_along_each_dim() {
+    for dt in FLOATS {
+        for op in ["cumsum", "cumprod"] {
+            for dim in [0, 1, -1] {
+                let body = format!("%r: {dt}[2, 8] = aten.{op}.default(self=%x, dim={dim})");
+                check(&body, &[("x", dt, false)], dt);
+            }
+        }
+    }
+    // Integer and bool inputs accumulate in i64 (wrapping), as in torch.
+    for dt in [DType::I64, DType::I32, DType::I8, DType::U8, DType::Bool] {
+        for op in ["cumsum", "cumprod"] {
+            let body = format!("%r: i64[2, 8] = aten.{op}.default(self=%x, dim=1)");
+            check(&body, &[("x", dt, dt == DType::U8)], DType::I64);
+        }
+    }
+    // An explicit result dtype.
+    let body = "%r: f64[2, 8] = aten.cumsum.default(self=%x, dim=1, dtype=f64)";
+    check(body, &[("x", DType::F32, false)], DType::F64);
+    let body = "%r: f32[2, 8] = aten.cumprod.default(self=%x, dim=1, dtype=f32)";
+    check(body, &[("x", DType::I32, false)], DType::F32);
+}

@@ -1284,6 +1284,7 @@ impl<'a> Sched<'a> {
             (Argmax, "default") => self.reduction(n, RedOp::ArgMax)?,
             (Argmin, "default") => self.reduction(n, RedOp::ArgMin)?,
             (Var | Std, "correction" | "dim" | "default") => self.variance(n, *a == Std)?,
+            (Cumsum | Cumprod, "default") => self.scan(n, *a == Cumprod, out_dtype, &out_shape)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
             // ---- runtime calls ----
@@ -2035,6 +2036,59 @@ impl<'a> Sched<'a> {
             eb::cast(dtype, v)
         });
         Ok(Lowered::One(self.lazy(dtype, out_shape, &[], 3, body)))
+    }
+
+    /// `cumsum` / `cumprod` along `dim`: element `i` is the sum (product)
+    /// over every `j` of the dim of `x[j]` for `j <= i` and 0 (1) after,
+    /// as a reduction over the dim. The combine runs in the order of the
+    /// interpreter's scan (adding 0 or multiplying by 1 changes nothing),
+    /// in f64 for a float result and in wrapping i64 otherwise; the cost is
+    /// quadratic in the length of the dim.
+    fn scan(
+        &mut self,
+        n: &Node,
+        prod: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        if rank == 0 {
+            return self.map(n, &["self"], dtype, |x| x[0].clone());
+        }
+        if out_shape != t.shape.as_slice() {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let mut src: Vec<E> = (0..rank).map(eb::var).collect();
+        let j = eb::var(rank);
+        src[d] = j.clone();
+        let x = eb::cast(acc, t.at(&src));
+        let unit = eb::konst(if prod { 1.0 } else { 0.0 }, acc);
+        let expr = eb::select(eb::cmp(CmpOp::Le, j, eb::var(d)), x, unit);
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        let mut origins = (*t.origins).clone();
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: out.clone(),
+                reduced: vec![t.shape[d].clone()],
+                op: if prod { RedOp::Prod } else { RedOp::Sum },
+                expr,
+            },
+            origins,
+        });
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
     }
 
     /// `t` reduced over `dims` (sorted) with the dims kept (size 1), into a
