@@ -814,15 +814,15 @@ impl<'a> Sched<'a> {
             (Maximum, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Max))?,
             (Minimum, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Min))?,
             (Atan2, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Atan2))?,
-            (BitwiseAnd | LogicalAnd, _) if !out_dtype.is_float() => {
+            (BitwiseAnd | LogicalAnd | DunderAnd, _) if !out_dtype.is_float() => {
                 let c = if *a == LogicalAnd { DType::Bool } else { fc };
                 self.map(n, &["self", "other"], c, bin(BinOp::BitAnd))?
             }
-            (BitwiseOr | LogicalOr, _) if !out_dtype.is_float() => {
+            (BitwiseOr | LogicalOr | DunderOr, _) if !out_dtype.is_float() => {
                 let c = if *a == LogicalOr { DType::Bool } else { fc };
                 self.map(n, &["self", "other"], c, bin(BinOp::BitOr))?
             }
-            (BitwiseXor | LogicalXor, _) if !out_dtype.is_float() => {
+            (BitwiseXor | LogicalXor | DunderXor, _) if !out_dtype.is_float() => {
                 let c = if *a == LogicalXor { DType::Bool } else { fc };
                 self.map(n, &["self", "other"], c, bin(BinOp::BitXor))?
             }
@@ -931,7 +931,7 @@ impl<'a> Sched<'a> {
                     clamp(&x[0], Some(&lo), Some(&hi))
                 })?
             }
-            (Clamp, "default") | (ClampMin, "default") | (ClampMax, "default") => {
+            (Clamp | Clip, "default") | (ClampMin, "default") | (ClampMax, "default") => {
                 let lo = if *a == ClampMax {
                     None
                 } else {
@@ -986,6 +986,10 @@ impl<'a> Sched<'a> {
             }
             (Pow, "Tensor_Tensor") if out_dtype.is_float() => {
                 self.map(n, &["self", "exponent"], fc, bin(BinOp::Pow))?
+            }
+            // Eval-mode dropout is the identity.
+            (FeatureDropout | AlphaDropout, "default") if !self.bool_arg(n, "train", true) => {
+                self.map(n, &["input"], out_dtype, |x| x[0].clone())?
             }
             // ---- copies and casts ----
             (Clone | Alias | LiftFreshCopy | Detach | Contiguous, _)
