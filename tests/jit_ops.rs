@@ -434,3 +434,37 @@ fn operator_aliases_and_eval_dropout() {
         }
     }
 }
+
+#[test]
+fn nearest_upsampling_follows_torch_source_indices() {
+    // (output spatial size, arguments) over a [1, 2, 3, 4] input: kept,
+    // doubled, enlarged, shrunk, and given scales that disagree with the
+    // sizes (torch uses the scales).
+    let cases = [
+        ("3, 4", "default(self=%x, output_size=[3, 4])"),
+        ("6, 8", "default(self=%x, output_size=[6, 8])"),
+        ("7, 5", "default(self=%x, output_size=[7, 5])"),
+        ("2, 3", "default(self=%x, output_size=[2, 3])"),
+        (
+            "7, 9",
+            "default(self=%x, output_size=[7, 9], scales_h=2.5, scales_w=2.25)",
+        ),
+        (
+            "4, 6",
+            "vec(input=%x, output_size=None, scale_factors=[1.5, 1.5])",
+        ),
+        (
+            "5, 7",
+            "vec(input=%x, output_size=[5, 7], scale_factors=None)",
+        ),
+    ];
+    for dt in FLOATS {
+        for (out, args) in cases {
+            let body = format!("%r: {dt}[1, 2, {out}] = aten.upsample_nearest2d.{args}");
+            check_shaped(&body, &[("x", dt, false)], &[1, 2, 3, 4], dt);
+        }
+    }
+    // A 3-d input (channels, height, width).
+    let body = "%r: f32[2, 5, 7] = aten.upsample_nearest2d.default(self=%x, output_size=[5, 7])";
+    check_shaped(body, &[("x", DType::F32, false)], &[2, 3, 4], DType::F32);
+}

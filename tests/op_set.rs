@@ -142,6 +142,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("trunc", "x: f32[2, 8]", "%r: f32[2, 8] = aten.trunc.default(self=%x)"),
     ("type_as", "x: f32[2, 8]; y: f64[2, 8]", "%r: f64[2, 8] = aten.type_as.default(self=%x, other=%y)"),
     ("unsqueeze", "x: f32[2, 8]", "%r: f32[1, 2, 8] = aten.unsqueeze.default(self=%x, dim=0)"),
+    ("upsample_nearest2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten.upsample_nearest2d.default(self=%x, output_size=[6, 5])"),
     ("var", "x: f32[2, 8]", "%r: f32[2] = aten.var.correction(self=%x, dim=[1], correction=1)"),
     ("view", "x: f32[2, 8]", "%r: f32[16] = aten.view.default(self=%x, size=[16])"),
     ("where", "a: bool[2, 8]; x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.where.self(condition=%a, self=%x, other=%y)"),
@@ -292,7 +293,6 @@ const GAPS: &[(&str, &str)] = &[
     ("upsample_bicubic2d", UPSAMPLE),
     ("upsample_bilinear2d", UPSAMPLE),
     ("upsample_linear1d", UPSAMPLE),
-    ("upsample_nearest2d", UPSAMPLE),
     ("view_as", WHOLE),
     ("zero", CREATE),
 ];

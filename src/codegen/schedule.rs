@@ -1249,6 +1249,9 @@ impl<'a> Sched<'a> {
                 self.constant_pad(n, out_dtype, &out_shape)?
             }
             (AvgPool2d, "default") => self.avg_pool2d(n, out_dtype, &out_shape)?,
+            (UpsampleNearest2d, "default" | "vec") => {
+                self.upsample_nearest2d(n, ov, out_dtype, &out_shape)?
+            }
             // diff(x, n=1, dim) = x[.., 1:] - x[.., :-1] (xor for bools).
             (Diff, "default") => {
                 let t = self.tensor_arg(n, "self")?;
@@ -1532,6 +1535,98 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(out),
             origins: Rc::new(Vec::new()),
         }))
+    }
+
+    /// `upsample_nearest2d` (`.default` with optional per-axis scales, or
+    /// `.vec` with an output size or scale factors): a gather along the
+    /// last two dims through aten's `nearest_idx`: the same index when the
+    /// size is kept, half of it when doubled, else `min(floor(o * s),
+    /// in - 1)` in f32 with `s = 1 / scale` (given) or `in / out`. Static
+    /// spatial sizes only.
+    fn upsample_nearest2d(
+        &mut self,
+        n: &Node,
+        ov: &str,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let name = if n.arg("input").is_some() {
+            "input"
+        } else {
+            "self"
+        };
+        let x = self.tensor_arg(n, name)?;
+        let rank = x.shape.len();
+        if !dtype.is_float() || x.dtype != dtype || rank < 3 || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let floats = |name: &str| -> Option<Vec<f64>> {
+            match n.arg(name) {
+                Some(Arg::Floats(v)) => Some(v.clone()),
+                Some(Arg::Ints(v)) => Some(v.iter().map(|&i| i as f64).collect()),
+                Some(Arg::Float(f)) => Some(vec![*f]),
+                Some(Arg::Int(i)) => Some(vec![*i as f64]),
+                _ => None,
+            }
+        };
+        let scales: [Option<f64>; 2] = if ov == "vec" {
+            match floats("scale_factors") {
+                Some(f) if f.len() == 2 => [Some(f[0]), Some(f[1])],
+                Some(f) if f.len() == 1 => [Some(f[0]), Some(f[0])],
+                Some(_) => return Ok(Lowered::Fallback),
+                None => [None, None],
+            }
+        } else {
+            let one = |name: &str| floats(name).and_then(|f| f.first().copied());
+            [one("scales_h"), one("scales_w")]
+        };
+        for (d, (o, i)) in out_shape.iter().zip(&x.shape).take(rank - 2).enumerate() {
+            self.require_eq(n, &format!("dim {d} of the upsampled tensor"), o, i)?;
+        }
+        let mut maps = Vec::new();
+        for (k, scale) in scales.into_iter().enumerate() {
+            let d = rank - 2 + k;
+            let (Some(inp), Some(out)) = (x.shape[d].as_int(), out_shape[d].as_int()) else {
+                return Ok(Lowered::Fallback);
+            };
+            if inp <= 0 || out <= 0 {
+                return Ok(Lowered::Fallback);
+            }
+            let s = match scale {
+                Some(s) if s > 0.0 => 1.0 / s,
+                _ => inp as f64 / out as f64,
+            } as f32;
+            maps.push((inp, out, s));
+        }
+        let (xo, cost) = (x.origins.clone(), x.cost() + 2);
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for (k, &(inp, out, s)) in maps.iter().enumerate() {
+                let d = rank - 2 + k;
+                let o = idx[d].clone();
+                at[d] = if out == inp {
+                    o
+                } else if out == 2 * inp {
+                    eb::bin(BinOp::FloorDiv, o, eb::int(2))
+                } else {
+                    let f = eb::bin(
+                        BinOp::Mul,
+                        eb::cast(DType::F32, o),
+                        eb::konst(s as f64, DType::F32),
+                    );
+                    let i = eb::cast(DType::I64, eb::un(UnOp::Floor, f));
+                    eb::bin(BinOp::Min, i, eb::int(inp - 1))
+                };
+            }
+            x.at(&at)
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
     }
 
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {
