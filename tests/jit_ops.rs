@@ -324,3 +324,147 @@ fn first_differences_along_a_dim() {
         check(&body, &[("x", dt, false)], dt);
     }
 }
+
+#[test]
+fn arg_reductions_take_the_first_extreme_and_the_first_nan() {
+    let dts = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+        DType::I16,
+        DType::I8,
+        DType::U8,
+    ];
+    for dt in dts {
+        // Integer data has ties: the first index wins.
+        let positive = dt == DType::U8;
+        for op in ["argmax", "argmin"] {
+            for (out, args) in [
+                ("[2]", "dim=1"),
+                ("[8]", "dim=0"),
+                ("[2, 1]", "dim=-1, keepdim=true"),
+                ("[]", "dim=None"),
+                ("[1, 1]", "dim=None, keepdim=true"),
+            ] {
+                let body = format!("%r: i64{out} = aten.{op}.default(self=%x, {args})");
+                check(&body, &[("x", dt, positive)], DType::I64);
+            }
+        }
+    }
+    // log of negative values: NaNs, of which the first is both extremes.
+    for dt in FLOATS {
+        for op in ["argmax", "argmin"] {
+            let body = format!(
+                "%l: {dt}[2, 8] = aten.log.default(self=%x)\n\
+                 %r: i64[2] = aten.{op}.default(self=%l, dim=1)"
+            );
+            check(&body, &[("x", dt, false)], DType::I64);
+        }
+    }
+}
+
+#[test]
+fn variance_and_standard_deviation_with_torch_corrections() {
+    for dt in FLOATS {
+        for op in ["var", "std"] {
+            for (out, args) in [
+                ("[2]", "correction(self=%x, dim=[1], correction=1)"),
+                ("[8]", "correction(self=%x, dim=[0], correction=0)"),
+                (
+                    "[2, 1]",
+                    "correction(self=%x, dim=[-1], correction=2.5, keepdim=true)",
+                ),
+                ("[]", "correction(self=%x, dim=None)"),
+                ("[1, 1]", "correction(self=%x, dim=[0, 1], keepdim=true)"),
+                ("[2]", "dim(self=%x, dim=[1], unbiased=false)"),
+                ("[]", "default(self=%x)"),
+                ("[]", "default(self=%x, unbiased=false)"),
+            ] {
+                let body = format!("%r: {dt}{out} = aten.{op}.{args}");
+                check(&body, &[("x", dt, false)], dt);
+            }
+        }
+        // More corrections than elements: the divisor is clamped at 0.
+        let body = format!("%r: {dt}[8] = aten.var.correction(self=%x, dim=[0], correction=3)");
+        check(&body, &[("x", dt, false)], dt);
+    }
+}
+
+#[test]
+fn cumulative_sums_and_products_along_each_dim() {
+    for dt in FLOATS {
+        for op in ["cumsum", "cumprod"] {
+            for dim in [0, 1, -1] {
+                let body = format!("%r: {dt}[2, 8] = aten.{op}.default(self=%x, dim={dim})");
+                check(&body, &[("x", dt, false)], dt);
+            }
+        }
+    }
+    // Integer and bool inputs accumulate in i64 (wrapping), as in torch.
+    for dt in [DType::I64, DType::I32, DType::I8, DType::U8, DType::Bool] {
+        for op in ["cumsum", "cumprod"] {
+            let body = format!("%r: i64[2, 8] = aten.{op}.default(self=%x, dim=1)");
+            check(&body, &[("x", dt, dt == DType::U8)], DType::I64);
+        }
+    }
+    // An explicit result dtype.
+    let body = "%r: f64[2, 8] = aten.cumsum.default(self=%x, dim=1, dtype=f64)";
+    check(body, &[("x", DType::F32, false)], DType::F64);
+    let body = "%r: f32[2, 8] = aten.cumprod.default(self=%x, dim=1, dtype=f32)";
+    check(body, &[("x", DType::I32, false)], DType::F32);
+}
+
+#[test]
+fn operator_aliases_and_eval_dropout() {
+    for dt in [DType::Bool, DType::I64, DType::I8] {
+        for op in ["__and__", "__or__", "__xor__"] {
+            let body = format!("%r: {dt}[2, 8] = aten.{op}.Tensor(self=%x, other=%y)");
+            check(&body, &[("x", dt, false), ("y", dt, false)], dt);
+        }
+    }
+    for dt in [DType::F32, DType::F16, DType::I64] {
+        let body = format!("%r: {dt}[2, 8] = aten.clip.default(self=%x, min=-1, max=2)");
+        check(&body, &[("x", dt, false)], dt);
+        for op in ["feature_dropout", "alpha_dropout"] {
+            let body = format!("%r: {dt}[2, 8] = aten.{op}.default(input=%x, p=0.5, train=false)");
+            check(&body, &[("x", dt, false)], dt);
+        }
+    }
+}
+
+#[test]
+fn nearest_upsampling_follows_torch_source_indices() {
+    // (output spatial size, arguments) over a [1, 2, 3, 4] input: kept,
+    // doubled, enlarged, shrunk, and given scales that disagree with the
+    // sizes (torch uses the scales).
+    let cases = [
+        ("3, 4", "default(self=%x, output_size=[3, 4])"),
+        ("6, 8", "default(self=%x, output_size=[6, 8])"),
+        ("7, 5", "default(self=%x, output_size=[7, 5])"),
+        ("2, 3", "default(self=%x, output_size=[2, 3])"),
+        (
+            "7, 9",
+            "default(self=%x, output_size=[7, 9], scales_h=2.5, scales_w=2.25)",
+        ),
+        (
+            "4, 6",
+            "vec(input=%x, output_size=None, scale_factors=[1.5, 1.5])",
+        ),
+        (
+            "5, 7",
+            "vec(input=%x, output_size=[5, 7], scale_factors=None)",
+        ),
+    ];
+    for dt in FLOATS {
+        for (out, args) in cases {
+            let body = format!("%r: {dt}[1, 2, {out}] = aten.upsample_nearest2d.{args}");
+            check_shaped(&body, &[("x", dt, false)], &[1, 2, 3, 4], dt);
+        }
+    }
+    // A 3-d input (channels, height, width).
+    let body = "%r: f32[2, 5, 7] = aten.upsample_nearest2d.default(self=%x, output_size=[5, 7])";
+    check_shaped(body, &[("x", DType::F32, false)], &[2, 3, 4], DType::F32);
+}

@@ -8,7 +8,8 @@
 //!   memory traffic of their own;
 //! - **reduction**: per output element, a combine over a reduced index space
 //!   of an expression (the fused prologue), then a finishing step (the
-//!   epilogue: the mean's division);
+//!   epilogue: the mean's division; the arg-reductions keep the position
+//!   of the extreme instead of its value);
 //! - **extern**: a call into the runtime (GEMM, convolution, pooling,
 //!   softmax, layer norm, attention) on strided views of buffers;
 //! - **fallback**: the reference kernel of one aten node, for the ops that
@@ -439,6 +440,12 @@ pub enum RedOp {
     /// Logical or / and over bools (`any` / `all`).
     Any,
     All,
+    /// The (row-major, flattened) position in the reduced index space of
+    /// the first maximum, a NaN counting as larger than any number (the
+    /// result is `I64`; `argmax`).
+    ArgMax,
+    /// The same for the first minimum, a NaN counting as smaller.
+    ArgMin,
 }
 
 /// An extern kernel: a call into the runtime.

@@ -576,6 +576,9 @@ impl<'a, 'b> Fx<'a, 'b> {
         end: Value,
     ) -> Result<()> {
         let src = expr.dtype();
+        if matches!(op, RedOp::ArgMax | RedOp::ArgMin) {
+            return self.arg_reduction(out, reduced, op == RedOp::ArgMax, expr, start, end);
+        }
         let acc_dt = match (op, src) {
             (RedOp::Any | RedOp::All, _) => DType::Bool,
             (RedOp::Max | RedOp::Min, d) if d.is_float() => {
@@ -601,6 +604,7 @@ impl<'a, 'b> Fx<'a, 'b> {
             RedOp::Prod | RedOp::All => self.konst(1.0, acc_dt),
             RedOp::Max => self.extreme(acc_dt, false),
             RedOp::Min => self.extreme(acc_dt, true),
+            RedOp::ArgMax | RedOp::ArgMin => return Err(internal("an arg-reduction's combine")),
         };
         let no = out.shape.len();
         let out_shape = out.shape.clone();
@@ -626,6 +630,95 @@ impl<'a, 'b> Fx<'a, 'b> {
             Ok(vec![])
         })?;
         Ok(())
+    }
+
+    /// `argmax` / `argmin`: per output element, the running extreme, its
+    /// position and the count of elements seen are carried through the
+    /// reduced loops; an element replaces the extreme when strictly beyond
+    /// it, or when it is NaN and the extreme is not (so the first NaN
+    /// wins, and the first of equal extremes).
+    fn arg_reduction(
+        &mut self,
+        out: &View,
+        reduced: &[SymExpr],
+        max: bool,
+        expr: &E,
+        start: Value,
+        end: Value,
+    ) -> Result<()> {
+        let acc_dt = match expr.dtype() {
+            DType::F64 => DType::F64,
+            d if d.is_float() => DType::F32,
+            d => d,
+        };
+        let init = self.extreme(acc_dt, !max);
+        let no = out.shape.len();
+        let out_shape = out.shape.clone();
+        let bounds = self.dims_of(reduced)?;
+        self.for_range(start, end, 1, &[], &mut |fx, o, _| {
+            let mut idx = fx.unflatten(o, &out_shape)?;
+            let zero = fx.iconst(0);
+            let state = [init, zero, zero];
+            let [_, pos, _] = fx.arg_level(&bounds, &mut idx, state, acc_dt, max, expr)?;
+            idx.truncate(no);
+            let a = fx.offset_value(&out.offset, &out.strides, &idx)?;
+            let y = fx.cast_value(pos, DType::I64, out.dtype)?;
+            fx.store_elem(out.buf, out.dtype, a, y)?;
+            Ok(vec![])
+        })?;
+        Ok(())
+    }
+
+    /// One reduced loop of an arg-reduction; `state` is (extreme, its
+    /// position, elements seen).
+    fn arg_level(
+        &mut self,
+        bounds: &[Value],
+        idx: &mut Vec<Value>,
+        state: [Value; 3],
+        acc_dt: DType,
+        max: bool,
+        expr: &E,
+    ) -> Result<[Value; 3]> {
+        let [best, pos, seen] = state;
+        let Some((&n, rest)) = bounds.split_first() else {
+            let x = self.scalar(expr, idx, &mut HashMap::new())?;
+            let x = self.cast_value(x, expr.dtype(), acc_dt)?;
+            let take = if acc_dt.is_float() {
+                let beyond = if max {
+                    FloatCC::GreaterThan
+                } else {
+                    FloatCC::LessThan
+                };
+                let beyond = self.b.ins().fcmp(beyond, x, best);
+                let x_nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+                let best_num = self.b.ins().fcmp(FloatCC::Ordered, best, best);
+                let nan = self.b.ins().band(x_nan, best_num);
+                self.b.ins().bor(beyond, nan)
+            } else {
+                let cc = match (max, unsigned(acc_dt)) {
+                    (true, true) => IntCC::UnsignedGreaterThan,
+                    (true, false) => IntCC::SignedGreaterThan,
+                    (false, true) => IntCC::UnsignedLessThan,
+                    (false, false) => IntCC::SignedLessThan,
+                };
+                self.b.ins().icmp(cc, x, best)
+            };
+            let best = self.b.ins().select(take, x, best);
+            let pos = self.b.ins().select(take, seen, pos);
+            let seen = self.b.ins().iadd_imm_s(seen, 1);
+            return Ok([best, pos, seen]);
+        };
+        let zero = self.iconst(0);
+        let at = reg_type(acc_dt);
+        let carried = [(best, at), (pos, types::I64), (seen, types::I64)];
+        let out = self.for_range(zero, n, 1, &carried, &mut |fx, i, cur| {
+            idx.push(i);
+            let r = fx.arg_level(rest, idx, [cur[0], cur[1], cur[2]], acc_dt, max, expr)?;
+            idx.pop();
+            Ok(r.to_vec())
+        })?;
+        Ok([out[0], out[1], out[2]])
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -669,6 +762,8 @@ impl<'a, 'b> Fx<'a, 'b> {
             RedOp::Min => self.b.ins().smin(a, x),
             RedOp::Any => self.b.ins().bor(a, x),
             RedOp::All => self.b.ins().band(a, x),
+            // Never reached: `reduction` lowers these with `arg_level`.
+            RedOp::ArgMax | RedOp::ArgMin => a,
         }
     }
 

@@ -816,15 +816,15 @@ impl<'a> Sched<'a> {
             (Maximum, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Max))?,
             (Minimum, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Min))?,
             (Atan2, "default") => self.map(n, &["self", "other"], fc, bin(BinOp::Atan2))?,
-            (BitwiseAnd | LogicalAnd, _) if !out_dtype.is_float() => {
+            (BitwiseAnd | LogicalAnd | DunderAnd, _) if !out_dtype.is_float() => {
                 let c = if *a == LogicalAnd { DType::Bool } else { fc };
                 self.map(n, &["self", "other"], c, bin(BinOp::BitAnd))?
             }
-            (BitwiseOr | LogicalOr, _) if !out_dtype.is_float() => {
+            (BitwiseOr | LogicalOr | DunderOr, _) if !out_dtype.is_float() => {
                 let c = if *a == LogicalOr { DType::Bool } else { fc };
                 self.map(n, &["self", "other"], c, bin(BinOp::BitOr))?
             }
-            (BitwiseXor | LogicalXor, _) if !out_dtype.is_float() => {
+            (BitwiseXor | LogicalXor | DunderXor, _) if !out_dtype.is_float() => {
                 let c = if *a == LogicalXor { DType::Bool } else { fc };
                 self.map(n, &["self", "other"], c, bin(BinOp::BitXor))?
             }
@@ -933,7 +933,7 @@ impl<'a> Sched<'a> {
                     clamp(&x[0], Some(&lo), Some(&hi))
                 })?
             }
-            (Clamp, "default") | (ClampMin, "default") | (ClampMax, "default") => {
+            (Clamp | Clip, "default") | (ClampMin, "default") | (ClampMax, "default") => {
                 let lo = if *a == ClampMax {
                     None
                 } else {
@@ -988,6 +988,10 @@ impl<'a> Sched<'a> {
             }
             (Pow, "Tensor_Tensor") if out_dtype.is_float() => {
                 self.map(n, &["self", "exponent"], fc, bin(BinOp::Pow))?
+            }
+            // Eval-mode dropout is the identity.
+            (FeatureDropout | AlphaDropout, "default") if !self.bool_arg(n, "train", true) => {
+                self.map(n, &["input"], out_dtype, |x| x[0].clone())?
             }
             // ---- copies and casts ----
             (Clone | Alias | LiftFreshCopy | Detach | Contiguous, _)
@@ -1247,6 +1251,9 @@ impl<'a> Sched<'a> {
                 self.constant_pad(n, out_dtype, &out_shape)?
             }
             (AvgPool2d, "default") => self.avg_pool2d(n, out_dtype, &out_shape)?,
+            (UpsampleNearest2d, "default" | "vec") => {
+                self.upsample_nearest2d(n, ov, out_dtype, &out_shape)?
+            }
             // diff(x, n=1, dim) = x[.., 1:] - x[.., :-1] (xor for bools).
             (Diff, "default") => {
                 let t = self.tensor_arg(n, "self")?;
@@ -1283,6 +1290,10 @@ impl<'a> Sched<'a> {
             (Prod, "dim_int" | "default") => self.reduction(n, RedOp::Prod)?,
             (Any, "dim" | "dims" | "default") => self.reduction(n, RedOp::Any)?,
             (All, "dim" | "dims" | "default") => self.reduction(n, RedOp::All)?,
+            (Argmax, "default") => self.reduction(n, RedOp::ArgMax)?,
+            (Argmin, "default") => self.reduction(n, RedOp::ArgMin)?,
+            (Var | Std, "correction" | "dim" | "default") => self.variance(n, *a == Std)?,
+            (Cumsum | Cumprod, "default") => self.scan(n, *a == Cumprod, out_dtype, &out_shape)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
             // ---- runtime calls ----
@@ -1526,6 +1537,98 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(out),
             origins: Rc::new(Vec::new()),
         }))
+    }
+
+    /// `upsample_nearest2d` (`.default` with optional per-axis scales, or
+    /// `.vec` with an output size or scale factors): a gather along the
+    /// last two dims through aten's `nearest_idx`: the same index when the
+    /// size is kept, half of it when doubled, else `min(floor(o * s),
+    /// in - 1)` in f32 with `s = 1 / scale` (given) or `in / out`. Static
+    /// spatial sizes only.
+    fn upsample_nearest2d(
+        &mut self,
+        n: &Node,
+        ov: &str,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let name = if n.arg("input").is_some() {
+            "input"
+        } else {
+            "self"
+        };
+        let x = self.tensor_arg(n, name)?;
+        let rank = x.shape.len();
+        if !dtype.is_float() || x.dtype != dtype || rank < 3 || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let floats = |name: &str| -> Option<Vec<f64>> {
+            match n.arg(name) {
+                Some(Arg::Floats(v)) => Some(v.clone()),
+                Some(Arg::Ints(v)) => Some(v.iter().map(|&i| i as f64).collect()),
+                Some(Arg::Float(f)) => Some(vec![*f]),
+                Some(Arg::Int(i)) => Some(vec![*i as f64]),
+                _ => None,
+            }
+        };
+        let scales: [Option<f64>; 2] = if ov == "vec" {
+            match floats("scale_factors") {
+                Some(f) if f.len() == 2 => [Some(f[0]), Some(f[1])],
+                Some(f) if f.len() == 1 => [Some(f[0]), Some(f[0])],
+                Some(_) => return Ok(Lowered::Fallback),
+                None => [None, None],
+            }
+        } else {
+            let one = |name: &str| floats(name).and_then(|f| f.first().copied());
+            [one("scales_h"), one("scales_w")]
+        };
+        for (d, (o, i)) in out_shape.iter().zip(&x.shape).take(rank - 2).enumerate() {
+            self.require_eq(n, &format!("dim {d} of the upsampled tensor"), o, i)?;
+        }
+        let mut maps = Vec::new();
+        for (k, scale) in scales.into_iter().enumerate() {
+            let d = rank - 2 + k;
+            let (Some(inp), Some(out)) = (x.shape[d].as_int(), out_shape[d].as_int()) else {
+                return Ok(Lowered::Fallback);
+            };
+            if inp <= 0 || out <= 0 {
+                return Ok(Lowered::Fallback);
+            }
+            let s = match scale {
+                Some(s) if s > 0.0 => 1.0 / s,
+                _ => inp as f64 / out as f64,
+            } as f32;
+            maps.push((inp, out, s));
+        }
+        let (xo, cost) = (x.origins.clone(), x.cost() + 2);
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for (k, &(inp, out, s)) in maps.iter().enumerate() {
+                let d = rank - 2 + k;
+                let o = idx[d].clone();
+                at[d] = if out == inp {
+                    o
+                } else if out == 2 * inp {
+                    eb::bin(BinOp::FloorDiv, o, eb::int(2))
+                } else {
+                    let f = eb::bin(
+                        BinOp::Mul,
+                        eb::cast(DType::F32, o),
+                        eb::konst(s as f64, DType::F32),
+                    );
+                    let i = eb::cast(DType::I64, eb::un(UnOp::Floor, f));
+                    eb::bin(BinOp::Min, i, eb::int(inp - 1))
+                };
+            }
+            x.at(&at)
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
     }
 
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {
@@ -1943,6 +2046,192 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(out),
             origins: Rc::new(Vec::new()),
         }))
+    }
+
+    /// `var` / `std` over the reduced dims: the mean (in f64), the sum of
+    /// squared deviations from it (in f64), divided by `max(N - correction,
+    /// 0)` (then the square root), rounded to the output dtype: the
+    /// interpreter's two-pass formula, in the same order.
+    fn variance(&mut self, n: &Node, sqrt: bool) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let (dtype, out_shape) = self.out_type(n)?;
+        if !t.dtype.is_float() || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let correction = match n.arg("correction") {
+            Some(Arg::Int(c)) => *c as f64,
+            Some(Arg::Float(c)) => *c,
+            None | Some(Arg::None) => {
+                if self.bool_arg(n, "unbiased", true) {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            _ => return Ok(Lowered::Fallback),
+        };
+        let rank = t.shape.len();
+        let dims = self.reduce_dims(n, rank)?;
+        let keepdim = self.bool_arg(n, "keepdim", false);
+        let want_rank = if keepdim { rank } else { rank - dims.len() };
+        if out_shape.len() != want_rank {
+            return Ok(Lowered::Fallback);
+        }
+        let mean = self.reduce_kept(n, &t, &dims, RedOp::Mean, DType::F64, "mean");
+        let (xe, me) = (t.clone(), mean.clone());
+        let at_mean = {
+            let dims = dims.clone();
+            move |idx: &[E]| -> Vec<E> {
+                let mut at = idx.to_vec();
+                for &d in &dims {
+                    at[d] = eb::int(0);
+                }
+                at
+            }
+        };
+        let am = at_mean.clone();
+        let dev: Body = Rc::new(move |idx: &[E]| {
+            let d = eb::bin(
+                BinOp::Sub,
+                eb::cast(DType::F64, xe.at(idx)),
+                me.at(&am(idx)),
+            );
+            eb::bin(BinOp::Mul, d.clone(), d)
+        });
+        let dev = self.lazy(
+            DType::F64,
+            t.shape.clone(),
+            &[&t.origins],
+            t.cost() + 3,
+            dev,
+        );
+        let ss = self.reduce_kept(n, &dev, &dims, RedOp::Sum, DType::F64, "ss");
+        let count = SymExpr::mul(dims.iter().map(|&d| t.shape[d].clone()).collect());
+        let denom = eb::bin(
+            BinOp::Max,
+            eb::bin(
+                BinOp::Sub,
+                eb::cast(DType::F64, eb::size(&count)),
+                eb::konst(correction, DType::F64),
+            ),
+            eb::konst(0.0, DType::F64),
+        );
+        let body: Body = Rc::new(move |idx: &[E]| {
+            // Output index to the kept-dims index of the statistics.
+            let at: Vec<E> = if keepdim {
+                idx.to_vec()
+            } else {
+                let mut k = 0;
+                (0..rank)
+                    .map(|d| {
+                        if dims.contains(&d) {
+                            eb::int(0)
+                        } else {
+                            k += 1;
+                            idx[k - 1].clone()
+                        }
+                    })
+                    .collect()
+            };
+            let v = eb::bin(BinOp::Div, ss.at(&at), denom.clone());
+            let v = if sqrt { eb::un(UnOp::Sqrt, v) } else { v };
+            eb::cast(dtype, v)
+        });
+        Ok(Lowered::One(self.lazy(dtype, out_shape, &[], 3, body)))
+    }
+
+    /// `cumsum` / `cumprod` along `dim`: element `i` is the sum (product)
+    /// over every `j` of the dim of `x[j]` for `j <= i` and 0 (1) after,
+    /// as a reduction over the dim. The combine runs in the order of the
+    /// interpreter's scan (adding 0 or multiplying by 1 changes nothing),
+    /// in f64 for a float result and in wrapping i64 otherwise; the cost is
+    /// quadratic in the length of the dim.
+    fn scan(
+        &mut self,
+        n: &Node,
+        prod: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        if rank == 0 {
+            return self.map(n, &["self"], dtype, |x| x[0].clone());
+        }
+        if out_shape != t.shape.as_slice() {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let mut src: Vec<E> = (0..rank).map(eb::var).collect();
+        let j = eb::var(rank);
+        src[d] = j.clone();
+        let x = eb::cast(acc, t.at(&src));
+        let unit = eb::konst(if prod { 1.0 } else { 0.0 }, acc);
+        let expr = eb::select(eb::cmp(CmpOp::Le, j, eb::var(d)), x, unit);
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        let mut origins = (*t.origins).clone();
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: out.clone(),
+                reduced: vec![t.shape[d].clone()],
+                op: if prod { RedOp::Prod } else { RedOp::Sum },
+                expr,
+            },
+            origins,
+        });
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// `t` reduced over `dims` (sorted) with the dims kept (size 1), into a
+    /// new buffer of `dtype`.
+    fn reduce_kept(
+        &mut self,
+        n: &Node,
+        t: &Tv,
+        dims: &[usize],
+        op: RedOp,
+        dtype: DType,
+        what: &str,
+    ) -> Tv {
+        let rank = t.shape.len();
+        let mut shape = t.shape.clone();
+        let mut src: Vec<E> = (0..rank).map(eb::var).collect();
+        for (p, &d) in dims.iter().enumerate() {
+            shape[d] = SymExpr::Int(1);
+            src[d] = eb::var(rank + p);
+        }
+        let expr = t.at(&src);
+        let name = format!("{}_{what}", n.name);
+        let b = self.add_buffer(&name, dtype, &shape, BufKind::Temp);
+        let out = View::dense(b, dtype, &shape);
+        let mut origins = (*t.origins).clone();
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: out.clone(),
+                reduced: dims.iter().map(|&d| t.shape[d].clone()).collect(),
+                op,
+                expr,
+            },
+            origins,
+        });
+        Tv {
+            dtype,
+            shape,
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }
     }
 
     /// `t` reduced over dim `d` with the dim kept (size 1): a reduction

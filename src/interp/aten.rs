@@ -1684,11 +1684,44 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             }
             t(x)
         }
-        _ => Err(a.err(format!(
-            "the interpreter has no kernel for aten.{}.{overload}",
-            op.name()
-        ))),
+        _ => Err(a.err(format!("{NO_KERNEL}{}.{overload}", op.name()))),
     }
+}
+
+/// The start of the error for an op the dispatch has no arm for.
+const NO_KERNEL: &str = "the interpreter has no kernel for aten.";
+
+/// Every ATen op the dispatch above has a kernel for, found by asking it:
+/// each op is dispatched on a node whose only argument (`self`) has no
+/// value, so no kernel runs; an op without an arm gives the no-kernel
+/// error, any other op fails reading its arguments (or succeeds).
+pub fn kernel_ops() -> Vec<Aten> {
+    use crate::ir::{Arg, Graph, NamedArg, Node, NodeMeta, Op, ValueType};
+    let mut g = Graph::new();
+    let x = g.add_value("x", ValueType::UnknownTensor);
+    let env = super::eval::Env::unbound(&g);
+    Aten::ALL
+        .iter()
+        .copied()
+        .filter(|&op| {
+            let node = Node {
+                name: "probe".into(),
+                op: Op::Aten(op, "default".into()),
+                args: vec![NamedArg {
+                    name: "self".into(),
+                    value: Arg::Value(x),
+                    kwarg: true,
+                }],
+                outputs: Vec::new(),
+                list_output: false,
+                meta: NodeMeta::default(),
+            };
+            match eval_aten(&Args::unbound(&node, &env, &g), op, "default") {
+                Ok(_) => true,
+                Err(e) => !e.to_string().contains(NO_KERNEL),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

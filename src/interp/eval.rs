@@ -70,6 +70,13 @@ pub(crate) struct Env {
 }
 
 impl Env {
+    /// An environment in which no value of `g` is set yet.
+    pub(crate) fn unbound(g: &Graph) -> Env {
+        Env {
+            values: vec![None; g.num_values()],
+        }
+    }
+
     fn get(&self, v: ValueId) -> Option<&RValue> {
         self.values.get(v.index()).and_then(|x| x.as_ref())
     }
@@ -191,6 +198,16 @@ pub(crate) struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// The arguments of `node` read from `env`, outside any autocast.
+    pub(crate) fn unbound(node: &'a Node, env: &'a Env, g: &'a Graph) -> Args<'a> {
+        Args {
+            node,
+            env,
+            g,
+            cast_to: None,
+        }
+    }
+
     /// The same arguments, read through another node (same environment).
     pub fn with_node<'b>(&'b self, node: &'b Node) -> Args<'b> {
         Args {

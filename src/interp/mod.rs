@@ -17,5 +17,6 @@ pub mod ops;
 /// for existing users.
 pub use crate::tensor;
 
+pub use aten::kernel_ops;
 pub use eval::{constant_value, run_graph, EvalMode, RValue};
 pub use tensor::{AnyArray, Element, Scalar, Storage, Tensor};

@@ -13,6 +13,13 @@ use crate::ir::{
 use super::rewrite::{rewrite_nodes, Rewrite};
 use super::{Pass, PassContext};
 
+/// Run-time assertions, which [`RemoveNoops`] drops: the compiled code
+/// checks shapes itself.
+pub const DROPPED: &[Aten] = &[
+    Aten::InternalAssertTensorMetadata,
+    Aten::InternalAssertScalar,
+];
+
 /// Ops with side effects or random results: never removed, merged or folded.
 fn is_impure(n: &Node) -> bool {
     use Aten::*;
@@ -153,7 +160,7 @@ impl Pass for RemoveNoops {
             if copies && n.inputs().iter().any(|v| mutated.contains(v)) {
                 return Ok(Rewrite::Keep);
             }
-            if matches!(a, InternalAssertTensorMetadata | InternalAssertScalar) {
+            if DROPPED.contains(&a) {
                 return Ok(Rewrite::Replace {
                     nodes: vec![],
                     outputs: vec![],

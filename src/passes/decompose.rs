@@ -102,6 +102,35 @@ impl Pass for Decompose {
     }
 }
 
+/// The ops this pass rewrites in every overload and whatever the shapes:
+/// none is left in a graph it has run on (checked after each run). Ops it
+/// rewrites only in some overloads or when shapes are known are not here.
+pub const DECOMPOSED_AWAY: &[Aten] = &[
+    Aten::AdaptiveAvgPool2d,
+    Aten::BatchNorm,
+    Aten::Contiguous,
+    Aten::Conv1d,
+    Aten::Conv2d,
+    Aten::Conv3d,
+    Aten::ConvTranspose1d,
+    Aten::ConvTranspose2d,
+    Aten::Dropout,
+    Aten::DropoutInplace,
+    Aten::GroupNorm,
+    Aten::Hardsigmoid,
+    Aten::Hardswish,
+    Aten::InstanceNorm,
+    Aten::LayerNorm,
+    Aten::MaxPool2d,
+    Aten::Mish,
+    Aten::NativeBatchNorm,
+    Aten::Relu6,
+    Aten::Reshape,
+    Aten::Rsub,
+    Aten::Silu,
+    Aten::Square,
+];
+
 /// Decomposes every node of `g` (subgraphs included).
 pub fn decompose_graph(g: &mut Graph) -> Result<bool> {
     let mut changed = false;
@@ -126,6 +155,16 @@ pub fn decompose_graph(g: &mut Graph) -> Result<bool> {
         }
         Ok(r)
     })?;
+    if let Some(n) = g
+        .nodes
+        .iter()
+        .find(|n| n.op.aten().is_some_and(|a| DECOMPOSED_AWAY.contains(&a)))
+    {
+        return Err(n.error(format!(
+            "internal error: decomposition left {}, which it always rewrites",
+            n.op
+        )));
+    }
     Ok(changed)
 }
 

@@ -62,6 +62,15 @@ impl Pipeline {
     }
 }
 
+/// Whether the export pipeline leaves no node of op `a` in any graph: the
+/// in-place ops (functionalized), the ops decomposition always rewrites,
+/// and the run-time assertions cleanup drops.
+pub fn export_removes(a: crate::ir::Aten) -> bool {
+    functionalize::functional_form(a).is_some()
+        || decompose::DECOMPOSED_AWAY.contains(&a)
+        || cleanup::DROPPED.contains(&a)
+}
+
 /// Whether pipelines verify after each pass by default: in debug builds.
 pub const VERIFY_BY_DEFAULT: bool = cfg!(debug_assertions);
 

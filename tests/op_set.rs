@@ -1,0 +1,369 @@
+//! The op set the export pipeline can leave in a graph, and whether the
+//! compiler lowers each op natively.
+//!
+//! The set is derived from the code: every ATen op the interpreter has a
+//! kernel for ([`torchlift::interp::kernel_ops`]) that the export passes
+//! do not always remove ([`torchlift::passes::export_removes`]). Each op of
+//! the set is either lowered natively, shown by a one-node graph in
+//! [`NATIVE`] that the scheduler plans without a fallback kernel, or listed
+//! in [`GAPS`] with the reason it still runs its reference kernel. A new op
+//! in the set that is in neither fails the test, as does an entry for an op
+//! outside the set, an op in both lists, or a gap that turns out lowered.
+
+use std::collections::BTreeSet;
+
+use torchlift::codegen::kernel::KernelKind;
+use torchlift::ir::parse::parse_program;
+
+/// One-node graphs (inputs `name: type` separated by `;`, then the node
+/// defining `%r`) that the scheduler must plan natively, by op.
+const NATIVE: &[(&str, &str, &str)] = &[
+    ("__and__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__and__.Tensor(self=%a, other=%b)"),
+    ("__or__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__or__.Tensor(self=%a, other=%b)"),
+    ("__xor__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__xor__.Tensor(self=%a, other=%b)"),
+    ("_log_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._log_softmax.default(self=%x, dim=1, half_to_float=false)"),
+    ("_native_batch_norm_legit_no_training", "x: f32[2, 3, 4]; w: f32[3]; b: f32[3]; m: f32[3]; v: f32[3]", "%r: f32[2, 3, 4], %r1: f32[0], %r2: f32[0] = aten._native_batch_norm_legit_no_training.default(input=%x, weight=%w, bias=%b, running_mean=%m, running_var=%v, momentum=0.1, eps=1e-05)"),
+    ("_safe_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._safe_softmax.default(self=%x, dim=1)"),
+    ("_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._softmax.default(self=%x, dim=1, half_to_float=false)"),
+    ("_to_copy", "x: f32[2, 8]", "%r: f64[2, 8] = aten._to_copy.default(self=%x, dtype=f64)"),
+    ("_unsafe_view", "x: f32[2, 8]", "%r: f32[16] = aten._unsafe_view.default(self=%x, size=[16])"),
+    ("abs", "x: f32[2, 8]", "%r: f32[2, 8] = aten.abs.default(self=%x)"),
+    ("add", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.add.Tensor(self=%x, other=%y)"),
+    ("addmm", "b: f32[8]; x: f32[2, 3]; y: f32[3, 8]", "%r: f32[2, 8] = aten.addmm.default(self=%b, mat1=%x, mat2=%y)"),
+    ("alias", "x: f32[2, 8]", "%r: f32[2, 8] = aten.alias.default(self=%x)"),
+    ("alpha_dropout", "x: f32[2, 8]", "%r: f32[2, 8] = aten.alpha_dropout.default(input=%x, p=0.5, train=false)"),
+    ("all", "a: bool[2, 8]", "%r: bool[2] = aten.all.dim(self=%a, dim=1)"),
+    ("amax", "x: f32[2, 8]", "%r: f32[2] = aten.amax.default(self=%x, dim=[1])"),
+    ("amin", "x: f32[2, 8]", "%r: f32[2] = aten.amin.default(self=%x, dim=[1])"),
+    ("any", "a: bool[2, 8]", "%r: bool[2] = aten.any.dim(self=%a, dim=1)"),
+    ("arange", "", "%r: i64[5] = aten.arange.start_step(start=0, end=5, step=1, dtype=i64)"),
+    ("argmax", "x: f32[2, 8]", "%r: i64[2] = aten.argmax.default(self=%x, dim=1)"),
+    ("argmin", "x: f32[2, 8]", "%r: i64[2] = aten.argmin.default(self=%x, dim=1)"),
+    ("atan2", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.atan2.default(self=%x, other=%y)"),
+    ("avg_pool2d", "x: f32[1, 2, 4, 4]", "%r: f32[1, 2, 2, 2] = aten.avg_pool2d.default(self=%x, kernel_size=[2, 2])"),
+    ("bitwise_and", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_and.Tensor(self=%a, other=%b)"),
+    ("bitwise_not", "a: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_not.default(self=%a)"),
+    ("bitwise_or", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_or.Tensor(self=%a, other=%b)"),
+    ("bitwise_xor", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_xor.Tensor(self=%a, other=%b)"),
+    ("bmm", "x: f32[2, 3, 4]; y: f32[2, 4, 5]", "%r: f32[2, 3, 5] = aten.bmm.default(self=%x, mat2=%y)"),
+    ("cat", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 16] = aten.cat.default(tensors=[%x, %y], dim=1)"),
+    ("ceil", "x: f32[2, 8]", "%r: f32[2, 8] = aten.ceil.default(self=%x)"),
+    ("clamp", "x: f32[2, 8]", "%r: f32[2, 8] = aten.clamp.default(self=%x, min=-1.0, max=1.0)"),
+    ("clamp_max", "x: f32[2, 8]", "%r: f32[2, 8] = aten.clamp_max.default(self=%x, max=1.0)"),
+    ("clamp_min", "x: f32[2, 8]", "%r: f32[2, 8] = aten.clamp_min.default(self=%x, min=1.0)"),
+    ("clip", "x: f32[2, 8]", "%r: f32[2, 8] = aten.clip.default(self=%x, min=-1.0, max=1.0)"),
+    ("clone", "x: f32[2, 8]", "%r: f32[2, 8] = aten.clone.default(self=%x)"),
+    ("constant_pad_nd", "x: f32[2, 8]", "%r: f32[2, 10] = aten.constant_pad_nd.default(self=%x, pad=[1, 1], value=0.0)"),
+    ("convolution", "x: f32[1, 2, 5, 5]; w: f32[3, 2, 3, 3]", "%r: f32[1, 3, 3, 3] = aten.convolution.default(input=%x, weight=%w, bias=None, stride=[1, 1], padding=[0, 0], dilation=[1, 1], transposed=false, output_padding=[0, 0], groups=1)"),
+    ("copy", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.copy.default(self=%x, src=%y)"),
+    ("cos", "x: f32[2, 8]", "%r: f32[2, 8] = aten.cos.default(self=%x)"),
+    ("cumprod", "x: f32[2, 8]", "%r: f32[2, 8] = aten.cumprod.default(self=%x, dim=1)"),
+    ("cumsum", "x: f32[2, 8]", "%r: f32[2, 8] = aten.cumsum.default(self=%x, dim=1)"),
+    ("detach", "x: f32[2, 8]", "%r: f32[2, 8] = aten.detach.default(self=%x)"),
+    ("diff", "x: f32[2, 8]", "%r: f32[2, 7] = aten.diff.default(self=%x, n=1, dim=1)"),
+    ("div", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.div.Tensor(self=%x, other=%y)"),
+    ("embedding", "w: f32[10, 4]; i: i64[3]", "%r: f32[3, 4] = aten.embedding.default(weight=%w, indices=%i)"),
+    ("eq", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.eq.Tensor(self=%x, other=%y)"),
+    ("erf", "x: f32[2, 8]", "%r: f32[2, 8] = aten.erf.default(self=%x)"),
+    ("exp", "x: f32[2, 8]", "%r: f32[2, 8] = aten.exp.default(self=%x)"),
+    ("expand", "x: f32[1, 8]", "%r: f32[2, 8] = aten.expand.default(self=%x, size=[2, 8])"),
+    ("expm1", "x: f32[2, 8]", "%r: f32[2, 8] = aten.expm1.default(self=%x)"),
+    ("feature_dropout", "x: f32[2, 8]", "%r: f32[2, 8] = aten.feature_dropout.default(input=%x, p=0.5, train=false)"),
+    ("fill", "x: f32[2, 8]", "%r: f32[2, 8] = aten.fill.Scalar(self=%x, value=2.0)"),
+    ("floor", "x: f32[2, 8]", "%r: f32[2, 8] = aten.floor.default(self=%x)"),
+    ("full", "", "%r: f32[2, 3] = aten.full.default(size=[2, 3], fill_value=1.5, dtype=f32)"),
+    ("full_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.full_like.default(self=%x, fill_value=2.0)"),
+    ("gather", "x: f32[2, 8]; i: i64[2, 8]", "%r: f32[2, 8] = aten.gather.default(self=%x, dim=1, index=%i)"),
+    ("ge", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.ge.Tensor(self=%x, other=%y)"),
+    ("gelu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.gelu.default(self=%x)"),
+    ("gt", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.gt.Tensor(self=%x, other=%y)"),
+    ("hardtanh", "x: f32[2, 8]", "%r: f32[2, 8] = aten.hardtanh.default(self=%x, min_val=-1.0, max_val=1.0)"),
+    ("index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten.index.Tensor(self=%x, indices=[%i])"),
+    ("index_select", "x: f32[2, 8]; i: i64[3]", "%r: f32[2, 3] = aten.index_select.default(self=%x, dim=1, index=%i)"),
+    ("isnan", "x: f32[2, 8]", "%r: bool[2, 8] = aten.isnan.default(self=%x)"),
+    ("le", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.le.Tensor(self=%x, other=%y)"),
+    ("leaky_relu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.leaky_relu.default(self=%x, negative_slope=0.1)"),
+    ("lift_fresh_copy", "x: f32[2, 8]", "%r: f32[2, 8] = aten.lift_fresh_copy.default(self=%x)"),
+    ("log", "x: f32[2, 8]", "%r: f32[2, 8] = aten.log.default(self=%x)"),
+    ("log1p", "x: f32[2, 8]", "%r: f32[2, 8] = aten.log1p.default(self=%x)"),
+    ("log2", "x: f32[2, 8]", "%r: f32[2, 8] = aten.log2.default(self=%x)"),
+    ("log_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten.log_softmax.int(self=%x, dim=1)"),
+    ("logical_and", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.logical_and.default(self=%a, other=%b)"),
+    ("logical_not", "a: bool[2, 8]", "%r: bool[2, 8] = aten.logical_not.default(self=%a)"),
+    ("logical_or", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.logical_or.default(self=%a, other=%b)"),
+    ("logical_xor", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.logical_xor.default(self=%a, other=%b)"),
+    ("lt", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.lt.Tensor(self=%x, other=%y)"),
+    ("masked_fill", "x: f32[2, 8]; a: bool[2, 8]", "%r: f32[2, 8] = aten.masked_fill.Scalar(self=%x, mask=%a, value=1.0)"),
+    ("max_pool2d_with_indices", "x: f32[1, 2, 4, 4]", "%r: f32[1, 2, 2, 2], %r1: i64[1, 2, 2, 2] = aten.max_pool2d_with_indices.default(self=%x, kernel_size=[2, 2], stride=[2, 2])"),
+    ("maximum", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.maximum.default(self=%x, other=%y)"),
+    ("mean", "x: f32[2, 8]", "%r: f32[2] = aten.mean.dim(self=%x, dim=[1])"),
+    ("minimum", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.minimum.default(self=%x, other=%y)"),
+    ("mm", "x: f32[2, 3]; y: f32[3, 4]", "%r: f32[2, 4] = aten.mm.default(self=%x, mat2=%y)"),
+    ("mul", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.mul.Tensor(self=%x, other=%y)"),
+    ("native_layer_norm", "x: f32[2, 8]", "%r: f32[2, 8], %r1: f32[2, 1], %r2: f32[2, 1] = aten.native_layer_norm.default(input=%x, normalized_shape=[8], weight=None, bias=None, eps=1e-05)"),
+    ("ne", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.ne.Tensor(self=%x, other=%y)"),
+    ("neg", "x: f32[2, 8]", "%r: f32[2, 8] = aten.neg.default(self=%x)"),
+    ("new_ones", "x: f32[2, 8]", "%r: f32[3] = aten.new_ones.default(self=%x, size=[3])"),
+    ("new_zeros", "x: f32[2, 8]", "%r: f32[3] = aten.new_zeros.default(self=%x, size=[3])"),
+    ("ones", "", "%r: f32[3] = aten.ones.default(size=[3], dtype=f32)"),
+    ("ones_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.ones_like.default(self=%x)"),
+    ("pad", "x: f32[2, 8]", "%r: f32[2, 10] = aten.pad.default(self=%x, pad=[1, 1], mode=\"constant\", value=0.0)"),
+    ("permute", "x: f32[2, 8]", "%r: f32[8, 2] = aten.permute.default(self=%x, dims=[1, 0])"),
+    ("pow", "x: f32[2, 8]", "%r: f32[2, 8] = aten.pow.Tensor_Scalar(self=%x, exponent=2)"),
+    ("prod", "x: f32[2, 8]", "%r: f32[2] = aten.prod.dim_int(self=%x, dim=1)"),
+    ("reciprocal", "x: f32[2, 8]", "%r: f32[2, 8] = aten.reciprocal.default(self=%x)"),
+    ("relu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.relu.default(self=%x)"),
+    ("remainder", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.remainder.Tensor(self=%x, other=%y)"),
+    ("round", "x: f32[2, 8]", "%r: f32[2, 8] = aten.round.default(self=%x)"),
+    ("rsqrt", "x: f32[2, 8]", "%r: f32[2, 8] = aten.rsqrt.default(self=%x)"),
+    ("scalar_tensor", "", "%r: f32[] = aten.scalar_tensor.default(s=1.5, dtype=f32)"),
+    ("scaled_dot_product_attention", "q: f32[1, 2, 4, 8]; k: f32[1, 2, 4, 8]; v: f32[1, 2, 4, 8]", "%r: f32[1, 2, 4, 8] = aten.scaled_dot_product_attention.default(query=%q, key=%k, value=%v)"),
+    ("select", "x: f32[2, 8]", "%r: f32[8] = aten.select.int(self=%x, dim=0, index=1)"),
+    ("select_scatter", "x: f32[2, 8]; s: f32[8]", "%r: f32[2, 8] = aten.select_scatter.default(self=%x, src=%s, dim=0, index=1)"),
+    ("sigmoid", "x: f32[2, 8]", "%r: f32[2, 8] = aten.sigmoid.default(self=%x)"),
+    ("sign", "x: f32[2, 8]", "%r: f32[2, 8] = aten.sign.default(self=%x)"),
+    ("sin", "x: f32[2, 8]", "%r: f32[2, 8] = aten.sin.default(self=%x)"),
+    ("slice", "x: f32[2, 8]", "%r: f32[2, 4] = aten.slice.Tensor(self=%x, dim=1, start=1, end=5, step=1)"),
+    ("slice_scatter", "x: f32[2, 8]; s: f32[2, 4]", "%r: f32[2, 8] = aten.slice_scatter.default(self=%x, src=%s, dim=1, start=0, end=4, step=1)"),
+    ("softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten.softmax.int(self=%x, dim=1)"),
+    ("split", "x: f32[2, 8]", "%r: f32[2, 4], %r1: f32[2, 4] = aten.split.Tensor(self=%x, split_size=4, dim=1)"),
+    ("split_with_sizes", "x: f32[2, 8]", "%r: f32[2, 3], %r1: f32[2, 5] = aten.split_with_sizes.default(self=%x, split_sizes=[3, 5], dim=1)"),
+    ("sqrt", "x: f32[2, 8]", "%r: f32[2, 8] = aten.sqrt.default(self=%x)"),
+    ("squeeze", "x: f32[1, 8]", "%r: f32[8] = aten.squeeze.dims(self=%x, dim=[0])"),
+    ("std", "x: f32[2, 8]", "%r: f32[2] = aten.std.correction(self=%x, dim=[1], correction=1)"),
+    ("sub", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.sub.Tensor(self=%x, other=%y)"),
+    ("sum", "x: f32[2, 8]", "%r: f32[2] = aten.sum.dim_IntList(self=%x, dim=[1])"),
+    ("sym_numel", "x: f32[2, 8]", "%n: sym_int = aten.sym_numel.default(self=%x)\n%r: f32[16] = aten.view.default(self=%x, size=[%n])"),
+    ("sym_size", "x: f32[2, 8]", "%n: sym_int = aten.sym_size.int(self=%x, dim=0)\n%r: f32[2, 8] = aten.view.default(self=%x, size=[%n, 8])"),
+    ("t", "x: f32[2, 8]", "%r: f32[8, 2] = aten.t.default(self=%x)"),
+    ("tanh", "x: f32[2, 8]", "%r: f32[2, 8] = aten.tanh.default(self=%x)"),
+    ("to", "x: f32[2, 8]", "%r: f64[2, 8] = aten.to.dtype(self=%x, dtype=f64)"),
+    ("transpose", "x: f32[2, 8]", "%r: f32[8, 2] = aten.transpose.int(self=%x, dim0=0, dim1=1)"),
+    ("trunc", "x: f32[2, 8]", "%r: f32[2, 8] = aten.trunc.default(self=%x)"),
+    ("type_as", "x: f32[2, 8]; y: f64[2, 8]", "%r: f64[2, 8] = aten.type_as.default(self=%x, other=%y)"),
+    ("unsqueeze", "x: f32[2, 8]", "%r: f32[1, 2, 8] = aten.unsqueeze.default(self=%x, dim=0)"),
+    ("upsample_nearest2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten.upsample_nearest2d.default(self=%x, output_size=[6, 5])"),
+    ("var", "x: f32[2, 8]", "%r: f32[2] = aten.var.correction(self=%x, dim=[1], correction=1)"),
+    ("view", "x: f32[2, 8]", "%r: f32[16] = aten.view.default(self=%x, size=[16])"),
+    ("where", "a: bool[2, 8]; x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.where.self(condition=%a, self=%x, other=%y)"),
+    ("zeros", "", "%r: f32[3] = aten.zeros.default(size=[3], dtype=f32)"),
+    ("zeros_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.zeros_like.default(self=%x)"),
+];
+
+const POINTWISE: &str = "pointwise, expressible in the kernel IR; no lowering yet";
+const VIEW: &str = "a view or copy with an index map; no lowering yet";
+const CREATE: &str = "creation; no lowering yet";
+const WHOLE: &str =
+    "composite the decomposition keeps whole when shapes are not known; lowered once decomposed";
+const SCATTER: &str = "writes through indices read from data: needs a runtime scatter kernel";
+const SORT: &str = "an order statistic: needs a runtime sort kernel";
+const DATA_SHAPE: &str = "the output shape depends on the data";
+const POOL: &str = "a pooling variant: needs a reduction with its window map or a runtime kernel";
+const UPSAMPLE: &str =
+    "resampling: a pointwise kernel with torch's source index maps, not written yet";
+const NORM: &str = "a normalization: reductions and a pointwise epilogue, not written yet";
+const LINALG: &str = "a contraction: needs a GEMM-shaped runtime call";
+const RNN: &str = "a recurrent layer the decomposition could not unroll";
+const REDUCE: &str = "a reduction (or reductions and pointwise) not written yet";
+
+/// Ops of the set that still run their reference kernel, with the reason.
+const GAPS: &[(&str, &str)] = &[
+    ("_adaptive_avg_pool2d", POOL),
+    ("_cdist_forward", REDUCE),
+    (
+        "_embedding_bag",
+        "a gather with per-bag reductions over offsets read from data",
+    ),
+    (
+        "_native_batch_norm_legit",
+        "batch statistics (the no_stats form): reductions not written yet",
+    ),
+    ("_prelu_kernel", POINTWISE),
+    ("_trilinear", LINALG),
+    (
+        "_unsafe_index",
+        "the unchecked index: the checked lowering of index is not wired to it yet",
+    ),
+    ("_unsafe_index_put", SCATTER),
+    ("_upsample_nearest_exact2d", UPSAMPLE),
+    ("_weight_norm", NORM),
+    ("adaptive_avg_pool1d", POOL),
+    ("adaptive_max_pool2d", POOL),
+    ("addcdiv", POINTWISE),
+    ("addcmul", POINTWISE),
+    ("aminmax", REDUCE),
+    ("argsort", SORT),
+    ("as_strided", "an arbitrary strided view of the storage"),
+    ("as_strided_scatter", SCATTER),
+    ("avg_pool1d", POOL),
+    ("avg_pool3d", POOL),
+    ("baddbmm", LINALG),
+    ("bilinear", LINALG),
+    ("cdist", REDUCE),
+    ("celu", POINTWISE),
+    ("channel_shuffle", VIEW),
+    ("chunk", WHOLE),
+    ("cosine_similarity", REDUCE),
+    ("cross", POINTWISE),
+    ("diag", VIEW),
+    ("diagonal", VIEW),
+    ("diagonal_scatter", VIEW),
+    ("dot", LINALG),
+    ("einsum", LINALG),
+    ("elu", POINTWISE),
+    (
+        "embedding_bag",
+        "a gather with per-bag reductions over offsets read from data",
+    ),
+    ("empty", CREATE),
+    ("empty_like", CREATE),
+    ("empty_strided", CREATE),
+    ("expand_as", WHOLE),
+    ("flatten", WHOLE),
+    ("flip", VIEW),
+    ("floor_divide", POINTWISE),
+    ("fmod", POINTWISE),
+    ("frac", POINTWISE),
+    ("glu", POINTWISE),
+    ("gru", RNN),
+    ("hardshrink", POINTWISE),
+    ("hypot", POINTWISE),
+    ("im2col", VIEW),
+    ("index_add", SCATTER),
+    ("index_put", SCATTER),
+    ("lerp", POINTWISE),
+    ("linalg_cross", POINTWISE),
+    ("linalg_vector_norm", REDUCE),
+    ("linear", WHOLE),
+    ("linspace", CREATE),
+    ("log_sigmoid", POINTWISE),
+    ("logsumexp", REDUCE),
+    ("lstm", RNN),
+    ("masked_scatter", DATA_SHAPE),
+    ("matmul", WHOLE),
+    (
+        "max",
+        "max.dim returns values and indices: an arg-reduction with two outputs, not wired yet",
+    ),
+    ("max_pool1d", POOL),
+    (
+        "min",
+        "min.dim returns values and indices: an arg-reduction with two outputs, not wired yet",
+    ),
+    ("narrow", VIEW),
+    (
+        "native_dropout",
+        "two outputs (the input and an all-true mask); not lowered yet",
+    ),
+    ("native_group_norm", NORM),
+    ("new_empty", CREATE),
+    ("new_full", CREATE),
+    ("nonzero", DATA_SHAPE),
+    ("numpy_T", VIEW),
+    ("outer", POINTWISE),
+    ("pairwise_distance", REDUCE),
+    ("pixel_shuffle", VIEW),
+    ("pixel_unshuffle", VIEW),
+    ("prelu", POINTWISE),
+    ("reflection_pad1d", VIEW),
+    ("reflection_pad2d", VIEW),
+    ("reflection_pad3d", VIEW),
+    ("repeat", VIEW),
+    ("repeat_interleave", VIEW),
+    ("replication_pad1d", VIEW),
+    ("replication_pad2d", VIEW),
+    ("replication_pad3d", VIEW),
+    ("rms_norm", NORM),
+    ("rnn_relu", RNN),
+    ("rnn_tanh", RNN),
+    ("roll", VIEW),
+    ("scatter", SCATTER),
+    ("scatter_add", SCATTER),
+    ("scatter_reduce", SCATTER),
+    ("selu", POINTWISE),
+    ("softplus", POINTWISE),
+    ("sort", SORT),
+    ("stack", VIEW),
+    ("tan", "pointwise: the kernel IR has no tan"),
+    ("topk", SORT),
+    ("tril", POINTWISE),
+    ("triu", POINTWISE),
+    ("unbind", VIEW),
+    ("unflatten", WHOLE),
+    ("upsample_bicubic2d", UPSAMPLE),
+    ("upsample_bilinear2d", UPSAMPLE),
+    ("upsample_linear1d", UPSAMPLE),
+    ("view_as", WHOLE),
+    ("zero", CREATE),
+];
+
+fn program(inputs: &str, body: &str) -> String {
+    let mut text = String::new();
+    for i in inputs.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        text.push_str(&format!("input %{i} = user_input\n"));
+    }
+    text.push_str(body);
+    text.push_str("\noutput %r = user_output\n");
+    text
+}
+
+/// Whether the scheduler plans the graph without a fallback kernel.
+fn lowered_natively(inputs: &str, body: &str) -> Result<bool, String> {
+    let text = program(inputs, body);
+    let p = parse_program(&text).map_err(|e| format!("{e}\n{text}"))?;
+    torchlift::ir::verify::verify_program(&p).map_err(|e| format!("{e}\n{text}"))?;
+    let plan = torchlift::codegen::schedule(&p).map_err(|e| format!("{e}\n{text}"))?;
+    Ok(plan
+        .kernels
+        .iter()
+        .all(|k| !matches!(k.kind, KernelKind::Fallback { .. })))
+}
+
+#[test]
+fn every_op_the_pipeline_leaves_is_lowered_or_a_listed_gap() {
+    let set: BTreeSet<&str> = torchlift::interp::kernel_ops()
+        .into_iter()
+        .filter(|&a| !torchlift::passes::export_removes(a))
+        .map(|a| a.name())
+        .collect();
+    let native: BTreeSet<&str> = NATIVE.iter().map(|p| p.0).collect();
+    let gaps: BTreeSet<&str> = GAPS.iter().map(|g| g.0).collect();
+    assert_eq!(native.len(), NATIVE.len(), "an op has two native probes");
+    assert_eq!(gaps.len(), GAPS.len(), "an op is listed twice as a gap");
+    let mut problems = Vec::new();
+    for op in &set {
+        match (native.contains(op), gaps.contains(op)) {
+            (false, false) => problems.push(format!(
+                "{op}: the pipeline can leave it, it has no native lowering probe and is not listed as a gap"
+            )),
+            (true, true) => problems.push(format!("{op}: both lowered and listed as a gap")),
+            _ => {}
+        }
+    }
+    for op in native.union(&gaps) {
+        if !set.contains(op) {
+            problems.push(format!(
+                "{op}: listed, but not in the op set the pipeline can leave"
+            ));
+        }
+    }
+    for (op, inputs, body) in NATIVE {
+        match lowered_natively(inputs, body) {
+            Ok(true) => {}
+            Ok(false) => problems.push(format!(
+                "{op}: its probe falls back to the reference kernel"
+            )),
+            Err(e) => problems.push(format!("{op}: its probe does not schedule: {e}")),
+        }
+    }
+    println!(
+        "op set the export pipeline can leave: {} ops; {} lowered natively, {} known gaps",
+        set.len(),
+        native.len(),
+        gaps.len()
+    );
+    for (op, why) in GAPS {
+        println!("  gap: {op}: {why}");
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
