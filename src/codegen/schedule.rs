@@ -568,6 +568,15 @@ impl<'a> Sched<'a> {
         }
     }
 
+    /// Whether a reduction keeps its reduced dims. The overloads that reduce
+    /// everything (`sum.default`, `var.default`) have no `keepdim`.
+    fn keepdim(&self, n: &Node) -> Result<bool> {
+        match n.arg("keepdim") {
+            None => Ok(false),
+            Some(_) => self.bool_arg(n, "keepdim"),
+        }
+    }
+
     fn bool_arg(&self, n: &Node, name: &str) -> Result<bool> {
         match n.arg(name) {
             Some(Arg::Bool(b)) => Ok(*b),
@@ -988,10 +997,6 @@ impl<'a> Sched<'a> {
             }
             (Pow, "Tensor_Tensor") if out_dtype.is_float() => {
                 self.map(n, &["self", "exponent"], fc, bin(BinOp::Pow))?
-            }
-            // Eval-mode dropout is the identity.
-            (FeatureDropout | AlphaDropout, "default") if !self.bool_arg(n, "train", true) => {
-                self.map(n, &["input"], out_dtype, |x| x[0].clone())?
             }
             // ---- copies and casts ----
             (Clone | Alias | LiftFreshCopy | Detach | Contiguous, _)
@@ -1993,8 +1998,7 @@ impl<'a> Sched<'a> {
         let (dtype, out_shape) = self.out_type(n)?;
         let rank = t.shape.len();
         let dims = self.reduce_dims(n, rank)?;
-        // The overloads that reduce everything (`sum.default`) have none.
-        let keepdim = n.arg("keepdim").is_some() && self.bool_arg(n, "keepdim")?;
+        let keepdim = self.keepdim(n)?;
         let reduced: Vec<SymExpr> = dims.iter().map(|&d| t.shape[d].clone()).collect();
         let kept: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).collect();
         let want_rank = if keepdim { rank } else { kept.len() };
@@ -2062,7 +2066,8 @@ impl<'a> Sched<'a> {
             Some(Arg::Int(c)) => *c as f64,
             Some(Arg::Float(c)) => *c,
             None | Some(Arg::None) => {
-                if self.bool_arg(n, "unbiased", true) {
+                // `unbiased` (default true) is absent in `var.correction`.
+                if !matches!(n.arg("unbiased"), Some(Arg::Bool(false))) {
                     1.0
                 } else {
                     0.0
@@ -2072,7 +2077,7 @@ impl<'a> Sched<'a> {
         };
         let rank = t.shape.len();
         let dims = self.reduce_dims(n, rank)?;
-        let keepdim = self.bool_arg(n, "keepdim", false);
+        let keepdim = self.keepdim(n)?;
         let want_rank = if keepdim { rank } else { rank - dims.len() };
         if out_shape.len() != want_rank {
             return Ok(Lowered::Fallback);

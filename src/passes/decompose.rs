@@ -107,6 +107,7 @@ impl Pass for Decompose {
 /// rewrites only in some overloads or when shapes are known are not here.
 pub const DECOMPOSED_AWAY: &[Aten] = &[
     Aten::AdaptiveAvgPool2d,
+    Aten::AlphaDropout,
     Aten::BatchNorm,
     Aten::Contiguous,
     Aten::Conv1d,
@@ -116,6 +117,8 @@ pub const DECOMPOSED_AWAY: &[Aten] = &[
     Aten::ConvTranspose2d,
     Aten::Dropout,
     Aten::DropoutInplace,
+    Aten::FeatureAlphaDropout,
+    Aten::FeatureDropout,
     Aten::GroupNorm,
     Aten::Hardsigmoid,
     Aten::Hardswish,

@@ -66,7 +66,7 @@ impl Pipeline {
 /// in-place ops (functionalized), the ops decomposition always rewrites,
 /// and the run-time assertions cleanup drops.
 pub fn export_removes(a: crate::ir::Aten) -> bool {
-    functionalize::functional_form(a).is_some()
+    a.functional_form().is_some()
         || decompose::DECOMPOSED_AWAY.contains(&a)
         || cleanup::DROPPED.contains(&a)
 }
