@@ -228,6 +228,8 @@ const GAPS: &[(&str, &str)] = &[
     ("hypot", POINTWISE),
     ("im2col", VIEW),
     ("index_add", SCATTER),
+    ("index_copy", SCATTER),
+    ("index_fill", SCATTER),
     ("index_put", SCATTER),
     ("lerp", POINTWISE),
     ("linalg_cross", POINTWISE),

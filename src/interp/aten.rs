@@ -1423,6 +1423,25 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             };
             t(wrap(index::index_put(&x, &idx, &src, true))?)
         }
+        // index_copy: x[..., index[i], ...] = source[..., i, ...] along dim;
+        // index_fill: x[..., index[i], ...] = value.
+        IndexCopy | IndexFill => {
+            let x = a.tensor("self")?;
+            let d = wrap_usize(
+                a,
+                crate::interp::tensor::wrap_dim(a.int("dim")?, x.dim().max(1)),
+            )?;
+            let mut idx: Vec<Option<Ten>> = vec![None; d];
+            idx.push(Some(a.tensor("index")?));
+            let src = if op == IndexCopy {
+                a.tensor("source")?
+            } else if a.is_tensor("value") {
+                a.tensor("value")?.to_dtype(x.dtype())
+            } else {
+                wrap(create::full(&[], a.scalar("value")?, Some(x.dtype())))?
+            };
+            t(wrap(index::index_put(&x, &idx, &src, false))?)
+        }
         // prelu: x if x > 0 else weight * x, weight over the channel dim 1.
         Prelu | InternalPreluKernel => {
             let x = a.tensor("self")?;
@@ -1754,6 +1773,24 @@ mod tests {
                     output %m = user_output\n";
         let (s, v) = run(text, &[(&[1., 5., -2.], &[3]), (&[3., 0., -4.], &[3])]);
         assert_eq!((s, v), (vec![3], vec![1., 0., -4.]));
+    }
+
+    #[test]
+    fn index_copy_and_index_fill_write_along_a_dim() {
+        let x: &[f32] = &[0., 1., 2., 3., 4., 5.];
+        let copy = "input %x: f32[2, 3] = user_input\ninput %s: f32[2, 2] = user_input\n\
+                    %i: i64[2] = aten.arange.start_step(start=0, end=-4, step=-2)\n\
+                    %c: f32[2, 3] = aten.index_copy.default(self=%x, dim=1, index=%i, source=%s)\n\
+                    output %c = user_output\n";
+        // index = [0, -2]: a negative index counts from the end (column 1).
+        let (_, v) = run(copy, &[(x, &[2, 3]), (&[10., 11., 12., 13.], &[2, 2])]);
+        assert_eq!(v, vec![10., 11., 2., 12., 13., 5.]);
+        let fill = "input %x: f32[2, 3] = user_input\n\
+                    %i: i64[1] = aten.arange.default(end=1)\n\
+                    %f: f32[2, 3] = aten.index_fill.int_Scalar(self=%x, dim=0, index=%i, value=-1.5)\n\
+                    output %f = user_output\n";
+        let (_, v) = run(fill, &[(x, &[2, 3])]);
+        assert_eq!(v, vec![-1.5, -1.5, -1.5, 3., 4., 5.]);
     }
 
     #[test]

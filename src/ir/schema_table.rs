@@ -4782,6 +4782,18 @@ pub(super) static SCHEMAS: &[OpSchema] = &[
         returns: &["Tensor(a!)"],
     },
     OpSchema {
+        name: "index_add_",
+        overload: "default",
+        args: &[
+            a("self", Base::Tensor, None, false, false, false, None, true),
+            a("dim", Base::Int, None, false, false, false, None, false),
+            a("index", Base::Tensor, None, false, false, false, None, false),
+            a("source", Base::Tensor, None, false, false, false, None, false),
+            a("alpha", Base::Scalar, None, false, false, true, Some(DefaultArg::Int(1)), false),
+        ],
+        returns: &["Tensor(a!)"],
+    },
+    OpSchema {
         name: "index_copy",
         overload: "default",
         args: &[
@@ -4801,6 +4813,17 @@ pub(super) static SCHEMAS: &[OpSchema] = &[
             a("index", Base::Tensor, None, false, false, false, None, false),
             a("source", Base::Tensor, None, false, false, false, None, false),
             a("out", Base::Tensor, None, false, false, true, None, true),
+        ],
+        returns: &["Tensor(a!)"],
+    },
+    OpSchema {
+        name: "index_copy_",
+        overload: "default",
+        args: &[
+            a("self", Base::Tensor, None, false, false, false, None, true),
+            a("dim", Base::Int, None, false, false, false, None, false),
+            a("index", Base::Tensor, None, false, false, false, None, false),
+            a("source", Base::Tensor, None, false, false, false, None, false),
         ],
         returns: &["Tensor(a!)"],
     },
