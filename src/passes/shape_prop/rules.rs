@@ -193,7 +193,7 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
                 Some(a @ Arg::Value(_)) => vec![a.clone()],
                 _ => return Err(cx.err("while_loop without carried inputs")),
             };
-            items
+            let tys = items
                 .iter()
                 .map(|a| match a {
                     Arg::Value(v) if cx.g.contains(*v) => Ok(cx.g.ty(*v).clone()),
@@ -202,7 +202,9 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
                     Arg::Bool(_) => Ok(ValueType::SymBool),
                     _ => Err(cx.err("unsupported while_loop carried input")),
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()?;
+            check_loop_body(cx, &tys)?;
+            Ok(tys)
         }
         Hop::WithEffects => {
             let out = n.outputs.iter().map(|&o| cx.g.ty(o).clone()).collect();
@@ -234,6 +236,43 @@ fn body_output_types(cx: &Cx, autocast: Option<DType>) -> Result<Vec<ValueType>>
             _ => ValueType::Opaque,
         })
         .collect())
+}
+
+/// The body of a `while_loop` (its second graph) must return a value of
+/// each carried type, as far as its output types are known.
+fn check_loop_body(cx: &Cx, carried: &[ValueType]) -> Result<()> {
+    let Some(body) = cx.n.subgraphs().nth(1) else {
+        return Err(cx.err("while_loop without a body graph"));
+    };
+    let g = &body.graph;
+    if g.outputs.len() != carried.len() {
+        return Err(cx.err(format!(
+            "the body of while_loop returns {} values for {} carried inputs",
+            g.outputs.len(),
+            carried.len()
+        )));
+    }
+    for (k, (out, want)) in g.outputs.iter().zip(carried).enumerate() {
+        let Some(v) = out.as_value() else { continue };
+        let (ValueType::Tensor(got), ValueType::Tensor(want)) = (g.ty(v), want) else {
+            continue;
+        };
+        let differ = got.dtype != want.dtype
+            || got.rank() != want.rank()
+            || got
+                .shape
+                .iter()
+                .zip(&want.shape)
+                .any(|(a, b)| provably_different(a, b));
+        if differ {
+            return Err(cx.err(format!(
+                "the body of while_loop returns {} for carried input {k}, which is {}",
+                crate::ir::print::type_text(&ValueType::Tensor(got.clone())),
+                crate::ir::print::type_text(&ValueType::Tensor(want.clone()))
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The leading dim of the first tensor of the list argument `i` (the `xs`

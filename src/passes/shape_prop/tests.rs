@@ -550,6 +550,36 @@ fn map_and_scan_bodies_see_one_element_and_outputs_are_stacked() {
 }
 
 #[test]
+fn while_loop_body_changing_a_carried_shape_is_refused() {
+    let t = "input %x: f32[2] = user_input\n\
+             input %i: i64[] = user_input\n\
+             %k: ?, %y: ? = higher_order.while_loop(graph c {\n\
+               input %j: ?\n\
+               input %h: ?\n\
+               %l: ? = aten.lt.Scalar(self=%j, other=3)\n\
+               output %l\n\
+             }, graph body {\n\
+               input %j: ?\n\
+               input %h: ?\n\
+               %j1: ? = aten.add.Scalar(self=%j, other=1)\n\
+               %h1: ? = aten.cat.default(tensors=[%h, %h])\n\
+               output %j1\n\
+               output %h1\n\
+             }, [%i, %x], [])\n\
+             output %y = user_output\n";
+    let e = propagate(&mut prog(t).graph).unwrap_err().to_string();
+    assert!(
+        e.contains("node k") && e.contains("returns f32[4] for carried input 1, which is f32[2]"),
+        "{e}"
+    );
+    let ok = t.replace(
+        "aten.cat.default(tensors=[%h, %h])",
+        "aten.neg.default(self=%h)",
+    );
+    assert_eq!(infer(&ok, "y"), "f32[2]");
+}
+
+#[test]
 fn recorded_mismatch_is_a_verify_error() {
     let t = "input %x: f32[3, 4] = user_input\n%y: f32[3, 5] = aten.relu.default(self=%x)\noutput %y = user_output\n";
     let mut p = prog(t);
