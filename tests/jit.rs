@@ -810,3 +810,110 @@ output %q = user_output
         .to_string();
     assert!(e.contains("node q") && e.contains("divided by zero"), "{e}");
 }
+
+#[test]
+fn control_flow_runs_in_the_interpreter_at_every_size() {
+    // map_impl over a symbolic leading dim, inside the true branch of a
+    // cond whose predicate comes from the data.
+    let text = r#"
+range s0 = [1, 64]
+input %x: f32[s0, 3] = user_input
+input %w: f32[3, 2] = parameter "w"
+%s: f32[] = aten.sum.default(self=%x)
+%p: bool[] = aten.gt.Scalar(self=%s, other=0)
+%r: f32[s0, 2] = higher_order.cond(%p, graph t {
+  input %a: f32[s0, 3]
+  input %b: f32[3, 2]
+  %m: f32[s0, 2] = higher_order.map_impl(graph body {
+    input %row: f32[3]
+    input %v: f32[3, 2]
+    %u: f32[1, 3] = aten.unsqueeze.default(self=%row, dim=0)
+    %y: f32[1, 2] = aten.mm.default(self=%u, mat2=%v)
+    %z: f32[2] = aten.squeeze.dim(self=%y, dim=0)
+    output %z
+  }, [%a], [%b])
+  output %m
+}, graph f {
+  input %a: f32[s0, 3]
+  input %b: f32[3, 2]
+  %n: f32[s0, 2] = aten.mm.default(self=%a, mat2=%b)
+  %e: f32[s0, 2] = aten.neg.default(self=%n)
+  output %e
+}, [%x, %w])
+%o: f32[s0, 2] = aten.relu.default(self=%r)
+output %o = user_output
+"#;
+    let mut m = model(text, &[("w", data(&[3, 2], 9))]);
+    let mut jit = JitModel::compile(&m).unwrap();
+    for (rows, seed) in [(1, 1), (5, 2), (7, 3), (4, 4)] {
+        let x = data(&[rows, 3], seed);
+        let got = jit.run(&mut [x.clone_data()]).unwrap();
+        let want = m.run(&mut [x]).unwrap();
+        assert_eq!(got[0].sizes(), &[rows, 2]);
+        compare(&got[0], &want[0], 1e-6, 1e-6).unwrap();
+    }
+}
+
+#[test]
+fn control_flow_errors_name_the_node_and_leave_the_model_usable() {
+    // An embedding inside the body of a while_loop inside a cond branch:
+    // an id out of range is a run-time error naming the inner node.
+    let text = r#"
+input %w: f32[4, 2] = parameter "w"
+input %ids: i64[3] = user_input
+%s: i64[] = aten.sum.default(self=%ids)
+%p: bool[] = aten.ge.Scalar(self=%s, other=0)
+%k0: i64[] = aten.full.default(size=[], fill_value=0, dtype=i64)
+%z0: f32[3, 2] = aten.full.default(size=[3, 2], fill_value=0.0, dtype=f32)
+%k: i64[], %y: f32[3, 2] = higher_order.cond(%p, graph t {
+  input %a: i64[3]
+  input %b: f32[4, 2]
+  input %j0: i64[]
+  input %h0: f32[3, 2]
+  %jj: i64[], %hh: f32[3, 2] = higher_order.while_loop(graph c {
+    input %j: i64[]
+    input %h: f32[3, 2]
+    input %ia: i64[3]
+    input %wb: f32[4, 2]
+    %l: bool[] = aten.lt.Scalar(self=%j, other=2)
+    output %l
+  }, graph body {
+    input %j: i64[]
+    input %h: f32[3, 2]
+    input %ia: i64[3]
+    input %wb: f32[4, 2]
+    %j1: i64[] = aten.add.Scalar(self=%j, other=1)
+    %emb: f32[3, 2] = aten.embedding.default(weight=%wb, indices=%ia)
+    %h1: f32[3, 2] = aten.add.Tensor(self=%h, other=%emb)
+    output %j1
+    output %h1
+  }, [%j0, %h0], [%a, %b])
+  output %jj
+  output %hh
+}, graph f {
+  input %a: i64[3]
+  input %b: f32[4, 2]
+  input %j0: i64[]
+  input %h0: f32[3, 2]
+  output %j0
+  output %h0
+}, [%ids, %w, %k0, %z0])
+output %k = user_output
+output %y = user_output
+"#;
+    let w = data(&[4, 2], 5);
+    let m = model(text, &[("w", w.clone())]);
+    let mut jit = JitModel::compile(&m).unwrap();
+    let ids = |v: Vec<i64>| Tensor::from_vec(v, &[3]).unwrap();
+    let e = jit.run(&mut [ids(vec![0, 7, 1])]).unwrap_err().to_string();
+    assert!(e.contains("node emb") && e.contains("out of range"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    let ok = jit.run(&mut [ids(vec![3, 0, 1])]).unwrap();
+    assert_eq!(ok[0].to_i64_vec(), [2]);
+    let w = w.to_vec::<f32>().unwrap();
+    let want: Vec<f32> = [3, 0, 1]
+        .iter()
+        .flat_map(|&r| [2.0 * w[2 * r], 2.0 * w[2 * r + 1]])
+        .collect();
+    assert_eq!(ok[1].to_vec::<f32>().unwrap(), want);
+}

@@ -526,3 +526,64 @@ output %c = user_output
     );
     assert_eq!(inputs[0].to_f64_vec(), vec![2.0, 3.0, 4.0]);
 }
+
+#[test]
+fn control_flow_bodies_with_inplace_ops_and_regions() {
+    // User inputs are (i * 7 + k * 3) % 11 * 0.5 - 2.5: x starts at 0.5,
+    // so x.sum() > 0 picks the true branch; the loop runs while i < 3.
+    check(
+        r#"
+input %w: f32[3, 3] = parameter "w"
+input %x: f32[2, 3] = user_input
+input %i: i64[] = user_input
+%s: f32[] = aten.sum.default(self=%x)
+%p: bool[] = aten.gt.Scalar(self=%s, other=0)
+%r: f32[2, 3] = higher_order.cond(%p, graph t {
+  input %a: f32[2, 3]
+  input %b: f32[3, 3]
+  %c: f32[2, 3] = aten.clone.default(self=%a)
+  %d: f32[2, 3] = aten.relu_.default(self=%c)
+  %e: f32[2, 3] = higher_order.wrap_with_set_grad_enabled(false, graph g {
+    input %q: f32[2, 3]
+    input %v: f32[3, 3]
+    %m: f32[2, 3] = aten.mm.default(self=%q, mat2=%v)
+    output %m
+  }, %c, %b)
+  output %e
+}, graph f {
+  input %a: f32[2, 3]
+  input %b: f32[3, 3]
+  %n: f32[2, 3] = aten.neg.default(self=%a)
+  output %n
+}, [%x, %w])
+%k: i64[], %y: f32[2, 3] = higher_order.while_loop(graph c {
+  input %j: i64[]
+  input %h: f32[2, 3]
+  input %z: f32[2, 3]
+  %l: bool[] = aten.lt.Scalar(self=%j, other=3)
+  output %l
+}, graph body {
+  input %j: i64[]
+  input %h: f32[2, 3]
+  input %z: f32[2, 3]
+  %j1: i64[] = aten.add.Scalar(self=%j, other=1)
+  %h0: f32[2, 3] = aten.mul.Tensor(self=%h, other=0.5)
+  %h1: f32[2, 3] = aten.add.Tensor(self=%h0, other=%z)
+  output %j1
+  output %h1
+}, [%i, %r], [%x])
+%x0: f32[3] = aten.select.int(self=%x, dim=0, index=0)
+%cy: f32[3], %ys: f32[2, 3] = higher_order.scan(graph combine {
+  input %cc: f32[3]
+  input %xx: f32[3]
+  %nx: f32[3] = aten.add.Tensor(self=%cc, other=%xx)
+  %t2: f32[3] = aten.tanh.default(self=%nx)
+  output %nx
+  output %t2
+}, [%x0], [%y], [])
+output %k = user_output
+output %cy = user_output
+output %ys = user_output
+"#,
+    );
+}

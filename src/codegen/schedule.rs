@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::ir::{Arg, Aten, Graph, InputKind, Node, Op, Program, ValueId, ValueType};
+use crate::ir::{Arg, Aten, Graph, Hop, InputKind, Node, Op, Program, ValueId, ValueType};
 use crate::promote::{result_type, Operand as PromoteOperand};
 use crate::sym::SymExpr;
 use crate::tensor::wrap_dim;
@@ -461,7 +461,13 @@ impl<'a> Sched<'a> {
 
     /// A node run by its reference kernel.
     fn fallback(&mut self, n: &Node, index: usize) -> Result<()> {
-        if matches!(n.op, Op::Hop(_)) {
+        // Control flow runs in the interpreter, bodies included; other
+        // higher-order ops are inlined or removed by the export passes.
+        let control_flow = matches!(
+            n.op,
+            Op::Hop(Hop::Cond | Hop::WhileLoop | Hop::Map | Hop::Scan)
+        );
+        if matches!(n.op, Op::Hop(_)) && !control_flow {
             return Err(n.error(format!(
                 "the compiler does not support the higher-order op {} yet",
                 n.op

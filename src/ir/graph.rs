@@ -175,7 +175,9 @@ impl NodeMeta {
     /// `file.py:LINE` of the innermost frame of user code, if known.
     ///
     /// torch records the stack outermost first; frames inside torch itself
-    /// (`torch/nn/...`) are skipped, so the line is the user's own.
+    /// (`torch/nn/...`) and code it generated while tracing
+    /// (`<eval_with_key>.5`, the frame of a higher-order op) are skipped,
+    /// so the line is the user's own.
     pub fn source_line(&self) -> SourceLoc {
         let Some(trace) = &self.stack_trace else {
             return SourceLoc(None);
@@ -196,7 +198,8 @@ impl NodeMeta {
                 .unwrap_or("")
                 .trim();
             let short = file.rsplit('/').next().unwrap_or(file);
-            let is_torch = file.contains("torch/") || file.contains("transformers/");
+            let is_torch =
+                file.contains("torch/") || file.contains("transformers/") || file.starts_with('<');
             if best.is_none() || !is_torch {
                 best = Some(format!("{short}:{lineno}"));
             }
@@ -409,5 +412,26 @@ impl Graph {
                 sg.graph.walk(f);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeMeta;
+
+    #[test]
+    fn source_line_skips_torch_and_generated_frames() {
+        let meta = NodeMeta {
+            stack_trace: Some(
+                "File \"/home/u/model.py\", line 51, in forward\n    \
+                 a, b = torch.cond(p, t, f, (x,))\n  \
+                 File \"<eval_with_key>.5\", line 12, in forward\n    \
+                 cond = torch.ops.higher_order.cond(...)\n  \
+                 File \"/venv/lib/torch/nn/modules/linear.py\", line 134, in forward\n"
+                    .into(),
+            ),
+            ..NodeMeta::default()
+        };
+        assert_eq!(meta.source_line().0.as_deref(), Some("model.py:51"));
     }
 }

@@ -17,7 +17,10 @@
 //!   PARAMETER_MUTATION output, placed before the user outputs as torch
 //!   does.
 //!
-//! Run after `inline_hops`: higher-order op bodies must already be inlined.
+//! Run after `inline_hops`, which inlines the bodies of grad-mode and
+//! autocast regions. The bodies of control-flow ops (`cond`, `while_loop`,
+//! `map_impl`, `scan`) are functionalized as graphs of their own; a body
+//! that mutates one of its inputs is refused.
 
 use std::collections::HashMap;
 
@@ -455,7 +458,63 @@ fn shape_arg(
 }
 
 fn functionalize(p: &mut Program) -> Result<bool> {
+    let (current, changed) = functionalize_graph(&mut p.graph)?;
     let g = &mut p.graph;
+    // Mutated inputs become outputs, before the existing ones.
+    let mut mut_outs = Vec::new();
+    let mut mut_specs = Vec::new();
+    for spec in &p.signature.inputs {
+        let v = spec.value;
+        let Some(&cur) = current.get(&v) else {
+            continue;
+        };
+        if cur == v {
+            continue;
+        }
+        let (kind, target) = match &spec.kind {
+            InputKind::Buffer { .. } => (OutputKind::BufferMutation, spec.target.clone()),
+            InputKind::Parameter => (OutputKind::ParameterMutation, spec.target.clone()),
+            InputKind::UserInput => (OutputKind::UserInputMutation, Some(g.name(v).to_string())),
+            other => {
+                return Err(crate::Error::other(format!(
+                    "the program mutates input {} of kind {}",
+                    g.name(v),
+                    other.name()
+                )));
+            }
+        };
+        mut_outs.push(Arg::Value(cur));
+        mut_specs.push(OutputSpec { kind, target });
+    }
+    // Keep torch's order: earlier passes may already have added mutation
+    // outputs (a `_core` archive); new ones go first.
+    mut_outs.append(&mut g.outputs);
+    mut_specs.append(&mut p.signature.outputs);
+    g.outputs = mut_outs;
+    p.signature.outputs = mut_specs;
+    Ok(changed)
+}
+
+/// Functionalizes the body `name` of the control-flow op `n`, which must not
+/// mutate its inputs.
+fn functionalize_body(name: &str, body: &mut Graph, n: &Node) -> Result<bool> {
+    let (current, changed) = functionalize_graph(body)?;
+    for &v in &body.inputs {
+        if current.get(&v).is_some_and(|&c| c != v) {
+            return Err(n.error(format!(
+                "the body {name} of {} mutates its input %{}; not supported",
+                n.op,
+                body.name(v)
+            )));
+        }
+    }
+    Ok(changed)
+}
+
+/// Functionalizes the nodes and outputs of `g` (nested bodies included).
+/// Returns the final version of every mutated base, and whether anything
+/// changed.
+fn functionalize_graph(g: &mut Graph) -> Result<(HashMap<ValueId, ValueId>, bool)> {
     let mut st = State {
         alias: HashMap::new(),
         current: HashMap::new(),
@@ -496,6 +555,9 @@ fn functionalize(p: &mut Program) -> Result<bool> {
                 return Err(e);
             }
             v.map_values(&mut |x| *map.get(&x).unwrap_or(&x));
+            if let Arg::Graph(sg) = &mut v {
+                st.changed |= functionalize_body(&sg.name, &mut sg.graph, &n)?;
+            }
             args.push(NamedArg {
                 name: a.name.clone(),
                 value: v,
@@ -640,38 +702,7 @@ fn functionalize(p: &mut Program) -> Result<bool> {
         a2.map_values(&mut |x| *map.get(&x).unwrap_or(&x));
         new_outs.push(a2);
     }
-    // Mutated inputs become outputs, before the existing ones.
-    let mut mut_outs = Vec::new();
-    let mut mut_specs = Vec::new();
-    for spec in &p.signature.inputs {
-        let v = spec.value;
-        let Some(&cur) = st.current.get(&v) else {
-            continue;
-        };
-        if cur == v {
-            continue;
-        }
-        let (kind, target) = match &spec.kind {
-            InputKind::Buffer { .. } => (OutputKind::BufferMutation, spec.target.clone()),
-            InputKind::Parameter => (OutputKind::ParameterMutation, spec.target.clone()),
-            InputKind::UserInput => (OutputKind::UserInputMutation, Some(g.name(v).to_string())),
-            other => {
-                return Err(crate::Error::other(format!(
-                    "the program mutates input {} of kind {}",
-                    g.name(v),
-                    other.name()
-                )));
-            }
-        };
-        mut_outs.push(Arg::Value(cur));
-        mut_specs.push(OutputSpec { kind, target });
-    }
-    // Keep torch's order: earlier passes may already have added mutation
-    // outputs (a `_core` archive); new ones go first.
-    mut_outs.extend(new_outs);
-    mut_specs.append(&mut p.signature.outputs);
-    g.outputs = mut_outs;
-    p.signature.outputs = mut_specs;
+    g.outputs = new_outs;
     g.nodes = st.out;
-    Ok(st.changed)
+    Ok((st.current, st.changed))
 }

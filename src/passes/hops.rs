@@ -1,5 +1,6 @@
 //! Higher-order ops: inlining of `wrap_with_set_grad_enabled` and
-//! `wrap_with_autocast` bodies, and removal of `auto_functionalized`.
+//! `wrap_with_autocast` bodies (also inside the bodies of control-flow
+//! ops, which stay), and removal of `auto_functionalized`.
 
 use std::collections::HashMap;
 
@@ -55,6 +56,25 @@ fn inline_graph(g: &mut Graph, autocast: Option<crate::DType>) -> Result<bool> {
                     Some(Arg::DType(d)) => Some(*d),
                     _ => Some(crate::DType::BF16),
                 }
+            }
+            Hop::Cond | Hop::WhileLoop | Hop::Map | Hop::Scan => {
+                // Control flow stays; its bodies run in the same autocast
+                // state, so their regions are inlined (and cast) in place.
+                let mut node = n.clone();
+                let mut inner_changed = false;
+                for a in &mut node.args {
+                    if let Arg::Graph(sg) = &mut a.value {
+                        inner_changed |= inline_graph(&mut sg.graph, autocast)?;
+                    }
+                }
+                if !inner_changed {
+                    return Ok(Rewrite::Keep);
+                }
+                let outputs = n.outputs.clone();
+                return Ok(Rewrite::Replace {
+                    nodes: vec![node],
+                    outputs,
+                });
             }
             _ => return Ok(Rewrite::Keep),
         };

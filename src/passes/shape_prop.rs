@@ -28,7 +28,9 @@ pub use crate::promote::{promote_types, result_type, Operand};
 pub use rules::infer_node;
 
 /// The subgraph of a higher-order op and the types of the operands it is
-/// called with (for `cond`: the true branch).
+/// called with (for `cond`: the true branch). `map_impl` and `scan` call
+/// their body on one element of `xs` at a time: those operands lose their
+/// leading dim.
 pub(crate) fn hop_operands<'g>(g: &Graph, n: &'g Node) -> Option<(&'g Graph, Vec<ValueType>)> {
     let gi = n
         .args
@@ -39,8 +41,27 @@ pub(crate) fn hop_operands<'g>(g: &Graph, n: &'g Node) -> Option<(&'g Graph, Vec
     };
     let mut tys = Vec::new();
     let skip = if n.op == Op::Hop(Hop::Cond) { 2 } else { 1 };
-    for a in n.args.iter().skip(gi + skip) {
-        if let Arg::Graph(_) = a.value {
+    // The position of `xs` among the non-graph arguments after the body.
+    let mapped = match n.op {
+        Op::Hop(Hop::Map) => Some(0),
+        Op::Hop(Hop::Scan) => Some(1),
+        _ => None,
+    };
+    let operands = n
+        .args
+        .iter()
+        .skip(gi + skip)
+        .filter(|a| !matches!(a.value, Arg::Graph(_)));
+    for (k, a) in operands.enumerate() {
+        if mapped == Some(k) {
+            a.value.for_each_value(&mut |v| {
+                tys.push(match g.ty(v) {
+                    ValueType::Tensor(t) if t.rank() > 0 => {
+                        ValueType::Tensor(TensorType::new(t.dtype, t.shape[1..].to_vec()))
+                    }
+                    other => other.clone(),
+                })
+            });
             continue;
         }
         a.value.for_each_value(&mut |v| tys.push(g.ty(v).clone()));

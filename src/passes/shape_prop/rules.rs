@@ -129,26 +129,35 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
     let n = cx.n;
     match h {
         Hop::WrapWithSetGradEnabled | Hop::WrapWithAutocast | Hop::InvokeSubgraph | Hop::Cond => {
-            let (sub, operands) = super::hop_operands(cx.g, n)
-                .ok_or_else(|| cx.err("higher-order op without a subgraph"))?;
-            let mut sub = sub.clone();
-            super::type_subgraph(
-                &mut sub,
-                &operands,
-                super::hop_autocast(n, autocast),
-                &super::Ranges::new(),
-            )
-            .map_err(|e| cx.err(e.to_string()))?;
-            let outs: Vec<ValueType> = sub
-                .outputs
-                .iter()
-                .map(|a| match a {
-                    Arg::Value(v) => sub.ty(*v).clone(),
-                    Arg::Int(_) => ValueType::SymInt,
-                    _ => ValueType::Opaque,
-                })
-                .collect();
-            Ok(outs)
+            body_output_types(cx, autocast)
+        }
+        Hop::Map => {
+            // Each body output, stacked along a new leading dim.
+            let len = leading_dim(cx, 1)?;
+            let outs = body_output_types(cx, autocast)?;
+            Ok(outs.into_iter().map(|t| stacked(t, &len)).collect())
+        }
+        Hop::Scan => {
+            // The carry keeps the types of `init`; the other outputs are
+            // stacked along a new leading dim.
+            let len = leading_dim(cx, 2)?;
+            let n_init = match n.args.get(1).map(|a| &a.value) {
+                Some(Arg::List(items)) => items.len(),
+                Some(Arg::Ints(v)) => v.len(),
+                _ => return Err(cx.err("scan without a list of initial values")),
+            };
+            let outs = body_output_types(cx, autocast)?;
+            if outs.len() < n_init {
+                return Err(cx.err(format!(
+                    "the combine function of scan returns {} values for {n_init} carried values",
+                    outs.len()
+                )));
+            }
+            Ok(outs
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| if i < n_init { t } else { stacked(t, &len) })
+                .collect())
         }
         Hop::AutoFunctionalized | Hop::AutoFunctionalizedV2 => {
             // (op outputs..., mutated bases...): the bases keep their types;
@@ -184,7 +193,7 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
                 Some(a @ Arg::Value(_)) => vec![a.clone()],
                 _ => return Err(cx.err("while_loop without carried inputs")),
             };
-            items
+            let tys = items
                 .iter()
                 .map(|a| match a {
                     Arg::Value(v) if cx.g.contains(*v) => Ok(cx.g.ty(*v).clone()),
@@ -193,13 +202,102 @@ fn infer_hop(cx: &Cx, h: Hop, autocast: Option<DType>) -> Result<Vec<ValueType>>
                     Arg::Bool(_) => Ok(ValueType::SymBool),
                     _ => Err(cx.err("unsupported while_loop carried input")),
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()?;
+            check_loop_body(cx, &tys)?;
+            Ok(tys)
         }
         Hop::WithEffects => {
             let out = n.outputs.iter().map(|&o| cx.g.ty(o).clone()).collect();
             Ok(out)
         }
-        _ => Err(cx.err(format!("no shape rule for higher_order.{}", h.name()))),
+    }
+}
+
+/// The output types of a higher-order op's (first) body, typed from the
+/// node's operands.
+fn body_output_types(cx: &Cx, autocast: Option<DType>) -> Result<Vec<ValueType>> {
+    let n = cx.n;
+    let (sub, operands) =
+        super::hop_operands(cx.g, n).ok_or_else(|| cx.err("higher-order op without a subgraph"))?;
+    let mut sub = sub.clone();
+    super::type_subgraph(
+        &mut sub,
+        &operands,
+        super::hop_autocast(n, autocast),
+        &super::Ranges::new(),
+    )
+    .map_err(|e| cx.err(e.to_string()))?;
+    Ok(sub
+        .outputs
+        .iter()
+        .map(|a| match a {
+            Arg::Value(v) => sub.ty(*v).clone(),
+            Arg::Int(_) => ValueType::SymInt,
+            _ => ValueType::Opaque,
+        })
+        .collect())
+}
+
+/// The body of a `while_loop` (its second graph) must return a value of
+/// each carried type, as far as its output types are known.
+fn check_loop_body(cx: &Cx, carried: &[ValueType]) -> Result<()> {
+    let Some(body) = cx.n.subgraphs().nth(1) else {
+        return Err(cx.err("while_loop without a body graph"));
+    };
+    let g = &body.graph;
+    if g.outputs.len() != carried.len() {
+        return Err(cx.err(format!(
+            "the body of while_loop returns {} values for {} carried inputs",
+            g.outputs.len(),
+            carried.len()
+        )));
+    }
+    for (k, (out, want)) in g.outputs.iter().zip(carried).enumerate() {
+        let Some(v) = out.as_value() else { continue };
+        let (ValueType::Tensor(got), ValueType::Tensor(want)) = (g.ty(v), want) else {
+            continue;
+        };
+        let differ = got.dtype != want.dtype
+            || got.rank() != want.rank()
+            || got
+                .shape
+                .iter()
+                .zip(&want.shape)
+                .any(|(a, b)| provably_different(a, b));
+        if differ {
+            return Err(cx.err(format!(
+                "the body of while_loop returns {} for carried input {k}, which is {}",
+                crate::ir::print::type_text(&ValueType::Tensor(got.clone())),
+                crate::ir::print::type_text(&ValueType::Tensor(want.clone()))
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The leading dim of the first tensor of the list argument `i` (the `xs`
+/// of `map_impl` and `scan`).
+fn leading_dim(cx: &Cx, i: usize) -> Result<SymExpr> {
+    let first = match cx.n.args.get(i).map(|a| &a.value) {
+        Some(Arg::List(items)) => items.first().and_then(Arg::as_value),
+        _ => None,
+    };
+    let v = first.ok_or_else(|| cx.err("xs is not a non-empty list of tensors"))?;
+    match cx.g.ty(v) {
+        ValueType::Tensor(t) if t.rank() > 0 => Ok(t.shape[0].clone()),
+        ValueType::Tensor(_) => Err(cx.err("xs[0] is a 0-d tensor")),
+        _ => Err(cx.err("xs[0] has no known type")),
+    }
+}
+
+/// `t` with a new leading dim of size `len` (a stacked per-step result).
+fn stacked(t: ValueType, len: &SymExpr) -> ValueType {
+    match t {
+        ValueType::Tensor(mut t) => {
+            t.shape.insert(0, len.clone());
+            ValueType::Tensor(t)
+        }
+        other => other,
     }
 }
 

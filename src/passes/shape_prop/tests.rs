@@ -504,6 +504,82 @@ fn subgraphs_are_typed_from_outer_args() {
 }
 
 #[test]
+fn map_and_scan_bodies_see_one_element_and_outputs_are_stacked() {
+    let t = "range s0 = [1, 64]\n\
+             input %xs: f32[s0, 2, 3] = user_input\n\
+             input %w: f32[3, 4] = user_input\n\
+             %m: ?, %n: ? = higher_order.map_impl(graph body {\n\
+               input %x: ?\n\
+               input %v: ?\n\
+               %y: ? = aten.mm.default(self=%x, mat2=%v)\n\
+               %s: ? = aten.sum.dim_IntList(self=%x, dim=[-1])\n\
+               output %y\n\
+               output %s\n\
+             }, [%xs], [%w])\n\
+             output %m = user_output\n\
+             output %n = user_output\n";
+    assert_eq!(infer_all(t, &["m", "n"]), ["f32[s0, 2, 4]", "f32[s0, 2]"]);
+    let t = "range s0 = [1, 64]\n\
+             input %xs: f32[s0, 3] = user_input\n\
+             input %init: f32[3] = user_input\n\
+             %c: ?, %ys: ? = higher_order.scan(graph combine {\n\
+               input %a: ?\n\
+               input %b: ?\n\
+               %n: ? = aten.add.Tensor(self=%a, other=%b)\n\
+               %e: ? = aten.sum.default(self=%n)\n\
+               output %n\n\
+               output %e\n\
+             }, [%init], [%xs], [])\n\
+             output %c = user_output\n\
+             output %ys = user_output\n";
+    assert_eq!(infer_all(t, &["c", "ys"]), ["f32[3]", "f32[s0]"]);
+    let t = "input %x: f32[3] = user_input\n\
+             %p: ? = aten.gt.Scalar(self=%x, other=0)\n\
+             %q: ? = aten.any.default(self=%p)\n\
+             %r: ? = higher_order.cond(%q, graph t {\n\
+               input %a: ?\n\
+               %b: ? = aten.sum.dim_IntList(self=%a, dim=[0], keepdim=true)\n\
+               output %b\n\
+             }, graph f {\n\
+               input %a: ?\n\
+               %b: ? = aten.amax.default(self=%a, dim=[0], keepdim=true)\n\
+               output %b\n\
+             }, [%x])\n\
+             output %r = user_output\n";
+    assert_eq!(infer(t, "r"), "f32[1]");
+}
+
+#[test]
+fn while_loop_body_changing_a_carried_shape_is_refused() {
+    let t = "input %x: f32[2] = user_input\n\
+             input %i: i64[] = user_input\n\
+             %k: ?, %y: ? = higher_order.while_loop(graph c {\n\
+               input %j: ?\n\
+               input %h: ?\n\
+               %l: ? = aten.lt.Scalar(self=%j, other=3)\n\
+               output %l\n\
+             }, graph body {\n\
+               input %j: ?\n\
+               input %h: ?\n\
+               %j1: ? = aten.add.Scalar(self=%j, other=1)\n\
+               %h1: ? = aten.cat.default(tensors=[%h, %h])\n\
+               output %j1\n\
+               output %h1\n\
+             }, [%i, %x], [])\n\
+             output %y = user_output\n";
+    let e = propagate(&mut prog(t).graph).unwrap_err().to_string();
+    assert!(
+        e.contains("node k") && e.contains("returns f32[4] for carried input 1, which is f32[2]"),
+        "{e}"
+    );
+    let ok = t.replace(
+        "aten.cat.default(tensors=[%h, %h])",
+        "aten.neg.default(self=%h)",
+    );
+    assert_eq!(infer(&ok, "y"), "f32[2]");
+}
+
+#[test]
 fn recorded_mismatch_is_a_verify_error() {
     let t = "input %x: f32[3, 4] = user_input\n%y: f32[3, 5] = aten.relu.default(self=%x)\noutput %y = user_output\n";
     let mut p = prog(t);
