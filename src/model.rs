@@ -15,7 +15,8 @@ use crate::interp::{self, RValue};
 use crate::ir::{import, InputKind, OutputKind, Program};
 use crate::passes::{self, PassContext};
 use crate::pt2::{Archive, TensorData};
-use crate::tensor::Tensor;
+use crate::tensor::{Scalar, Tensor};
+use crate::DType;
 
 #[derive(Copy, Clone, Debug)]
 pub struct LoadOptions {
@@ -136,10 +137,16 @@ impl Model {
         let outs = interp::run_graph(&p.graph, args, &syms)?;
         let mut values = Vec::with_capacity(outs.len());
         for (i, v) in outs.into_iter().enumerate() {
-            values.push(
-                v.into_tensor()
+            // A symbolic scalar output is a 0-d tensor: i64, f64 or bool.
+            let t = match v {
+                RValue::Int(x) => Tensor::scalar(Scalar::Int(x), DType::I64),
+                RValue::Float(x) => Tensor::scalar(Scalar::Float(x), DType::F64),
+                RValue::Bool(x) => Tensor::scalar(Scalar::Bool(x), DType::Bool),
+                v => v
+                    .into_tensor()
                     .map_err(|e| Error::other(format!("graph output {i}: {e}")))?,
-            );
+            };
+            values.push(t);
         }
         apply_outputs(p, &self.state, inputs, values)
     }

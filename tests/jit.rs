@@ -10,6 +10,7 @@ use torchlift::codegen::jit::JitModel;
 use torchlift::interp::tensor::Tensor;
 use torchlift::ir::parse::parse_program;
 use torchlift::model::{LoadOptions, Model};
+use torchlift::DType;
 
 mod common;
 
@@ -916,4 +917,36 @@ output %y = user_output
         .flat_map(|&r| [2.0 * w[2 * r], 2.0 * w[2 * r + 1]])
         .collect();
     assert_eq!(ok[1].to_vec::<f32>().unwrap(), want);
+}
+
+#[test]
+fn symbolic_scalars_and_zero_dim_tensors_are_outputs() {
+    let text = r#"
+range s0 = [1, 64]
+input %x: f32[s0, 3] = user_input
+%n: sym_int = aten.sym_size.int(self=%x, dim=0)
+%m: sym_int = _operator.mul(%n, 3)
+%f: sym_float = torch.sym_float(%m)
+%b: sym_bool = _operator.eq(%n, 2)
+%t: f32[] = aten.sum.default(self=%x)
+%z: f32[] = aten.mul.Tensor(self=%t, other=%f)
+output %m = user_output
+output %f = user_output
+output %b = user_output
+output %t = user_output
+output %z = user_output
+"#;
+    let mut m = model(text, &[]);
+    for batch in [2, 5] {
+        let got = jit_matches_interp(&mut m, &[data(&[batch, 3], 1)]);
+        assert_eq!(got[0].to_f64_vec(), vec![3.0 * batch as f64]);
+        assert_eq!(got[1].to_f64_vec(), vec![3.0 * batch as f64]);
+        assert_eq!(got[2].to_f64_vec(), vec![f64::from(u8::from(batch == 2))]);
+        assert!(got[3].sizes().is_empty() && got[4].sizes().is_empty());
+        let dtypes: Vec<DType> = got.iter().map(|t| t.dtype()).collect();
+        assert_eq!(
+            dtypes,
+            [DType::I64, DType::F64, DType::Bool, DType::F32, DType::F32]
+        );
+    }
 }

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::ir::{Arg, Aten, Graph, Hop, InputKind, Node, Op, Program, ValueId, ValueType};
+use crate::ir::{Arg, Aten, Builtin, Graph, Hop, InputKind, Node, Op, Program, ValueId, ValueType};
 use crate::promote::{result_type, Operand as PromoteOperand};
 use crate::sym::SymExpr;
 use crate::tensor::wrap_dim;
@@ -414,8 +414,14 @@ impl<'a> Sched<'a> {
         // Symbolic scalar results.
         if n.outputs.len() == 1 && !g.ty(n.outputs[0]).is_tensor() {
             let v = n.outputs[0];
-            let val = match self.sym_node(n)? {
-                Some(e) => Val::Sym(e),
+            let val = match g.ty(v) {
+                ValueType::SymInt => self.sym_node(n)?.map(Val::Sym),
+                ValueType::SymFloat => self.sym_scalar(n, DType::F64)?.map(Val::T),
+                ValueType::SymBool => self.sym_scalar(n, DType::Bool)?.map(Val::T),
+                _ => None,
+            };
+            let val = match val {
+                Some(v) => v,
                 None => {
                     return Err(n.error(format!(
                         "the compiler does not support {} producing a {} yet",
@@ -530,8 +536,10 @@ impl<'a> Sched<'a> {
     /// The value of a node producing a symbolic scalar, when the compiler
     /// can express it.
     fn sym_node(&mut self, n: &Node) -> Result<Option<SymExpr>> {
-        let Op::Aten(a, ov) = &n.op else {
-            return Ok(None);
+        let (a, ov) = match &n.op {
+            Op::Aten(a, ov) => (a, ov),
+            Op::Builtin(b) => return self.sym_builtin(n, *b),
+            _ => return Ok(None),
         };
         if *a == Aten::SymSize && ov == "int" {
             let t = self.tensor_arg(n, "self")?;
@@ -544,6 +552,109 @@ impl<'a> Sched<'a> {
             return Ok(Some(SymExpr::mul(t.shape.clone())));
         }
         Ok(None)
+    }
+
+    /// Integer arithmetic of Python builtins on symbolic ints, as a symbolic
+    /// expression (evaluated from the bound sizes at each call).
+    fn sym_builtin(&self, n: &Node, b: Builtin) -> Result<Option<SymExpr>> {
+        let mut xs = Vec::new();
+        for a in &n.args {
+            match &a.value {
+                Arg::Int(i) => xs.push(SymExpr::Int(*i)),
+                Arg::Bool(b) => xs.push(SymExpr::Int(i64::from(*b))),
+                Arg::Value(v) => match self.val(*v)? {
+                    Val::Sym(e) => xs.push(e),
+                    _ => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        }
+        let two = |f: fn(SymExpr, SymExpr) -> SymExpr| match xs.as_slice() {
+            [x, y] => Some(f(x.clone(), y.clone())),
+            _ => None,
+        };
+        Ok(match b {
+            Builtin::Add => two(|x, y| SymExpr::add(vec![x, y])),
+            Builtin::Sub => two(|x, y| SymExpr::add(vec![x, SymExpr::negate(y)])),
+            Builtin::Mul => two(|x, y| SymExpr::mul(vec![x, y])),
+            Builtin::FloorDiv => two(SymExpr::floor_div),
+            Builtin::Mod => two(SymExpr::python_mod),
+            Builtin::SymMax => two(|x, y| SymExpr::max(vec![x, y])),
+            Builtin::SymMin => two(|x, y| SymExpr::min(vec![x, y])),
+            Builtin::Neg => match xs.as_slice() {
+                [x] => Some(SymExpr::negate(x.clone())),
+                _ => None,
+            },
+            Builtin::SymInt => match xs.as_slice() {
+                [x] => Some(x.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// A `sym_float` or `sym_bool` value: a 0-d tensor of `dtype` (f64 or
+    /// bool) computed from symbolic ints, constants and earlier such values.
+    fn sym_scalar(&self, n: &Node, dtype: DType) -> Result<Option<Tv>> {
+        let Op::Builtin(b) = n.op else {
+            return Ok(None);
+        };
+        // The operands, and whether each is an integer.
+        let mut xs: Vec<(E, bool)> = Vec::new();
+        let mut origins = Vec::new();
+        for a in &n.args {
+            xs.push(match &a.value {
+                Arg::Int(i) => (eb::konst_int(*i, DType::I64), true),
+                Arg::Float(f) => (eb::konst(*f, DType::F64), false),
+                Arg::Bool(v) => (eb::konst_int(i64::from(*v), DType::Bool), true),
+                Arg::Value(v) => match self.val(*v)? {
+                    Val::Sym(e) => (eb::size(&e), true),
+                    Val::T(t) if t.shape.is_empty() => {
+                        origins.push(t.origins.clone());
+                        let body = self.broadcast(&t, &[], n)?;
+                        (body(&[]), !t.dtype.is_float())
+                    }
+                    _ => return Ok(None),
+                },
+                _ => return Ok(None),
+            });
+        }
+        let all_int = xs.iter().all(|x| x.1);
+        // Compare and compute exactly: in i64 when every operand is an int.
+        let work = if all_int && dtype == DType::Bool {
+            DType::I64
+        } else {
+            DType::F64
+        };
+        let v: Vec<E> = xs.iter().map(|(e, _)| eb::cast(work, e.clone())).collect();
+        let truth = |e: &E| eb::cmp(CmpOp::Ne, e.clone(), eb::konst_int(0, work));
+        let e = match (b, v.as_slice()) {
+            (Builtin::SymFloat, [x]) => x.clone(),
+            (Builtin::Add, [x, y]) => eb::bin(BinOp::Add, x.clone(), y.clone()),
+            (Builtin::Sub, [x, y]) => eb::bin(BinOp::Sub, x.clone(), y.clone()),
+            (Builtin::Mul, [x, y]) => eb::bin(BinOp::Mul, x.clone(), y.clone()),
+            (Builtin::TrueDiv, [x, y]) => eb::bin(BinOp::Div, x.clone(), y.clone()),
+            (Builtin::Pow, [x, y]) => eb::bin(BinOp::Pow, x.clone(), y.clone()),
+            (Builtin::SymMax, [x, y]) => eb::bin(BinOp::Max, x.clone(), y.clone()),
+            (Builtin::SymMin, [x, y]) => eb::bin(BinOp::Min, x.clone(), y.clone()),
+            (Builtin::Neg, [x]) => eb::un(UnOp::Neg, x.clone()),
+            (Builtin::SymSqrt, [x]) => eb::un(UnOp::Sqrt, x.clone()),
+            (Builtin::Eq, [x, y]) => eb::cmp(CmpOp::Eq, x.clone(), y.clone()),
+            (Builtin::Ne, [x, y]) => eb::cmp(CmpOp::Ne, x.clone(), y.clone()),
+            (Builtin::Lt, [x, y]) => eb::cmp(CmpOp::Lt, x.clone(), y.clone()),
+            (Builtin::Le, [x, y]) => eb::cmp(CmpOp::Le, x.clone(), y.clone()),
+            (Builtin::Gt, [x, y]) => eb::cmp(CmpOp::Gt, x.clone(), y.clone()),
+            (Builtin::Ge, [x, y]) => eb::cmp(CmpOp::Ge, x.clone(), y.clone()),
+            (Builtin::And, [x, y]) => eb::select(truth(x), truth(y), eb::konst_int(0, DType::Bool)),
+            (Builtin::Or, [x, y]) => eb::select(truth(x), eb::konst_int(1, DType::Bool), truth(y)),
+            (Builtin::Not | Builtin::SymNot, [x]) => {
+                eb::cmp(CmpOp::Eq, x.clone(), eb::konst_int(0, work))
+            }
+            _ => return Ok(None),
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = origins.iter().collect();
+        let body: Body = Rc::new(move |_: &[E]| eb::cast(dtype, e.clone()));
+        Ok(Some(self.lazy(dtype, Vec::new(), &parts, 1, body)))
     }
 
     // ---- argument access ----
@@ -640,6 +751,14 @@ impl<'a> Sched<'a> {
             Some(Arg::Int(_)) => Some(PromoteOperand::IntScalar),
             Some(Arg::Float(_)) => Some(PromoteOperand::FloatScalar),
             Some(Arg::Bool(_)) => Some(PromoteOperand::BoolScalar),
+            // Symbolic scalars are Python numbers to type promotion, even
+            // where they are held as 0-d tensors.
+            Some(Arg::Value(v)) if *self.g.ty(*v) == ValueType::SymFloat => {
+                Some(PromoteOperand::FloatScalar)
+            }
+            Some(Arg::Value(v)) if *self.g.ty(*v) == ValueType::SymBool => {
+                Some(PromoteOperand::BoolScalar)
+            }
             Some(Arg::Value(v)) => match self.val(*v)? {
                 Val::T(t) if t.shape.is_empty() => Some(PromoteOperand::ZeroDim(t.dtype)),
                 Val::T(t) => Some(PromoteOperand::Tensor(t.dtype)),
