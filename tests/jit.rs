@@ -304,7 +304,7 @@ output %new = user_output
     jit.run(&mut [x()]).unwrap();
     let out = jit.run(&mut [x()]).unwrap();
     assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
-    assert_eq!(jit.state["acc"].to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
+    assert_eq!(jit.state()["acc"].to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
 }
 
 #[test]

@@ -106,8 +106,9 @@ struct Ctx {
     host: *const u8,
 }
 
-/// A model compiled to native code, with its own copy of the model's state.
-pub struct JitModel {
+/// What compiling produced: code, plan and weights. Immutable once built,
+/// shared by every session.
+struct Compiled {
     /// Owns the code `entry` points into; `None` only while dropping.
     module: Option<JITModule>,
     entry: EntryFn,
@@ -119,15 +120,63 @@ pub struct JitModel {
     sizes: Vec<SymExpr>,
     pool: rayon::ThreadPool,
     clif: String,
-    /// Parameters, buffers and constants by state-dict name; buffers change
-    /// from call to call.
-    pub state: BTreeMap<String, Tensor>,
-    /// The bytes of each state buffer, by plan buffer.
-    state_bytes: HashMap<usize, Aligned>,
+    /// Parameters, buffers and constants by state-dict name, as loaded.
+    state: BTreeMap<String, Tensor>,
+    /// The bytes of each state buffer no call changes, by plan buffer.
+    const_bytes: HashMap<usize, Aligned>,
+    /// The state buffers calls update (buffer and parameter mutations).
+    mutated: Vec<usize>,
+}
+
+// SAFETY: after `finalize_definitions` the module's code and data are never
+// written again; the only pointer into them is `entry`. Everything else is
+// owned data, read-only after compiling: calls write only to the buffers of
+// their own `Session` (the code writes no state buffer, which compiling
+// checks), so any number of threads may call through one `Compiled`.
+unsafe impl Send for Compiled {}
+// SAFETY: as above; `&Compiled` gives no way to mutate it.
+unsafe impl Sync for Compiled {}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the only pointer into the module's code is `entry`;
+            // every session holds an `Arc` to this value, so none is alive.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// A model compiled to native code. Cheap to clone, `Send + Sync`: code and
+/// weights are shared, and any number of threads may call it at once, each
+/// through its own [`Session`].
+#[derive(Clone)]
+pub struct CompiledModel {
+    inner: std::sync::Arc<Compiled>,
+}
+
+/// One caller's view of a [`CompiledModel`]: the arena, the placement for
+/// the last input shapes, and the model's buffers, which persist from call
+/// to call exactly as in PyTorch (a buffer mutation in one call is seen by
+/// the next call of the same session, and by no other session).
+pub struct Session {
+    model: std::sync::Arc<Compiled>,
+    /// The state as this session's calls see it: buffers that calls update
+    /// are this session's own copies; the rest are shared.
+    state: BTreeMap<String, Tensor>,
+    /// The bytes of each updated state buffer, by plan buffer.
+    mut_bytes: HashMap<usize, Aligned>,
     arena: Aligned,
     scratch: Vec<u8>,
     /// The placement for the last call's input shapes.
     bound: Option<Bound>,
+}
+
+/// A compiled model and one session: the simplest way to call it from one
+/// thread.
+pub struct JitModel {
+    model: CompiledModel,
+    session: Session,
 }
 
 /// Everything a call derives from its inputs' shapes.
@@ -142,10 +191,10 @@ struct Bound {
     arena_off: Vec<Option<usize>>,
 }
 
-// SAFETY: the raw pointers in `JitModel` are the code's entry point (code
-// that is immutable once finalized) and none else; the JIT module and
-// every buffer are owned by the value and only touched through `&mut self`.
-unsafe impl Send for JitModel {}
+// SAFETY: the raw pointers in a `Session` (in `Bound`) address the
+// session's own arena and buffers, or the shared read-only weights of its
+// `Compiled` (which is `Sync`); they are only used through `&mut self`.
+unsafe impl Send for Session {}
 
 fn rt_symbols(builder: &mut JITBuilder) {
     for f in RtFn::ALL {
@@ -178,6 +227,47 @@ impl JitModel {
     /// Compiles the model's program. Anything the compiler cannot handle is
     /// refused here, with an error naming the node.
     pub fn compile_with(model: &Model, opts: &CompileOptions) -> Result<JitModel> {
+        let model = CompiledModel::compile_with(model, opts)?;
+        let session = model.session();
+        Ok(JitModel { model, session })
+    }
+
+    /// The generated functions as CLIF text, annotated with the aten nodes.
+    pub fn clif(&self) -> &str {
+        self.model.clif()
+    }
+
+    /// The kernel plan.
+    pub fn plan(&self) -> &Plan {
+        self.model.plan()
+    }
+
+    /// The state as the calls so far left it.
+    pub fn state(&self) -> &BTreeMap<String, Tensor> {
+        self.session.state()
+    }
+
+    /// Calls the compiled model on user inputs (in signature order) and
+    /// returns the user outputs, like [`Model::run`].
+    pub fn run(&mut self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
+        self.session.run(inputs)
+    }
+
+    /// The shared compiled model, for more sessions.
+    pub fn compiled(&self) -> &CompiledModel {
+        &self.model
+    }
+}
+
+impl CompiledModel {
+    /// Compiles the model's program with the default options.
+    pub fn compile(model: &Model) -> Result<CompiledModel> {
+        CompiledModel::compile_with(model, &CompileOptions::default())
+    }
+
+    /// Compiles the model's program. Anything the compiler cannot handle is
+    /// refused here, with an error naming the node.
+    pub fn compile_with(model: &Model, opts: &CompileOptions) -> Result<CompiledModel> {
         let p = &model.program;
         let plan = schedule(p)?;
         let mut builder =
@@ -222,7 +312,7 @@ impl JitModel {
             .iter()
             .map(|k| fallback_node(p, k))
             .collect::<Result<Vec<_>>>()?;
-        let mut jm = JitModel {
+        let mut c = Compiled {
             module: Some(module),
             entry,
             program: p.clone(),
@@ -239,32 +329,105 @@ impl JitModel {
                 .iter()
                 .map(|(k, t)| (k.clone(), t.clone_data()))
                 .collect(),
-            state_bytes: HashMap::new(),
-            arena: Aligned::default(),
-            scratch: Vec::new(),
-            bound: None,
+            const_bytes: HashMap::new(),
+            mutated: Vec::new(),
         };
-        for (i, b) in jm.plan.buffers.iter().enumerate() {
+        for k in &c.plan.kernels {
+            for b in k.writes() {
+                if let BufKind::State(name) = &c.plan.buffers[b.0 as usize].kind {
+                    return Err(Error::other(format!(
+                        "internal compiler error: a kernel writes the state buffer {name}"
+                    )));
+                }
+            }
+        }
+        let updated: Vec<&str> = p
+            .signature
+            .outputs
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.kind,
+                    OutputKind::BufferMutation | OutputKind::ParameterMutation
+                )
+            })
+            .filter_map(|o| o.target.as_deref())
+            .collect();
+        for (i, b) in c.plan.buffers.iter().enumerate() {
             if let BufKind::State(name) = &b.kind {
-                let t = jm.state.get(name).ok_or_else(|| {
+                let t = c.state.get(name).ok_or_else(|| {
                     Error::other(format!("the archive has no weight named {name}"))
                 })?;
                 check_state(t, b.dtype, &b.shape, name)?;
-                jm.state_bytes
-                    .insert(i, Aligned::from_bytes(&t.to_contiguous_bytes()));
+                if updated.contains(&name.as_str()) {
+                    c.mutated.push(i);
+                } else {
+                    c.const_bytes
+                        .insert(i, Aligned::from_bytes(&t.to_contiguous_bytes()));
+                }
             }
         }
-        Ok(jm)
+        Ok(CompiledModel {
+            inner: std::sync::Arc::new(c),
+        })
+    }
+
+    /// A new session: the model's state as loaded, and an empty arena.
+    pub fn session(&self) -> Session {
+        let c = &self.inner;
+        let mut state: BTreeMap<String, Tensor> = c.state.clone();
+        let mut mut_bytes = HashMap::new();
+        for &i in &c.mutated {
+            if let BufKind::State(name) = &c.plan.buffers[i].kind {
+                if let Some(t) = c.state.get(name) {
+                    let own = t.clone_data();
+                    mut_bytes.insert(i, Aligned::from_bytes(&own.to_contiguous_bytes()));
+                    state.insert(name.clone(), own);
+                }
+            }
+        }
+        Session {
+            model: c.clone(),
+            state,
+            mut_bytes,
+            arena: Aligned::default(),
+            scratch: Vec::new(),
+            bound: None,
+        }
     }
 
     /// The generated functions as CLIF text, annotated with the aten nodes.
     pub fn clif(&self) -> &str {
-        &self.clif
+        &self.inner.clif
     }
 
     /// The kernel plan.
     pub fn plan(&self) -> &Plan {
-        &self.plan
+        &self.inner.plan
+    }
+
+    /// The program it was compiled from (after the passes).
+    pub fn program(&self) -> &Program {
+        &self.inner.program
+    }
+
+    /// Calls the model once in a fresh session: for models without buffer
+    /// mutations, or when each call should see the state as loaded. A
+    /// [`Session`] reuses its arena and keeps state across calls.
+    pub fn run(&self, inputs: &mut [Tensor]) -> Result<Vec<Tensor>> {
+        self.session().run(inputs)
+    }
+}
+
+impl Session {
+    /// The program of the compiled model.
+    pub fn program(&self) -> &Program {
+        &self.model.program
+    }
+
+    /// The state as this session's calls left it.
+    pub fn state(&self) -> &BTreeMap<String, Tensor> {
+        &self.state
     }
 
     /// Binds the symbols from the inputs' shapes and places every buffer;
@@ -282,9 +445,9 @@ impl JitModel {
             return Ok(());
         }
         self.bound = None;
-        let env = crate::model::bind_user_inputs(&self.program, inputs)?;
-        let mut syms = Vec::with_capacity(self.plan.symbols.len());
-        for s in &self.plan.symbols {
+        let env = crate::model::bind_user_inputs(&self.model.program, inputs)?;
+        let mut syms = Vec::with_capacity(self.model.plan.symbols.len());
+        for s in &self.model.plan.symbols {
             let v = env.get(s).copied().ok_or_else(|| {
                 Error::other(format!(
                     "the compiled model needs every shape symbol bound by the inputs; {s} is not"
@@ -292,14 +455,14 @@ impl JitModel {
             })?;
             syms.push(v);
         }
-        for s in &self.sizes {
+        for s in &self.model.sizes {
             if s.eval_map(&env).is_none() {
                 return Err(Error::other(format!(
                     "the size {s} does not evaluate with these inputs"
                 )));
             }
         }
-        for c in &self.plan.checks {
+        for c in &self.model.plan.checks {
             let (l, r) = (c.lhs.eval_map(&env), c.rhs.eval_map(&env));
             if l.is_none() || l != r {
                 return Err(Error::Node {
@@ -312,31 +475,37 @@ impl JitModel {
                 });
             }
         }
-        let (offsets, total) = self
-            .arena_plan
-            .offsets(&env)
-            .ok_or_else(|| Error::other("the arena's size does not evaluate with these inputs"))?;
+        let (offsets, total) =
+            self.model.arena_plan.offsets(&env).ok_or_else(|| {
+                Error::other("the arena's size does not evaluate with these inputs")
+            })?;
         if total > isize::MAX as usize / 2 {
             return Err(Error::other("the tensors of the graph are too large"));
         }
         self.arena.ensure(total.max(1));
         // Byte lengths of every buffer, then their addresses.
-        let nb = self.plan.buffers.len();
+        let nb = self.model.plan.buffers.len();
         let mut lens = Vec::with_capacity(nb);
-        for b in &self.plan.buffers {
+        for b in &self.model.plan.buffers {
             let n = b.numel().eval_map(&env).unwrap_or(0).max(0) as usize;
             lens.push(n * b.dtype.size_bytes());
         }
         let arena_base = self.arena.bytes_mut().as_mut_ptr();
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(nb);
         let mut arena_off = vec![None; nb];
-        for (i, b) in self.plan.buffers.iter().enumerate() {
-            let p = match (&b.kind, self.arena_plan.slot_of[i]) {
-                (BufKind::State(_), _) => self
-                    .state_bytes
-                    .get_mut(&i)
-                    .map(|a| a.bytes_mut().as_mut_ptr())
-                    .ok_or_else(|| Error::other(format!("state buffer {} missing", b.name)))?,
+        for (i, b) in self.model.plan.buffers.iter().enumerate() {
+            let p = match (&b.kind, self.model.arena_plan.slot_of[i]) {
+                (BufKind::State(_), _) => match self.mut_bytes.get_mut(&i) {
+                    Some(a) => a.bytes_mut().as_mut_ptr(),
+                    // Shared weights: the code only reads them (compiling
+                    // checked that no kernel writes a state buffer).
+                    None => self
+                        .model
+                        .const_bytes
+                        .get(&i)
+                        .map(|a| a.bytes().as_ptr().cast_mut())
+                        .ok_or_else(|| Error::other(format!("state buffer {} missing", b.name)))?,
+                },
                 (_, Some(s)) => {
                     arena_off[i] = Some(offsets[s]);
                     // SAFETY: the slot's offset lies inside the arena, which
@@ -377,7 +546,7 @@ impl JitModel {
     fn call(&mut self, inputs: &mut [Tensor], bound: &Bound) -> Result<Vec<Tensor>> {
         let (env, syms, lens, ptrs) = (&bound.env, &bound.syms, &bound.lens, &bound.ptrs);
         // User inputs into their slots.
-        for (i, b) in self.plan.buffers.iter().enumerate() {
+        for (i, b) in self.model.plan.buffers.iter().enumerate() {
             if let BufKind::UserInput(k) = b.kind {
                 let t = &inputs[k];
                 self.scratch.clear();
@@ -393,8 +562,8 @@ impl JitModel {
             }
         }
         let host = Host {
-            plan: &self.plan,
-            fallbacks: &self.fallbacks,
+            plan: &self.model.plan,
+            fallbacks: &self.model.fallbacks,
             env,
             ptrs,
             lens,
@@ -405,7 +574,7 @@ impl JitModel {
             syms: syms.as_ptr(),
             host: (&host as *const Host).cast(),
         };
-        let entry = self.entry;
+        let entry = self.model.entry;
         let ctx_addr = &ctx as *const Ctx as usize;
         // SAFETY: `entry` has the signature `EntryFn`. `ctx` holds one
         // pointer per plan buffer, each addressing at least the bytes the
@@ -415,11 +584,12 @@ impl JitModel {
         // once); every size the code computes evaluated above, and `syms`
         // has one value per plan symbol. `host` outlives the call.
         let status = self
+            .model
             .pool
             .install(|| unsafe { entry(ctx_addr as *const u8) });
         if status != 0 {
             let k = (status - 1) as usize;
-            let kernel = self.plan.kernels.get(k);
+            let kernel = self.model.plan.kernels.get(k);
             let detail = host.error.lock().ok().and_then(|mut e| e.take());
             if let Some(e @ Error::Node { .. }) = detail {
                 return Err(e);
@@ -440,10 +610,10 @@ impl JitModel {
                 None => Error::other(msg),
             });
         }
-        let mut values = Vec::with_capacity(self.plan.outputs.len());
-        for (i, o) in self.plan.outputs.iter().enumerate() {
+        let mut values = Vec::with_capacity(self.model.plan.outputs.len());
+        for (i, o) in self.model.plan.outputs.iter().enumerate() {
             values.push(match o {
-                OutputRef::Tensor(v) => read_view(v, &self.plan, env, ptrs, lens)?,
+                OutputRef::Tensor(v) => read_view(v, &self.model.plan, env, ptrs, lens)?,
                 OutputRef::Int(e) => {
                     let x = e.eval_map(env).ok_or_else(|| {
                         Error::other(format!("graph output {i} does not evaluate"))
@@ -455,39 +625,21 @@ impl JitModel {
                 }
             });
         }
-        let result = crate::model::apply_outputs(&self.program, &self.state, inputs, values)?;
+        let result = crate::model::apply_outputs(&self.model.program, &self.state, inputs, values)?;
         // Mutated state is read from its buffer on the next call.
-        let p = &self.program;
-        for (i, b) in self.plan.buffers.iter().enumerate() {
-            let BufKind::State(name) = &b.kind else {
+        let plan = &self.model.plan;
+        for &i in &self.model.mutated {
+            let BufKind::State(name) = &plan.buffers[i].kind else {
                 continue;
             };
-            let updated = p.signature.outputs.iter().any(|o| {
-                matches!(
-                    o.kind,
-                    OutputKind::BufferMutation | OutputKind::ParameterMutation
-                ) && o.target.as_deref() == Some(name.as_str())
-            });
-            if updated {
-                if let (Some(t), Some(a)) = (self.state.get(name), self.state_bytes.get_mut(&i)) {
-                    self.scratch.clear();
-                    write_contiguous(t, &mut self.scratch);
-                    let n = self.scratch.len().min(a.bytes().len());
-                    a.bytes_mut()[..n].copy_from_slice(&self.scratch[..n]);
-                }
+            if let (Some(t), Some(a)) = (self.state.get(name), self.mut_bytes.get_mut(&i)) {
+                self.scratch.clear();
+                write_contiguous(t, &mut self.scratch);
+                let n = self.scratch.len().min(a.bytes().len());
+                a.bytes_mut()[..n].copy_from_slice(&self.scratch[..n]);
             }
         }
         Ok(result)
-    }
-}
-
-impl Drop for JitModel {
-    fn drop(&mut self) {
-        if let Some(module) = self.module.take() {
-            // SAFETY: the only pointer into the module's code is `entry`,
-            // which is private to `self` and never called again.
-            unsafe { module.free_memory() };
-        }
     }
 }
 
