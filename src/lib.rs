@@ -47,6 +47,7 @@
 //! the input and the dim.
 
 pub mod api;
+pub mod capi;
 pub mod check;
 pub mod codegen;
 pub mod dtype;

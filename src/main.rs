@@ -29,6 +29,28 @@ pub enum Backend {
     Interp,
     /// Native code compiled in memory with Cranelift.
     Jit,
+    /// The same code compiled ahead of time into a shared library, loaded
+    /// and called through its C API.
+    Aot,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EmitKind {
+    /// The model's object file (link it with libtorchlift.a).
+    Object,
+    /// A static library with the runtime and the C API.
+    Staticlib,
+    /// A self-contained shared library.
+    Sharedlib,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TargetCpuArg {
+    Native,
+    #[value(name = "x86-64-v2")]
+    X86_64V2,
+    #[value(name = "x86-64-v3")]
+    X86_64V3,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +96,19 @@ enum Command {
         warmup: usize,
         #[arg(long, default_value_t = 20)]
         iters: usize,
+    },
+    /// Compile a model ahead of time: an object, a static library or a shared
+    /// library, with `torchlift.h` (the C API) and a JSON manifest beside it.
+    Compile {
+        model: PathBuf,
+        /// The artifact to write (e.g. `out/libmlp.so`).
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "sharedlib")]
+        emit: EmitKind,
+        /// The CPU the code may assume; loading refuses a CPU without it.
+        #[arg(long, value_enum, default_value = "native")]
+        target_cpu: TargetCpuArg,
     },
     /// Run conformance cases (see CASES.md) and compare with PyTorch's outputs.
     Check {
@@ -128,6 +163,12 @@ fn main() -> ExitCode {
             warmup,
             iters,
         } => cli::bench::run(&model, backend, &inputs, warmup, iters),
+        Command::Compile {
+            model,
+            output,
+            emit,
+            target_cpu,
+        } => cli::compile::run(&model, &output, emit, target_cpu),
         Command::Check {
             backend,
             no_passes,

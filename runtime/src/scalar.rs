@@ -20,6 +20,7 @@ macro_rules! scalar_fns {
     ($( $name:ident ($($p:ident),*) = $body:expr; )*) => {
         $(
             /// Scalar math for generated code (see the module doc).
+            #[no_mangle]
             pub extern "C" fn $name($($p: f64),*) -> f64 {
                 $body
             }
@@ -112,6 +113,13 @@ pub fn f16_to_f32(h: u16) -> f32 {
         return f32::from_bits(sign | 0x7f80_0000 | (mant << 13));
     }
     f32::from_bits(sign | ((exp + 112) << 23) | (mant << 13))
+}
+
+/// `f32` to the bits of the nearest `f16`, for generated code (widened to
+/// an `i32`: the code stores the low 16 bits).
+#[no_mangle]
+pub extern "C" fn torchlift_f32_to_f16_bits(x: f32) -> i32 {
+    f32_to_f16(x) as i32
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub fn run(
     let name = match backend {
         Backend::Interp => "interp",
         Backend::Jit => "jit",
+        Backend::Aot => "aot",
     };
     let mut runner = Runner::new(model, backend)?;
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;

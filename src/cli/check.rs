@@ -27,6 +27,7 @@ pub fn run(cases: &[PathBuf], backend: Backend, opts: LoadOptions) -> Result<Exi
     let backend_name = match backend {
         Backend::Interp => "interp",
         Backend::Jit => "jit",
+        Backend::Aot => "aot",
     };
     let (mut passed, mut failed, mut refused) = (0, 0, 0);
     for dir in cases {

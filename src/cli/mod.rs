@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod compile;
 pub mod inspect;
 pub mod run;
 
@@ -16,6 +17,7 @@ use crate::Backend;
 pub enum Runner {
     Interp(Box<Model>),
     Jit(Box<JitModel>),
+    Aot(Box<compile::AotRunner>),
 }
 
 impl Runner {
@@ -25,6 +27,7 @@ impl Runner {
         Ok(match backend {
             Backend::Interp => Runner::Interp(Box::new(model)),
             Backend::Jit => Runner::Jit(Box::new(JitModel::compile(&model)?)),
+            Backend::Aot => Runner::Aot(Box::new(compile::AotRunner::new(&model)?)),
         })
     }
 
@@ -32,6 +35,7 @@ impl Runner {
         match self {
             Runner::Interp(m) => m.run(inputs),
             Runner::Jit(j) => j.run(inputs),
+            Runner::Aot(a) => a.run(inputs),
         }
     }
 }

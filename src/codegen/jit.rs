@@ -29,7 +29,7 @@ use super::memory::{ArenaPlan, ALIGN};
 use super::schedule::{kernel_sizes, schedule};
 
 /// The signature of the generated entry function.
-type EntryFn = unsafe extern "C" fn(*const u8) -> i32;
+pub(crate) type EntryFn = unsafe extern "C" fn(*const u8) -> i32;
 
 /// Options of a compilation.
 #[derive(Clone, Debug, Default)]
@@ -172,6 +172,16 @@ pub struct Session {
     bound: Option<Bound>,
 }
 
+/// What `assemble` builds a `Compiled` from.
+struct Parts {
+    module: Option<JITModule>,
+    entry: EntryFn,
+    program: Program,
+    plan: Plan,
+    clif: String,
+    state: BTreeMap<String, Tensor>,
+}
+
 /// A compiled model and one session: the simplest way to call it from one
 /// thread.
 pub struct JitModel {
@@ -206,16 +216,13 @@ fn rt_symbols(builder: &mut JITBuilder) {
     }
     builder.symbol(
         "torchlift_f32_to_f16_bits",
-        f32_to_f16_bits as extern "C" fn(f32) -> i32 as *const u8,
+        torchlift_runtime::scalar::torchlift_f32_to_f16_bits as extern "C" fn(f32) -> i32
+            as *const u8,
     );
     builder.symbol(
         FALLBACK_NAME,
-        fallback_entry as unsafe extern "C" fn(*const Ctx, i64) -> i32 as *const u8,
+        torchlift_fallback as unsafe extern "C" fn(*const u8, i64) -> i32 as *const u8,
     );
-}
-
-extern "C" fn f32_to_f16_bits(x: f32) -> i32 {
-    torchlift_runtime::scalar::f32_to_f16(x) as i32
 }
 
 impl JitModel {
@@ -294,8 +301,66 @@ impl CompiledModel {
         // SAFETY: the entry was defined by `lower_plan` with exactly the
         // signature `EntryFn` (one pointer parameter, an i32 result, the
         // host's default call convention), and the code stays alive as long
-        // as `module`, which `JitModel` owns next to the pointer.
+        // as `module`, which `Compiled` owns next to the pointer.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+        // A copy of its own: calls on the compiled model must not move the
+        // state of the model it came from.
+        let state = model
+            .state
+            .iter()
+            .map(|(k, t)| (k.clone(), t.clone_data()))
+            .collect();
+        let parts = Parts {
+            module: Some(module),
+            entry,
+            program: p.clone(),
+            plan,
+            clif: lowered.clif,
+            state,
+        };
+        CompiledModel::assemble(parts, threads)
+    }
+
+    /// A compiled model around code compiled ahead of time: `entry` is the
+    /// entry function `lower_plan` made for `schedule(program)`.
+    ///
+    /// # Safety
+    /// `entry` must be that function, linked with the runtime and the
+    /// fallback host, and stay callable for as long as the result is alive.
+    pub(crate) unsafe fn from_code(
+        program: Program,
+        entry: EntryFn,
+        state: BTreeMap<String, Tensor>,
+        threads: usize,
+    ) -> Result<(CompiledModel, String)> {
+        let plan = schedule(&program)?;
+        let text = super::kernel::plan_text(&plan);
+        let parts = Parts {
+            module: None,
+            entry,
+            program,
+            plan,
+            clif: String::new(),
+            state,
+        };
+        Ok((CompiledModel::assemble(parts, threads)?, text))
+    }
+
+    fn assemble(parts: Parts, threads: usize) -> Result<CompiledModel> {
+        let Parts {
+            module,
+            entry,
+            program,
+            plan,
+            clif,
+            state,
+        } = parts;
+        let threads = if threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            threads
+        };
+        let p = &program;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -312,23 +377,29 @@ impl CompiledModel {
             .iter()
             .map(|k| fallback_node(p, k))
             .collect::<Result<Vec<_>>>()?;
+        let updated: Vec<String> = p
+            .signature
+            .outputs
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.kind,
+                    OutputKind::BufferMutation | OutputKind::ParameterMutation
+                )
+            })
+            .filter_map(|o| o.target.clone())
+            .collect();
         let mut c = Compiled {
-            module: Some(module),
+            module,
             entry,
-            program: p.clone(),
+            program: program.clone(),
             plan,
             arena_plan,
             fallbacks,
             sizes,
             pool,
-            clif: lowered.clif,
-            // A copy of its own: calls on the compiled model must not move
-            // the state of the model it came from.
-            state: model
-                .state
-                .iter()
-                .map(|(k, t)| (k.clone(), t.clone_data()))
-                .collect(),
+            clif,
+            state,
             const_bytes: HashMap::new(),
             mutated: Vec::new(),
         };
@@ -341,25 +412,13 @@ impl CompiledModel {
                 }
             }
         }
-        let updated: Vec<&str> = p
-            .signature
-            .outputs
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o.kind,
-                    OutputKind::BufferMutation | OutputKind::ParameterMutation
-                )
-            })
-            .filter_map(|o| o.target.as_deref())
-            .collect();
         for (i, b) in c.plan.buffers.iter().enumerate() {
             if let BufKind::State(name) = &b.kind {
                 let t = c.state.get(name).ok_or_else(|| {
                     Error::other(format!("the archive has no weight named {name}"))
                 })?;
                 check_state(t, b.dtype, &b.shape, name)?;
-                if updated.contains(&name.as_str()) {
+                if updated.contains(name) {
                     c.mutated.push(i);
                 } else {
                     c.const_bytes
@@ -815,7 +874,11 @@ fn remap(a: &mut Arg, map: &HashMap<ValueId, ValueId>) {
 /// # Safety
 /// `ctx` is the context `JitModel::run` passed to the entry function, and
 /// `kernel` is the index of a fallback kernel of its plan.
-unsafe extern "C" fn fallback_entry(ctx: *const Ctx, kernel: i64) -> i32 {
+// The name generated code imports (`FALLBACK_NAME`); exported so that
+// ahead-of-time objects link against it.
+#[no_mangle]
+pub unsafe extern "C" fn torchlift_fallback(ctx: *const u8, kernel: i64) -> i32 {
+    let ctx = ctx.cast::<Ctx>();
     // SAFETY: guaranteed by the caller: `ctx` is live for the whole call and
     // its `host` is the `Host` built by `run`.
     let host = unsafe { &*((*ctx).host as *const Host) };

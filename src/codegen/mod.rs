@@ -5,6 +5,7 @@
 //!         ─ memory   ─▶ ArenaPlan (liveness slots, symbolic sizes)
 //!         ─ lower    ─▶ one CLIF function per loop kernel + the entry, over &mut dyn Module
 //!         ─ jit      ─▶ JITModule in memory
+//!         ─ aot      ─▶ ObjectModule: an object file (see `aot`)
 //! ```
 //!
 //! [`schedule`] fuses views and elementwise chains into the kernels that
@@ -12,6 +13,7 @@
 //! [`memory`] places every intermediate in one arena; [`lower`] emits the
 //! code (f32x4 inner loops where the expression allows); [`jit`] drives it.
 
+pub mod aot;
 pub mod jit;
 pub mod kernel;
 pub mod lower;

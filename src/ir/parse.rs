@@ -431,6 +431,23 @@ impl<'a> Parser<'a> {
                 self.expect(b',')?;
             }
         }
+        // A `// file.py:LINE` comment on the node's line (as `print` writes
+        // with `source_lines`) is its source line.
+        let eol = self.s[self.pos..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(self.s.len(), |k| self.pos + k);
+        let line = String::from_utf8_lossy(&self.s[self.pos..eol]).into_owned();
+        let meta = match line.split_once("//").map(|(_, c)| c.trim()) {
+            Some(c) => match c.rsplit_once(':') {
+                Some((file, no)) if !file.is_empty() && no.parse::<u64>().is_ok() => NodeMeta {
+                    stack_trace: Some(format!("File \"{file}\", line {no}")),
+                    ..NodeMeta::default()
+                },
+                _ => NodeMeta::default(),
+            },
+            None => NodeMeta::default(),
+        };
         let name = if self.eat(b'@') {
             self.ident()?
         } else if let Some(&o) = outputs.first() {
@@ -444,7 +461,7 @@ impl<'a> Parser<'a> {
             args,
             outputs,
             list_output,
-            meta: NodeMeta::default(),
+            meta,
         });
         Ok(())
     }

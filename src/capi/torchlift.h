@@ -1,0 +1,95 @@
+/* torchlift.h: the C API of torchlift artifacts.
+ *
+ * An artifact (`torchlift compile MODEL.pt2 -o NAME --emit ...`) exports one
+ * data symbol, `torchlift_artifact`, which describes the compiled model: its
+ * code, its program and its weights. Create a model from it, then one
+ * session per concurrent caller:
+ *
+ *     tl_model *m; tl_session *s;
+ *     if (tl_model_create(&torchlift_artifact, 0, &m)) die(tl_last_error());
+ *     if (tl_session_create(m, &s)) die(tl_last_error());
+ *     tl_tensor in = { TL_F32, 2, shape, data };
+ *     if (tl_session_run(s, &in, 1)) die(tl_last_error());
+ *     tl_tensor out; tl_session_output(s, 0, &out);
+ *     tl_session_destroy(s); tl_model_destroy(m);
+ *
+ * Thread safety: a model is immutable after tl_model_create, and any number
+ * of threads may create sessions from it and run them at once. A session
+ * is used by one thread at a time. It holds the buffers that persist
+ * across its calls, as in PyTorch, and the outputs of its last call, which
+ * stay valid until its next call or its destruction. Destroy every session
+ * before its model.
+ *
+ * Errors: functions that can fail return a status (TL_OK is 0). The
+ * message of the last failure on the calling thread is tl_last_error(),
+ * valid until that thread's next failure. An input whose dtype, rank or
+ * dims do not match the model's signature is refused, naming the input and
+ * the dim. An artifact built for CPU features this machine lacks is
+ * refused by tl_model_create.
+ *
+ * The JSON manifest written beside the artifact lists the signature:
+ * input and output names, dtypes, and dims (fixed, or symbolic with their
+ * ranges).
+ */
+#ifndef TORCHLIFT_H
+#define TORCHLIFT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { TL_OK = 0, TL_ERROR = 1, TL_INVALID_ARGUMENT = 2 };
+
+typedef enum tl_dtype {
+  TL_F32 = 0, TL_F64 = 1, TL_F16 = 2, TL_BF16 = 3, TL_I64 = 4,
+  TL_I32 = 5, TL_I16 = 6, TL_I8 = 7, TL_U8 = 8, TL_BOOL = 9
+} tl_dtype;
+
+/* A dense, row-major tensor: `shape` has `rank` entries. */
+typedef struct tl_tensor {
+  int32_t dtype; /* a tl_dtype */
+  int32_t rank;
+  const int64_t *shape;
+  void *data;
+} tl_tensor;
+
+/* The descriptor an artifact exports; read it only through tl_model_create. */
+typedef struct tl_artifact {
+  uint64_t magic;
+  uint32_t abi_version;
+  uint32_t features;
+  int32_t (*entry)(const void *ctx);
+  const uint8_t *program;
+  uint64_t program_len;
+  const uint8_t *weights;
+  uint64_t weights_len;
+  uint64_t fingerprint;
+} tl_artifact;
+
+extern const tl_artifact torchlift_artifact;
+
+typedef struct tl_model tl_model;
+typedef struct tl_session tl_session;
+
+/* threads: the size of the model's thread pool (0: one per core). */
+int32_t tl_model_create(const tl_artifact *artifact, int32_t threads, tl_model **out);
+void tl_model_destroy(tl_model *model);
+/* The number of user inputs (outputs == 0) or outputs (outputs != 0). */
+int32_t tl_model_count(const tl_model *model, int32_t outputs);
+
+int32_t tl_session_create(const tl_model *model, tl_session **out);
+void tl_session_destroy(tl_session *session);
+/* Runs on `n` inputs in signature order. */
+int32_t tl_session_run(tl_session *session, const tl_tensor *inputs, int32_t n);
+/* Output `i` of the last run, owned by the session. */
+int32_t tl_session_output(const tl_session *session, int32_t i, tl_tensor *out);
+
+const char *tl_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TORCHLIFT_H */

@@ -1,0 +1,910 @@
+//! The ahead-of-time driver: the JIT's schedule and lowering, written into
+//! an object file by `cranelift-object` instead of into memory. One
+//! lowering, two drivers.
+//!
+//! An object holds the kernels and the entry function, and one exported
+//! data symbol, [`ARTIFACT_SYMBOL`], an [`ArtifactDesc`] that points at the
+//! entry, the program after the passes (IR text) and the weights. Loading
+//! it ([`CompiledModel::from_artifact`]) parses the program, schedules it
+//! again (scheduling is deterministic) and refuses the artifact unless the
+//! plan's fingerprint equals the one recorded when compiling; then it runs
+//! with exactly the JIT's driver. Weights are read-only data of the object.
+
+use std::collections::BTreeMap;
+
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_module::{default_libcall_names, DataDescription, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::tensor::Tensor;
+use crate::DType;
+
+use super::jit::{CompiledModel, EntryFn};
+use super::kernel::plan_text;
+use super::lower::{lower_plan, LowerOptions, ENTRY_NAME};
+use super::schedule::schedule;
+
+/// The exported data symbol of every artifact.
+pub const ARTIFACT_SYMBOL: &str = "torchlift_artifact";
+/// `ArtifactDesc::magic`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"TLIFTAOT");
+/// `ArtifactDesc::abi_version`; bumped when the layout or the driver's
+/// expectations change.
+pub const ABI_VERSION: u32 = 1;
+
+/// What an artifact's [`ARTIFACT_SYMBOL`] holds (`tl_artifact` in the C
+/// header).
+#[repr(C)]
+pub struct ArtifactDesc {
+    pub magic: u64,
+    pub abi_version: u32,
+    /// The [`TargetCpu`] features the code needs, as a bit set.
+    pub features: u32,
+    pub entry: Option<EntryFn>,
+    pub program: *const u8,
+    pub program_len: u64,
+    pub weights: *const u8,
+    pub weights_len: u64,
+    /// FNV-1a of the plan's text form.
+    pub fingerprint: u64,
+}
+
+/// The CPU an artifact is compiled for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TargetCpu {
+    /// Every feature of the compiling machine.
+    Native,
+    /// SSE4.2 and POPCNT.
+    X86_64V2,
+    /// `x86-64-v2` plus AVX2, FMA, BMI1/2, LZCNT.
+    X86_64V3,
+}
+
+const FEAT_V2: u32 = 1;
+const FEAT_AVX2_FMA: u32 = 2;
+
+impl TargetCpu {
+    pub fn parse(s: &str) -> Option<TargetCpu> {
+        Some(match s {
+            "native" => TargetCpu::Native,
+            "x86-64-v2" => TargetCpu::X86_64V2,
+            "x86-64-v3" => TargetCpu::X86_64V3,
+            _ => return None,
+        })
+    }
+
+    fn features(self) -> u32 {
+        match self {
+            TargetCpu::X86_64V2 => FEAT_V2,
+            TargetCpu::X86_64V3 => FEAT_V2 | FEAT_AVX2_FMA,
+            TargetCpu::Native => {
+                let mut f = 0;
+                if host_has(FEAT_V2) {
+                    f |= FEAT_V2;
+                }
+                if host_has(FEAT_AVX2_FMA) {
+                    f |= FEAT_AVX2_FMA;
+                }
+                f
+            }
+        }
+    }
+}
+
+fn host_has(features: u32) -> bool {
+    // A feature this build does not know is one the CPU cannot be shown
+    // to have.
+    if features & !(FEAT_V2 | FEAT_AVX2_FMA) != 0 {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let v2 = std::arch::is_x86_feature_detected!("sse4.2")
+            && std::arch::is_x86_feature_detected!("popcnt");
+        let v3 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("bmi2");
+        (features & FEAT_V2 == 0 || v2) && (features & FEAT_AVX2_FMA == 0 || v3)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        features == 0
+    }
+}
+
+fn feature_names(f: u32) -> String {
+    let mut v = Vec::new();
+    if f & FEAT_V2 != 0 {
+        v.push("sse4.2+popcnt");
+    }
+    if f & FEAT_AVX2_FMA != 0 {
+        v.push("avx2+fma+bmi2");
+    }
+    if f & !(FEAT_V2 | FEAT_AVX2_FMA) != 0 {
+        v.push("features this torchlift does not know");
+    }
+    if v.is_empty() {
+        "baseline x86-64".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// An object file and what to write beside it.
+pub struct Artifact {
+    pub object: Vec<u8>,
+    /// The plan's text form, as `inspect --kernels` prints it.
+    pub plan: String,
+    pub features: u32,
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Compiles `model` (after the passes) into an object file for `target`.
+pub fn compile_object(model: &Model, target: TargetCpu) -> Result<Artifact> {
+    // The code is compiled from the program as the artifact stores it (IR
+    // text with source lines), which loading parses and schedules again.
+    let program = crate::ir::print::program_to_string_with(
+        &model.program,
+        crate::ir::print::PrintOptions { source_lines: true },
+    );
+    let p = &crate::ir::parse::parse_program(&program)?;
+    let plan = schedule(p)?;
+    let text = plan_text(&plan);
+    let isa = isa_for(target)?;
+    let builder = ObjectBuilder::new(isa, "torchlift_model", default_libcall_names())
+        .map_err(|e| Error::other(format!("aot: {e}")))?;
+    let mut module = ObjectModule::new(builder);
+    // The code calls `parallel_for`, which runs inline on one thread.
+    let lowered = lower_plan(&mut module, &plan, LowerOptions { parallel: true })?;
+    let weights = weights_blob(&model.state);
+    let blob = |module: &mut ObjectModule, name: &str, bytes: Vec<u8>| -> Result<_> {
+        let id = module
+            .declare_data(name, Linkage::Local, false, false)
+            .map_err(|e| Error::other(format!("aot: {e}")))?;
+        let mut d = DataDescription::new();
+        d.define(bytes.into_boxed_slice());
+        d.set_align(64);
+        module
+            .define_data(id, &d)
+            .map_err(|e| Error::other(format!("aot: {e}")))?;
+        Ok(id)
+    };
+    let (program_len, weights_len) = (program.len() as u64, weights.len() as u64);
+    let program_id = blob(&mut module, "torchlift_program", program.into_bytes())?;
+    let weights_id = blob(&mut module, "torchlift_weights", weights)?;
+    let features = target.features();
+    let mut desc = Vec::new();
+    desc.extend_from_slice(&MAGIC.to_le_bytes());
+    desc.extend_from_slice(&ABI_VERSION.to_le_bytes());
+    desc.extend_from_slice(&features.to_le_bytes());
+    desc.extend_from_slice(&[0; 8]); // entry, relocated
+    desc.extend_from_slice(&[0; 8]); // program, relocated
+    desc.extend_from_slice(&program_len.to_le_bytes());
+    desc.extend_from_slice(&[0; 8]); // weights, relocated
+    desc.extend_from_slice(&weights_len.to_le_bytes());
+    desc.extend_from_slice(&fnv1a(&text).to_le_bytes());
+    debug_assert_eq!(desc.len(), std::mem::size_of::<ArtifactDesc>());
+    let desc_id = module
+        .declare_data(ARTIFACT_SYMBOL, Linkage::Export, false, false)
+        .map_err(|e| Error::other(format!("aot: {e}")))?;
+    let mut d = DataDescription::new();
+    d.define(desc.into_boxed_slice());
+    d.set_align(8);
+    let f = module.declare_func_in_data(lowered.entry, &mut d);
+    d.write_function_addr(16, f);
+    let g = module.declare_data_in_data(program_id, &mut d);
+    d.write_data_addr(24, g, 0);
+    let g = module.declare_data_in_data(weights_id, &mut d);
+    d.write_data_addr(40, g, 0);
+    module
+        .define_data(desc_id, &d)
+        .map_err(|e| Error::other(format!("aot: {e}")))?;
+    let object = module
+        .finish()
+        .emit()
+        .map_err(|e| Error::other(format!("aot: writing the object: {e}")))?;
+    Ok(Artifact {
+        object,
+        plan: text,
+        features,
+    })
+}
+
+fn isa_for(target: TargetCpu) -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>> {
+    let bad = |e: String| Error::other(format!("aot: target {target:?}: {e}"));
+    let mut flags = settings::builder();
+    for (k, v) in [("opt_level", "speed"), ("is_pic", "true")] {
+        flags.set(k, v).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut isa = match target {
+        TargetCpu::Native => cranelift_native::builder().map_err(|e| bad(e.to_string()))?,
+        _ => cranelift_codegen::isa::lookup_by_name("x86_64-unknown-linux-gnu")
+            .map_err(|e| bad(e.to_string()))?,
+    };
+    let v2 = [
+        "has_sse3",
+        "has_ssse3",
+        "has_sse41",
+        "has_sse42",
+        "has_popcnt",
+    ];
+    let v3 = [
+        "has_avx",
+        "has_avx2",
+        "has_fma",
+        "has_bmi1",
+        "has_bmi2",
+        "has_lzcnt",
+    ];
+    let enable: Vec<&str> = match target {
+        TargetCpu::Native => Vec::new(),
+        TargetCpu::X86_64V2 => v2.to_vec(),
+        TargetCpu::X86_64V3 => v2.iter().chain(&v3).copied().collect(),
+    };
+    for f in enable {
+        isa.enable(f).map_err(|e| bad(e.to_string()))?;
+    }
+    isa.finish(settings::Flags::new(flags))
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// The state as bytes: per tensor its name, dtype, dims and contiguous data.
+fn weights_blob(state: &BTreeMap<String, Tensor>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    for (name, t) in state {
+        out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        let d = t.dtype().name();
+        out.extend_from_slice(&(d.len() as u64).to_le_bytes());
+        out.extend_from_slice(d.as_bytes());
+        out.extend_from_slice(&(t.sizes().len() as u64).to_le_bytes());
+        for &s in t.sizes() {
+            out.extend_from_slice(&(s as u64).to_le_bytes());
+        }
+        let bytes = t.to_contiguous_bytes();
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: u64) -> Result<&'a [u8]> {
+        let n = usize::try_from(n).map_err(|_| truncated())?;
+        if n > self.b.len() {
+            return Err(truncated());
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(b.try_into().map_err(|_| truncated())?))
+    }
+
+    fn str(&mut self) -> Result<&'a str> {
+        let n = self.u64()?;
+        std::str::from_utf8(self.take(n)?)
+            .map_err(|_| Error::other("artifact: a weight name is not UTF-8"))
+    }
+}
+
+fn truncated() -> Error {
+    Error::other("artifact: the weights are truncated or corrupt")
+}
+
+fn read_weights(b: &[u8]) -> Result<BTreeMap<String, Tensor>> {
+    let mut r = Reader { b };
+    let n = r.u64()?;
+    let mut state = BTreeMap::new();
+    for _ in 0..n {
+        let name = r.str()?.to_string();
+        let dt = r.str()?;
+        let dtype = DType::from_name(dt)
+            .ok_or_else(|| Error::other(format!("artifact: weight {name} has dtype {dt:?}")))?;
+        let rank = r.u64()?;
+        if rank > 64 {
+            return Err(truncated());
+        }
+        let mut sizes = Vec::new();
+        for _ in 0..rank {
+            sizes.push(i64::try_from(r.u64()?).map_err(|_| truncated())?);
+        }
+        let len = r.u64()?;
+        let bytes = r.take(len)?;
+        // Row-major strides of the dense data.
+        let mut strides = vec![1i64; sizes.len()];
+        for i in (0..sizes.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1].saturating_mul(sizes[i + 1].max(1));
+        }
+        let numel = sizes.iter().try_fold(1i64, |a, &s| a.checked_mul(s));
+        if numel
+            .and_then(|n| usize::try_from(n).ok())
+            .map(|n| n * dtype.size_bytes())
+            != Some(bytes.len())
+        {
+            return Err(Error::other(format!(
+                "artifact: weight {name} has the wrong size"
+            )));
+        }
+        let t = Tensor::from_raw_bytes(dtype, &sizes, &strides, 0, bytes)
+            .map_err(|e| Error::other(format!("artifact: weight {name}: {e}")))?;
+        state.insert(name, t);
+    }
+    if !r.b.is_empty() {
+        return Err(truncated());
+    }
+    Ok(state)
+}
+
+impl CompiledModel {
+    /// Loads a model compiled ahead of time from its descriptor.
+    ///
+    /// # Safety
+    /// `desc` must point at the [`ARTIFACT_SYMBOL`] of an object written by
+    /// [`compile_object`] and linked with this build's runtime and driver,
+    /// and that code and data must stay loaded while the result is alive.
+    pub unsafe fn from_artifact(
+        desc: *const ArtifactDesc,
+        threads: usize,
+    ) -> Result<CompiledModel> {
+        if desc.is_null() {
+            return Err(Error::other("artifact: null descriptor"));
+        }
+        // SAFETY: the caller guarantees `desc` points at a descriptor.
+        let d = unsafe { &*desc };
+        if d.magic != MAGIC {
+            return Err(Error::other(
+                "artifact: not a torchlift artifact (bad magic)",
+            ));
+        }
+        if d.abi_version != ABI_VERSION {
+            return Err(Error::other(format!(
+                "artifact: ABI version {}, this torchlift reads {ABI_VERSION}",
+                d.abi_version
+            )));
+        }
+        if !host_has(d.features) {
+            return Err(Error::other(format!(
+                "artifact: compiled for a CPU with {}, which this one lacks",
+                feature_names(d.features)
+            )));
+        }
+        let entry = d
+            .entry
+            .ok_or_else(|| Error::other("artifact: no entry function"))?;
+        let slice = |p: *const u8, n: u64, what: &str| -> Result<&[u8]> {
+            if p.is_null() {
+                return Err(Error::other(format!("artifact: no {what}")));
+            }
+            let n =
+                usize::try_from(n).map_err(|_| Error::other(format!("artifact: bad {what}")))?;
+            // SAFETY: the descriptor's pointer and length describe one
+            // blob of the object, alive as long as the object (see above).
+            Ok(unsafe { std::slice::from_raw_parts(p, n) })
+        };
+        let text = std::str::from_utf8(slice(d.program, d.program_len, "program")?)
+            .map_err(|_| Error::other("artifact: the program is not UTF-8"))?;
+        let program = crate::ir::parse::parse_program(text)?;
+        crate::ir::verify::verify_program(&program)?;
+        let state = read_weights(slice(d.weights, d.weights_len, "weights")?)?;
+        // SAFETY: `entry` is the entry function of the object, which was
+        // lowered from `schedule(program)`: the plan rebuilt below is
+        // checked to be that plan before anything calls it.
+        let (model, plan) = unsafe { CompiledModel::from_code(program, entry, state, threads)? };
+        if fnv1a(&plan) != d.fingerprint {
+            return Err(Error::other(
+                "artifact: its code was compiled from a different plan than this torchlift makes",
+            ));
+        }
+        Ok(model)
+    }
+}
+
+/// What `torchlift compile` writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// The model's object file alone: link it with `libtorchlift.a`.
+    Object,
+    /// A static library: the model's object and the torchlift runtime,
+    /// driver and C API.
+    Staticlib,
+    /// A self-contained shared library (needs libc, libm, libpthread,
+    /// libgcc_s and the dynamic loader).
+    Sharedlib,
+}
+
+/// The C API functions a shared library must export.
+const C_API: &[&str] = &[
+    "tl_model_create",
+    "tl_model_destroy",
+    "tl_model_count",
+    "tl_session_create",
+    "tl_session_destroy",
+    "tl_session_run",
+    "tl_session_output",
+    "tl_last_error",
+];
+
+/// `libtorchlift.a`: `$TORCHLIFT_STATICLIB`, or beside the running
+/// executable (`target/release` after `cargo build --release`), or the
+/// newest one cargo left in that folder's `deps/` (test builds do not copy
+/// it up).
+pub fn find_staticlib() -> Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("TORCHLIFT_STATICLIB") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::other(format!("aot: {e}")))?;
+    let mut dirs = Vec::new();
+    if let Some(d) = exe.parent() {
+        dirs.push(d.to_path_buf());
+        dirs.push(d.join("deps"));
+        if let Some(up) = d.parent() {
+            dirs.push(up.to_path_buf());
+        }
+    }
+    for d in &dirs {
+        let p = d.join("libtorchlift.a");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    let mut newest: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
+    for d in &dirs {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("libtorchlift-") && name.ends_with(".a") {
+                let t = e.metadata().and_then(|m| m.modified()).ok();
+                if let Some(t) = t {
+                    if newest.as_ref().map_or(true, |(n, _)| t > *n) {
+                        newest = Some((t, e.path()));
+                    }
+                }
+            }
+        }
+    }
+    newest.map(|(_, p)| p).ok_or_else(|| {
+        Error::other(
+            "aot: libtorchlift.a not found beside the torchlift executable \
+             (build it with `cargo build --release`, or set TORCHLIFT_STATICLIB)",
+        )
+    })
+}
+
+fn run_tool(cmd: &mut std::process::Command) -> Result<()> {
+    let what = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .map_err(|e| Error::other(format!("aot: running {what}: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        return Err(Error::other(format!("aot: {what} failed: {first}")));
+    }
+    Ok(())
+}
+
+/// Compiles `model` and writes the artifact at `out`, with `torchlift.h`
+/// and `<stem>.json` (the manifest) beside it.
+pub fn write_artifact(
+    model: &Model,
+    emit: Emit,
+    target: TargetCpu,
+    out: &std::path::Path,
+) -> Result<()> {
+    let art = compile_object(model, target)?;
+    let io = |e: std::io::Error, p: &std::path::Path| {
+        Error::other(format!("writing {}: {e}", p.display()))
+    };
+    let dir = out.parent().unwrap_or(std::path::Path::new("."));
+    if !dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
+    }
+    let stem = out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .trim_start_matches("lib")
+        .to_string();
+    let obj = match emit {
+        Emit::Object => out.to_path_buf(),
+        _ => dir.join(format!("{stem}.model.o")),
+    };
+    std::fs::write(&obj, &art.object).map_err(|e| io(e, &obj))?;
+    match emit {
+        Emit::Object => {}
+        Emit::Staticlib => {
+            let lib = find_staticlib()?;
+            let base = std::fs::read(&lib).map_err(|e| io(e, &lib))?;
+            let bundled = append_member(
+                &base,
+                "model.o",
+                &art.object,
+                &[ARTIFACT_SYMBOL, ENTRY_NAME],
+            )?;
+            std::fs::write(out, bundled).map_err(|e| io(e, out))?;
+            let _ = std::fs::remove_file(&obj);
+        }
+        Emit::Sharedlib => {
+            let lib = find_staticlib()?;
+            let mut cmd = std::process::Command::new("cc");
+            cmd.arg("-shared").arg("-o").arg(out).arg(&obj).arg(&lib);
+            for f in C_API {
+                cmd.arg(format!("-Wl,-u,{f}"));
+            }
+            cmd.args([
+                "-Wl,--gc-sections",
+                "-Wl,--strip-debug",
+                "-Wl,--as-needed",
+                "-lgcc_s",
+                "-lpthread",
+                "-lm",
+                "-ldl",
+                "-lc",
+            ]);
+            run_tool(&mut cmd)?;
+            let _ = std::fs::remove_file(&obj);
+        }
+    }
+    let header = dir.join("torchlift.h");
+    std::fs::write(&header, crate::capi::HEADER).map_err(|e| io(e, &header))?;
+    let manifest = dir.join(format!("{stem}.json"));
+    let text = manifest_json(model, target, art.features)?;
+    std::fs::write(&manifest, text).map_err(|e| io(e, &manifest))?;
+    Ok(())
+}
+
+fn manifest_json(model: &Model, target: TargetCpu, features: u32) -> Result<String> {
+    use serde_json::json;
+    let p = &model.program;
+    let dims = |t: &crate::ir::ValueType| -> serde_json::Value {
+        match t {
+            crate::ir::ValueType::Tensor(t) => json!({
+                "dtype": t.dtype.name(),
+                "dims": t.shape.iter().map(|d| match d.as_int() {
+                    Some(n) => json!(n),
+                    None => json!(d.to_string()),
+                }).collect::<Vec<_>>(),
+            }),
+            other => json!({ "dtype": crate::ir::print::type_text(other), "dims": [] }),
+        }
+    };
+    let inputs: Vec<_> = p
+        .user_inputs()
+        .into_iter()
+        .map(|v| {
+            let mut o = dims(p.graph.ty(v));
+            o["name"] = json!(p.graph.name(v));
+            o
+        })
+        .collect();
+    let outputs: Vec<_> = p
+        .user_output_indices()
+        .into_iter()
+        .map(|i| match &p.graph.outputs[i] {
+            crate::ir::Arg::Value(v) => {
+                let mut o = dims(p.graph.ty(*v));
+                o["name"] = json!(p.graph.name(*v));
+                o
+            }
+            _ => json!({ "name": format!("output {i}"), "dtype": "i64", "dims": [] }),
+        })
+        .collect();
+    let symbols: serde_json::Map<String, serde_json::Value> = p
+        .range_constraints
+        .iter()
+        .map(|(k, r)| (k.clone(), json!({ "min": r.min, "max": r.max })))
+        .collect();
+    let m = json!({
+        "format": "torchlift-artifact",
+        "abi_version": ABI_VERSION,
+        "torchlift_version": env!("CARGO_PKG_VERSION"),
+        "torch_version": crate::pt2::Archive::open(&model.path)
+            .ok()
+            .map(|a| a.program.torch_version),
+        "target_cpu": format!("{target:?}"),
+        "cpu_features": feature_names(features),
+        "symbol": ARTIFACT_SYMBOL,
+        "c_api": C_API,
+        "inputs": inputs,
+        "outputs": outputs,
+        "symbols": symbols,
+    });
+    serde_json::to_string_pretty(&m).map_err(|e| Error::other(e.to_string()))
+}
+
+type RawModel = *mut std::ffi::c_void;
+type CreateFn = unsafe extern "C" fn(*const ArtifactDesc, i32, *mut RawModel) -> i32;
+type SessionCreateFn = unsafe extern "C" fn(RawModel, *mut RawModel) -> i32;
+type RunFn = unsafe extern "C" fn(RawModel, *const crate::capi::TlTensor, i32) -> i32;
+type OutputFn = unsafe extern "C" fn(RawModel, i32, *mut crate::capi::TlTensor) -> i32;
+type CountFn = unsafe extern "C" fn(RawModel, i32) -> i32;
+type DestroyFn = unsafe extern "C" fn(RawModel);
+type ErrorFn = unsafe extern "C" fn() -> *const std::ffi::c_char;
+
+/// A shared-library artifact, loaded and called through its own C API
+/// (what `torchlift check --backend aot` runs).
+pub struct SharedArtifact {
+    model: RawModel,
+    session: RawModel,
+    run: RunFn,
+    output: OutputFn,
+    count: CountFn,
+    last_error: ErrorFn,
+    session_destroy: DestroyFn,
+    model_destroy: DestroyFn,
+    /// Declared last: dropped after the handles above are destroyed.
+    _lib: libloading::Library,
+}
+
+impl SharedArtifact {
+    /// Loads `path`, creates its model (`threads`: pool size, 0 = one per
+    /// core) and one session.
+    pub fn open(path: &std::path::Path, threads: usize) -> Result<SharedArtifact> {
+        let bad = |e: String| Error::other(format!("loading {}: {e}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        check_elf(&bytes).map_err(|e| bad(e.to_string()))?;
+        drop(bytes);
+        // SAFETY: loading runs the library's initializers; a torchlift
+        // artifact has none beyond the Rust runtime's.
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| bad(e.to_string()))?;
+        macro_rules! sym {
+            ($name:literal, $t:ty) => {{
+                // SAFETY: the artifact exports the C API with the types of
+                // `torchlift.h`, which `$t` restates.
+                let s: libloading::Symbol<$t> = unsafe { lib.get(concat!($name, "\0").as_bytes()) }
+                    .map_err(|e| bad(e.to_string()))?;
+                *s
+            }};
+        }
+        let create = sym!("tl_model_create", CreateFn);
+        let session_create = sym!("tl_session_create", SessionCreateFn);
+        let last_error = sym!("tl_last_error", ErrorFn);
+        // SAFETY: `torchlift_artifact` is the artifact's exported descriptor.
+        let desc: *const ArtifactDesc = unsafe {
+            let s: libloading::Symbol<*const ArtifactDesc> = lib
+                .get(b"torchlift_artifact\0")
+                .map_err(|e| bad(e.to_string()))?;
+            *s
+        };
+        let mut a = SharedArtifact {
+            model: std::ptr::null_mut(),
+            session: std::ptr::null_mut(),
+            run: sym!("tl_session_run", RunFn),
+            output: sym!("tl_session_output", OutputFn),
+            count: sym!("tl_model_count", CountFn),
+            last_error,
+            session_destroy: sym!("tl_session_destroy", DestroyFn),
+            model_destroy: sym!("tl_model_destroy", DestroyFn),
+            _lib: lib,
+        };
+        let threads = i32::try_from(threads).unwrap_or(0);
+        // SAFETY: the functions are the artifact's C API; the out-pointers
+        // are valid locals.
+        unsafe {
+            if create(desc, threads, &mut a.model) != 0 {
+                return Err(bad(a.error()));
+            }
+            if session_create(a.model, &mut a.session) != 0 {
+                return Err(bad(a.error()));
+            }
+        }
+        Ok(a)
+    }
+
+    fn error(&self) -> String {
+        // SAFETY: `tl_last_error` returns a NUL-terminated string owned by
+        // the library, valid until this thread's next failure.
+        let p = unsafe { (self.last_error)() };
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: as above.
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// One call on `inputs` (user inputs in signature order).
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let shapes: Vec<Vec<i64>> = inputs
+            .iter()
+            .map(|t| t.sizes().iter().map(|&d| d as i64).collect())
+            .collect();
+        let mut bytes: Vec<Vec<u8>> = inputs.iter().map(|t| t.to_contiguous_bytes()).collect();
+        let ts: Vec<crate::capi::TlTensor> = inputs
+            .iter()
+            .zip(&shapes)
+            .zip(bytes.iter_mut())
+            .map(|((t, s), b)| crate::capi::TlTensor {
+                dtype: crate::capi::dtype_code(t.dtype()),
+                rank: s.len() as i32,
+                shape: s.as_ptr(),
+                data: b.as_mut_ptr(),
+            })
+            .collect();
+        // SAFETY: `session` is live; `ts` holds valid tensors whose shapes
+        // and bytes outlive the call.
+        if unsafe { (self.run)(self.session, ts.as_ptr(), ts.len() as i32) } != 0 {
+            return Err(Error::other(self.error()));
+        }
+        // SAFETY: `model` is live.
+        let n = unsafe { (self.count)(self.model, 1) };
+        let mut outs = Vec::new();
+        for i in 0..n {
+            let mut t = crate::capi::TlTensor {
+                dtype: 0,
+                rank: 0,
+                shape: std::ptr::null(),
+                data: std::ptr::null_mut(),
+            };
+            // SAFETY: `session` is live and `t` a valid out-pointer.
+            if unsafe { (self.output)(self.session, i, &mut t) } != 0 {
+                return Err(Error::other(self.error()));
+            }
+            // SAFETY: the session owns the output: `shape` has `rank`
+            // entries and `data` the dense elements, until the next call.
+            outs.push(unsafe { crate::capi::tensor_from_c(&t, i as usize)? });
+        }
+        Ok(outs)
+    }
+}
+
+impl Drop for SharedArtifact {
+    fn drop(&mut self) {
+        // SAFETY: the handles came from the library's C API and are
+        // destroyed once, session first; the library outlives both calls.
+        unsafe {
+            if !self.session.is_null() {
+                (self.session_destroy)(self.session);
+            }
+            if !self.model.is_null() {
+                (self.model_destroy)(self.model);
+            }
+        }
+    }
+}
+
+/// `archive` (a GNU `ar` archive, as rustc writes static libraries) with
+/// one more member, `obj`, whose global `symbols` join the symbol index.
+///
+/// The index is rewritten here rather than by `ar s`: GNU `ar` cannot read
+/// the LLVM bitcode some of rustc's members carry and would drop their
+/// symbols from the index.
+pub fn append_member(archive: &[u8], name: &str, obj: &[u8], symbols: &[&str]) -> Result<Vec<u8>> {
+    let bad = |what: &str| Error::other(format!("aot: libtorchlift.a: {what}"));
+    const AR_MAGIC: &[u8] = b"!<arch>\n";
+    if !archive.starts_with(AR_MAGIC) {
+        return Err(bad("not an ar archive"));
+    }
+    let h = archive
+        .get(AR_MAGIC.len()..AR_MAGIC.len() + 60)
+        .ok_or_else(|| bad("truncated"))?;
+    if &h[58..60] != b"`\n" {
+        return Err(bad("a member header is corrupt"));
+    }
+    let size: usize = std::str::from_utf8(&h[48..58])
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| bad("a member size is corrupt"))?;
+    let wide = h.starts_with(b"/SYM64/");
+    if !(wide || h.starts_with(b"/ ")) {
+        return Err(bad("no symbol index"));
+    }
+    let w = if wide { 8 } else { 4 };
+    let body = archive
+        .get(AR_MAGIC.len() + 60..AR_MAGIC.len() + 60 + size)
+        .ok_or_else(|| bad("truncated"))?;
+    let num = |b: &[u8]| -> u64 { b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x)) };
+    let count = usize::try_from(num(body.get(..w).ok_or_else(|| bad("truncated"))?))
+        .map_err(|_| bad("index too large"))?;
+    let offs_end = count
+        .checked_mul(w)
+        .and_then(|n| n.checked_add(w))
+        .ok_or_else(|| bad("index too large"))?;
+    let offsets: Vec<u64> = body
+        .get(w..offs_end)
+        .ok_or_else(|| bad("truncated"))?
+        .chunks(w)
+        .map(num)
+        .collect();
+    let names = &body[offs_end..];
+    let old_total = 60 + size + size % 2;
+    let rest = archive
+        .get(AR_MAGIC.len() + old_total..)
+        .ok_or_else(|| bad("truncated"))?;
+    let mut new_names = names.to_vec();
+    for s in symbols {
+        new_names.extend_from_slice(s.as_bytes());
+        new_names.push(0);
+    }
+    let new_count = count + symbols.len();
+    let new_size = w + new_count * w + new_names.len();
+    let new_total = 60 + new_size + new_size % 2;
+    let delta = new_total as i64 - old_total as i64;
+    let obj_at = (AR_MAGIC.len() + new_total + rest.len()) as u64;
+    if !wide && obj_at > u64::from(u32::MAX) {
+        return Err(bad("too large for a 32-bit symbol index"));
+    }
+    let put = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_be_bytes()[8 - w..]);
+    let member_header = |name: &str, size: usize| -> Vec<u8> {
+        format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n", 0, 0, 0, 644).into_bytes()
+    };
+    let mut out = Vec::with_capacity(archive.len() + obj.len() + 4096);
+    out.extend_from_slice(AR_MAGIC);
+    out.extend_from_slice(&member_header(if wide { "/SYM64/" } else { "/" }, new_size));
+    put(&mut out, new_count as u64);
+    for &o in &offsets {
+        let o = u64::try_from(o as i64 + delta).map_err(|_| bad("a member offset is corrupt"))?;
+        put(&mut out, o);
+    }
+    for _ in symbols {
+        put(&mut out, obj_at);
+    }
+    out.extend_from_slice(&new_names);
+    if new_size % 2 == 1 {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(rest);
+    debug_assert_eq!(out.len() as u64, obj_at);
+    out.extend_from_slice(&member_header(&format!("{name}/"), obj.len()));
+    out.extend_from_slice(obj);
+    if obj.len() % 2 == 1 {
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Refuses a file that is not a whole 64-bit ELF shared object: every
+/// segment and the section headers must lie inside the file (a truncated
+/// library would fault on first touch instead of failing to load).
+pub fn check_elf(bytes: &[u8]) -> Result<()> {
+    let bad = |what: &str| Error::other(format!("not a loadable artifact: {what}"));
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+        return Err(bad("not a little-endian 64-bit ELF file"));
+    }
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([bytes[o], bytes[o + 1]]));
+    let u64_at = |o: usize| -> Result<u64> {
+        let b = bytes.get(o..o + 8).ok_or_else(|| bad("truncated"))?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    };
+    let len = bytes.len() as u64;
+    let (phoff, shoff) = (u64_at(0x20)?, u64_at(0x28)?);
+    let (phsz, phnum, shsz, shnum) = (u16_at(0x36), u16_at(0x38), u16_at(0x3a), u16_at(0x3c));
+    let end = |off: u64, n: u64, sz: u64| n.checked_mul(sz).and_then(|x| off.checked_add(x));
+    if end(phoff, phnum, phsz).map_or(true, |e| e > len)
+        || end(shoff, shnum, shsz).map_or(true, |e| e > len)
+    {
+        return Err(bad("truncated (headers past the end of the file)"));
+    }
+    for i in 0..phnum {
+        let at = usize::try_from(phoff + i * phsz).map_err(|_| bad("corrupt"))?;
+        let (off, filesz) = (u64_at(at + 8)?, u64_at(at + 0x20)?);
+        if off.checked_add(filesz).map_or(true, |e| e > len) {
+            return Err(bad("truncated (a segment past the end of the file)"));
+        }
+    }
+    Ok(())
+}

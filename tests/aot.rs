@@ -1,0 +1,294 @@
+//! Ahead-of-time artifacts: `torchlift compile` writes an object, a static
+//! or a shared library with its header and manifest; the shared library is
+//! loaded and called through its C API; a C program links both library
+//! kinds; corrupt artifacts are refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ndarray::ArrayD;
+use ndarray_npy::read_npy;
+use torchlift::codegen::aot::SharedArtifact;
+use torchlift::codegen::jit::JitModel;
+use torchlift::interp::Tensor;
+use torchlift::model::Model;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn case(name: &str) -> PathBuf {
+    root().join("tests/fixtures/cases").join(name)
+}
+
+/// A fresh folder under the target directory.
+fn scratch(tag: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aot-{tag}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn compile(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_torchlift"))
+        .arg("compile")
+        .arg(model)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn compile_ok(model: &Path, out: &Path, extra: &[&str]) {
+    let o = compile(model, out, extra);
+    assert!(
+        o.status.success(),
+        "compile failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn input(name: &str) -> Tensor {
+    Tensor::from_array::<f32>(read_npy(case(name).join("run0/input_0.npy")).unwrap())
+}
+
+fn close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn shared_library_matches_the_jit_and_pytorch() {
+    let dir = scratch("shared");
+    let lib = dir.join("libmlp.so");
+    compile_ok(&case("tiny_mlp").join("model.pt2"), &lib, &[]);
+    assert!(dir.join("torchlift.h").is_file());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("mlp.json")).unwrap()).unwrap();
+    assert_eq!(manifest["symbol"], "torchlift_artifact");
+    assert_eq!(manifest["inputs"][0]["dtype"], "f32");
+    assert!(manifest["torch_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("2."));
+
+    let mut a = SharedArtifact::open(&lib, 1).unwrap();
+    let x = input("tiny_mlp");
+    let got = a.run(std::slice::from_ref(&x)).unwrap();
+    let m = Model::load(&case("tiny_mlp").join("model.pt2")).unwrap();
+    let want = JitModel::compile(&m)
+        .unwrap()
+        .run(&mut [x.clone_data()])
+        .unwrap();
+    assert_eq!(
+        got[0].to_vec::<f32>().unwrap(),
+        want[0].to_vec::<f32>().unwrap(),
+        "the artifact and the JIT run the same code"
+    );
+    let torch: ArrayD<f32> = read_npy(case("tiny_mlp").join("run0/output_0.npy")).unwrap();
+    close(&got[0].to_vec::<f32>().unwrap(), torch.as_slice().unwrap());
+    // A wrong input is an error naming it, and the artifact stays usable.
+    let e = a
+        .run(&[Tensor::zeros(torchlift::DType::F32, &[3])])
+        .unwrap_err();
+    assert!(e.to_string().contains("input"), "{e}");
+    a.run(&[x]).unwrap();
+
+    // Only the C library, libm, libgcc_s and the loader.
+    if let Ok(o) = Command::new("ldd").arg(&lib).output() {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        for line in text.lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            let ok = [
+                "linux-vdso",
+                "libc.so",
+                "libm.so",
+                "libpthread",
+                "libgcc_s",
+                "ld-linux",
+            ]
+            .iter()
+            .any(|k| name.contains(k));
+            assert!(ok, "unexpected dependency {name}:\n{text}");
+        }
+    } else {
+        eprintln!("skipping the dependency check: ldd is not available");
+    }
+}
+
+#[test]
+fn stateful_artifact_keeps_buffers_per_session() {
+    let dir = scratch("stateful");
+    let lib = dir.join("libbuf.so");
+    compile_ok(&case("inplace_buffer").join("model.pt2"), &lib, &[]);
+    let m = Model::load(&case("inplace_buffer").join("model.pt2")).unwrap();
+    let mut jit = JitModel::compile(&m).unwrap();
+    let mut a = SharedArtifact::open(&lib, 1).unwrap();
+    let x = input("inplace_buffer");
+    for _ in 0..3 {
+        let got = a.run(std::slice::from_ref(&x)).unwrap();
+        let want = jit.run(&mut [x.clone_data()]).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.dtype(), w.dtype());
+            assert_eq!(g.to_contiguous_bytes(), w.to_contiguous_bytes());
+        }
+    }
+}
+
+/// Runs `cc`, or returns false (with the reason printed) when there is none.
+fn cc(args: &[&std::ffi::OsStr]) -> bool {
+    match Command::new("cc").args(args).output() {
+        Ok(o) => {
+            assert!(
+                o.status.success(),
+                "cc failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("skipping the C build: no C compiler ({e})");
+            false
+        }
+    }
+}
+
+#[test]
+fn c_program_links_the_static_and_the_shared_library() {
+    let dir = scratch("c");
+    let model = root().join("examples/mlp/model.pt2");
+    let x: ArrayD<f32> = read_npy(root().join("examples/mlp/run0/input_0.npy")).unwrap();
+    let want: ArrayD<f32> = read_npy(root().join("examples/mlp/run0/output_0.npy")).unwrap();
+    let raw: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(dir.join("x.f32"), raw).unwrap();
+    let src = root().join("examples/c/run_model.c");
+    compile_ok(&model, &dir.join("libmlp.a"), &["--emit", "staticlib"]);
+    compile_ok(&model, &dir.join("libmlp.so"), &["--emit", "sharedlib"]);
+    let inc = dir.as_os_str();
+    let stat = dir.join("run_static");
+    let shared = dir.join("run_shared");
+    let rpath = format!("-Wl,-rpath,{}", dir.display());
+    let built = cc(&[
+        "-O2".as_ref(),
+        "-I".as_ref(),
+        inc,
+        src.as_os_str(),
+        dir.join("libmlp.a").as_os_str(),
+        "-lm".as_ref(),
+        "-lpthread".as_ref(),
+        "-ldl".as_ref(),
+        "-o".as_ref(),
+        stat.as_os_str(),
+    ]) && cc(&[
+        "-O2".as_ref(),
+        "-I".as_ref(),
+        inc,
+        src.as_os_str(),
+        "-L".as_ref(),
+        inc,
+        "-lmlp".as_ref(),
+        rpath.as_ref(),
+        "-o".as_ref(),
+        shared.as_os_str(),
+    ]);
+    if !built {
+        return;
+    }
+    for exe in [&stat, &shared] {
+        let mut cmd = Command::new(exe);
+        cmd.arg(dir.join("x.f32"));
+        for d in x.shape() {
+            cmd.arg(d.to_string());
+        }
+        let o = cmd.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            exe.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let line = out.lines().next().unwrap();
+        let got: Vec<f32> = line
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        close(&got, want.as_slice().unwrap());
+        assert!(out.contains("refused: input"), "{out}");
+    }
+}
+
+#[test]
+fn corrupt_artifacts_and_missing_cpu_features_are_refused() {
+    let dir = scratch("corrupt");
+    let lib = dir.join("libmlp.so");
+    compile_ok(&case("tiny_mlp").join("model.pt2"), &lib, &[]);
+    let bytes = std::fs::read(&lib).unwrap();
+    // Truncated: the loader refuses it.
+    let cut = dir.join("libcut.so");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    assert!(SharedArtifact::open(&cut, 1).is_err());
+    // The descriptor's magic overwritten. It starts with the magic and the
+    // ABI version (1), which nothing else in the file does.
+    let magic = b"TLIFTAOT\x01\0\0\0";
+    let hits: Vec<usize> = bytes
+        .windows(magic.len())
+        .enumerate()
+        .filter(|(_, w)| w == magic)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hits.len(), 1, "one descriptor in the file");
+    let at = hits[0];
+    let mut bad = bytes.clone();
+    bad[at] ^= 0xff;
+    let badp = dir.join("libbad.so");
+    std::fs::write(&badp, &bad).unwrap();
+    let e = SharedArtifact::open(&badp, 1)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("bad magic"), "{e}");
+    // The features word (after the magic and the ABI version) asks for
+    // more than any CPU has.
+    let mut feat = bytes.clone();
+    feat[at + 12..at + 16].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let featp = dir.join("libfeat.so");
+    std::fs::write(&featp, &feat).unwrap();
+    let e = SharedArtifact::open(&featp, 1)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("lacks"), "{e}");
+}
+
+#[test]
+fn an_x86_64_v3_artifact_loads_and_runs_here() {
+    let v3 = std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("bmi2");
+    let dir = scratch("v3");
+    let lib = dir.join("libv3.so");
+    compile_ok(
+        &case("tiny_cnn").join("model.pt2"),
+        &lib,
+        &["--target-cpu", "x86-64-v3"],
+    );
+    let r = SharedArtifact::open(&lib, 1);
+    if !v3 {
+        let e = r.err().expect("refused on a CPU without AVX2").to_string();
+        assert!(e.contains("lacks"), "{e}");
+        eprintln!("this CPU lacks x86-64-v3: checked that the artifact is refused");
+        return;
+    }
+    let mut a = r.unwrap();
+    let x = input("tiny_cnn");
+    let got = a.run(&[x]).unwrap();
+    let want: ArrayD<f32> = read_npy(case("tiny_cnn").join("run0/output_0.npy")).unwrap();
+    close(&got[0].to_vec::<f32>().unwrap(), want.as_slice().unwrap());
+}
