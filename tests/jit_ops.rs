@@ -71,16 +71,27 @@ fn check(body: &str, inputs: &[(&str, DType, bool)], out: DType) {
 
 /// As [`check`], with inputs of `shape`.
 fn check_shaped(body: &str, inputs: &[(&str, DType, bool)], shape: &[usize], out: DType) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let each: Vec<(&str, DType, bool, &[usize])> =
+        inputs.iter().map(|&(n, d, p)| (n, d, p, shape)).collect();
+    check_each(body, &each, out)
+}
+
+/// As [`check`], each input with its own shape (an empty shape is a
+/// 0-d tensor).
+fn check_each(body: &str, inputs: &[(&str, DType, bool, &[usize])], out: DType) {
     let mut text = String::new();
-    for (name, dt, _) in inputs {
+    for (name, dt, _, shape) in inputs {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
         text.push_str(&format!(
             "input %{name}: {dt}[{}] = user_input\n",
             dims.join(", ")
         ));
     }
     text.push_str(body);
-    text.push_str("\noutput %r = user_output\n");
+    // A body with several outputs lists them itself.
+    if !body.contains("\noutput ") {
+        text.push_str("\noutput %r = user_output\n");
+    }
     let mut m = model(&text);
     let mut jit = JitModel::compile(&m).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let natively = jit
@@ -92,10 +103,13 @@ fn check_shaped(body: &str, inputs: &[(&str, DType, bool)], shape: &[usize], out
     let xs: Vec<Tensor> = inputs
         .iter()
         .enumerate()
-        .map(|(i, (_, dt, pos))| {
+        .map(|(i, (_, dt, pos, shape))| {
             let n: usize = shape.iter().product();
             let sizes: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            data(*dt, n, i as u32 + 1, *pos).reshape(&sizes).unwrap()
+            // `data` makes [2, n / 2]; build an even count, then cut.
+            let t = data(*dt, 2 * n.div_ceil(2).max(1), i as u32 + 1, *pos);
+            let t = t.reshape(&[-1]).unwrap().narrow(0, 0, n as i64).unwrap();
+            t.contiguous().reshape(&sizes).unwrap()
         })
         .collect();
     let got = jit
@@ -104,15 +118,19 @@ fn check_shaped(body: &str, inputs: &[(&str, DType, bool)], shape: &[usize], out
     let want = m
         .run(&mut xs.iter().map(|t| t.clone_data()).collect::<Vec<_>>())
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(got[0].dtype(), out, "{text}");
-    let (rtol, atol) = tolerance(out);
-    if let Err(e) = compare(&got[0], &want[0], rtol, atol) {
-        panic!(
-            "{e}\n{text}\ngot  {:?}\nwant {:?}",
-            got[0].to_f64_vec(),
-            want[0].to_f64_vec()
-        );
+    assert_eq!(got.len(), want.len(), "{text}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.dtype(), w.dtype(), "{text}");
+        let (rtol, atol) = tolerance(g.dtype());
+        if let Err(e) = compare(g, w, rtol, atol) {
+            panic!(
+                "{e}\n{text}\ngot  {:?}\nwant {:?}",
+                g.to_f64_vec(),
+                w.to_f64_vec()
+            );
+        }
     }
+    assert_eq!(got[0].dtype(), out, "{text}");
 }
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
@@ -463,4 +481,136 @@ fn nearest_upsampling_follows_torch_source_indices() {
     // A 3-d input (channels, height, width).
     let body = "%r: f32[2, 5, 7] = aten.upsample_nearest2d.default(self=%x, output_size=[5, 7])";
     check_shaped(body, &[("x", DType::F32, false)], &[2, 3, 4], DType::F32);
+}
+
+#[test]
+fn activations_in_every_float_dtype() {
+    let cases = [
+        "elu.default(self=%x)",
+        "elu.default(self=%x, alpha=0.5, scale=2, input_scale=1.5)",
+        "celu.default(self=%x)",
+        "celu.default(self=%x, alpha=2.5)",
+        "selu.default(self=%x)",
+        "softplus.default(self=%x)",
+        "softplus.default(self=%x, beta=2, threshold=3)",
+        "log_sigmoid.default(self=%x)",
+        "hardshrink.default(self=%x)",
+        "hardshrink.default(self=%x, lambd=1.25)",
+        "frac.default(self=%x)",
+        "tan.default(self=%x)",
+    ];
+    for dt in FLOATS {
+        for c in cases {
+            let body = format!("%r: {dt}[2, 8] = aten.{c}");
+            check(&body, &[("x", dt, false)], dt);
+        }
+    }
+}
+
+#[test]
+fn fmod_floor_divide_and_hypot() {
+    for dt in FLOATS.iter().chain(&INTS) {
+        let dt = *dt;
+        for op in ["fmod.Tensor", "floor_divide.default", "remainder.Tensor"] {
+            let body = format!("%r: {dt}[2, 8] = aten.{op}(self=%x, other=%y)");
+            // Negative divisors too: the signs of the results differ.
+            let y = [("x", dt, false), ("y", dt, true)];
+            check(&body, &y, dt);
+            let body = format!(
+                "%n: {dt}[2, 8] = aten.neg.default(self=%y)\n\
+                 %r: {dt}[2, 8] = aten.{op}(self=%x, other=%n)"
+            );
+            check(&body, &y, dt);
+        }
+        for s in ["3", "-2"] {
+            for op in ["fmod.Scalar", "floor_divide.Scalar", "remainder.Scalar"] {
+                let body = format!("%r: {dt}[2, 8] = aten.{op}(self=%x, other={s})");
+                check(&body, &[("x", dt, false)], dt);
+            }
+        }
+    }
+    for dt in FLOATS {
+        let body = format!("%r: {dt}[2, 8] = aten.fmod.Scalar(self=%x, other=0.7)");
+        check(&body, &[("x", dt, false)], dt);
+        // 1.0 // 0.1 is 9 in torch (and Python); half types are left out:
+        // torch divides them by the number unrounded, the interpreter by
+        // the number rounded to the half type.
+        if matches!(dt, DType::F32 | DType::F64) {
+            let body = format!("%r: {dt}[2, 8] = aten.floor_divide.Scalar(self=%x, other=0.1)");
+            check(&body, &[("x", dt, false)], dt);
+        }
+        let body = format!("%r: {dt}[2, 8] = aten.hypot.default(self=%x, other=%y)");
+        check(&body, &[("x", dt, false), ("y", dt, false)], dt);
+    }
+}
+
+#[test]
+fn lerp_addcmul_and_addcdiv() {
+    for dt in FLOATS {
+        for w in ["0.25", "0.75", "-0.6"] {
+            let body = format!("%r: {dt}[2, 8] = aten.lerp.Scalar(self=%x, end=%y, weight={w})");
+            check(&body, &[("x", dt, false), ("y", dt, false)], dt);
+        }
+        // Weights on both sides of 0.5.
+        let body = format!("%r: {dt}[2, 8] = aten.lerp.Tensor(self=%x, end=%y, weight=%w)");
+        check(
+            &body,
+            &[("x", dt, false), ("y", dt, false), ("w", dt, false)],
+            dt,
+        );
+        for op in ["addcmul", "addcdiv"] {
+            for v in ["", ", value=-0.5"] {
+                let body = format!(
+                    "%r: {dt}[2, 8] = aten.{op}.default(self=%x, tensor1=%y, tensor2=%z{v})"
+                );
+                check(
+                    &body,
+                    &[("x", dt, false), ("y", dt, false), ("z", dt, true)],
+                    dt,
+                );
+            }
+        }
+    }
+    for dt in INTS {
+        let body = format!(
+            "%r: {dt}[2, 8] = aten.addcmul.default(self=%x, tensor1=%y, tensor2=%z, value=3)"
+        );
+        check(
+            &body,
+            &[("x", dt, false), ("y", dt, false), ("z", dt, false)],
+            dt,
+        );
+    }
+}
+
+#[test]
+fn prelu_glu_and_triangles() {
+    let x: &[usize] = &[2, 3, 4];
+    for dt in FLOATS {
+        for (op, w) in [("prelu", 3usize), ("prelu", 1), ("_prelu_kernel", 3)] {
+            let body = format!("%r: {dt}[2, 3, 4] = aten.{op}.default(self=%x, weight=%w)");
+            check_each(&body, &[("x", dt, false, x), ("w", dt, false, &[w])], dt);
+        }
+        for (dim, out) in [("-1", "2, 3, 2"), ("0", "1, 3, 4"), ("2", "2, 3, 2")] {
+            let body = format!("%r: {dt}[{out}] = aten.glu.default(self=%x, dim={dim})");
+            check_shaped(&body, &[("x", dt, false)], x, dt);
+        }
+        let body = format!("%r: {dt}[2, 3, 2] = aten.glu.default(self=%x)");
+        check_shaped(&body, &[("x", dt, false)], x, dt);
+    }
+    for dt in [
+        DType::F32,
+        DType::F64,
+        DType::BF16,
+        DType::I64,
+        DType::I8,
+        DType::Bool,
+    ] {
+        for op in ["tril", "triu"] {
+            for d in ["", ", diagonal=1", ", diagonal=-2", ", diagonal=5"] {
+                let body = format!("%r: {dt}[2, 3, 4] = aten.{op}.default(self=%x{d})");
+                check_shaped(&body, &[("x", dt, false)], x, dt);
+            }
+        }
+    }
 }

@@ -129,6 +129,7 @@ pub enum UnOp {
     Erf,
     Sin,
     Cos,
+    Tan,
     Floor,
     Ceil,
     Round,
@@ -152,6 +153,8 @@ pub enum BinOp {
     FloorDiv,
     /// Python remainder: the result has the divisor's sign.
     Rem,
+    /// C remainder (`fmod`): the result has the dividend's sign.
+    Fmod,
     /// Maximum; NaN-propagating for floats (torch `maximum`).
     Max,
     Min,
@@ -283,7 +286,7 @@ impl Expr {
     /// divisor).
     pub fn has_int_division(&self) -> bool {
         match self {
-            Expr::Binary(BinOp::Div | BinOp::FloorDiv | BinOp::Rem, a, _)
+            Expr::Binary(BinOp::Div | BinOp::FloorDiv | BinOp::Rem | BinOp::Fmod, a, _)
                 if !a.dtype().is_float() =>
             {
                 true

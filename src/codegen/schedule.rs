@@ -811,9 +811,6 @@ impl<'a> Sched<'a> {
                     "trunc" if float => self.map(n, &["self", "other"], fc, |x| {
                         eb::un(UnOp::Trunc, eb::bin(BinOp::Div, x[0].clone(), x[1].clone()))
                     })?,
-                    "floor" if float => self.map(n, &["self", "other"], fc, |x| {
-                        eb::un(UnOp::Floor, eb::bin(BinOp::Div, x[0].clone(), x[1].clone()))
-                    })?,
                     "floor" => self.map(n, &["self", "other"], fc, bin(BinOp::FloorDiv))?,
                     "" => self.map(n, &["self", "other"], fc, bin(BinOp::Div))?,
                     _ => Lowered::Fallback,
@@ -998,6 +995,150 @@ impl<'a> Sched<'a> {
             (Pow, "Tensor_Tensor") if out_dtype.is_float() => {
                 self.map(n, &["self", "exponent"], fc, bin(BinOp::Pow))?
             }
+            (Tan, "default") if out_dtype.is_float() => {
+                self.map(n, &["self"], fc, un(UnOp::Tan))?
+            }
+            (Frac, "default") if out_dtype.is_float() => self.map(n, &["self"], fc, |x| {
+                eb::bin(BinOp::Sub, x[0].clone(), eb::un(UnOp::Trunc, x[0].clone()))
+            })?,
+            // torch's fmod kernel reads a number divisor in the tensor's
+            // dtype (rounded for half types), unlike its floor division.
+            (Fmod, "Tensor") => self.map(n, &["self", "other"], fc, bin(BinOp::Fmod))?,
+            (Fmod, "Scalar") => {
+                let Some(y) = float_arg(n, "other") else {
+                    return Ok(Lowered::Fallback);
+                };
+                let y = if fc != out_dtype && out_dtype.is_float() {
+                    crate::tensor::Tensor::scalar_f64(y, out_dtype).to_f64_vec()[0]
+                } else {
+                    y
+                };
+                let y = eb::konst(y, fc);
+                self.map(n, &["self"], fc, move |x| {
+                    eb::bin(BinOp::Fmod, x[0].clone(), y.clone())
+                })?
+            }
+            (FloorDivide, "default" | "Scalar") if out_dtype != DType::Bool => {
+                self.map(n, &["self", "other"], fc, bin(BinOp::FloorDiv))?
+            }
+            // hypot(x, y) = sqrt(x * x + y * y).
+            (Hypot, "default") if out_dtype.is_float() => {
+                self.map(n, &["self", "other"], fc, |x| {
+                    let sq = |v: &E| eb::bin(BinOp::Mul, v.clone(), v.clone());
+                    eb::un(UnOp::Sqrt, eb::bin(BinOp::Add, sq(&x[0]), sq(&x[1])))
+                })?
+            }
+            (Elu | Celu | Selu, "default") if out_dtype.is_float() => {
+                let (alpha, scale, input_scale) = match a {
+                    Selu => (1.673_263_242_354_377_3, 1.050_700_987_355_480_5, 1.0),
+                    Celu => {
+                        let Some(al) = float_arg(n, "alpha") else {
+                            return Ok(Lowered::Fallback);
+                        };
+                        (al, 1.0, 1.0 / al)
+                    }
+                    _ => {
+                        let (Some(al), Some(sc), Some(is)) = (
+                            float_arg(n, "alpha"),
+                            float_arg(n, "scale"),
+                            float_arg(n, "input_scale"),
+                        ) else {
+                            return Ok(Lowered::Fallback);
+                        };
+                        (al, sc, is)
+                    }
+                };
+                self.map(n, &["self"], fc, move |x| {
+                    let scaled = |v: E, k: f64| {
+                        if k == 1.0 {
+                            v
+                        } else {
+                            eb::bin(BinOp::Mul, v, eb::konst(k, fc))
+                        }
+                    };
+                    let pos = scaled(x[0].clone(), scale);
+                    let neg = scaled(
+                        eb::un(UnOp::Expm1, scaled(x[0].clone(), input_scale)),
+                        scale * alpha,
+                    );
+                    let c = eb::cmp(CmpOp::Gt, x[0].clone(), eb::konst(0.0, fc));
+                    eb::select(c, pos, neg)
+                })?
+            }
+            // softplus(x) = x where x * beta > threshold, else
+            // log1p(exp(x * beta)) / beta.
+            (Softplus, "default") if out_dtype.is_float() => {
+                let (Some(beta), Some(threshold)) =
+                    (float_arg(n, "beta"), float_arg(n, "threshold"))
+                else {
+                    return Ok(Lowered::Fallback);
+                };
+                self.map(n, &["self"], fc, move |x| {
+                    let xb = eb::bin(BinOp::Mul, x[0].clone(), eb::konst(beta, fc));
+                    let soft = eb::un(UnOp::Log1p, eb::un(UnOp::Exp, xb.clone()));
+                    let soft = eb::bin(BinOp::Div, soft, eb::konst(beta, fc));
+                    let c = eb::cmp(CmpOp::Gt, xb, eb::konst(threshold, fc));
+                    eb::select(c, x[0].clone(), soft)
+                })?
+            }
+            // log_sigmoid(x) = min(x, 0) - log1p(exp(-|x|)).
+            (LogSigmoid, "default") if out_dtype.is_float() => {
+                self.map(n, &["self"], fc, move |x| {
+                    let m = eb::bin(BinOp::Min, x[0].clone(), eb::konst(0.0, fc));
+                    let e = eb::un(UnOp::Neg, eb::un(UnOp::Abs, x[0].clone()));
+                    let l = eb::un(UnOp::Log1p, eb::un(UnOp::Exp, e));
+                    eb::bin(BinOp::Sub, m, l)
+                })?
+            }
+            (Hardshrink, "default") => {
+                let Some(l) = self.scalar_expr(n, "lambd", fc)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                self.map(n, &["self"], fc, move |x| {
+                    let keep = eb::cmp(CmpOp::Gt, eb::un(UnOp::Abs, x[0].clone()), l.clone());
+                    eb::select(keep, x[0].clone(), eb::konst(0.0, fc))
+                })?
+            }
+            // lerp(self, end, w) = self + w * (end - self) for |w| < 0.5,
+            // else end - (end - self) * (1 - w), as aten computes it.
+            (Lerp, "Scalar" | "Tensor") if out_dtype.is_float() => {
+                self.map(n, &["self", "end", "weight"], fc, move |x| {
+                    let (s, e, w) = (x[0].clone(), x[1].clone(), x[2].clone());
+                    let d = eb::bin(BinOp::Sub, e.clone(), s.clone());
+                    let lo = eb::bin(BinOp::Add, s, eb::bin(BinOp::Mul, w.clone(), d.clone()));
+                    let omw = eb::bin(BinOp::Sub, eb::konst(1.0, fc), w.clone());
+                    let hi = eb::bin(BinOp::Sub, e, eb::bin(BinOp::Mul, d, omw));
+                    let small = eb::cmp(CmpOp::Lt, eb::un(UnOp::Abs, w), eb::konst(0.5, fc));
+                    eb::select(small, lo, hi)
+                })?
+            }
+            // addcmul: self + value * t1 * t2; addcdiv: self + value * t1 / t2
+            // (torch refuses integer addcdiv).
+            (Addcmul | Addcdiv, "default")
+                if out_dtype != DType::Bool && (*a == Addcmul || out_dtype.is_float()) =>
+            {
+                let Some(value) = self.scalar_expr(n, "value", fc)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                let op = if *a == Addcmul {
+                    BinOp::Mul
+                } else {
+                    BinOp::Div
+                };
+                self.map(n, &["self", "tensor1", "tensor2"], fc, move |x| {
+                    let p = eb::bin(op, x[1].clone(), x[2].clone());
+                    eb::bin(
+                        BinOp::Add,
+                        x[0].clone(),
+                        eb::bin(BinOp::Mul, value.clone(), p),
+                    )
+                })?
+            }
+            (Prelu | InternalPreluKernel, "default") if out_dtype.is_float() => {
+                self.prelu(n, out_dtype, fc, &out_shape)?
+            }
+            (Glu, "default") if out_dtype.is_float() => self.glu(n, out_dtype, fc, &out_shape)?,
+            (Tril | Triu, "default") => self.triangle(n, *a == Tril, out_dtype, &out_shape)?,
             // ---- copies and casts ----
             (Clone | Alias | LiftFreshCopy | Detach | Contiguous, _)
             | (InternalToCopy, "default")
@@ -1312,6 +1453,108 @@ impl<'a> Sched<'a> {
             _ => Lowered::Fallback,
         };
         Ok(r)
+    }
+
+    /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
+    /// than one element runs along dim 1 (the channels).
+    fn prelu(&self, n: &Node, dtype: DType, fc: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let w = self.tensor_arg(n, "weight")?;
+        let Some(numel) = SymExpr::mul(w.shape.clone()).as_int() else {
+            return Ok(Lowered::Fallback);
+        };
+        let per_channel = numel > 1 && x.shape.len() >= 2;
+        if per_channel {
+            if w.shape.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+            self.require_eq(n, "the number of prelu weights", &w.shape[0], &shape[1])?;
+        }
+        let xb = self.broadcast(&x, shape, n)?;
+        let wb: Body = if per_channel {
+            let w = w.clone();
+            Rc::new(move |idx: &[E]| w.at(&[idx[1].clone()]))
+        } else {
+            self.broadcast(&w, shape, n)?
+        };
+        let cost = x.cost() + w.cost() + 3;
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let v = eb::cast(fc, xb(idx));
+            let wv = eb::cast(fc, wb(idx));
+            let pos = eb::cmp(CmpOp::Gt, v.clone(), eb::konst(0.0, fc));
+            eb::cast(
+                dtype,
+                eb::select(pos, v.clone(), eb::bin(BinOp::Mul, wv, v)),
+            )
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            shape.to_vec(),
+            &[&x.origins, &w.origins],
+            cost,
+            body,
+        )))
+    }
+
+    /// `glu(x, dim)`: the first half along `dim` times the sigmoid of the
+    /// second.
+    fn glu(&self, n: &Node, dtype: DType, fc: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if rank == 0 || shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let half = shape[d].clone();
+        let full = SymExpr::mul(vec![half.clone(), SymExpr::Int(2)]);
+        self.require_eq(n, "twice the halved dim of glu", &full, &x.shape[d])?;
+        for i in (0..rank).filter(|&i| i != d) {
+            self.require_eq(n, &format!("dim {i} of glu"), &shape[i], &x.shape[i])?;
+        }
+        let cost = x.cost() * 2 + 3;
+        let xo = x.origins.clone();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut second = idx.to_vec();
+            second[d] = eb::add(idx[d].clone(), eb::size(&half));
+            let p = eb::cast(fc, x.at(idx));
+            let q = eb::cast(fc, x.at(&second));
+            eb::cast(dtype, eb::bin(BinOp::Mul, p, eb::un(UnOp::Sigmoid, q)))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
+    }
+
+    /// `tril` / `triu`: the elements of the last two dims with `col - row`
+    /// at most (at least) `diagonal`, zeros elsewhere.
+    fn triangle(&self, n: &Node, lower: bool, dtype: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if rank < 2 || x.shape.as_slice() != shape || x.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let Some(diag) = self.sym_arg(n, "diagonal")? else {
+            return Ok(Lowered::Fallback);
+        };
+        let cost = x.cost() + 2;
+        let xo = x.origins.clone();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let off = eb::bin(BinOp::Sub, idx[rank - 1].clone(), idx[rank - 2].clone());
+            let op = if lower { CmpOp::Le } else { CmpOp::Ge };
+            let keep = eb::cmp(op, off, eb::size(&diag));
+            eb::select(keep, x.at(idx), eb::konst(0.0, dtype))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
     }
 
     /// `where(cond, a, b)` of the named arguments, broadcast to `shape`;
@@ -2746,6 +2989,16 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(y),
             origins: Rc::new(Vec::new()),
         }))
+    }
+}
+
+/// A constant number argument as `f64`.
+fn float_arg(n: &Node, name: &str) -> Option<f64> {
+    match n.arg(name) {
+        Some(Arg::Float(f)) => Some(*f),
+        Some(Arg::Int(i)) => Some(*i as f64),
+        Some(Arg::Bool(b)) => Some(*b as i64 as f64),
+        _ => None,
     }
 }
 
