@@ -614,3 +614,190 @@ fn prelu_glu_and_triangles() {
         }
     }
 }
+
+const SOME: [DType; 5] = [DType::F32, DType::F64, DType::BF16, DType::I64, DType::Bool];
+
+#[test]
+fn reshaping_aliases_and_narrowing() {
+    let x: &[usize] = &[2, 3, 4];
+    for dt in SOME {
+        let cases = [
+            (
+                "6, 4",
+                "flatten.using_ints(self=%x, start_dim=0, end_dim=1)",
+            ),
+            ("24", "flatten.using_ints(self=%x)"),
+            ("2, 3, 2, 2", "unflatten.int(self=%x, dim=-1, sizes=[2, 2])"),
+            ("4, 3, 2", "numpy_T.default(self=%x)"),
+            (
+                "2, 2, 4",
+                "narrow.default(self=%x, dim=1, start=1, length=2)",
+            ),
+            (
+                "2, 3, 1",
+                "narrow.default(self=%x, dim=-1, start=-2, length=1)",
+            ),
+        ];
+        for (out, args) in cases {
+            let body = format!("%r: {dt}[{out}] = aten.{args}");
+            check_shaped(&body, &[("x", dt, false)], x, dt);
+        }
+        let body = format!("%r: {dt}[4, 6] = aten.view_as.default(self=%x, other=%y)");
+        check_each(&body, &[("x", dt, false, x), ("y", dt, false, &[4, 6])], dt);
+        let body = format!("%r: {dt}[2, 3, 4] = aten.expand_as.default(self=%x, other=%y)");
+        check_each(&body, &[("x", dt, false, &[3, 1]), ("y", dt, false, x)], dt);
+        // Several outputs: chunk, unbind.
+        let body = format!(
+            "%a: {dt}[2, 2, 4], %b: {dt}[2, 1, 4] = aten.chunk.default(self=%x, chunks=2, dim=1)\n\
+             output %a = user_output\noutput %b = user_output"
+        );
+        check_shaped(&body, &[("x", dt, false)], x, dt);
+        let body = format!(
+            "%a: {dt}[2, 4], %b: {dt}[2, 4], %c: {dt}[2, 4] = aten.unbind.int(self=%x, dim=1)\n\
+             output %a = user_output\noutput %b = user_output\noutput %c = user_output"
+        );
+        check_shaped(&body, &[("x", dt, false)], x, dt);
+    }
+}
+
+#[test]
+fn flips_rolls_repeats_and_stacks() {
+    let x: &[usize] = &[2, 3, 4];
+    for dt in SOME {
+        let cases = [
+            ("2, 3, 4", "flip.default(self=%x, dims=[0, -1])"),
+            (
+                "2, 3, 4",
+                "roll.default(self=%x, shifts=[1, -5], dims=[2, 1])",
+            ),
+            ("2, 3, 4", "roll.default(self=%x, shifts=[7])"),
+            ("2, 3, 4", "roll.default(self=%x, shifts=[-3], dims=[])"),
+            ("4, 3, 8", "repeat.default(self=%x, repeats=[2, 1, 2])"),
+            (
+                "2, 2, 9, 4",
+                "repeat.default(self=%x, repeats=[2, 1, 3, 1])",
+            ),
+        ];
+        for (out, args) in cases {
+            let body = format!("%r: {dt}[{out}] = aten.{args}");
+            check_shaped(&body, &[("x", dt, false)], x, dt);
+        }
+        for (dim, out) in [(0, "2, 2, 3, 4"), (2, "2, 3, 2, 4"), (-1, "2, 3, 4, 2")] {
+            let body = format!("%r: {dt}[{out}] = aten.stack.default(tensors=[%x, %y], dim={dim})");
+            check_shaped(&body, &[("x", dt, false), ("y", dt, false)], x, dt);
+        }
+    }
+}
+
+#[test]
+fn diagonals_and_diagonal_matrices() {
+    let x: &[usize] = &[3, 4, 5];
+    for dt in SOME {
+        let cases = [
+            ("5, 3", "diagonal.default(self=%x)"),
+            ("5, 2", "diagonal.default(self=%x, offset=2)"),
+            ("5, 2", "diagonal.default(self=%x, offset=-1)"),
+            (
+                "3, 4",
+                "diagonal.default(self=%x, offset=0, dim1=2, dim2=1)",
+            ),
+            (
+                "4, 2",
+                "diagonal.default(self=%x, offset=3, dim1=0, dim2=-1)",
+            ),
+            ("5, 0", "diagonal.default(self=%x, offset=4)"),
+        ];
+        for (out, args) in cases {
+            let body = format!("%r: {dt}[{out}] = aten.{args}");
+            check_shaped(&body, &[("x", dt, false)], x, dt);
+        }
+        for (k, out) in [(0, "3"), (1, "3"), (-2, "1")] {
+            let body = format!("%r: {dt}[{out}] = aten.diag.default(self=%x, diagonal={k})");
+            check_shaped(&body, &[("x", dt, false)], &[3, 4], dt);
+        }
+        for (k, side) in [(0, 4), (2, 6), (-1, 5)] {
+            let body =
+                format!("%r: {dt}[{side}, {side}] = aten.diag.default(self=%x, diagonal={k})");
+            check_shaped(&body, &[("x", dt, false)], &[4], dt);
+        }
+    }
+}
+
+#[test]
+fn reflection_replication_and_circular_padding() {
+    for dt in [DType::F32, DType::F64, DType::BF16, DType::I64] {
+        for kind in ["reflection", "replication"] {
+            let cases = [
+                ("1d", "2, 3, 7", "[2, 1]", &[2usize, 3, 4][..]),
+                ("2d", "2, 5, 7", "[1, 2, 2, 0]", &[2, 3, 4][..]),
+                ("3d", "1, 4, 5, 6", "[1, 1, 0, 2, 1, 0]", &[1, 3, 3, 4][..]),
+            ];
+            for (d, out, pad, shape) in cases {
+                let body =
+                    format!("%r: {dt}[{out}] = aten.{kind}_pad{d}.default(self=%x, padding={pad})");
+                check_shaped(&body, &[("x", dt, false)], shape, dt);
+            }
+        }
+        for mode in ["reflect", "replicate", "circular"] {
+            let body = format!(
+                "%r: {dt}[2, 6, 7] = aten.pad.default(self=%x, pad=[3, 0, 1, 2], mode=\"{mode}\")"
+            );
+            check_shaped(&body, &[("x", dt, false)], &[2, 3, 4], dt);
+        }
+    }
+}
+
+#[test]
+fn pixel_and_channel_shuffles() {
+    for dt in FLOATS {
+        let body =
+            format!("%r: {dt}[1, 2, 6, 4] = aten.pixel_shuffle.default(self=%x, upscale_factor=2)");
+        check_shaped(&body, &[("x", dt, false)], &[1, 8, 3, 2], dt);
+        let body =
+            format!("%r: {dt}[2, 3, 3] = aten.pixel_shuffle.default(self=%x, upscale_factor=3)");
+        check_shaped(&body, &[("x", dt, false)], &[18, 1, 1], dt);
+    }
+    for dt in SOME {
+        let body = format!(
+            "%r: {dt}[1, 12, 3, 2] = aten.pixel_unshuffle.default(self=%x, downscale_factor=2)"
+        );
+        check_shaped(&body, &[("x", dt, false)], &[1, 3, 6, 4], dt);
+        let body = format!("%r: {dt}[2, 6, 3] = aten.channel_shuffle.default(self=%x, groups=3)");
+        check_shaped(&body, &[("x", dt, false)], &[2, 6, 3], dt);
+        let body = format!("%r: {dt}[2, 6] = aten.channel_shuffle.default(self=%x, groups=2)");
+        check_shaped(&body, &[("x", dt, false)], &[2, 6], dt);
+    }
+}
+
+#[test]
+fn creation_of_filled_empty_and_spaced_tensors() {
+    for dt in SOME {
+        for body in [
+            format!("%r: {dt}[2, 8] = aten.zero.default(self=%x)"),
+            format!("%r: {dt}[2, 8] = aten.empty_like.default(self=%x)"),
+            format!("%r: {dt}[3, 2] = aten.new_empty.default(self=%x, size=[3, 2])"),
+            format!("%r: {dt}[3] = aten.new_full.default(self=%x, size=[3], fill_value=2)"),
+            format!("%r: {dt}[2, 3] = aten.empty.memory_format(size=[2, 3], dtype={dt})"),
+            format!(
+                "%r: {dt}[2, 3] = aten.empty_strided.default(size=[2, 3], stride=[1, 2], dtype={dt})"
+            ),
+        ] {
+            check(&body, &[("x", dt, false)], dt);
+        }
+    }
+    for dt in FLOATS.iter().chain(&[DType::I64, DType::I32]) {
+        let dt = *dt;
+        for (steps, a, b) in [
+            (5, "0", "1"),
+            (7, "-2.5", "3"),
+            (1, "4", "9"),
+            (0, "0", "1"),
+            (6, "3", "-3"),
+        ] {
+            let body = format!(
+                "%r: {dt}[{steps}] = aten.linspace.default(start={a}, end={b}, steps={steps}, dtype={dt})"
+            );
+            check(&body, &[], dt);
+        }
+    }
+}

@@ -1145,17 +1145,53 @@ impl<'a> Sched<'a> {
             | (To, "dtype" | "dtype_layout" | "device")
             | (TypeAs, _) => self.map(n, &["self"], out_dtype, |x| x[0].clone())?,
             // ---- creation ----
-            (Full, "default") | (FullLike, "default") => {
+            (Full, "default") | (FullLike, "default") | (NewFull, "default") => {
                 let Some(v) = self.scalar_expr(n, "fill_value", out_dtype)? else {
                     return Ok(Lowered::Fallback);
                 };
                 self.constant(out_dtype, out_shape.clone(), v)
             }
-            (Zeros | ZerosLike | NewZeros, _) => {
+            // Empty tensors are zero-filled, as the interpreter fills them.
+            (Zeros | ZerosLike | NewZeros | Zero | NewEmpty | EmptyLike | EmptyStrided, _)
+            | (Empty, "memory_format") => {
                 self.constant(out_dtype, out_shape.clone(), eb::konst(0.0, out_dtype))
             }
             (Ones | OnesLike | NewOnes, _) => {
                 self.constant(out_dtype, out_shape.clone(), eb::konst(1.0, out_dtype))
+            }
+            (Linspace, "default") => {
+                let (Some(start), Some(end)) = (float_arg(n, "start"), float_arg(n, "end")) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let Some(steps) = out_shape.first().and_then(|s| s.as_int()) else {
+                    return Ok(Lowered::Fallback);
+                };
+                // Symmetric, as torch's kernel: the first half steps up from
+                // `start`, the second down from `end`, in f64.
+                let step = if steps > 1 {
+                    (end - start) / (steps - 1) as f64
+                } else {
+                    0.0
+                };
+                let half = steps / 2;
+                let f = DType::F64;
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let i = idx[0].clone();
+                    let up = eb::bin(
+                        BinOp::Add,
+                        eb::konst(start, f),
+                        eb::bin(BinOp::Mul, eb::cast(f, i.clone()), eb::konst(step, f)),
+                    );
+                    let back = eb::bin(BinOp::Sub, eb::int(steps - 1), i.clone());
+                    let down = eb::bin(
+                        BinOp::Sub,
+                        eb::konst(end, f),
+                        eb::bin(BinOp::Mul, eb::cast(f, back), eb::konst(step, f)),
+                    );
+                    let first = eb::cmp(CmpOp::Lt, i, eb::int(half));
+                    eb::cast(out_dtype, eb::select(first, up, down))
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[], 3, body))
             }
             (ScalarTensor, "default") => {
                 let Some(v) = self.scalar_expr(n, "s", out_dtype)? else {
@@ -1273,7 +1309,7 @@ impl<'a> Sched<'a> {
                 }
                 Lowered::One(select(&t, d, i))
             }
-            (SplitWithSizes, "default") | (Split, "Tensor") => {
+            (SplitWithSizes, "default") | (Split, "Tensor") | (Chunk, "default") => {
                 let t = self.tensor_arg(n, "self")?;
                 let rank = t.shape.len();
                 let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
@@ -1285,6 +1321,268 @@ impl<'a> Sched<'a> {
                     start = SymExpr::add(vec![start, shape[d].clone()]);
                 }
                 Lowered::Many(outs)
+            }
+            (Flatten, "using_ints") | (Unflatten, "int") | (ViewAs, "default") => {
+                self.reshape(n, out_shape.clone())?
+            }
+            (NumpyT, "default" | "a") => {
+                let t = self.tensor_arg(n, "self")?;
+                let perm: Vec<usize> = (0..t.shape.len()).rev().collect();
+                Lowered::One(permute(&t, &perm))
+            }
+            (ExpandAs, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let b = self.broadcast(&t, &out_shape, n)?;
+                let tv = match &t.kind {
+                    TvKind::View(v) => Tv {
+                        kind: TvKind::View(expand_view(v, &out_shape)),
+                        shape: out_shape.clone(),
+                        ..t.clone()
+                    },
+                    TvKind::Lazy(_, c) => Tv {
+                        kind: TvKind::Lazy(b, *c),
+                        shape: out_shape.clone(),
+                        ..t.clone()
+                    },
+                };
+                Lowered::One(tv)
+            }
+            (Narrow, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                let start = match self.sym_arg(n, "start")? {
+                    Some(SymExpr::Int(s)) if s < 0 => {
+                        SymExpr::add(vec![t.shape[d].clone(), SymExpr::Int(s)])
+                    }
+                    Some(e) => e,
+                    None => return Ok(Lowered::Fallback),
+                };
+                let Some(len) = self.sym_arg(n, "length")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                if let (Some(sz), Some(st), Some(l)) =
+                    (t.shape[d].as_int(), start.as_int(), len.as_int())
+                {
+                    if st < 0 || l < 0 || st + l > sz {
+                        return Err(n.error(format!(
+                            "a narrowing of {l} elements from {st} does not fit a dim of {sz}"
+                        )));
+                    }
+                }
+                self.require_eq(n, "the narrowed length", &out_shape[d], &len)?;
+                Lowered::One(slice(&t, d, start, 1, len))
+            }
+            (Unbind, "int") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                self.require_eq(
+                    n,
+                    "the number of unbound tensors",
+                    &t.shape[d],
+                    &SymExpr::Int(n.outputs.len() as i64),
+                )?;
+                let outs = (0..n.outputs.len())
+                    .map(|i| Some(select(&t, d, SymExpr::Int(i as i64))))
+                    .collect();
+                Lowered::Many(outs)
+            }
+            (Stack, "default") => self.stack(n, out_dtype, &out_shape)?,
+            (Flip, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let dims = self.ints_arg(n, "dims")?;
+                let dims = dims
+                    .iter()
+                    .map(|&d| wrap(n, d, rank))
+                    .collect::<Result<Vec<_>>>()?;
+                if out_shape != t.shape {
+                    return Ok(Lowered::Fallback);
+                }
+                let shape = t.shape.clone();
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    let mut src = idx.to_vec();
+                    for &d in &dims {
+                        let last = eb::add(eb::size(&shape[d]), eb::int(-1));
+                        src[d] = eb::bin(BinOp::Sub, last, idx[d].clone());
+                    }
+                    src
+                })
+            }
+            (Roll, "default") => self.roll(n, out_dtype, &out_shape)?,
+            (Repeat, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let reps = self.ints_arg(n, "repeats")?;
+                let rank = t.shape.len();
+                if reps.len() < rank || out_shape.len() != reps.len() {
+                    return Ok(Lowered::Fallback);
+                }
+                let lead = reps.len() - rank;
+                for d in 0..lead {
+                    let want = SymExpr::Int(reps[d]);
+                    self.require_eq(
+                        n,
+                        &format!("dim {d} of the repetition"),
+                        &out_shape[d],
+                        &want,
+                    )?;
+                }
+                for (d, size) in t.shape.iter().enumerate() {
+                    let want = SymExpr::mul(vec![size.clone(), SymExpr::Int(reps[lead + d])]);
+                    self.require_eq(
+                        n,
+                        &format!("dim {} of the repetition", lead + d),
+                        &out_shape[lead + d],
+                        &want,
+                    )?;
+                }
+                let shape = t.shape.clone();
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    (0..shape.len())
+                        .map(|d| {
+                            let i = idx[lead + d].clone();
+                            if shape[d] == SymExpr::Int(1) {
+                                eb::int(0)
+                            } else if reps[lead + d] == 1 {
+                                i
+                            } else {
+                                eb::bin(BinOp::Rem, i, eb::size(&shape[d]))
+                            }
+                        })
+                        .collect()
+                })
+            }
+            (Diagonal, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let off = self.int_arg(n, "offset")?;
+                let d1 = wrap(n, self.int_arg(n, "dim1")?, rank)?;
+                let d2 = wrap(n, self.int_arg(n, "dim2")?, rank)?;
+                if rank < 2 || d1 == d2 || out_shape.len() != rank - 1 {
+                    return Ok(Lowered::Fallback);
+                }
+                self.diagonal(n, &t, out_dtype, &out_shape, off, d1, d2)?
+            }
+            (Diag, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let k = self.int_arg(n, "diagonal")?;
+                match (t.shape.len(), out_shape.len()) {
+                    (2, 1) => self.diagonal(n, &t, out_dtype, &out_shape, k, 0, 1)?,
+                    (1, 2) => {
+                        let side = SymExpr::add(vec![t.shape[0].clone(), SymExpr::Int(k.abs())]);
+                        for o in &out_shape {
+                            self.require_eq(n, "a side of the diagonal matrix", o, &side)?;
+                        }
+                        // out[i, j] = x[k >= 0 ? i : j] where j - i == k, else 0.
+                        let last = eb::add(eb::size(&t.shape[0]), eb::int(-1));
+                        let zero = eb::konst(0.0, out_dtype);
+                        let (tt, cost) = (t.clone(), t.cost() + 2);
+                        let body: Body = Rc::new(move |idx: &[E]| {
+                            let (i, j) = (idx[0].clone(), idx[1].clone());
+                            let on = eb::cmp(
+                                CmpOp::Eq,
+                                eb::bin(BinOp::Sub, j.clone(), i.clone()),
+                                eb::int(k),
+                            );
+                            let at = if k >= 0 { i } else { j };
+                            let at = eb::bin(BinOp::Min, at, last.clone());
+                            eb::select(on, eb::cast(out_dtype, tt.at(&[at])), zero.clone())
+                        });
+                        Lowered::One(self.lazy(
+                            out_dtype,
+                            out_shape.clone(),
+                            &[&t.origins],
+                            cost,
+                            body,
+                        ))
+                    }
+                    _ => Lowered::Fallback,
+                }
+            }
+            (ReflectionPad1d | ReflectionPad2d | ReflectionPad3d, "default") => {
+                let pad = self.ints_arg(n, "padding")?;
+                self.edge_pad(n, &pad, "reflect", out_dtype, &out_shape)?
+            }
+            (ReplicationPad1d | ReplicationPad2d | ReplicationPad3d, "default") => {
+                let pad = self.ints_arg(n, "padding")?;
+                self.edge_pad(n, &pad, "replicate", out_dtype, &out_shape)?
+            }
+            (PixelShuffle | PixelUnshuffle, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let shuffle = *a == PixelShuffle;
+                let name = if shuffle {
+                    "upscale_factor"
+                } else {
+                    "downscale_factor"
+                };
+                let r = self.int_arg(n, name)?;
+                let rank = t.shape.len();
+                if rank < 3 || r <= 0 || out_shape.len() != rank {
+                    return Ok(Lowered::Fallback);
+                }
+                let (c, h, w) = (rank - 3, rank - 2, rank - 1);
+                let rr = SymExpr::Int(r * r);
+                let (big, small) = if shuffle {
+                    (&t.shape, &out_shape)
+                } else {
+                    (&out_shape, &t.shape)
+                };
+                for (d, (a, b)) in t.shape.iter().zip(&out_shape).take(c).enumerate() {
+                    self.require_eq(n, &format!("dim {d} of the shuffle"), a, b)?;
+                }
+                // `big` has the channels times r^2, `small` the spatial dims
+                // times r.
+                let want_c = SymExpr::mul(vec![small[c].clone(), rr]);
+                self.require_eq(n, "the shuffled channels", &big[c], &want_c)?;
+                for d in [h, w] {
+                    let want = SymExpr::mul(vec![big[d].clone(), SymExpr::Int(r)]);
+                    self.require_eq(n, "a shuffled spatial dim", &small[d], &want)?;
+                }
+                let rv = move || eb::int(r);
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    let div = |a: &E| eb::bin(BinOp::FloorDiv, a.clone(), rv());
+                    let rem = |a: &E| eb::bin(BinOp::Rem, a.clone(), rv());
+                    let mut src = idx.to_vec();
+                    if shuffle {
+                        // out[c, y, x] = in[(c r + y % r) r + x % r, y / r, x / r].
+                        let ch =
+                            eb::mul(eb::add(eb::mul(idx[c].clone(), rv()), rem(&idx[h])), rv());
+                        src[c] = eb::add(ch, rem(&idx[w]));
+                        src[h] = div(&idx[h]);
+                        src[w] = div(&idx[w]);
+                    } else {
+                        // out[(c r + i) r + j, y, x] = in[c, y r + i, x r + j].
+                        let (oc, i, j) = (div(&div(&idx[c])), rem(&div(&idx[c])), rem(&idx[c]));
+                        src[c] = oc;
+                        src[h] = eb::add(eb::mul(idx[h].clone(), rv()), i);
+                        src[w] = eb::add(eb::mul(idx[w].clone(), rv()), j);
+                    }
+                    src
+                })
+            }
+            // (N, C, *) as (N, g, C / g, *), the group dims swapped.
+            (ChannelShuffle, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let Some(SymExpr::Int(g)) = self.sym_arg(n, "groups")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                let Some(cs) = t.shape.get(1).and_then(|c| c.as_int()) else {
+                    return Ok(Lowered::Fallback);
+                };
+                if g <= 0 || cs % g != 0 || out_shape != t.shape {
+                    return Ok(Lowered::Fallback);
+                }
+                let per = cs / g;
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    let mut src = idx.to_vec();
+                    let (a, b) = (
+                        eb::bin(BinOp::FloorDiv, idx[1].clone(), eb::int(g)),
+                        eb::bin(BinOp::Rem, idx[1].clone(), eb::int(g)),
+                    );
+                    src[1] = eb::add(eb::mul(b, eb::int(per)), a);
+                    src
+                })
             }
             // ---- gathers ----
             (Embedding, "default") => {
@@ -1392,7 +1690,11 @@ impl<'a> Sched<'a> {
                     _ => false,
                 };
                 if !constant {
-                    return Ok(Lowered::Fallback);
+                    let (Some(Arg::Str(mode)), Ok(pad)) = (n.arg("mode"), self.ints_arg(n, "pad"))
+                    else {
+                        return Ok(Lowered::Fallback);
+                    };
+                    return self.edge_pad(n, &pad, mode, out_dtype, &out_shape);
                 }
                 self.constant_pad(n, out_dtype, &out_shape)?
             }
@@ -1453,6 +1755,252 @@ impl<'a> Sched<'a> {
             _ => Lowered::Fallback,
         };
         Ok(r)
+    }
+
+    /// `t` read at the index `f` maps each output index to, as a lazy
+    /// value of `shape` (`cost` on top of the input's).
+    fn remap(
+        &self,
+        t: &Tv,
+        dtype: DType,
+        shape: &[SymExpr],
+        cost: usize,
+        f: impl Fn(&[E]) -> Vec<E> + 'static,
+    ) -> Lowered {
+        let tt = t.clone();
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, tt.at(&f(idx))));
+        Lowered::One(self.lazy(dtype, shape.to_vec(), &[&t.origins], t.cost() + cost, body))
+    }
+
+    /// The diagonal `offset` of dims `d1`, `d2` of `t`, as the last dim.
+    #[allow(clippy::too_many_arguments)]
+    fn diagonal(
+        &self,
+        n: &Node,
+        t: &Tv,
+        dtype: DType,
+        shape: &[SymExpr],
+        offset: i64,
+        d1: usize,
+        d2: usize,
+    ) -> Result<Lowered> {
+        let rank = t.shape.len();
+        let (o1, o2) = ((-offset).max(0), offset.max(0));
+        let kept: Vec<SymExpr> = (0..rank)
+            .filter(|&d| d != d1 && d != d2)
+            .map(|d| t.shape[d].clone())
+            .collect();
+        for (i, (a, b)) in kept.iter().zip(shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the diagonal"), b, a)?;
+        }
+        let (Some(s1), Some(s2)) = (t.shape[d1].as_int(), t.shape[d2].as_int()) else {
+            return Ok(Lowered::Fallback);
+        };
+        let len = SymExpr::Int((s1 - o1).min(s2 - o2).max(0));
+        self.require_eq(n, "the length of the diagonal", &shape[rank - 2], &len)?;
+        Ok(self.remap(t, dtype, shape, 0, move |idx| {
+            let i = idx[rank - 2].clone();
+            let mut rest = idx[..rank - 2].iter().cloned();
+            (0..rank)
+                .map(|d| {
+                    if d == d1 {
+                        eb::add(i.clone(), eb::int(o1))
+                    } else if d == d2 {
+                        eb::add(i.clone(), eb::int(o2))
+                    } else {
+                        rest.next().unwrap_or_else(|| eb::int(0))
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    /// `roll(x, shifts, dims)`: `out[i] = x[(i - shift) mod n]` along each
+    /// dim; with no dims, along the flattened tensor.
+    fn roll(&self, n: &Node, dtype: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        let shifts = self.ints_arg(n, "shifts")?;
+        let dims = self.ints_arg(n, "dims")?;
+        if shape != t.shape.as_slice() || rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let back = |i: E, s: i64, len: &SymExpr| {
+            eb::bin(BinOp::Rem, eb::add(i, eb::int(-s)), eb::size(len))
+        };
+        if dims.is_empty() {
+            if shifts.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+            let s = shifts[0];
+            let sizes = t.shape.clone();
+            let strides = dense_strides(&sizes);
+            let numel = SymExpr::mul(sizes.clone());
+            return Ok(self.remap(&t, dtype, shape, 2, move |idx| {
+                let flat = eb::offset(&SymExpr::Int(0), &strides, idx);
+                let src = back(flat, s, &numel);
+                (0..sizes.len())
+                    .map(|d| {
+                        let q = eb::bin(BinOp::FloorDiv, src.clone(), eb::size(&strides[d]));
+                        if d == 0 {
+                            q
+                        } else {
+                            eb::bin(BinOp::Rem, q, eb::size(&sizes[d]))
+                        }
+                    })
+                    .collect()
+            }));
+        }
+        if shifts.len() != dims.len() {
+            return Ok(Lowered::Fallback);
+        }
+        let mut by_dim = vec![0i64; rank];
+        for (&s, &d) in shifts.iter().zip(&dims) {
+            let d = wrap(n, d, rank)?;
+            by_dim[d] = by_dim[d].wrapping_add(s);
+        }
+        let sizes = t.shape.clone();
+        Ok(self.remap(&t, dtype, shape, 1, move |idx| {
+            (0..sizes.len())
+                .map(|d| {
+                    if by_dim[d] == 0 {
+                        idx[d].clone()
+                    } else {
+                        back(idx[d].clone(), by_dim[d], &sizes[d])
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    /// Reflection, replication or circular padding: `pad` holds `(before,
+    /// after)` pairs from the last dim backwards; elements outside the
+    /// input read its mirror image (without repeating the edge), its edge,
+    /// or wrap around.
+    fn edge_pad(
+        &self,
+        n: &Node,
+        pad: &[i64],
+        mode: &str,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        if pad.len() % 2 != 0 || pad.len() / 2 > rank || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let kind = match mode {
+            "reflect" => 0,
+            "replicate" => 1,
+            "circular" => 2,
+            _ => return Ok(Lowered::Fallback),
+        };
+        let mut lo = vec![0i64; rank];
+        for (k, pair) in pad.chunks(2).enumerate() {
+            let d = rank - 1 - k;
+            let Some(size) = t.shape[d].as_int() else {
+                return Ok(Lowered::Fallback);
+            };
+            let limit = match kind {
+                0 => size - 1,
+                2 => size,
+                _ => i64::MAX,
+            };
+            if size == 0 || pair.iter().any(|&p| p < 0 || p > limit) {
+                return Err(n.error(format!(
+                    "{mode} padding {pad:?} is invalid for dim {d} of size {size}"
+                )));
+            }
+            lo[d] = pair[0];
+            let want = SymExpr::Int(size + pair[0] + pair[1]);
+            self.require_eq(
+                n,
+                &format!("dim {d} of the padded tensor"),
+                &out_shape[d],
+                &want,
+            )?;
+        }
+        let sizes = t.shape.clone();
+        let padded: Vec<bool> = (0..rank).map(|d| d >= rank - pad.len() / 2).collect();
+        Ok(self.remap(&t, dtype, out_shape, 2, move |idx| {
+            (0..rank)
+                .map(|d| {
+                    if !padded[d] {
+                        return idx[d].clone();
+                    }
+                    let j = eb::add(idx[d].clone(), eb::int(-lo[d]));
+                    let len = eb::size(&sizes[d]);
+                    let last = eb::add(len.clone(), eb::int(-1));
+                    match kind {
+                        // (n - 1) - |(n - 1) - |j||
+                        0 => {
+                            let a = eb::un(UnOp::Abs, j);
+                            let m = eb::bin(BinOp::Sub, last.clone(), a);
+                            eb::bin(BinOp::Sub, last, eb::un(UnOp::Abs, m))
+                        }
+                        1 => eb::bin(BinOp::Min, eb::bin(BinOp::Max, j, eb::int(0)), last),
+                        _ => eb::bin(BinOp::Rem, j, len),
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    /// `stack(tensors, dim)`: each input stored into its slot of the new
+    /// dim of one buffer.
+    fn stack(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let Some(Arg::List(items)) = n.arg("tensors") else {
+            return Ok(Lowered::Fallback);
+        };
+        let rank = out_shape.len();
+        if rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let mut parts = Vec::new();
+        for it in items {
+            let Arg::Value(v) = it else {
+                return Ok(Lowered::Fallback);
+            };
+            match self.val(*v)? {
+                Val::T(t) if t.shape.len() + 1 == rank => parts.push(t),
+                _ => return Ok(Lowered::Fallback),
+            }
+        }
+        self.require_eq(
+            n,
+            "the number of stacked tensors",
+            &out_shape[d],
+            &SymExpr::Int(parts.len() as i64),
+        )?;
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        for (k, t) in parts.into_iter().enumerate() {
+            let mut want = out_shape.to_vec();
+            want.remove(d);
+            for (i, (a, b)) in t.shape.iter().zip(&want).enumerate() {
+                self.require_eq(n, &format!("dim {i} of a stacked tensor"), a, b)?;
+            }
+            let mut view = out.clone();
+            view.offset = SymExpr::mul(vec![SymExpr::Int(k as i64), out.strides[d].clone()]);
+            view.strides.remove(d);
+            view.shape = t.shape.clone();
+            let src = Tv {
+                origins: if t.origins.is_empty() {
+                    Rc::new(vec![origin(n)])
+                } else {
+                    t.origins.clone()
+                },
+                ..t
+            };
+            self.store(&src, view);
+        }
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
     }
 
     /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
