@@ -801,3 +801,122 @@ fn creation_of_filled_empty_and_spaced_tensors() {
         }
     }
 }
+
+#[test]
+fn max_and_min_with_indices_values_and_both() {
+    let x: &[usize] = &[3, 4, 5];
+    let dts = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+        DType::I8,
+        DType::U8,
+    ];
+    for dt in dts {
+        let pos = dt == DType::U8;
+        for op in ["max", "min"] {
+            for (args, out) in [
+                ("dim=1", "3, 5"),
+                ("dim=-1, keepdim=true", "3, 4, 1"),
+                ("dim=0", "4, 5"),
+            ] {
+                let body = format!(
+                    "%r: {dt}[{out}], %i: i64[{out}] = aten.{op}.dim(self=%x, {args})\n\
+                     output %r = user_output\noutput %i = user_output"
+                );
+                check_shaped(&body, &[("x", dt, pos)], x, dt);
+            }
+            let body = format!("%r: {dt}[] = aten.{op}.default(self=%x)");
+            check_shaped(&body, &[("x", dt, pos)], x, dt);
+            let body = format!("%r: {dt}[3, 4, 5] = aten.{op}.other(self=%x, other=%y)");
+            check_shaped(&body, &[("x", dt, pos), ("y", dt, pos)], x, dt);
+        }
+        for (args, out) in [
+            ("", ""),
+            ("dim=1", "3, 5"),
+            ("dim=2, keepdim=true", "3, 4, 1"),
+        ] {
+            let sep = if args.is_empty() { "" } else { ", " };
+            let body = format!(
+                "%lo: {dt}[{out}], %hi: {dt}[{out}] = aten.aminmax.default(self=%x{sep}{args})\n\
+                 output %lo = user_output\noutput %hi = user_output"
+            );
+            check_shaped(&body, &[("x", dt, pos)], x, dt);
+        }
+    }
+    // NaNs: the first NaN is the extreme, its index the result.
+    for dt in FLOATS {
+        for op in ["max", "min"] {
+            let body = format!(
+                "%l: {dt}[3, 4, 5] = aten.log.default(self=%x)\n\
+                 %r: {dt}[3, 5], %i: i64[3, 5] = aten.{op}.dim(self=%l, dim=1)\n\
+                 output %r = user_output\noutput %i = user_output"
+            );
+            check_shaped(&body, &[("x", dt, false)], x, dt);
+        }
+    }
+}
+
+#[test]
+fn logsumexp_and_vector_norms() {
+    let x: &[usize] = &[3, 4, 5];
+    for dt in FLOATS {
+        for (args, out) in [
+            ("dim=[1]", "3, 5"),
+            ("dim=[0, 2], keepdim=true", "1, 4, 1"),
+            ("dim=[-1]", "3, 4"),
+        ] {
+            let body = format!("%r: {dt}[{out}] = aten.logsumexp.default(self=%x, {args})");
+            check_shaped(&body, &[("x", dt, false)], x, dt);
+        }
+        // Rows of -inf (log of zeros) and of +inf.
+        let body = format!(
+            "%z: {dt}[3, 4, 5] = aten.mul.Scalar(self=%x, other=0)\n\
+             %l: {dt}[3, 4, 5] = aten.log.default(self=%z)\n\
+             %r: {dt}[3, 5] = aten.logsumexp.default(self=%l, dim=[1])"
+        );
+        check_shaped(&body, &[("x", dt, false)], x, dt);
+        let body = format!(
+            "%z: {dt}[3, 4, 5] = aten.mul.Scalar(self=%x, other=0)\n\
+             %l: {dt}[3, 4, 5] = aten.reciprocal.default(self=%z)\n\
+             %a: {dt}[3, 4, 5] = aten.abs.default(self=%l)\n\
+             %r: {dt}[3, 5] = aten.logsumexp.default(self=%a, dim=[1])"
+        );
+        check_shaped(&body, &[("x", dt, false)], x, dt);
+        for ord in ["2", "1", "3", "0.5", "0", "inf", "-inf"] {
+            for (args, out) in [
+                ("", ""),
+                (", dim=[1]", "3, 5"),
+                (", dim=[0, 2], keepdim=true", "1, 4, 1"),
+            ] {
+                let body = format!(
+                    "%r: {dt}[{out}] = aten.linalg_vector_norm.default(self=%x, ord={ord}{args})"
+                );
+                check_shaped(&body, &[("x", dt, false)], x, dt);
+            }
+        }
+        let body = format!("%r: {dt}[3, 5] = aten.cosine_similarity.default(x1=%x, x2=%y)");
+        check_shaped(&body, &[("x", dt, false), ("y", dt, false)], x, dt);
+        let body = format!(
+            "%r: {dt}[3, 4] = aten.cosine_similarity.default(x1=%x, x2=%y, dim=-1, eps=0.5)"
+        );
+        check_shaped(&body, &[("x", dt, false), ("y", dt, false)], x, dt);
+        for (args, out) in [
+            ("", "3, 4"),
+            (", p=1, keepdim=true", "3, 4, 1"),
+            (", p=3, eps=0", "3, 4"),
+        ] {
+            let body =
+                format!("%r: {dt}[{out}] = aten.pairwise_distance.default(x1=%x, x2=%y{args})");
+            check_shaped(&body, &[("x", dt, false), ("y", dt, false)], x, dt);
+        }
+    }
+    // Integer logsumexp gives f32; a result dtype for the norm.
+    let body = "%r: f32[3, 5] = aten.logsumexp.default(self=%x, dim=[1])";
+    check_shaped(body, &[("x", DType::I64, false)], x, DType::F32);
+    let body = "%r: f64[3, 5] = aten.linalg_vector_norm.default(self=%x, dim=[1], dtype=f64)";
+    check_shaped(body, &[("x", DType::F32, false)], x, DType::F64);
+}

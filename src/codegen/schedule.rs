@@ -1741,6 +1741,67 @@ impl<'a> Sched<'a> {
             (Argmax, "default") => self.reduction(n, RedOp::ArgMax)?,
             (Argmin, "default") => self.reduction(n, RedOp::ArgMin)?,
             (Var | Std, "correction" | "dim" | "default") => self.variance(n, *a == Std)?,
+            (Max | Min, "default") => {
+                let op = if *a == Max { RedOp::Max } else { RedOp::Min };
+                self.reduction(n, op)?
+            }
+            (Max, "other") => self.map(n, &["self", "other"], fc, bin(BinOp::Max))?,
+            (Min, "other") => self.map(n, &["self", "other"], fc, bin(BinOp::Min))?,
+            (Max | Min, "dim") => self.extreme_dim(n, *a == Max)?,
+            (Aminmax, "default") => {
+                let (Lowered::One(lo), Lowered::One(hi)) = (
+                    self.reduction_out(n, RedOp::Min, 0)?,
+                    self.reduction_out(n, RedOp::Max, 1)?,
+                ) else {
+                    return Ok(Lowered::Fallback);
+                };
+                Lowered::Many(vec![Some(lo), Some(hi)])
+            }
+            (Logsumexp, "default") => self.logsumexp(n, out_dtype, &out_shape)?,
+            (LinalgVectorNorm, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let Some(p) = float_arg(n, "ord") else {
+                    return Ok(Lowered::Fallback);
+                };
+                let dims = self.reduce_dims(n, t.shape.len())?;
+                let keepdim = self.keepdim(n)?;
+                self.vector_norm(&t, p, &dims, keepdim, out_dtype, &out_shape, n)?
+            }
+            // ||x1 - x2 + eps||_p over the last dim.
+            (PairwiseDistance, "default") => {
+                let x1 = self.tensor_arg(n, "x1")?;
+                let x2 = self.tensor_arg(n, "x2")?;
+                let (Some(p), Some(eps)) = (float_arg(n, "p"), float_arg(n, "eps")) else {
+                    return Ok(Lowered::Fallback);
+                };
+                if !out_dtype.is_float() || x1.dtype != out_dtype || x2.dtype != out_dtype {
+                    return Ok(Lowered::Fallback);
+                }
+                let shape = broadcast_shape(&x1.shape, &x2.shape);
+                if shape.is_empty() {
+                    return Ok(Lowered::Fallback);
+                }
+                let (b1, b2) = (
+                    self.broadcast(&x1, &shape, n)?,
+                    self.broadcast(&x2, &shape, n)?,
+                );
+                let e = eb::konst(eps, fc);
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let d = eb::bin(BinOp::Sub, eb::cast(fc, b1(idx)), eb::cast(fc, b2(idx)));
+                    eb::cast(out_dtype, eb::bin(BinOp::Add, d, e.clone()))
+                });
+                let cost = x1.cost() + x2.cost() + 2;
+                let d = self.lazy(
+                    out_dtype,
+                    shape.clone(),
+                    &[&x1.origins, &x2.origins],
+                    cost,
+                    body,
+                );
+                let keepdim = self.keepdim(n)?;
+                self.vector_norm(&d, p, &[shape.len() - 1], keepdim, out_dtype, &out_shape, n)?
+            }
+            (CosineSimilarity, "default") => self.cosine_similarity(n, out_dtype, &out_shape)?,
             (Cumsum | Cumprod, "default") => self.scan(n, *a == Cumprod, out_dtype, &out_shape)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
@@ -2001,6 +2062,276 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(out),
             origins: Rc::new(Vec::new()),
         }))
+    }
+
+    /// `max.dim` / `min.dim`: the indices are the arg-reduction (the first
+    /// extreme, the first NaN), the values the input gathered there.
+    fn extreme_dim(&mut self, n: &Node, is_max: bool) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        if rank == 0 || n.outputs.len() != 2 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let keepdim = self.keepdim(n)?;
+        let op = if is_max { RedOp::ArgMax } else { RedOp::ArgMin };
+        let Lowered::One(ix) = self.reduction_out(n, op, 1)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let (dtype, shape) = self.out_type_of(n, 0)?;
+        if dtype != t.dtype || shape != ix.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let size = t.shape[d].clone();
+        let (tt, ixe) = (t.clone(), ix.clone());
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let i = Rc::new(Expr::Index(ixe.at(idx), size.clone()));
+            let mut at = idx.to_vec();
+            if keepdim {
+                at[d] = i;
+            } else {
+                at.insert(d, i);
+            }
+            tt.at(&at)
+        });
+        let values = self.lazy(dtype, shape, &[&t.origins], t.cost() + 1, body);
+        Ok(Lowered::Many(vec![Some(values), Some(ix)]))
+    }
+
+    /// `t` reduced over `dims` into a buffer of `acc` (dims kept), then
+    /// `finish` applied to each element, read at the output's index.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_finish(
+        &mut self,
+        n: &Node,
+        t: &Tv,
+        dims: &[usize],
+        keepdim: bool,
+        op: RedOp,
+        acc: DType,
+        dtype: DType,
+        out_shape: &[SymExpr],
+        finish: impl Fn(E) -> E + 'static,
+    ) -> Result<Lowered> {
+        let rank = t.shape.len();
+        let want: Vec<SymExpr> = (0..rank)
+            .filter_map(|d| match (dims.contains(&d), keepdim) {
+                (false, _) => Some(t.shape[d].clone()),
+                (true, true) => Some(SymExpr::Int(1)),
+                (true, false) => None,
+            })
+            .collect();
+        if want.len() != out_shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        for (w, o) in want.iter().zip(out_shape) {
+            self.require_eq(n, "a kept dim of the reduction", o, w)?;
+        }
+        let r = self.reduce_kept(n, t, dims, op, acc, "acc");
+        let dims = dims.to_vec();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let at = kept_index(idx, &dims, rank, keepdim);
+            eb::cast(dtype, finish(r.at(&at)))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[],
+            2,
+            body,
+        )))
+    }
+
+    /// `logsumexp` over the dims: `log(sum(exp(x - m))) + m` with `m` the
+    /// maximum (0 where infinite), in the output's compute dtype.
+    fn logsumexp(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        if !dtype.is_float() || t.shape.is_empty() {
+            return Ok(Lowered::Fallback);
+        }
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let rank = t.shape.len();
+        let dims = self.reduce_dims(n, rank)?;
+        let keepdim = self.keepdim(n)?;
+        let xs = {
+            let tt = t.clone();
+            let body: Body = Rc::new(move |idx: &[E]| eb::cast(fc, tt.at(idx)));
+            self.lazy(fc, t.shape.clone(), &[&t.origins], t.cost() + 1, body)
+        };
+        let m = self.reduce_kept(n, &xs, &dims, RedOp::Max, fc, "max");
+        let finite = move |m: E| {
+            let inf = eb::cmp(
+                CmpOp::Eq,
+                eb::un(UnOp::Abs, m.clone()),
+                eb::konst(f64::INFINITY, fc),
+            );
+            eb::select(inf, eb::konst(0.0, fc), m)
+        };
+        let (xe, me, dk) = (xs.clone(), m.clone(), dims.clone());
+        let exp: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for &d in &dk {
+                at[d] = eb::int(0);
+            }
+            eb::un(
+                UnOp::Exp,
+                eb::bin(BinOp::Sub, xe.at(idx), finite(me.at(&at))),
+            )
+        });
+        let e = self.lazy(fc, t.shape.clone(), &[&t.origins], xs.cost() + 4, exp);
+        let s = self.reduce_kept(n, &e, &dims, RedOp::Sum, fc, "sum");
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let at = kept_index(idx, &dims, rank, keepdim);
+            let l = eb::un(UnOp::Log, s.at(&at));
+            eb::cast(dtype, eb::bin(BinOp::Add, l, finite(m.at(&at))))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[],
+            4,
+            body,
+        )))
+    }
+
+    /// The `p`-norm of `t` over `dims`, computed in f64: the largest
+    /// (smallest) magnitude for `p = inf` (`-inf`), the count of nonzeros for
+    /// 0, else `sum(|x|^p)^(1/p)`.
+    #[allow(clippy::too_many_arguments)]
+    fn vector_norm(
+        &mut self,
+        t: &Tv,
+        p: f64,
+        dims: &[usize],
+        keepdim: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+        n: &Node,
+    ) -> Result<Lowered> {
+        if !dtype.is_float() || !t.dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let f = DType::F64;
+        let (op, term): (RedOp, Box<dyn Fn(E) -> E>) = if p == f64::INFINITY {
+            (RedOp::Max, Box::new(move |x| eb::un(UnOp::Abs, x)))
+        } else if p == f64::NEG_INFINITY {
+            (RedOp::Min, Box::new(move |x| eb::un(UnOp::Abs, x)))
+        } else if p == 0.0 {
+            (
+                RedOp::Sum,
+                Box::new(move |x| {
+                    let nz = eb::cmp(CmpOp::Ne, x, eb::konst(0.0, f));
+                    eb::select(nz, eb::konst(1.0, f), eb::konst(0.0, f))
+                }),
+            )
+        } else if p == 2.0 {
+            (
+                RedOp::Sum,
+                Box::new(move |x| eb::bin(BinOp::Mul, x.clone(), x)),
+            )
+        } else if p == 1.0 {
+            (RedOp::Sum, Box::new(move |x| eb::un(UnOp::Abs, x)))
+        } else {
+            (
+                RedOp::Sum,
+                Box::new(move |x| eb::bin(BinOp::Pow, eb::un(UnOp::Abs, x), eb::konst(p, f))),
+            )
+        };
+        let tt = t.clone();
+        let body: Body = Rc::new(move |idx: &[E]| term(eb::cast(f, tt.at(idx))));
+        let terms = self.lazy(f, t.shape.clone(), &[&t.origins], t.cost() + 2, body);
+        let finish = move |s: E| -> E {
+            if p == f64::INFINITY {
+                // An empty norm is 0 (a NaN stays NaN).
+                eb::bin(BinOp::Max, s, eb::konst(0.0, f))
+            } else if p == 2.0 {
+                eb::un(UnOp::Sqrt, s)
+            } else if p == 0.0 || p == 1.0 || p == f64::NEG_INFINITY {
+                s
+            } else {
+                eb::bin(BinOp::Pow, s, eb::konst(1.0 / p, f))
+            }
+        };
+        self.reduce_finish(n, &terms, dims, keepdim, op, f, dtype, out_shape, finish)
+    }
+
+    /// `cosine_similarity(x1, x2, dim, eps)`: the sum over `dim` of
+    /// `x1 / max(|x1|, eps) * x2 / max(|x2|, eps)`, the norms rounded to the
+    /// dtype as torch computes them (same-shape operands only).
+    fn cosine_similarity(
+        &mut self,
+        n: &Node,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let x1 = self.tensor_arg(n, "x1")?;
+        let x2 = self.tensor_arg(n, "x2")?;
+        let rank = x1.shape.len();
+        if !dtype.is_float() || x1.dtype != dtype || x2.dtype != dtype || x1.shape != x2.shape {
+            return Ok(Lowered::Fallback);
+        }
+        if rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let Some(eps) = float_arg(n, "eps") else {
+            return Ok(Lowered::Fallback);
+        };
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let mut units = Vec::new();
+        for x in [&x1, &x2] {
+            let f = DType::F64;
+            let xx = x.clone();
+            let sq: Body = Rc::new(move |idx: &[E]| {
+                let v = eb::cast(f, xx.at(idx));
+                eb::bin(BinOp::Mul, v.clone(), v)
+            });
+            let sq = self.lazy(f, x.shape.clone(), &[&x.origins], x.cost() + 2, sq);
+            let ss = self.reduce_kept(n, &sq, &[d], RedOp::Sum, f, "norm");
+            let xx = x.clone();
+            let e = eb::konst(eps, fc);
+            let unit: Body = Rc::new(move |idx: &[E]| {
+                let mut at = idx.to_vec();
+                at[d] = eb::int(0);
+                // The norm in the dtype, clamped, then the quotient.
+                let norm = eb::cast(fc, eb::cast(dtype, eb::un(UnOp::Sqrt, ss.at(&at))));
+                let norm = eb::bin(BinOp::Max, norm, e.clone());
+                eb::cast(dtype, eb::bin(BinOp::Div, eb::cast(fc, xx.at(idx)), norm))
+            });
+            units.push(unit);
+        }
+        let (u1, u2) = (units[0].clone(), units[1].clone());
+        let prod: Body = Rc::new(move |idx: &[E]| {
+            let p = eb::bin(BinOp::Mul, eb::cast(fc, u1(idx)), eb::cast(fc, u2(idx)));
+            eb::cast(DType::F64, eb::cast(dtype, p))
+        });
+        let cost = x1.cost() + x2.cost() + 8;
+        let prod = self.lazy(
+            DType::F64,
+            x1.shape.clone(),
+            &[&x1.origins, &x2.origins],
+            cost,
+            prod,
+        );
+        self.reduce_finish(
+            n,
+            &prod,
+            &[d],
+            false,
+            RedOp::Sum,
+            DType::F64,
+            dtype,
+            out_shape,
+            |s| s,
+        )
     }
 
     /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
@@ -2785,8 +3116,13 @@ impl<'a> Sched<'a> {
     }
 
     fn reduction(&mut self, n: &Node, op: RedOp) -> Result<Lowered> {
+        self.reduction_out(n, op, 0)
+    }
+
+    /// The reduction of `self` over the node's `dim` into its output `i`.
+    fn reduction_out(&mut self, n: &Node, op: RedOp, i: usize) -> Result<Lowered> {
         let t = self.tensor_arg(n, "self")?;
-        let (dtype, out_shape) = self.out_type(n)?;
+        let (dtype, out_shape) = self.out_type_of(n, i)?;
         let rank = t.shape.len();
         let dims = self.reduce_dims(n, rank)?;
         let keepdim = self.keepdim(n)?;
@@ -2823,7 +3159,7 @@ impl<'a> Sched<'a> {
             }
         }
         let expr = t.at(&src);
-        let out = self.temp(n.outputs[0], dtype, &out_shape);
+        let out = self.temp(n.outputs[i], dtype, &out_shape);
         let mut origins = (*t.origins).clone();
         origins.push(origin(n));
         self.plan.kernels.push(Kernel {
@@ -3538,6 +3874,25 @@ impl<'a> Sched<'a> {
             origins: Rc::new(Vec::new()),
         }))
     }
+}
+
+/// The index of a reduction's dims-kept result that output index `idx`
+/// reads (the reduced dims at 0, inserted when the output drops them).
+fn kept_index(idx: &[E], dims: &[usize], rank: usize, keepdim: bool) -> Vec<E> {
+    let mut k = 0;
+    (0..rank)
+        .map(|d| {
+            if dims.contains(&d) {
+                if keepdim {
+                    k += 1;
+                }
+                eb::int(0)
+            } else {
+                k += 1;
+                idx[k - 1].clone()
+            }
+        })
+        .collect()
 }
 
 /// A constant number argument as `f64`.
