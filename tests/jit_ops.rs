@@ -920,3 +920,153 @@ fn logsumexp_and_vector_norms() {
     let body = "%r: f64[3, 5] = aten.linalg_vector_norm.default(self=%x, dim=[1], dtype=f64)";
     check_shaped(body, &[("x", DType::F32, false)], x, DType::F64);
 }
+
+#[test]
+fn outer_and_cross_products_dot_and_distances() {
+    for dt in [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+    ] {
+        let body = format!("%r: {dt}[4, 3] = aten.outer.default(self=%x, vec2=%y)");
+        check_each(&body, &[("x", dt, false, &[4]), ("y", dt, false, &[3])], dt);
+        let body = format!("%r: {dt}[] = aten.dot.default(self=%x, tensor=%y)");
+        check_each(&body, &[("x", dt, false, &[6]), ("y", dt, false, &[6])], dt);
+        let x: &[usize] = &[2, 3, 4];
+        let y: &[usize] = &[4, 3, 2];
+        for (body, shape) in [
+            (
+                format!("%r: {dt}[2, 3, 4] = aten.cross.default(self=%x, other=%y)"),
+                x,
+            ),
+            (
+                format!("%r: {dt}[2, 3, 4] = aten.cross.default(self=%x, other=%y, dim=1)"),
+                x,
+            ),
+            (
+                format!("%r: {dt}[4, 2, 3] = aten.linalg_cross.default(self=%x, other=%y)"),
+                &[4, 2, 3][..],
+            ),
+            (
+                format!("%r: {dt}[4, 3, 2] = aten.linalg_cross.default(self=%x, other=%y, dim=-2)"),
+                y,
+            ),
+        ] {
+            check_shaped(&body, &[("x", dt, false), ("y", dt, false)], shape, dt);
+        }
+        // Broadcast operands.
+        let body = format!("%r: {dt}[2, 3] = aten.linalg_cross.default(self=%x, other=%y)");
+        check_each(
+            &body,
+            &[("x", dt, false, &[2, 3]), ("y", dt, false, &[3])],
+            dt,
+        );
+    }
+    for dt in FLOATS {
+        for (p, args) in [
+            ("2", ""),
+            ("1", ", compute_mode=None"),
+            ("3", ""),
+            ("inf", ""),
+        ] {
+            let body = format!("%r: {dt}[2, 3, 5] = aten.cdist.default(x1=%x, x2=%y, p={p}{args})");
+            check_each(
+                &body,
+                &[("x", dt, false, &[2, 3, 4]), ("y", dt, false, &[2, 5, 4])],
+                dt,
+            );
+            let body = format!("%r: {dt}[3, 5] = aten._cdist_forward.default(x1=%x, x2=%y, p={p}, compute_mode=None)");
+            check_each(
+                &body,
+                &[("x", dt, false, &[3, 4]), ("y", dt, false, &[5, 4])],
+                dt,
+            );
+        }
+    }
+}
+
+#[test]
+fn index_aliases_scatters_and_repeats() {
+    for dt in SOME {
+        let body = format!("%r: {dt}[3, 4] = aten._unsafe_index.Tensor(self=%x, indices=[%i])");
+        check_each(
+            &body,
+            &[("x", dt, false, &[8, 4]), ("i", DType::I64, true, &[3])],
+            dt,
+        );
+        for (src, args) in [
+            ("3", ""),
+            ("2", ", offset=1"),
+            ("2", ", offset=-1"),
+            ("3", ", offset=0, dim1=1, dim2=0"),
+        ] {
+            let body =
+                format!("%r: {dt}[3, 3] = aten.diagonal_scatter.default(self=%x, src=%s{args})");
+            check_each(
+                &body,
+                &[
+                    ("x", dt, false, &[3, 3]),
+                    ("s", dt, false, &[src.parse().unwrap()]),
+                ],
+                dt,
+            );
+        }
+        let body = format!("%r: {dt}[2, 3, 4] = aten.diagonal_scatter.default(self=%x, src=%s, offset=1, dim1=1, dim2=2)");
+        check_each(
+            &body,
+            &[("x", dt, false, &[2, 3, 4]), ("s", dt, false, &[2, 3])],
+            dt,
+        );
+        for (args, out) in [
+            ("dim=1", "2, 6, 4"),
+            ("dim=-1", "2, 3, 8"),
+            ("dim=None", "48"),
+        ] {
+            let body = format!(
+                "%r: {dt}[{out}] = aten.repeat_interleave.self_int(self=%x, repeats=2, {args})"
+            );
+            check_shaped(&body, &[("x", dt, false)], &[2, 3, 4], dt);
+        }
+    }
+    // Outside training, native_dropout is the identity and an all-true mask.
+    let body = "%r: f32[2, 8], %m: bool[2, 8] = aten.native_dropout.default(input=%x, p=0.5, train=false)\n\
+                output %r = user_output\noutput %m = user_output";
+    check(body, &[("x", DType::F32, false)], DType::F32);
+}
+
+#[test]
+fn rms_norm_and_weight_norm() {
+    let x: &[usize] = &[2, 3, 4];
+    for dt in FLOATS {
+        for (ns, w, eps) in [
+            ("[4]", None, ""),
+            ("[4]", Some(&[4usize][..]), ", eps=0.001"),
+            ("[3, 4]", Some(&[3, 4][..]), ""),
+            ("[3, 4]", None, ", eps=None"),
+        ] {
+            let (wa, mut inputs) = match w {
+                Some(_) => (", weight=%w", vec![("x", dt, false, x)]),
+                None => ("", vec![("x", dt, false, x)]),
+            };
+            if let Some(w) = w {
+                inputs.push(("w", dt, false, w));
+            }
+            let body = format!(
+                "%r: {dt}[2, 3, 4] = aten.rms_norm.default(input=%x, normalized_shape={ns}{wa}{eps})"
+            );
+            check_each(&body, &inputs, dt);
+        }
+        for (dim, g) in [
+            ("0", &[2usize, 1, 1][..]),
+            ("2", &[1, 1, 4][..]),
+            ("-1", &[][..]),
+        ] {
+            let body =
+                format!("%r: {dt}[2, 3, 4] = aten._weight_norm.default(v=%v, g=%g, dim={dim})");
+            check_each(&body, &[("v", dt, false, x), ("g", dt, true, g)], dt);
+        }
+    }
+}

@@ -21,13 +21,16 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("__and__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__and__.Tensor(self=%a, other=%b)"),
     ("__or__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__or__.Tensor(self=%a, other=%b)"),
     ("__xor__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__xor__.Tensor(self=%a, other=%b)"),
+    ("_cdist_forward", "x: f32[2, 8]; y: f32[3, 8]", "%r: f32[2, 3] = aten._cdist_forward.default(x1=%x, x2=%y, p=2.0, compute_mode=None)"),
     ("_log_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._log_softmax.default(self=%x, dim=1, half_to_float=false)"),
     ("_native_batch_norm_legit_no_training", "x: f32[2, 3, 4]; w: f32[3]; b: f32[3]; m: f32[3]; v: f32[3]", "%r: f32[2, 3, 4], %r1: f32[0], %r2: f32[0] = aten._native_batch_norm_legit_no_training.default(input=%x, weight=%w, bias=%b, running_mean=%m, running_var=%v, momentum=0.1, eps=1e-05)"),
     ("_prelu_kernel", "x: f32[2, 3, 4]; w: f32[3]", "%r: f32[2, 3, 4] = aten._prelu_kernel.default(self=%x, weight=%w)"),
     ("_safe_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._safe_softmax.default(self=%x, dim=1)"),
     ("_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._softmax.default(self=%x, dim=1, half_to_float=false)"),
     ("_to_copy", "x: f32[2, 8]", "%r: f64[2, 8] = aten._to_copy.default(self=%x, dtype=f64)"),
+    ("_unsafe_index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten._unsafe_index.Tensor(self=%x, indices=[%i])"),
     ("_unsafe_view", "x: f32[2, 8]", "%r: f32[16] = aten._unsafe_view.default(self=%x, size=[16])"),
+    ("_weight_norm", "v: f32[2, 8]; g: f32[2, 1]", "%r: f32[2, 8] = aten._weight_norm.default(v=%v, g=%g)"),
     ("abs", "x: f32[2, 8]", "%r: f32[2, 8] = aten.abs.default(self=%x)"),
     ("add", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.add.Tensor(self=%x, other=%y)"),
     ("addcdiv", "x: f32[2, 8]; y: f32[2, 8]; z: f32[2, 8]", "%r: f32[2, 8] = aten.addcdiv.default(self=%x, tensor1=%y, tensor2=%z, value=0.5)"),
@@ -50,6 +53,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("bitwise_xor", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_xor.Tensor(self=%a, other=%b)"),
     ("bmm", "x: f32[2, 3, 4]; y: f32[2, 4, 5]", "%r: f32[2, 3, 5] = aten.bmm.default(self=%x, mat2=%y)"),
     ("cat", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 16] = aten.cat.default(tensors=[%x, %y], dim=1)"),
+    ("cdist", "x: f32[2, 8]; y: f32[3, 8]", "%r: f32[2, 3] = aten.cdist.default(x1=%x, x2=%y)"),
     ("ceil", "x: f32[2, 8]", "%r: f32[2, 8] = aten.ceil.default(self=%x)"),
     ("celu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.celu.default(self=%x, alpha=2.0)"),
     ("channel_shuffle", "x: f32[2, 8]", "%r: f32[2, 8] = aten.channel_shuffle.default(self=%x, groups=2)"),
@@ -64,13 +68,16 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("copy", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.copy.default(self=%x, src=%y)"),
     ("cos", "x: f32[2, 8]", "%r: f32[2, 8] = aten.cos.default(self=%x)"),
     ("cosine_similarity", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2] = aten.cosine_similarity.default(x1=%x, x2=%y)"),
+    ("cross", "x: f32[2, 3]; y: f32[2, 3]", "%r: f32[2, 3] = aten.cross.default(self=%x, other=%y)"),
     ("cumprod", "x: f32[2, 8]", "%r: f32[2, 8] = aten.cumprod.default(self=%x, dim=1)"),
     ("cumsum", "x: f32[2, 8]", "%r: f32[2, 8] = aten.cumsum.default(self=%x, dim=1)"),
     ("detach", "x: f32[2, 8]", "%r: f32[2, 8] = aten.detach.default(self=%x)"),
     ("diag", "x: f32[8]", "%r: f32[8, 8] = aten.diag.default(self=%x)"),
     ("diagonal", "x: f32[2, 8]", "%r: f32[2] = aten.diagonal.default(self=%x)"),
+    ("diagonal_scatter", "x: f32[2, 8]; s: f32[2]", "%r: f32[2, 8] = aten.diagonal_scatter.default(self=%x, src=%s)"),
     ("diff", "x: f32[2, 8]", "%r: f32[2, 7] = aten.diff.default(self=%x, n=1, dim=1)"),
     ("div", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.div.Tensor(self=%x, other=%y)"),
+    ("dot", "x: f32[8]; y: f32[8]", "%r: f32[] = aten.dot.default(self=%x, tensor=%y)"),
     ("elu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.elu.default(self=%x)"),
     ("embedding", "w: f32[10, 4]; i: i64[3]", "%r: f32[3, 4] = aten.embedding.default(weight=%w, indices=%i)"),
     ("empty", "", "%r: f32[3] = aten.empty.memory_format(size=[3], dtype=f32)"),
@@ -106,6 +113,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("leaky_relu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.leaky_relu.default(self=%x, negative_slope=0.1)"),
     ("lerp", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.lerp.Scalar(self=%x, end=%y, weight=0.25)"),
     ("lift_fresh_copy", "x: f32[2, 8]", "%r: f32[2, 8] = aten.lift_fresh_copy.default(self=%x)"),
+    ("linalg_cross", "x: f32[2, 3]; y: f32[2, 3]", "%r: f32[2, 3] = aten.linalg_cross.default(self=%x, other=%y)"),
     ("linalg_vector_norm", "x: f32[2, 8]", "%r: f32[2] = aten.linalg_vector_norm.default(self=%x, dim=[1])"),
     ("linspace", "", "%r: f32[5] = aten.linspace.default(start=0, end=1, steps=5, dtype=f32)"),
     ("log", "x: f32[2, 8]", "%r: f32[2, 8] = aten.log.default(self=%x)"),
@@ -129,6 +137,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("mm", "x: f32[2, 3]; y: f32[3, 4]", "%r: f32[2, 4] = aten.mm.default(self=%x, mat2=%y)"),
     ("mul", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.mul.Tensor(self=%x, other=%y)"),
     ("narrow", "x: f32[2, 8]", "%r: f32[2, 3] = aten.narrow.default(self=%x, dim=1, start=2, length=3)"),
+    ("native_dropout", "x: f32[2, 8]", "%r: f32[2, 8], %r1: bool[2, 8] = aten.native_dropout.default(input=%x, p=0.5, train=false)"),
     ("native_layer_norm", "x: f32[2, 8]", "%r: f32[2, 8], %r1: f32[2, 1], %r2: f32[2, 1] = aten.native_layer_norm.default(input=%x, normalized_shape=[8], weight=None, bias=None, eps=1e-05)"),
     ("ne", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.ne.Tensor(self=%x, other=%y)"),
     ("neg", "x: f32[2, 8]", "%r: f32[2, 8] = aten.neg.default(self=%x)"),
@@ -139,6 +148,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("numpy_T", "x: f32[2, 8]", "%r: f32[8, 2] = aten.numpy_T.default(self=%x)"),
     ("ones", "", "%r: f32[3] = aten.ones.default(size=[3], dtype=f32)"),
     ("ones_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.ones_like.default(self=%x)"),
+    ("outer", "x: f32[2]; y: f32[8]", "%r: f32[2, 8] = aten.outer.default(self=%x, vec2=%y)"),
     ("pad", "x: f32[2, 8]", "%r: f32[2, 10] = aten.pad.default(self=%x, pad=[1, 1], mode=\"constant\", value=0.0)"),
     ("pairwise_distance", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2] = aten.pairwise_distance.default(x1=%x, x2=%y)"),
     ("permute", "x: f32[2, 8]", "%r: f32[8, 2] = aten.permute.default(self=%x, dims=[1, 0])"),
@@ -154,9 +164,11 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("relu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.relu.default(self=%x)"),
     ("remainder", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.remainder.Tensor(self=%x, other=%y)"),
     ("repeat", "x: f32[2, 8]", "%r: f32[4, 8] = aten.repeat.default(self=%x, repeats=[2, 1])"),
+    ("repeat_interleave", "x: f32[2, 8]", "%r: f32[4, 8] = aten.repeat_interleave.self_int(self=%x, repeats=2, dim=0)"),
     ("replication_pad1d", "x: f32[2, 8]", "%r: f32[2, 10] = aten.replication_pad1d.default(self=%x, padding=[1, 1])"),
     ("replication_pad2d", "x: f32[1, 4, 4]", "%r: f32[1, 6, 6] = aten.replication_pad2d.default(self=%x, padding=[1, 1, 1, 1])"),
     ("replication_pad3d", "x: f32[1, 3, 4, 4]", "%r: f32[1, 5, 6, 6] = aten.replication_pad3d.default(self=%x, padding=[1, 1, 1, 1, 1, 1])"),
+    ("rms_norm", "x: f32[2, 8]", "%r: f32[2, 8] = aten.rms_norm.default(input=%x, normalized_shape=[8])"),
     ("roll", "x: f32[2, 8]", "%r: f32[2, 8] = aten.roll.default(self=%x, shifts=[3], dims=[1])"),
     ("round", "x: f32[2, 8]", "%r: f32[2, 8] = aten.round.default(self=%x)"),
     ("rsqrt", "x: f32[2, 8]", "%r: f32[2, 8] = aten.rsqrt.default(self=%x)"),
@@ -204,7 +216,6 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("zeros_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.zeros_like.default(self=%x)"),
 ];
 
-const POINTWISE: &str = "pointwise, expressible in the kernel IR; no lowering yet";
 const VIEW: &str = "a view or copy with an index map; no lowering yet";
 const WHOLE: &str =
     "composite the decomposition keeps whole when shapes are not known; lowered once decomposed";
@@ -217,12 +228,10 @@ const UPSAMPLE: &str =
 const NORM: &str = "a normalization: reductions and a pointwise epilogue, not written yet";
 const LINALG: &str = "a contraction: needs a GEMM-shaped runtime call";
 const RNN: &str = "a recurrent layer the decomposition could not unroll";
-const REDUCE: &str = "a reduction (or reductions and pointwise) not written yet";
 
 /// Ops of the set that still run their reference kernel, with the reason.
 const GAPS: &[(&str, &str)] = &[
     ("_adaptive_avg_pool2d", POOL),
-    ("_cdist_forward", REDUCE),
     (
         "_embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
@@ -232,13 +241,8 @@ const GAPS: &[(&str, &str)] = &[
         "batch statistics (the no_stats form): reductions not written yet",
     ),
     ("_trilinear", LINALG),
-    (
-        "_unsafe_index",
-        "the unchecked index: the checked lowering of index is not wired to it yet",
-    ),
     ("_unsafe_index_put", SCATTER),
     ("_upsample_nearest_exact2d", UPSAMPLE),
-    ("_weight_norm", NORM),
     ("adaptive_avg_pool1d", POOL),
     ("adaptive_max_pool2d", POOL),
     ("argsort", SORT),
@@ -248,10 +252,6 @@ const GAPS: &[(&str, &str)] = &[
     ("avg_pool3d", POOL),
     ("baddbmm", LINALG),
     ("bilinear", LINALG),
-    ("cdist", REDUCE),
-    ("cross", POINTWISE),
-    ("diagonal_scatter", VIEW),
-    ("dot", LINALG),
     ("einsum", LINALG),
     (
         "embedding_bag",
@@ -261,21 +261,13 @@ const GAPS: &[(&str, &str)] = &[
     ("im2col", VIEW),
     ("index_add", SCATTER),
     ("index_put", SCATTER),
-    ("linalg_cross", POINTWISE),
     ("linear", WHOLE),
     ("lstm", RNN),
     ("masked_scatter", DATA_SHAPE),
     ("matmul", WHOLE),
     ("max_pool1d", POOL),
-    (
-        "native_dropout",
-        "two outputs (the input and an all-true mask); not lowered yet",
-    ),
     ("native_group_norm", NORM),
     ("nonzero", DATA_SHAPE),
-    ("outer", POINTWISE),
-    ("repeat_interleave", VIEW),
-    ("rms_norm", NORM),
     ("rnn_relu", RNN),
     ("rnn_tanh", RNN),
     ("scatter", SCATTER),

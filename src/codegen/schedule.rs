@@ -1139,6 +1139,89 @@ impl<'a> Sched<'a> {
             }
             (Glu, "default") if out_dtype.is_float() => self.glu(n, out_dtype, fc, &out_shape)?,
             (Tril | Triu, "default") => self.triangle(n, *a == Tril, out_dtype, &out_shape)?,
+            (Outer, "default") => {
+                let x = self.tensor_arg(n, "self")?;
+                let y = self.tensor_arg(n, "vec2")?;
+                if x.shape.len() != 1 || y.shape.len() != 1 || out_shape.len() != 2 {
+                    return Ok(Lowered::Fallback);
+                }
+                self.require_eq(
+                    n,
+                    "the rows of the outer product",
+                    &out_shape[0],
+                    &x.shape[0],
+                )?;
+                self.require_eq(
+                    n,
+                    "the columns of the outer product",
+                    &out_shape[1],
+                    &y.shape[0],
+                )?;
+                let cost = x.cost() + y.cost() + 1;
+                let (xe, ye) = (x.clone(), y.clone());
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let p = eb::bin(
+                        BinOp::Mul,
+                        eb::cast(fc, xe.at(&idx[..1])),
+                        eb::cast(fc, ye.at(&idx[1..])),
+                    );
+                    eb::cast(out_dtype, p)
+                });
+                Lowered::One(self.lazy(
+                    out_dtype,
+                    out_shape.clone(),
+                    &[&x.origins, &y.origins],
+                    cost,
+                    body,
+                ))
+            }
+            (Cross, "default") | (LinalgCross, "default") if out_dtype != DType::Bool => {
+                let rank = out_shape.len();
+                let d = match n.arg("dim") {
+                    None | Some(Arg::None) => {
+                        match out_shape.iter().position(|s| *s == SymExpr::Int(3)) {
+                            Some(d) => d,
+                            None => return Ok(Lowered::Fallback),
+                        }
+                    }
+                    Some(_) => wrap(n, self.int_arg(n, "dim")?, rank)?,
+                };
+                if out_shape.get(d) != Some(&SymExpr::Int(3)) {
+                    return Ok(Lowered::Fallback);
+                }
+                let (Some(x), Some(y)) = (
+                    self.operand(n, "self", fc, &out_shape)?,
+                    self.operand(n, "other", fc, &out_shape)?,
+                ) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let cost = x.2 + y.2 + 3;
+                let (xb, yb) = (x.0.clone(), y.0.clone());
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    // out[k] = x[k + 1] y[k + 2] - x[k + 2] y[k + 1], mod 3.
+                    let at = |s: i64| {
+                        let mut at = idx.to_vec();
+                        at[d] =
+                            eb::bin(BinOp::Rem, eb::add(idx[d].clone(), eb::int(s)), eb::int(3));
+                        at
+                    };
+                    let (a1, a2) = (at(1), at(2));
+                    let p = eb::bin(BinOp::Mul, xb(&a1), yb(&a2));
+                    let q = eb::bin(BinOp::Mul, xb(&a2), yb(&a1));
+                    eb::cast(out_dtype, eb::bin(BinOp::Sub, p, q))
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[&x.1, &y.1], cost, body))
+            }
+            // Outside training, dropout keeps the input and an all-true mask.
+            (NativeDropout, "default") if matches!(n.arg("train"), Some(Arg::Bool(false))) => {
+                let x = self.tensor_arg(n, "input")?;
+                let (mdt, mshape) = self.out_type_of(n, 1)?;
+                let mask = self.constant(mdt, mshape, eb::konst(1.0, mdt));
+                let Lowered::One(mask) = mask else {
+                    return Ok(Lowered::Fallback);
+                };
+                Lowered::Many(vec![Some(x), Some(mask)])
+            }
             // ---- copies and casts ----
             (Clone | Alias | LiftFreshCopy | Detach | Contiguous, _)
             | (InternalToCopy, "default")
@@ -1637,7 +1720,69 @@ impl<'a> Sched<'a> {
                 });
                 Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
             }
-            (Index, "Tensor") => self.index(n, out_dtype, out_shape.clone())?,
+            (Index, "Tensor") | (InternalUnsafeIndex, "Tensor" | "Tensor_hacked_twin") => {
+                self.index(n, out_dtype, out_shape.clone())?
+            }
+            (DiagonalScatter, "default") => self.diagonal_scatter(n, out_dtype, &out_shape)?,
+            (RepeatInterleave, "self_int") => {
+                let t = self.tensor_arg(n, "self")?;
+                let Some(SymExpr::Int(r)) = self.sym_arg(n, "repeats")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                if r <= 0 {
+                    return Ok(Lowered::Fallback);
+                }
+                let rank = t.shape.len();
+                match n.arg("dim") {
+                    None | Some(Arg::None) => {
+                        // The flattened input, each element `r` times.
+                        let numel = SymExpr::mul(t.shape.clone());
+                        let want = SymExpr::mul(vec![numel, SymExpr::Int(r)]);
+                        if out_shape.len() != 1 {
+                            return Ok(Lowered::Fallback);
+                        }
+                        self.require_eq(n, "the repeated length", &out_shape[0], &want)?;
+                        let sizes = t.shape.clone();
+                        let strides = dense_strides(&sizes);
+                        self.remap(&t, out_dtype, &out_shape, 1, move |idx| {
+                            let src = eb::bin(BinOp::FloorDiv, idx[0].clone(), eb::int(r));
+                            (0..sizes.len())
+                                .map(|d| {
+                                    let q = eb::bin(
+                                        BinOp::FloorDiv,
+                                        src.clone(),
+                                        eb::size(&strides[d]),
+                                    );
+                                    if d == 0 {
+                                        q
+                                    } else {
+                                        eb::bin(BinOp::Rem, q, eb::size(&sizes[d]))
+                                    }
+                                })
+                                .collect()
+                        })
+                    }
+                    Some(_) => {
+                        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                        if out_shape.len() != rank || rank == 0 {
+                            return Ok(Lowered::Fallback);
+                        }
+                        for (i, (o, size)) in out_shape.iter().zip(&t.shape).enumerate() {
+                            let want = if i == d {
+                                SymExpr::mul(vec![size.clone(), SymExpr::Int(r)])
+                            } else {
+                                size.clone()
+                            };
+                            self.require_eq(n, "a dim of the repetition", o, &want)?;
+                        }
+                        self.remap(&t, out_dtype, &out_shape, 1, move |idx| {
+                            let mut src = idx.to_vec();
+                            src[d] = eb::bin(BinOp::FloorDiv, idx[d].clone(), eb::int(r));
+                            src
+                        })
+                    }
+                }
+            }
             (SliceScatter, "default") | (SelectScatter, "default") => {
                 self.scatter_view(n, *a == SelectScatter, out_dtype, &out_shape)?
             }
@@ -1802,6 +1947,49 @@ impl<'a> Sched<'a> {
                 self.vector_norm(&d, p, &[shape.len() - 1], keepdim, out_dtype, &out_shape, n)?
             }
             (CosineSimilarity, "default") => self.cosine_similarity(n, out_dtype, &out_shape)?,
+            (Cdist, "default") | (InternalCdistForward, "default") => {
+                self.cdist(n, out_dtype, &out_shape)?
+            }
+            (Dot, "default") if out_dtype != DType::Bool => {
+                let x = self.tensor_arg(n, "self")?;
+                let y = self.tensor_arg(n, "tensor")?;
+                if x.shape.len() != 1 || y.shape.len() != 1 || !out_shape.is_empty() {
+                    return Ok(Lowered::Fallback);
+                }
+                self.require_eq(
+                    n,
+                    "the lengths of the dot product",
+                    &x.shape[0],
+                    &y.shape[0],
+                )?;
+                let (xe, ye) = (x.clone(), y.clone());
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    eb::bin(
+                        BinOp::Mul,
+                        eb::cast(fc, xe.at(idx)),
+                        eb::cast(fc, ye.at(idx)),
+                    )
+                });
+                let p = self.lazy(fc, x.shape.clone(), &[&x.origins, &y.origins], 1, body);
+                let acc = if fc.is_float() {
+                    DType::F64
+                } else {
+                    DType::I64
+                };
+                self.reduce_finish(
+                    n,
+                    &p,
+                    &[0],
+                    false,
+                    RedOp::Sum,
+                    acc,
+                    out_dtype,
+                    &out_shape,
+                    |s| s,
+                )?
+            }
+            (RmsNorm, "default") => self.rms_norm(n, out_dtype, &out_shape)?,
+            (InternalWeightNorm, "default") => self.weight_norm(n, out_dtype, &out_shape)?,
             (Cumsum | Cumprod, "default") => self.scan(n, *a == Cumprod, out_dtype, &out_shape)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
@@ -2332,6 +2520,264 @@ impl<'a> Sched<'a> {
             out_shape,
             |s| s,
         )
+    }
+
+    /// `diagonal_scatter`: a copy of `self` with `src` stored into its
+    /// diagonal (a strided view of the copy's buffer).
+    fn diagonal_scatter(
+        &mut self,
+        n: &Node,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let src = self.tensor_arg(n, "src")?;
+        let rank = out_shape.len();
+        if base.shape != out_shape || rank < 2 {
+            return Ok(Lowered::Fallback);
+        }
+        let off = self.int_arg(n, "offset")?;
+        let d1 = wrap(n, self.int_arg(n, "dim1")?, rank)?;
+        let d2 = wrap(n, self.int_arg(n, "dim2")?, rank)?;
+        let (Some(s1), Some(s2)) = (out_shape[d1].as_int(), out_shape[d2].as_int()) else {
+            return Ok(Lowered::Fallback);
+        };
+        if d1 == d2 || src.shape.len() != rank - 1 {
+            return Ok(Lowered::Fallback);
+        }
+        let (o1, o2) = ((-off).max(0), off.max(0));
+        let len = (s1 - o1).min(s2 - o2).max(0);
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        self.store(&base, out.clone());
+        let mut view = out.clone();
+        view.offset = SymExpr::add(vec![
+            SymExpr::mul(vec![SymExpr::Int(o1), out.strides[d1].clone()]),
+            SymExpr::mul(vec![SymExpr::Int(o2), out.strides[d2].clone()]),
+        ]);
+        let mut strides = Vec::new();
+        let mut shape = Vec::new();
+        for d in (0..rank).filter(|&d| d != d1 && d != d2) {
+            strides.push(out.strides[d].clone());
+            shape.push(out_shape[d].clone());
+        }
+        strides.push(SymExpr::add(vec![
+            out.strides[d1].clone(),
+            out.strides[d2].clone(),
+        ]));
+        shape.push(SymExpr::Int(len));
+        for (i, (a, b)) in src.shape.iter().zip(&shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the scattered diagonal"), a, b)?;
+        }
+        view.strides = strides;
+        view.shape = shape;
+        let src = Tv {
+            origins: if src.origins.is_empty() {
+                Rc::new(vec![origin(n)])
+            } else {
+                src.origins.clone()
+            },
+            ..src
+        };
+        self.store(&src, view);
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// `cdist(x1, x2, p)`: `out[.., i, j]` is the `p`-norm over the last dim
+    /// of `x1[.., i, :] - x2[.., j, :]`, computed directly.
+    fn cdist(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x1 = self.tensor_arg(n, "x1")?;
+        let x2 = self.tensor_arg(n, "x2")?;
+        let Some(p) = float_arg(n, "p") else {
+            return Ok(Lowered::Fallback);
+        };
+        let (r1, r2) = (x1.shape.len(), x2.shape.len());
+        if r1 < 2 || r2 < 2 || !dtype.is_float() || x1.dtype != dtype || x2.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let rank = out_shape.len();
+        if rank < 2 {
+            return Ok(Lowered::Fallback);
+        }
+        self.require_eq(
+            n,
+            "the width of cdist's operands",
+            &x1.shape[r1 - 1],
+            &x2.shape[r2 - 1],
+        )?;
+        self.require_eq(
+            n,
+            "the rows of cdist",
+            &out_shape[rank - 2],
+            &x1.shape[r1 - 2],
+        )?;
+        self.require_eq(
+            n,
+            "the columns of cdist",
+            &out_shape[rank - 1],
+            &x2.shape[r2 - 1 - 1],
+        )?;
+        // x1 as [.., P, 1, M], x2 as [.., 1, R, M], broadcast to [.., P, R, M].
+        let mut shape = out_shape.to_vec();
+        shape.push(x1.shape[r1 - 1].clone());
+        let mut s1 = x1.shape.clone();
+        s1.insert(r1 - 1, SymExpr::Int(1));
+        let mut s2 = x2.shape.clone();
+        s2.insert(r2 - 2, SymExpr::Int(1));
+        let (Some(u1), Some(u2)) = (unit_dims_map(&x1, &s1), unit_dims_map(&x2, &s2)) else {
+            return Ok(Lowered::Fallback);
+        };
+        let (b1, b2) = (
+            self.broadcast(&u1, &shape, n)?,
+            self.broadcast(&u2, &shape, n)?,
+        );
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let d = eb::bin(BinOp::Sub, eb::cast(fc, b1(idx)), eb::cast(fc, b2(idx)));
+            eb::cast(dtype, d)
+        });
+        let cost = x1.cost() + x2.cost() + 1;
+        let d = self.lazy(
+            dtype,
+            shape.clone(),
+            &[&x1.origins, &x2.origins],
+            cost,
+            body,
+        );
+        self.vector_norm(&d, p, &[rank], false, dtype, out_shape, n)
+    }
+
+    /// `rms_norm(x, normalized_shape, weight, eps)`: `x / sqrt(mean(x^2) +
+    /// eps) * weight` over the trailing dims, in f64; `eps` defaults to the
+    /// machine epsilon of the compute type (f32 but for f64).
+    fn rms_norm(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let ns = self.ints_arg(n, "normalized_shape")?;
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let rank = x.shape.len();
+        if !dtype.is_float() || x.dtype != dtype || ns.len() > rank || out_shape != x.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let eps = match n.arg("eps") {
+            None | Some(Arg::None) if dtype == DType::F64 => f64::EPSILON,
+            None | Some(Arg::None) => f32::EPSILON as f64,
+            _ => match float_arg(n, "eps") {
+                Some(e) => e,
+                None => return Ok(Lowered::Fallback),
+            },
+        };
+        let split = rank - ns.len();
+        for (k, &s) in ns.iter().enumerate() {
+            self.require_eq(n, "a normalized dim", &x.shape[split + k], &SymExpr::Int(s))?;
+        }
+        if let Some(w) = &w {
+            if w.shape.len() != ns.len() {
+                return Ok(Lowered::Fallback);
+            }
+            for (a, b) in w.shape.iter().zip(&x.shape[split..]) {
+                self.require_eq(n, "a dim of the rms_norm weight", a, b)?;
+            }
+        }
+        let dims: Vec<usize> = (split..rank).collect();
+        let f = DType::F64;
+        let xe = x.clone();
+        let sq: Body = Rc::new(move |idx: &[E]| {
+            let v = eb::cast(f, xe.at(idx));
+            eb::bin(BinOp::Mul, v.clone(), v)
+        });
+        let sq = self.lazy(f, x.shape.clone(), &[&x.origins], x.cost() + 2, sq);
+        let ms = self.reduce_kept(n, &sq, &dims, RedOp::Mean, f, "ms");
+        let count = ns.len();
+        let mut parts = vec![x.origins.clone()];
+        if let Some(w) = &w {
+            parts.push(w.origins.clone());
+        }
+        let cost = x.cost() + 4;
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for a in at.iter_mut().skip(split) {
+                *a = eb::int(0);
+            }
+            let r = eb::un(
+                UnOp::Rsqrt,
+                eb::bin(BinOp::Add, ms.at(&at), eb::konst(eps, f)),
+            );
+            let mut y = eb::bin(BinOp::Mul, eb::cast(f, x.at(idx)), r);
+            if let Some(w) = &w {
+                y = eb::bin(BinOp::Mul, y, eb::cast(f, w.at(&idx[idx.len() - count..])));
+            }
+            eb::cast(dtype, y)
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &parts,
+            cost,
+            body,
+        )))
+    }
+
+    /// `_weight_norm(v, g, dim)`: `v * (g / ||v||)`, the 2-norm over every
+    /// dim but `dim` (over all of them for `dim = -1`).
+    fn weight_norm(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let v = self.tensor_arg(n, "v")?;
+        let g = self.tensor_arg(n, "g")?;
+        let rank = v.shape.len();
+        if !dtype.is_float() || v.dtype != dtype || g.dtype != dtype || out_shape != v.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let dim = self.int_arg(n, "dim")?;
+        let dims: Vec<usize> = if dim == -1 {
+            (0..rank).collect()
+        } else {
+            let k = wrap(n, dim, rank)?;
+            (0..rank).filter(|&d| d != k).collect()
+        };
+        let f = DType::F64;
+        let ve = v.clone();
+        let sq: Body = Rc::new(move |idx: &[E]| {
+            let x = eb::cast(f, ve.at(idx));
+            eb::bin(BinOp::Mul, x.clone(), x)
+        });
+        let sq = self.lazy(f, v.shape.clone(), &[&v.origins], v.cost() + 2, sq);
+        let ss = self.reduce_kept(n, &sq, &dims, RedOp::Sum, f, "norm");
+        let gb = self.broadcast(&g, out_shape, n)?;
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let cost = v.cost() + g.cost() + 4;
+        let (vo, go) = (v.origins.clone(), g.origins.clone());
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for &d in &dims {
+                at[d] = eb::int(0);
+            }
+            // The norm and the scale rounded to the dtype, as torch has them.
+            let norm = eb::cast(fc, eb::cast(dtype, eb::un(UnOp::Sqrt, ss.at(&at))));
+            let scale = eb::cast(
+                fc,
+                eb::cast(dtype, eb::bin(BinOp::Div, eb::cast(fc, gb(idx)), norm)),
+            );
+            eb::cast(dtype, eb::bin(BinOp::Mul, eb::cast(fc, v.at(idx)), scale))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[&vo, &go],
+            cost,
+            body,
+        )))
     }
 
     /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
