@@ -1070,3 +1070,58 @@ fn rms_norm_and_weight_norm() {
         }
     }
 }
+
+#[test]
+fn linear_cubic_and_nearest_exact_resampling() {
+    // (output spatial size, arguments) over a [1, 2, 3, 4] input.
+    let sized = [
+        ("3, 4", "output_size=[3, 4]"),
+        ("6, 8", "output_size=[6, 8]"),
+        ("7, 5", "output_size=[7, 5]"),
+        ("2, 3", "output_size=[2, 3]"),
+        ("1, 1", "output_size=[1, 1]"),
+    ];
+    for dt in FLOATS {
+        for op in ["upsample_bilinear2d", "upsample_bicubic2d"] {
+            for align in ["false", "true"] {
+                for (out, args) in sized {
+                    let body = format!(
+                        "%r: {dt}[1, 2, {out}] = aten.{op}.default(self=%x, {args}, align_corners={align})"
+                    );
+                    check_shaped(&body, &[("x", dt, false)], &[1, 2, 3, 4], dt);
+                }
+                let body = format!(
+                    "%r: {dt}[1, 2, 7, 9] = aten.{op}.default(self=%x, output_size=[7, 9], align_corners={align}, scales_h=2.5, scales_w=2.25)"
+                );
+                check_shaped(&body, &[("x", dt, false)], &[1, 2, 3, 4], dt);
+                let body = format!(
+                    "%r: {dt}[1, 2, 4, 6] = aten.{op}.vec(input=%x, output_size=None, align_corners={align}, scale_factors=[1.5, 1.5])"
+                );
+                check_shaped(&body, &[("x", dt, false)], &[1, 2, 3, 4], dt);
+            }
+        }
+        for (out, args) in sized {
+            let body = format!(
+                "%r: {dt}[1, 2, {out}] = aten._upsample_nearest_exact2d.default(self=%x, {args})"
+            );
+            check_shaped(&body, &[("x", dt, false)], &[1, 2, 3, 4], dt);
+        }
+        let body = format!(
+            "%r: {dt}[2, 5, 7] = aten._upsample_nearest_exact2d.vec(input=%x, output_size=[5, 7], scale_factors=None)"
+        );
+        check_shaped(&body, &[("x", dt, false)], &[2, 3, 4], dt);
+        for align in ["false", "true"] {
+            for (out, args) in [
+                ("9", "default(self=%x, output_size=[9]"),
+                ("3", "default(self=%x, output_size=[3]"),
+                ("10", "default(self=%x, output_size=[10], scales=2.4"),
+                ("6", "vec(input=%x, output_size=None, scale_factors=[1.5]"),
+            ] {
+                let body = format!(
+                    "%r: {dt}[2, 3, {out}] = aten.upsample_linear1d.{args}, align_corners={align})"
+                );
+                check_shaped(&body, &[("x", dt, false)], &[2, 3, 4], dt);
+            }
+        }
+    }
+}

@@ -30,6 +30,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("_to_copy", "x: f32[2, 8]", "%r: f64[2, 8] = aten._to_copy.default(self=%x, dtype=f64)"),
     ("_unsafe_index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten._unsafe_index.Tensor(self=%x, indices=[%i])"),
     ("_unsafe_view", "x: f32[2, 8]", "%r: f32[16] = aten._unsafe_view.default(self=%x, size=[16])"),
+    ("_upsample_nearest_exact2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten._upsample_nearest_exact2d.default(self=%x, output_size=[6, 5])"),
     ("_weight_norm", "v: f32[2, 8]; g: f32[2, 1]", "%r: f32[2, 8] = aten._weight_norm.default(v=%v, g=%g)"),
     ("abs", "x: f32[2, 8]", "%r: f32[2, 8] = aten.abs.default(self=%x)"),
     ("add", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.add.Tensor(self=%x, other=%y)"),
@@ -206,6 +207,9 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("unbind", "x: f32[2, 8]", "%r: f32[8], %r1: f32[8] = aten.unbind.int(self=%x)"),
     ("unflatten", "x: f32[2, 8]", "%r: f32[2, 2, 4] = aten.unflatten.int(self=%x, dim=1, sizes=[2, 4])"),
     ("unsqueeze", "x: f32[2, 8]", "%r: f32[1, 2, 8] = aten.unsqueeze.default(self=%x, dim=0)"),
+    ("upsample_bicubic2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten.upsample_bicubic2d.default(self=%x, output_size=[6, 5], align_corners=false)"),
+    ("upsample_bilinear2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten.upsample_bilinear2d.default(self=%x, output_size=[6, 5], align_corners=false)"),
+    ("upsample_linear1d", "x: f32[1, 2, 4]", "%r: f32[1, 2, 7] = aten.upsample_linear1d.default(self=%x, output_size=[7], align_corners=false)"),
     ("upsample_nearest2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten.upsample_nearest2d.default(self=%x, output_size=[6, 5])"),
     ("var", "x: f32[2, 8]", "%r: f32[2] = aten.var.correction(self=%x, dim=[1], correction=1)"),
     ("view", "x: f32[2, 8]", "%r: f32[16] = aten.view.default(self=%x, size=[16])"),
@@ -223,8 +227,6 @@ const SCATTER: &str = "writes through indices read from data: needs a runtime sc
 const SORT: &str = "an order statistic: needs a runtime sort kernel";
 const DATA_SHAPE: &str = "the output shape depends on the data";
 const POOL: &str = "a pooling variant: needs a reduction with its window map or a runtime kernel";
-const UPSAMPLE: &str =
-    "resampling: a pointwise kernel with torch's source index maps, not written yet";
 const NORM: &str = "a normalization: reductions and a pointwise epilogue, not written yet";
 const LINALG: &str = "a contraction: needs a GEMM-shaped runtime call";
 const RNN: &str = "a recurrent layer the decomposition could not unroll";
@@ -242,7 +244,6 @@ const GAPS: &[(&str, &str)] = &[
     ),
     ("_trilinear", LINALG),
     ("_unsafe_index_put", SCATTER),
-    ("_upsample_nearest_exact2d", UPSAMPLE),
     ("adaptive_avg_pool1d", POOL),
     ("adaptive_max_pool2d", POOL),
     ("argsort", SORT),
@@ -275,9 +276,6 @@ const GAPS: &[(&str, &str)] = &[
     ("scatter_reduce", SCATTER),
     ("sort", SORT),
     ("topk", SORT),
-    ("upsample_bicubic2d", UPSAMPLE),
-    ("upsample_bilinear2d", UPSAMPLE),
-    ("upsample_linear1d", UPSAMPLE),
 ];
 
 fn program(inputs: &str, body: &str) -> String {

@@ -1847,6 +1847,18 @@ impl<'a> Sched<'a> {
             (UpsampleNearest2d, "default" | "vec") => {
                 self.upsample_nearest2d(n, ov, out_dtype, &out_shape)?
             }
+            (InternalUpsampleNearestExact2d, "default" | "vec") => {
+                self.resample(n, ov, Resample::NearestExact, 2, out_dtype, &out_shape)?
+            }
+            (UpsampleBilinear2d, "default" | "vec") => {
+                self.resample(n, ov, Resample::Linear, 2, out_dtype, &out_shape)?
+            }
+            (UpsampleLinear1d, "default" | "vec") => {
+                self.resample(n, ov, Resample::Linear, 1, out_dtype, &out_shape)?
+            }
+            (UpsampleBicubic2d, "default" | "vec") => {
+                self.resample(n, ov, Resample::Cubic, 2, out_dtype, &out_shape)?
+            }
             // diff(x, n=1, dim) = x[.., 1:] - x[.., :-1] (xor for bools).
             (Diff, "default") => {
                 let t = self.tensor_arg(n, "self")?;
@@ -3204,6 +3216,210 @@ impl<'a> Sched<'a> {
         )))
     }
 
+    /// Resampling of the last `axes` dims (`nearest-exact`, linear or
+    /// cubic) with aten's source-index rules, as the interpreter computes
+    /// them: the source position and the weights in f64 (nearest-exact in
+    /// f32), the taps clamped into the input, the weighted sum in f64.
+    /// Static spatial sizes only.
+    fn resample(
+        &mut self,
+        n: &Node,
+        ov: &str,
+        mode: Resample,
+        axes: usize,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let name = if n.arg("input").is_some() {
+            "input"
+        } else {
+            "self"
+        };
+        let x = self.tensor_arg(n, name)?;
+        let rank = x.shape.len();
+        let ranks_ok = if axes == 1 {
+            rank == 3
+        } else {
+            rank == 3 || rank == 4
+        };
+        if !dtype.is_float() || x.dtype != dtype || !ranks_ok || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let align = mode != Resample::NearestExact && self.bool_arg(n, "align_corners")?;
+        let floats = |name: &str| -> Option<Vec<f64>> {
+            match n.arg(name) {
+                Some(Arg::Floats(v)) => Some(v.clone()),
+                Some(Arg::Ints(v)) => Some(v.iter().map(|&i| i as f64).collect()),
+                Some(Arg::Float(f)) => Some(vec![*f]),
+                Some(Arg::Int(i)) => Some(vec![*i as f64]),
+                _ => None,
+            }
+        };
+        let scales: Vec<Option<f64>> = if ov == "vec" {
+            match floats("scale_factors") {
+                Some(f) if f.len() == axes => f.into_iter().map(Some).collect(),
+                Some(f) if f.len() == 1 => vec![Some(f[0]); axes],
+                Some(_) => return Ok(Lowered::Fallback),
+                None => vec![None; axes],
+            }
+        } else if axes == 1 {
+            vec![floats("scales").and_then(|f| f.first().copied())]
+        } else {
+            let one = |name: &str| floats(name).and_then(|f| f.first().copied());
+            vec![one("scales_h"), one("scales_w")]
+        };
+        for (d, (o, i)) in out_shape.iter().zip(&x.shape).take(rank - axes).enumerate() {
+            self.require_eq(n, &format!("dim {d} of the resampled tensor"), o, i)?;
+        }
+        let mut sizes = Vec::new();
+        for (k, scale) in scales.into_iter().enumerate() {
+            let d = rank - axes + k;
+            let (Some(inp), Some(out)) = (x.shape[d].as_int(), out_shape[d].as_int()) else {
+                return Ok(Lowered::Fallback);
+            };
+            if inp <= 0 || out <= 0 {
+                return Ok(Lowered::Fallback);
+            }
+            // `in / out`, or `1 / scale` (aten's compute_scales_value), and
+            // the step between source positions (area_pixel_compute_scale).
+            let value = match scale {
+                Some(s) if s > 0.0 => 1.0 / s,
+                _ => inp as f64 / out as f64,
+            };
+            let step = match (align, out > 1) {
+                (true, true) => (inp as f64 - 1.0) / (out as f64 - 1.0),
+                (true, false) => 0.0,
+                (false, _) => value,
+            };
+            sizes.push((inp, value, step));
+        }
+        let f = DType::F64;
+        let (xo, cost) = (x.origins.clone(), x.cost() + 8);
+        let body: Body = Rc::new(move |idx: &[E]| {
+            // Per axis: (source index, weight) taps.
+            let mut taps: Vec<Vec<(E, E)>> = Vec::new();
+            for (k, &(inp, value, step)) in sizes.iter().enumerate() {
+                let o = idx[rank - axes + k].clone();
+                let last = eb::int(inp - 1);
+                let to_index = |v: E| eb::cast(DType::I64, eb::un(UnOp::Floor, v));
+                let of = eb::cast(f, o.clone());
+                let half = |v: E| eb::bin(BinOp::Add, v, eb::konst(0.5, f));
+                taps.push(match mode {
+                    Resample::NearestExact => {
+                        let g = DType::F32;
+                        let p = eb::bin(
+                            BinOp::Mul,
+                            eb::bin(BinOp::Add, eb::cast(g, o), eb::konst(0.5, g)),
+                            eb::konst(value as f32 as f64, g),
+                        );
+                        let i = eb::bin(BinOp::Min, to_index(p), last);
+                        vec![(i, eb::konst(1.0, f))]
+                    }
+                    Resample::Linear => {
+                        let src = if align {
+                            eb::bin(BinOp::Mul, eb::konst(step, f), of)
+                        } else {
+                            let v = eb::bin(
+                                BinOp::Sub,
+                                eb::bin(BinOp::Mul, eb::konst(step, f), half(of)),
+                                eb::konst(0.5, f),
+                            );
+                            eb::bin(BinOp::Max, v, eb::konst(0.0, f))
+                        };
+                        let i0 = eb::bin(BinOp::Min, to_index(src.clone()), last.clone());
+                        let i1 = eb::bin(BinOp::Min, eb::add(i0.clone(), eb::int(1)), last);
+                        let l1 = eb::bin(BinOp::Sub, src, eb::cast(f, i0.clone()));
+                        let l1 = clamp(&l1, Some(&eb::konst(0.0, f)), Some(&eb::konst(1.0, f)));
+                        let l0 = eb::bin(BinOp::Sub, eb::konst(1.0, f), l1.clone());
+                        vec![(i0, l0), (i1, l1)]
+                    }
+                    Resample::Cubic => {
+                        const A: f64 = -0.75;
+                        let src = if align {
+                            eb::bin(BinOp::Mul, eb::konst(step, f), of)
+                        } else {
+                            eb::bin(
+                                BinOp::Sub,
+                                eb::bin(BinOp::Mul, eb::konst(step, f), half(of)),
+                                eb::konst(0.5, f),
+                            )
+                        };
+                        let fl = eb::un(UnOp::Floor, src.clone());
+                        let t = eb::bin(BinOp::Sub, src, fl.clone());
+                        let c = |v: f64| eb::konst(v, f);
+                        let mul = |a: E, b: E| eb::bin(BinOp::Mul, a, b);
+                        let near = |x: E| {
+                            // ((A + 2) x - (A + 3)) x x + 1
+                            let p = eb::bin(BinOp::Sub, mul(c(A + 2.0), x.clone()), c(A + 3.0));
+                            eb::bin(BinOp::Add, mul(mul(p, x.clone()), x), c(1.0))
+                        };
+                        let far = |x: E| {
+                            // ((A x - 5 A) x + 8 A) x - 4 A
+                            let p = eb::bin(BinOp::Sub, mul(c(A), x.clone()), c(5.0 * A));
+                            let p = eb::bin(BinOp::Add, mul(p, x.clone()), c(8.0 * A));
+                            eb::bin(BinOp::Sub, mul(p, x), c(4.0 * A))
+                        };
+                        let ws = [
+                            far(eb::bin(BinOp::Add, t.clone(), c(1.0))),
+                            near(t.clone()),
+                            near(eb::bin(BinOp::Sub, c(1.0), t.clone())),
+                            far(eb::bin(BinOp::Sub, c(2.0), t)),
+                        ];
+                        let base = eb::cast(DType::I64, fl);
+                        ws.into_iter()
+                            .enumerate()
+                            .map(|(j, w)| {
+                                let i = eb::add(base.clone(), eb::int(j as i64 - 1));
+                                (clamp(&i, Some(&eb::int(0)), Some(&last)), w)
+                            })
+                            .collect()
+                    }
+                });
+            }
+            let lead = idx[..rank - axes].to_vec();
+            let load = |spatial: &[E]| {
+                let mut at = lead.clone();
+                at.extend_from_slice(spatial);
+                eb::cast(f, x.at(&at))
+            };
+            let sum = |terms: Vec<E>| {
+                let mut it = terms.into_iter();
+                let first = it.next().unwrap_or_else(|| eb::konst(0.0, f));
+                it.fold(first, |a, b| eb::bin(BinOp::Add, a, b))
+            };
+            let v = if mode == Resample::NearestExact {
+                let at: Vec<E> = taps.iter().map(|t| t[0].0.clone()).collect();
+                load(&at)
+            } else if axes == 1 {
+                sum(taps[0]
+                    .iter()
+                    .map(|(i, w)| eb::bin(BinOp::Mul, w.clone(), load(std::slice::from_ref(i))))
+                    .collect())
+            } else {
+                sum(taps[0]
+                    .iter()
+                    .map(|(r, a)| {
+                        let row = sum(taps[1]
+                            .iter()
+                            .map(|(c, b)| {
+                                eb::bin(BinOp::Mul, b.clone(), load(&[r.clone(), c.clone()]))
+                            })
+                            .collect());
+                        eb::bin(BinOp::Mul, a.clone(), row)
+                    })
+                    .collect())
+            };
+            eb::cast(dtype, v)
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
+    }
+
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {
         let body: Body = Rc::new(move |_: &[E]| v.clone());
         Lowered::One(self.lazy(dtype, shape, &[], 0, body))
@@ -4339,6 +4555,14 @@ fn kept_index(idx: &[E], dims: &[usize], rank: usize, keepdim: bool) -> Vec<E> {
             }
         })
         .collect()
+}
+
+/// A resampling mode of [`Sched::resample`].
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Resample {
+    NearestExact,
+    Linear,
+    Cubic,
 }
 
 /// A constant number argument as `f64`.
