@@ -1125,3 +1125,66 @@ fn linear_cubic_and_nearest_exact_resampling() {
         }
     }
 }
+
+#[test]
+fn one_and_three_dimensional_and_adaptive_pooling() {
+    for dt in FLOATS {
+        // avg_pool1d and max_pool1d over a [2, 3, 9] input.
+        for (out, args) in [
+            ("4", "kernel_size=[2]"),
+            ("5", "kernel_size=[3], stride=[2], padding=[1]"),
+            ("5", "kernel_size=[3], stride=[2], padding=[1], ceil_mode=false, count_include_pad=false"),
+            ("5", "kernel_size=[2], stride=[2], padding=[0], ceil_mode=true, count_include_pad=true"),
+        ] {
+            let body = format!("%r: {dt}[2, 3, {out}] = aten.avg_pool1d.default(self=%x, {args})");
+            check_shaped(&body, &[("x", dt, false)], &[2, 3, 9], dt);
+        }
+        for (out, args) in [
+            ("4", "kernel_size=[2]"),
+            ("5", "kernel_size=[3], stride=[2], padding=[1]"),
+            (
+                "4",
+                "kernel_size=[3], stride=[2], padding=[1], dilation=[2]",
+            ),
+            (
+                "5",
+                "kernel_size=[2], stride=[2], padding=[0], dilation=[1], ceil_mode=true",
+            ),
+        ] {
+            let body = format!("%r: {dt}[2, 3, {out}] = aten.max_pool1d.default(self=%x, {args})");
+            check_shaped(&body, &[("x", dt, false)], &[2, 3, 9], dt);
+        }
+        // avg_pool3d over a [1, 2, 3, 4, 5] input.
+        for (out, args) in [
+            ("1, 2, 2", "kernel_size=[2, 2, 2]"),
+            ("2, 2, 3", "kernel_size=[3, 3, 3], stride=[2, 2, 2], padding=[1, 1, 1]"),
+            ("2, 2, 3", "kernel_size=[3, 3, 3], stride=[2, 2, 2], padding=[1, 1, 1], ceil_mode=false, count_include_pad=false"),
+            ("3, 4, 5", "kernel_size=[3, 3, 3], stride=[1, 1, 1], padding=[1, 1, 1], ceil_mode=false, count_include_pad=true, divisor_override=5"),
+        ] {
+            let body = format!("%r: {dt}[1, 2, {out}] = aten.avg_pool3d.default(self=%x, {args})");
+            check_shaped(&body, &[("x", dt, false)], &[1, 2, 3, 4, 5], dt);
+        }
+        for o in ["1", "3", "4", "7", "9", "12"] {
+            let body = format!(
+                "%r: {dt}[2, 3, {o}] = aten.adaptive_avg_pool1d.default(self=%x, output_size=[{o}])"
+            );
+            check_shaped(&body, &[("x", dt, false)], &[2, 3, 9], dt);
+        }
+        for (o, shape) in [
+            ("1, 1", &[1usize, 2, 5, 7][..]),
+            ("2, 3", &[1, 2, 5, 7][..]),
+            ("4, 7", &[2, 5, 7][..]),
+            ("6, 9", &[1, 2, 5, 7][..]),
+        ] {
+            let lead = if shape.len() == 4 { "1, 2" } else { "2" };
+            let body = format!(
+                "%r: {dt}[{lead}, {o}] = aten._adaptive_avg_pool2d.default(self=%x, output_size=[{o}])"
+            );
+            check_shaped(&body, &[("x", dt, false)], shape, dt);
+            let body = format!(
+                "%r: {dt}[{lead}, {o}], %i: i64[{lead}, {o}] = aten.adaptive_max_pool2d.default(self=%x, output_size=[{o}])"
+            );
+            check_shaped(&body, &[("x", dt, false)], shape, dt);
+        }
+    }
+}

@@ -21,6 +21,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("__and__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__and__.Tensor(self=%a, other=%b)"),
     ("__or__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__or__.Tensor(self=%a, other=%b)"),
     ("__xor__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__xor__.Tensor(self=%a, other=%b)"),
+    ("_adaptive_avg_pool2d", "x: f32[1, 2, 5, 7]", "%r: f32[1, 2, 2, 3] = aten._adaptive_avg_pool2d.default(self=%x, output_size=[2, 3])"),
     ("_cdist_forward", "x: f32[2, 8]; y: f32[3, 8]", "%r: f32[2, 3] = aten._cdist_forward.default(x1=%x, x2=%y, p=2.0, compute_mode=None)"),
     ("_log_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._log_softmax.default(self=%x, dim=1, half_to_float=false)"),
     ("_native_batch_norm_legit_no_training", "x: f32[2, 3, 4]; w: f32[3]; b: f32[3]; m: f32[3]; v: f32[3]", "%r: f32[2, 3, 4], %r1: f32[0], %r2: f32[0] = aten._native_batch_norm_legit_no_training.default(input=%x, weight=%w, bias=%b, running_mean=%m, running_var=%v, momentum=0.1, eps=1e-05)"),
@@ -33,6 +34,8 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("_upsample_nearest_exact2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten._upsample_nearest_exact2d.default(self=%x, output_size=[6, 5])"),
     ("_weight_norm", "v: f32[2, 8]; g: f32[2, 1]", "%r: f32[2, 8] = aten._weight_norm.default(v=%v, g=%g)"),
     ("abs", "x: f32[2, 8]", "%r: f32[2, 8] = aten.abs.default(self=%x)"),
+    ("adaptive_avg_pool1d", "x: f32[2, 3, 8]", "%r: f32[2, 3, 3] = aten.adaptive_avg_pool1d.default(self=%x, output_size=[3])"),
+    ("adaptive_max_pool2d", "x: f32[1, 2, 5, 7]", "%r: f32[1, 2, 2, 3], %r1: i64[1, 2, 2, 3] = aten.adaptive_max_pool2d.default(self=%x, output_size=[2, 3])"),
     ("add", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.add.Tensor(self=%x, other=%y)"),
     ("addcdiv", "x: f32[2, 8]; y: f32[2, 8]; z: f32[2, 8]", "%r: f32[2, 8] = aten.addcdiv.default(self=%x, tensor1=%y, tensor2=%z, value=0.5)"),
     ("addcmul", "x: f32[2, 8]; y: f32[2, 8]; z: f32[2, 8]", "%r: f32[2, 8] = aten.addcmul.default(self=%x, tensor1=%y, tensor2=%z)"),
@@ -47,7 +50,9 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("argmax", "x: f32[2, 8]", "%r: i64[2] = aten.argmax.default(self=%x, dim=1)"),
     ("argmin", "x: f32[2, 8]", "%r: i64[2] = aten.argmin.default(self=%x, dim=1)"),
     ("atan2", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.atan2.default(self=%x, other=%y)"),
+    ("avg_pool1d", "x: f32[2, 3, 8]", "%r: f32[2, 3, 4] = aten.avg_pool1d.default(self=%x, kernel_size=[2])"),
     ("avg_pool2d", "x: f32[1, 2, 4, 4]", "%r: f32[1, 2, 2, 2] = aten.avg_pool2d.default(self=%x, kernel_size=[2, 2])"),
+    ("avg_pool3d", "x: f32[1, 2, 4, 4, 4]", "%r: f32[1, 2, 2, 2, 2] = aten.avg_pool3d.default(self=%x, kernel_size=[2, 2, 2])"),
     ("bitwise_and", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_and.Tensor(self=%a, other=%b)"),
     ("bitwise_not", "a: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_not.default(self=%a)"),
     ("bitwise_or", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_or.Tensor(self=%a, other=%b)"),
@@ -130,6 +135,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("lt", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.lt.Tensor(self=%x, other=%y)"),
     ("masked_fill", "x: f32[2, 8]; a: bool[2, 8]", "%r: f32[2, 8] = aten.masked_fill.Scalar(self=%x, mask=%a, value=1.0)"),
     ("max", "x: f32[2, 8]", "%r: f32[2], %r1: i64[2] = aten.max.dim(self=%x, dim=1)"),
+    ("max_pool1d", "x: f32[2, 3, 8]", "%r: f32[2, 3, 4] = aten.max_pool1d.default(self=%x, kernel_size=[2])"),
     ("max_pool2d_with_indices", "x: f32[1, 2, 4, 4]", "%r: f32[1, 2, 2, 2], %r1: i64[1, 2, 2, 2] = aten.max_pool2d_with_indices.default(self=%x, kernel_size=[2, 2], stride=[2, 2])"),
     ("maximum", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.maximum.default(self=%x, other=%y)"),
     ("mean", "x: f32[2, 8]", "%r: f32[2] = aten.mean.dim(self=%x, dim=[1])"),
@@ -226,14 +232,12 @@ const WHOLE: &str =
 const SCATTER: &str = "writes through indices read from data: needs a runtime scatter kernel";
 const SORT: &str = "an order statistic: needs a runtime sort kernel";
 const DATA_SHAPE: &str = "the output shape depends on the data";
-const POOL: &str = "a pooling variant: needs a reduction with its window map or a runtime kernel";
 const NORM: &str = "a normalization: reductions and a pointwise epilogue, not written yet";
 const LINALG: &str = "a contraction: needs a GEMM-shaped runtime call";
 const RNN: &str = "a recurrent layer the decomposition could not unroll";
 
 /// Ops of the set that still run their reference kernel, with the reason.
 const GAPS: &[(&str, &str)] = &[
-    ("_adaptive_avg_pool2d", POOL),
     (
         "_embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
@@ -244,13 +248,9 @@ const GAPS: &[(&str, &str)] = &[
     ),
     ("_trilinear", LINALG),
     ("_unsafe_index_put", SCATTER),
-    ("adaptive_avg_pool1d", POOL),
-    ("adaptive_max_pool2d", POOL),
     ("argsort", SORT),
     ("as_strided", "an arbitrary strided view of the storage"),
     ("as_strided_scatter", SCATTER),
-    ("avg_pool1d", POOL),
-    ("avg_pool3d", POOL),
     ("baddbmm", LINALG),
     ("bilinear", LINALG),
     ("einsum", LINALG),
@@ -266,7 +266,6 @@ const GAPS: &[(&str, &str)] = &[
     ("lstm", RNN),
     ("masked_scatter", DATA_SHAPE),
     ("matmul", WHOLE),
-    ("max_pool1d", POOL),
     ("native_group_norm", NORM),
     ("nonzero", DATA_SHAPE),
     ("rnn_relu", RNN),

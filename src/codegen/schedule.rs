@@ -1843,7 +1843,43 @@ impl<'a> Sched<'a> {
                 }
                 self.constant_pad(n, out_dtype, &out_shape)?
             }
-            (AvgPool2d, "default") => self.avg_pool2d(n, out_dtype, &out_shape)?,
+            (AvgPool1d | AvgPool2d | AvgPool3d, "default") => {
+                let sd = match a {
+                    AvgPool1d => 1,
+                    AvgPool2d => 2,
+                    _ => 3,
+                };
+                let include_pad = self.bool_arg(n, "count_include_pad")?;
+                let divisor = match n.arg("divisor_override") {
+                    None | Some(Arg::None) => None,
+                    Some(Arg::Int(d)) if *d != 0 => Some(*d),
+                    _ => return Ok(Lowered::Fallback),
+                };
+                self.pool(
+                    n,
+                    Pool::Avg(include_pad, divisor),
+                    sd,
+                    out_dtype,
+                    &out_shape,
+                )?
+            }
+            (MaxPool1d, "default") => self.pool(n, Pool::Max, 1, out_dtype, &out_shape)?,
+            (AdaptiveAvgPool1d, "default") => {
+                self.pool(n, Pool::AdaptiveAvg, 1, out_dtype, &out_shape)?
+            }
+            (InternalAdaptiveAvgPool2d, "default") => {
+                self.pool(n, Pool::AdaptiveAvg, 2, out_dtype, &out_shape)?
+            }
+            // The values only: torch's indices take the last NaN of a
+            // window, which the arg-reductions do not.
+            (AdaptiveMaxPool2d, "default")
+                if n.outputs.len() == 2 && self.uses[n.outputs[1].index()] == 0 =>
+            {
+                match self.pool(n, Pool::AdaptiveMax, 2, out_dtype, &out_shape)? {
+                    Lowered::One(t) => Lowered::Many(vec![Some(t), None]),
+                    other => other,
+                }
+            }
             (UpsampleNearest2d, "default" | "vec") => {
                 self.upsample_nearest2d(n, ov, out_dtype, &out_shape)?
             }
@@ -3029,89 +3065,194 @@ impl<'a> Sched<'a> {
         Ok(None)
     }
 
-    /// `avg_pool2d` as a sum over the window of the input (zero outside)
-    /// divided by torch's divisor: the window clipped to the padded input
-    /// (`count_include_pad`), to the input itself, or `divisor_override`.
-    fn avg_pool2d(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+    /// Pooling over the last `sd` dims as a reduction over the window:
+    /// fixed windows (kernel, stride, padding, dilation) or torch's adaptive
+    /// ones (`[floor(o in / out), ceil((o + 1) in / out))`, reduced over the
+    /// largest). Averages divide each element by torch's divisor (the window
+    /// clipped to the padded input with `count_include_pad`, else to the
+    /// input, or `divisor_override`), maxima read `-inf` outside the input.
+    /// Static spatial sizes only.
+    fn pool(
+        &mut self,
+        n: &Node,
+        kind: Pool,
+        sd: usize,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
         let x = self.tensor_arg(n, "self")?;
         let rank = x.shape.len();
-        if !dtype.is_float() || !(rank == 3 || rank == 4) || out_shape.len() != rank {
+        if !dtype.is_float() || x.dtype != dtype || !(rank == sd + 1 || rank == sd + 2) {
             return Ok(Lowered::Fallback);
         }
-        let [k, s, p, _] = self.pool_window(n)?;
-        let include_pad = self.bool_arg(n, "count_include_pad")?;
-        let divisor = match n.arg("divisor_override") {
-            None | Some(Arg::None) => None,
-            Some(Arg::Int(d)) if *d != 0 => Some(*d),
-            _ => return Ok(Lowered::Fallback),
-        };
-        if k.len() != 2 || s.len() != 2 || p.len() != 2 || k.iter().chain(&s).any(|&v| v <= 0) {
+        if out_shape.len() != rank {
             return Ok(Lowered::Fallback);
         }
-        let (h, w) = (x.shape[rank - 2].clone(), x.shape[rank - 1].clone());
-        if h.as_int() == Some(0) || w.as_int() == Some(0) {
-            return Ok(Lowered::Fallback);
+        for (d, (o, i)) in out_shape.iter().zip(&x.shape).take(rank - sd).enumerate() {
+            self.require_eq(n, &format!("dim {d} of the pooled tensor"), o, i)?;
+        }
+        let mut ins = Vec::new();
+        let mut outs = Vec::new();
+        for (xd, od) in x.shape.iter().zip(out_shape).skip(rank - sd) {
+            let (Some(i), Some(o)) = (xd.as_int(), od.as_int()) else {
+                return Ok(Lowered::Fallback);
+            };
+            if i <= 0 || o < 0 {
+                return Ok(Lowered::Fallback);
+            }
+            ins.push(i);
+            outs.push(o);
+        }
+        let adaptive = matches!(kind, Pool::AdaptiveAvg | Pool::AdaptiveMax);
+        // Per axis: window extent, stride, padding, dilation (fixed windows).
+        let mut win = Vec::new();
+        if adaptive {
+            let want = self.ints_arg(n, "output_size")?;
+            if want.len() != sd || want.iter().zip(&outs).any(|(a, b)| a != b) {
+                return Ok(Lowered::Fallback);
+            }
+            for k in 0..sd {
+                let (i, o) = (ins[k], outs[k]);
+                let widest = (0..o)
+                    .map(|j| ((j + 1) * i + o - 1) / o - j * i / o)
+                    .max()
+                    .unwrap_or(1);
+                win.push([widest, 0, 0, 1]);
+            }
+        } else {
+            let arg = |name: &str, d: &[i64]| -> Result<Vec<i64>> {
+                let v = match n.arg(name) {
+                    None | Some(Arg::None) => d.to_vec(),
+                    Some(_) => self.ints_arg(n, name)?,
+                };
+                Ok(match v.len() {
+                    0 => d.to_vec(),
+                    1 => vec![v[0]; sd],
+                    _ => v,
+                })
+            };
+            let k = arg("kernel_size", &vec![1; sd])?;
+            let s = arg("stride", &k)?;
+            let p = arg("padding", &vec![0; sd])?;
+            let dl = match kind {
+                Pool::Max => arg("dilation", &vec![1; sd])?,
+                _ => vec![1; sd],
+            };
+            if [&k, &s, &p, &dl].iter().any(|v| v.len() != sd)
+                || k.iter().chain(&s).chain(&dl).any(|&v| v <= 0)
+            {
+                return Ok(Lowered::Fallback);
+            }
+            for a in 0..sd {
+                win.push([k[a], s[a], p[a], dl[a]]);
+            }
         }
         let acc = if dtype == DType::F64 {
             DType::F64
         } else {
             DType::F32
         };
+        let reduced: Vec<SymExpr> = win.iter().map(|w| SymExpr::Int(w[0])).collect();
         let no = rank;
         let xe = x.clone();
-        let reduced = vec![SymExpr::Int(k[0]), SymExpr::Int(k[1])];
         let expr_of = move |idx: &[E]| -> E {
-            let (oy, ox) = (idx[no - 2].clone(), idx[no - 1].clone());
-            let (ky, kx) = (idx[no].clone(), idx[no + 1].clone());
-            let axis = |o: E, kk: E, s: i64, p: i64, k: i64, len: &SymExpr| {
-                let start = eb::add(eb::mul(o, eb::int(s)), eb::int(-p));
-                let i = eb::add(start.clone(), kk);
-                let len = eb::size(len);
-                let inside = eb::bin(
+            let mut inside: Option<E> = None;
+            let mut at = idx[..no - sd].to_vec();
+            let mut divisor: Option<E> = None;
+            for a in 0..sd {
+                let o = idx[no - sd + a].clone();
+                let kk = idx[no + a].clone();
+                let len = ins[a];
+                let [k, s, p, dl] = win[a];
+                let (start, end) = if adaptive {
+                    let out = outs[a];
+                    let start = eb::bin(
+                        BinOp::FloorDiv,
+                        eb::mul(o.clone(), eb::int(len)),
+                        eb::int(out),
+                    );
+                    let next = eb::add(
+                        eb::mul(eb::add(o, eb::int(1)), eb::int(len)),
+                        eb::int(out - 1),
+                    );
+                    (start, eb::bin(BinOp::FloorDiv, next, eb::int(out)))
+                } else {
+                    let start = eb::add(eb::mul(o, eb::int(s)), eb::int(-p));
+                    // The padded window's end, as torch clips it.
+                    let end = eb::bin(
+                        BinOp::Min,
+                        eb::add(start.clone(), eb::int(k)),
+                        eb::int(len + p),
+                    );
+                    (start, end)
+                };
+                let i = eb::add(start.clone(), eb::mul(kk, eb::int(dl)));
+                let mut ok = eb::bin(
                     BinOp::BitAnd,
                     eb::cmp(CmpOp::Ge, i.clone(), eb::int(0)),
-                    eb::cmp(CmpOp::Lt, i.clone(), len.clone()),
+                    eb::cmp(CmpOp::Lt, i.clone(), eb::int(len)),
                 );
-                let last = eb::add(len.clone(), eb::int(-1));
-                let clamped = eb::bin(BinOp::Min, eb::bin(BinOp::Max, i, eb::int(0)), last);
-                // The window: padded extent, then clipped to the input.
-                let end = eb::bin(
+                if adaptive {
+                    ok = eb::bin(
+                        BinOp::BitAnd,
+                        ok,
+                        eb::cmp(CmpOp::Lt, i.clone(), end.clone()),
+                    );
+                }
+                inside = Some(match inside {
+                    Some(c) => eb::bin(BinOp::BitAnd, c, ok),
+                    None => ok,
+                });
+                at.push(eb::bin(
                     BinOp::Min,
-                    eb::add(start.clone(), eb::int(k)),
-                    eb::add(len.clone(), eb::int(p)),
-                );
-                let padded = eb::bin(BinOp::Sub, end.clone(), start.clone());
-                let inner = eb::bin(
-                    BinOp::Sub,
-                    eb::bin(BinOp::Min, end, len),
-                    eb::bin(BinOp::Max, start, eb::int(0)),
-                );
-                (inside, clamped, padded, inner)
-            };
-            let (iny, cy, py, ny) = axis(oy, ky, s[0], p[0], k[0], &h);
-            let (inx, cx, px, nx) = axis(ox, kx, s[1], p[1], k[1], &w);
-            let mut at = idx[..no - 2].to_vec();
-            at.push(cy);
-            at.push(cx);
+                    eb::bin(BinOp::Max, i, eb::int(0)),
+                    eb::int(len - 1),
+                ));
+                let count = match kind {
+                    Pool::Avg(true, None) => eb::bin(BinOp::Sub, end, start),
+                    Pool::Avg(false, None) => eb::bin(
+                        BinOp::Sub,
+                        eb::bin(BinOp::Min, end, eb::int(len)),
+                        eb::bin(BinOp::Max, start, eb::int(0)),
+                    ),
+                    Pool::AdaptiveAvg => eb::bin(BinOp::Sub, end, start),
+                    _ => eb::int(1),
+                };
+                divisor = Some(match divisor {
+                    Some(d) => eb::mul(d, count),
+                    None => count,
+                });
+            }
             let v = eb::cast(acc, xe.at(&at));
-            let v = eb::select(eb::bin(BinOp::BitAnd, iny, inx), v, eb::konst(0.0, acc));
-            let div = match divisor {
-                Some(d) => eb::int(d),
-                None if include_pad => eb::mul(py, px),
-                None => eb::mul(ny, nx),
-            };
-            eb::bin(BinOp::Div, v, eb::cast(acc, div))
+            let inside = inside.unwrap_or_else(|| eb::konst(1.0, DType::Bool));
+            match kind {
+                Pool::Max | Pool::AdaptiveMax => {
+                    eb::select(inside, v, eb::konst(f64::NEG_INFINITY, acc))
+                }
+                _ => {
+                    let div = match kind {
+                        Pool::Avg(_, Some(d)) => eb::int(d),
+                        _ => divisor.unwrap_or_else(|| eb::int(1)),
+                    };
+                    let v = eb::select(inside, v, eb::konst(0.0, acc));
+                    eb::bin(BinOp::Div, v, eb::cast(acc, div))
+                }
+            }
         };
-        let idx: Vec<E> = (0..no + 2).map(eb::var).collect();
-        let expr = eb::cast(dtype, expr_of(&idx));
+        let idx: Vec<E> = (0..no + sd).map(eb::var).collect();
+        let expr = expr_of(&idx);
         let out = self.temp(n.outputs[0], dtype, out_shape);
         let mut origins = (*x.origins).clone();
         origins.push(origin(n));
+        let op = match kind {
+            Pool::Max | Pool::AdaptiveMax => RedOp::Max,
+            _ => RedOp::Sum,
+        };
         self.plan.kernels.push(Kernel {
             kind: KernelKind::Reduction {
                 out: out.clone(),
                 reduced,
-                op: RedOp::Sum,
+                op,
                 expr,
             },
             origins,
@@ -4555,6 +4696,16 @@ fn kept_index(idx: &[E], dims: &[usize], rank: usize, keepdim: bool) -> Vec<E> {
             }
         })
         .collect()
+}
+
+/// A pooling of [`Sched::pool`].
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Pool {
+    /// An average: `count_include_pad`, `divisor_override`.
+    Avg(bool, Option<i64>),
+    Max,
+    AdaptiveAvg,
+    AdaptiveMax,
 }
 
 /// A resampling mode of [`Sched::resample`].
