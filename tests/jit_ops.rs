@@ -1188,3 +1188,64 @@ fn one_and_three_dimensional_and_adaptive_pooling() {
         }
     }
 }
+
+#[test]
+fn group_norm_and_batch_statistics() {
+    for dt in FLOATS {
+        let x: &[usize] = &[2, 6, 3, 2];
+        for (g, affine) in [(3, true), (1, false), (6, true), (2, false)] {
+            let (wb, mut inputs) = if affine {
+                (
+                    "weight=%w, bias=%b",
+                    vec![
+                        ("x", dt, false, x),
+                        ("w", dt, false, &[6][..]),
+                        ("b", dt, false, &[6][..]),
+                    ],
+                )
+            } else {
+                ("weight=None, bias=None", vec![("x", dt, false, x)])
+            };
+            inputs.truncate(if affine { 3 } else { 1 });
+            let body = format!(
+                "%r: {dt}[2, 6, 3, 2], %m: {dt}[2, {g}], %s: {dt}[2, {g}] = aten.native_group_norm.default(input=%x, {wb}, N=2, C=6, HxW=6, group={g}, eps=1e-05)\n\
+                 output %r = user_output\noutput %m = user_output\noutput %s = user_output"
+            );
+            check_each(&body, &inputs, dt);
+        }
+        let x: &[usize] = &[4, 3, 5];
+        for affine in [true, false] {
+            let (wb, inputs) = if affine {
+                (
+                    "weight=%w, bias=%b",
+                    vec![
+                        ("x", dt, false, x),
+                        ("w", dt, false, &[3][..]),
+                        ("b", dt, false, &[3][..]),
+                    ],
+                )
+            } else {
+                ("weight=None, bias=None", vec![("x", dt, false, x)])
+            };
+            let body = format!(
+                "%r: {dt}[4, 3, 5], %m: {dt}[3], %s: {dt}[3] = aten._native_batch_norm_legit.no_stats(input=%x, {wb}, training=true, momentum=0.1, eps=0.001)\n\
+                 output %r = user_output\noutput %m = user_output\noutput %s = user_output"
+            );
+            check_each(&body, &inputs, dt);
+        }
+        let body = format!(
+            "%r: {dt}[4, 3, 5], %m: {dt}[0], %s: {dt}[0] = aten._native_batch_norm_legit.default(input=%x, weight=%w, bias=%b, running_mean=%rm, running_var=%rv, training=false, momentum=0.1, eps=1e-05)"
+        );
+        check_each(
+            &body,
+            &[
+                ("x", dt, false, &[4, 3, 5]),
+                ("w", dt, false, &[3]),
+                ("b", dt, false, &[3]),
+                ("rm", dt, false, &[3]),
+                ("rv", dt, true, &[3]),
+            ],
+            dt,
+        );
+    }
+}

@@ -24,6 +24,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("_adaptive_avg_pool2d", "x: f32[1, 2, 5, 7]", "%r: f32[1, 2, 2, 3] = aten._adaptive_avg_pool2d.default(self=%x, output_size=[2, 3])"),
     ("_cdist_forward", "x: f32[2, 8]; y: f32[3, 8]", "%r: f32[2, 3] = aten._cdist_forward.default(x1=%x, x2=%y, p=2.0, compute_mode=None)"),
     ("_log_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._log_softmax.default(self=%x, dim=1, half_to_float=false)"),
+    ("_native_batch_norm_legit", "x: f32[2, 3, 4]", "%r: f32[2, 3, 4], %r1: f32[3], %r2: f32[3] = aten._native_batch_norm_legit.no_stats(input=%x, weight=None, bias=None, training=true, momentum=0.1, eps=1e-05)"),
     ("_native_batch_norm_legit_no_training", "x: f32[2, 3, 4]; w: f32[3]; b: f32[3]; m: f32[3]; v: f32[3]", "%r: f32[2, 3, 4], %r1: f32[0], %r2: f32[0] = aten._native_batch_norm_legit_no_training.default(input=%x, weight=%w, bias=%b, running_mean=%m, running_var=%v, momentum=0.1, eps=1e-05)"),
     ("_prelu_kernel", "x: f32[2, 3, 4]; w: f32[3]", "%r: f32[2, 3, 4] = aten._prelu_kernel.default(self=%x, weight=%w)"),
     ("_safe_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._safe_softmax.default(self=%x, dim=1)"),
@@ -145,6 +146,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("mul", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.mul.Tensor(self=%x, other=%y)"),
     ("narrow", "x: f32[2, 8]", "%r: f32[2, 3] = aten.narrow.default(self=%x, dim=1, start=2, length=3)"),
     ("native_dropout", "x: f32[2, 8]", "%r: f32[2, 8], %r1: bool[2, 8] = aten.native_dropout.default(input=%x, p=0.5, train=false)"),
+    ("native_group_norm", "x: f32[2, 4, 3]", "%r: f32[2, 4, 3], %r1: f32[2, 2], %r2: f32[2, 2] = aten.native_group_norm.default(input=%x, weight=None, bias=None, N=2, C=4, HxW=3, group=2, eps=1e-05)"),
     ("native_layer_norm", "x: f32[2, 8]", "%r: f32[2, 8], %r1: f32[2, 1], %r2: f32[2, 1] = aten.native_layer_norm.default(input=%x, normalized_shape=[8], weight=None, bias=None, eps=1e-05)"),
     ("ne", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.ne.Tensor(self=%x, other=%y)"),
     ("neg", "x: f32[2, 8]", "%r: f32[2, 8] = aten.neg.default(self=%x)"),
@@ -232,7 +234,6 @@ const WHOLE: &str =
 const SCATTER: &str = "writes through indices read from data: needs a runtime scatter kernel";
 const SORT: &str = "an order statistic: needs a runtime sort kernel";
 const DATA_SHAPE: &str = "the output shape depends on the data";
-const NORM: &str = "a normalization: reductions and a pointwise epilogue, not written yet";
 const LINALG: &str = "a contraction: needs a GEMM-shaped runtime call";
 const RNN: &str = "a recurrent layer the decomposition could not unroll";
 
@@ -241,10 +242,6 @@ const GAPS: &[(&str, &str)] = &[
     (
         "_embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
-    ),
-    (
-        "_native_batch_norm_legit",
-        "batch statistics (the no_stats form): reductions not written yet",
     ),
     ("_trilinear", LINALG),
     ("_unsafe_index_put", SCATTER),
@@ -266,7 +263,6 @@ const GAPS: &[(&str, &str)] = &[
     ("lstm", RNN),
     ("masked_scatter", DATA_SHAPE),
     ("matmul", WHOLE),
-    ("native_group_norm", NORM),
     ("nonzero", DATA_SHAPE),
     ("rnn_relu", RNN),
     ("rnn_tanh", RNN),

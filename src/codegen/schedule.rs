@@ -42,6 +42,9 @@ const MAX_FUSED_COST: usize = 48;
 
 type Body = Rc<dyn Fn(&[E]) -> E>;
 
+/// A map from an index to another index.
+type IndexMap = Rc<dyn Fn(&[E]) -> Vec<E>>;
+
 /// An operand of an elementwise op: its element function, the nodes fused
 /// into it, and its cost.
 type Operand = (Body, Rc<Vec<Origin>>, usize);
@@ -2041,6 +2044,18 @@ impl<'a> Sched<'a> {
             (Cumsum | Cumprod, "default") => self.scan(n, *a == Cumprod, out_dtype, &out_shape)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
+            (InternalNativeBatchNormLegit, "default")
+                if matches!(n.arg("training"), Some(Arg::Bool(false))) =>
+            {
+                self.batch_norm(n)?
+            }
+            // Batch statistics, no running statistics to update.
+            (InternalNativeBatchNormLegit, "no_stats")
+                if matches!(n.arg("training"), Some(Arg::Bool(true))) =>
+            {
+                self.batch_stats_norm(n)?
+            }
+            (NativeGroupNorm, "default") => self.group_norm(n)?,
             // ---- runtime calls ----
             (Addmm | Mm | Bmm, "default") => self.gemm(n, *a)?,
             (Convolution, "default") => self.convolution(n)?,
@@ -4226,6 +4241,224 @@ impl<'a> Sched<'a> {
             eb::bin(BinOp::Div, exp(idx), sum.at(&at))
         });
         Lowered::One(self.lazy(dtype, x.shape.clone(), &[&x.origins], x.cost() + 3, body))
+    }
+
+    /// Normalization by statistics of `t` (the input, as f64, in the
+    /// layout its statistics group it: reduced over `dims`), as the
+    /// interpreter computes them: the mean, the biased variance by a second
+    /// pass, `invstd = 1 / sqrt(var + eps)`, then per channel `scale =
+    /// invstd * w` and `shift = b - mean * scale` rounded to the compute
+    /// type, and `x * scale + shift`. `stat_at` maps an index of the output
+    /// to the statistics' index, `channel_at` to the channel. Returns the
+    /// output and the kept-dims mean and invstd.
+    #[allow(clippy::too_many_arguments)]
+    fn normalize(
+        &mut self,
+        n: &Node,
+        x: &Tv,
+        t: &Tv,
+        dims: &[usize],
+        eps: f64,
+        w: Option<Tv>,
+        b: Option<Tv>,
+        stat_at: IndexMap,
+        channel_at: Body,
+        dtype: DType,
+    ) -> (Tv, Tv, Tv) {
+        let f = DType::F64;
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let mean = self.reduce_kept(n, t, dims, RedOp::Mean, f, "mean");
+        let (te, me, dk) = (t.clone(), mean.clone(), dims.to_vec());
+        let dev: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for &d in &dk {
+                at[d] = eb::int(0);
+            }
+            let d = eb::bin(BinOp::Sub, te.at(idx), me.at(&at));
+            eb::bin(BinOp::Mul, d.clone(), d)
+        });
+        let dev = self.lazy(f, t.shape.clone(), &[&t.origins], t.cost() + 3, dev);
+        let ss = self.reduce_kept(n, &dev, dims, RedOp::Sum, f, "ss");
+        let count = SymExpr::mul(dims.iter().map(|&d| t.shape[d].clone()).collect());
+        let invstd = {
+            let sse = ss.clone();
+            let body: Body = Rc::new(move |idx: &[E]| {
+                let var = eb::bin(BinOp::Div, sse.at(idx), eb::cast(f, eb::size(&count)));
+                let sd = eb::un(UnOp::Sqrt, eb::bin(BinOp::Add, var, eb::konst(eps, f)));
+                eb::bin(BinOp::Div, eb::konst(1.0, f), sd)
+            });
+            self.lazy(f, ss.shape.clone(), &[], 3, body)
+        };
+        let (xe, me, ie) = (x.clone(), mean.clone(), invstd.clone());
+        let mut parts = vec![x.origins.clone()];
+        for t in [&w, &b].into_iter().flatten() {
+            parts.push(t.origins.clone());
+        }
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let at = stat_at(idx);
+            let c = [channel_at(idx)];
+            let mut scale = ie.at(&at);
+            if let Some(w) = &w {
+                scale = eb::bin(BinOp::Mul, scale, eb::cast(f, w.at(&c)));
+            }
+            let b = match &b {
+                Some(b) => eb::cast(f, b.at(&c)),
+                None => eb::konst(0.0, f),
+            };
+            let shift = eb::bin(
+                BinOp::Sub,
+                b,
+                eb::bin(BinOp::Mul, me.at(&at), scale.clone()),
+            );
+            let (scale, shift) = (eb::cast(fc, scale), eb::cast(fc, shift));
+            let y = eb::bin(BinOp::Mul, eb::cast(fc, xe.at(idx)), scale);
+            eb::cast(dtype, eb::bin(BinOp::Add, y, shift))
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        let out = self.lazy(dtype, x.shape.clone(), &parts, x.cost() + 8, body);
+        (out, mean, invstd)
+    }
+
+    /// A statistic (kept dims) read at `at(idx)`, rounded to the compute
+    /// type and then to `dtype`, as a lazy value of `shape`.
+    fn stat_output(
+        &self,
+        stat: Tv,
+        dtype: DType,
+        shape: Vec<SymExpr>,
+        at: impl Fn(&[E]) -> Vec<E> + 'static,
+    ) -> Tv {
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, eb::cast(fc, stat.at(&at(idx)))));
+        self.lazy(dtype, shape, &[], 2, body)
+    }
+
+    /// `_native_batch_norm_legit.no_stats` in training: statistics over
+    /// every dim but the channels (dim 1); the outputs are the normalized
+    /// input, the mean and the invstd per channel.
+    fn batch_stats_norm(&mut self, n: &Node) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let (dtype, shape) = self.out_type(n)?;
+        let rank = x.shape.len();
+        if rank < 2 || !dtype.is_float() || x.dtype != dtype || shape != x.shape {
+            return Ok(Lowered::Fallback);
+        }
+        if n.outputs.len() != 3 || SymExpr::mul(x.shape.clone()).as_int() == Some(0) {
+            return Ok(Lowered::Fallback);
+        }
+        let Some(eps) = float_arg(n, "eps") else {
+            return Ok(Lowered::Fallback);
+        };
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let dims: Vec<usize> = (0..rank).filter(|&d| d != 1).collect();
+        let xe = x.clone();
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(DType::F64, xe.at(idx)));
+        let t = self.lazy(
+            DType::F64,
+            x.shape.clone(),
+            &[&x.origins],
+            x.cost() + 1,
+            body,
+        );
+        let stat_at: IndexMap = Rc::new(move |idx: &[E]| {
+            (0..rank)
+                .map(|d| if d == 1 { idx[1].clone() } else { eb::int(0) })
+                .collect()
+        });
+        let channel_at: Body = Rc::new(|idx: &[E]| idx[1].clone());
+        let (out, mean, invstd) =
+            self.normalize(n, &x, &t, &dims, eps, w, b, stat_at, channel_at, dtype);
+        let mut outs = vec![Some(out)];
+        for (i, stat) in [(1, mean), (2, invstd)] {
+            let (sdt, sshape) = self.out_type_of(n, i)?;
+            if sshape.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+            self.require_eq(n, "the channels of a statistic", &sshape[0], &x.shape[1])?;
+            outs.push(Some(self.stat_output(stat, sdt, sshape, move |idx| {
+                (0..rank)
+                    .map(|d| if d == 1 { idx[0].clone() } else { eb::int(0) })
+                    .collect()
+            })));
+        }
+        Ok(Lowered::Many(outs))
+    }
+
+    /// `native_group_norm`: statistics per sample and group of `C / group`
+    /// channels; the outputs are the normalized input and the mean and
+    /// rstd of shape `[N, group]`.
+    fn group_norm(&mut self, n: &Node) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let (dtype, shape) = self.out_type(n)?;
+        let rank = x.shape.len();
+        if rank < 2 || !dtype.is_float() || x.dtype != dtype || shape != x.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let g = self.int_arg(n, "group")?;
+        let Some(c) = x.shape[1].as_int() else {
+            return Ok(Lowered::Fallback);
+        };
+        if g <= 0 || c % g != 0 || n.outputs.len() != 3 {
+            return Ok(Lowered::Fallback);
+        }
+        if SymExpr::mul(x.shape.clone()).as_int() == Some(0) {
+            return Ok(Lowered::Fallback);
+        }
+        let Some(eps) = float_arg(n, "eps") else {
+            return Ok(Lowered::Fallback);
+        };
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let cg = c / g;
+        // x as [N, group, C / group, *].
+        let mut gshape = vec![x.shape[0].clone(), SymExpr::Int(g), SymExpr::Int(cg)];
+        gshape.extend(x.shape[2..].iter().cloned());
+        let xe = x.clone();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = vec![
+                idx[0].clone(),
+                eb::add(eb::mul(idx[1].clone(), eb::int(cg)), idx[2].clone()),
+            ];
+            at.extend(idx[3..].iter().cloned());
+            eb::cast(DType::F64, xe.at(&at))
+        });
+        let t = self.lazy(DType::F64, gshape, &[&x.origins], x.cost() + 1, body);
+        let dims: Vec<usize> = (2..rank + 1).collect();
+        let stat_at: IndexMap = Rc::new(move |idx: &[E]| {
+            let mut at = vec![
+                idx[0].clone(),
+                eb::bin(BinOp::FloorDiv, idx[1].clone(), eb::int(cg)),
+            ];
+            at.extend((2..rank + 1).map(|_| eb::int(0)));
+            at
+        });
+        let channel_at: Body = Rc::new(|idx: &[E]| idx[1].clone());
+        let (out, mean, rstd) =
+            self.normalize(n, &x, &t, &dims, eps, w, b, stat_at, channel_at, dtype);
+        let mut outs = vec![Some(out)];
+        for (i, stat) in [(1, mean), (2, rstd)] {
+            let (sdt, sshape) = self.out_type_of(n, i)?;
+            if sshape.len() != 2 {
+                return Ok(Lowered::Fallback);
+            }
+            self.require_eq(n, "the samples of a statistic", &sshape[0], &x.shape[0])?;
+            self.require_eq(n, "the groups of a statistic", &sshape[1], &SymExpr::Int(g))?;
+            outs.push(Some(self.stat_output(stat, sdt, sshape, move |idx| {
+                let mut at = idx.to_vec();
+                at.extend((2..rank + 1).map(|_| eb::int(0)));
+                at
+            })));
+        }
+        Ok(Lowered::Many(outs))
     }
 
     fn batch_norm(&mut self, n: &Node) -> Result<Lowered> {
