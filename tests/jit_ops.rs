@@ -1249,3 +1249,175 @@ fn group_norm_and_batch_statistics() {
         );
     }
 }
+
+#[test]
+fn matmul_linear_and_other_contractions() {
+    let mm_cases: [(&[usize], &[usize], &str); 10] = [
+        (&[4], &[4], ""),
+        (&[4], &[4, 3], "3"),
+        (&[2, 4], &[4], "2"),
+        (&[2, 4], &[4, 3], "2, 3"),
+        (&[2, 2, 4], &[4, 3], "2, 2, 3"),
+        (&[2, 4], &[2, 4, 3], "2, 2, 3"),
+        (&[3, 1, 2, 4], &[2, 4, 3], "3, 2, 2, 3"),
+        (&[4], &[2, 4, 3], "2, 3"),
+        (&[2, 2, 4], &[4], "2, 2"),
+        (&[2, 2, 4], &[2, 4, 3], "2, 2, 3"),
+    ];
+    for dt in [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+    ] {
+        for (a, b, out) in mm_cases {
+            let body = format!("%r: {dt}[{out}] = aten.matmul.default(self=%x, other=%y)");
+            check_each(&body, &[("x", dt, false, a), ("y", dt, false, b)], dt);
+        }
+    }
+    for dt in FLOATS {
+        for (x, out) in [
+            (&[4usize][..], "3"),
+            (&[2, 4][..], "2, 3"),
+            (&[2, 2, 4][..], "2, 2, 3"),
+        ] {
+            let body =
+                format!("%r: {dt}[{out}] = aten.linear.default(input=%x, weight=%w, bias=%b)");
+            check_each(
+                &body,
+                &[
+                    ("x", dt, false, x),
+                    ("w", dt, false, &[3, 4]),
+                    ("b", dt, false, &[3]),
+                ],
+                dt,
+            );
+            let body = format!("%r: {dt}[{out}] = aten.linear.default(input=%x, weight=%w)");
+            check_each(&body, &[("x", dt, false, x), ("w", dt, false, &[3, 4])], dt);
+        }
+        for args in ["", ", beta=0.5, alpha=2", ", beta=0, alpha=1.5"] {
+            let body = format!(
+                "%r: {dt}[2, 3, 5] = aten.baddbmm.default(self=%s, batch1=%x, batch2=%y{args})"
+            );
+            check_each(
+                &body,
+                &[
+                    ("s", dt, false, &[3, 5]),
+                    ("x", dt, false, &[2, 3, 4]),
+                    ("y", dt, false, &[2, 4, 5]),
+                ],
+                dt,
+            );
+        }
+        let body = format!(
+            "%r: {dt}[2, 3] = aten.bilinear.default(input1=%x, input2=%y, weight=%w, bias=%b)"
+        );
+        check_each(
+            &body,
+            &[
+                ("x", dt, false, &[2, 4]),
+                ("y", dt, false, &[2, 5]),
+                ("w", dt, false, &[3, 4, 5]),
+                ("b", dt, false, &[3]),
+            ],
+            dt,
+        );
+        let body = format!(
+            "%r: {dt}[2, 3] = aten._trilinear.default(i1=%x, i2=%w, i3=%y, expand1=[1, 3], expand2=[0], expand3=[1, 2], sumdim=[2, 3])"
+        );
+        check_each(
+            &body,
+            &[
+                ("x", dt, false, &[2, 4]),
+                ("w", dt, false, &[3, 4, 5]),
+                ("y", dt, false, &[2, 5]),
+            ],
+            dt,
+        );
+        for (eq, shapes, out) in [
+            ("ij,jk->ik", vec![&[2usize, 4][..], &[4, 3][..]], "2, 3"),
+            ("ij,jk", vec![&[2, 4][..], &[4, 3][..]], "2, 3"),
+            (
+                "bij,bjk->bik",
+                vec![&[2, 2, 4][..], &[2, 4, 3][..]],
+                "2, 2, 3",
+            ),
+            ("ii->i", vec![&[3, 3][..]], "3"),
+            ("ii", vec![&[3, 3][..]], ""),
+            (
+                "...ij,...jk->...ik",
+                vec![&[2, 2, 4][..], &[4, 3][..]],
+                "2, 2, 3",
+            ),
+            ("i,j->ij", vec![&[3][..], &[4][..]], "3, 4"),
+            ("ijk->kji", vec![&[2, 3, 4][..]], "4, 3, 2"),
+            (
+                "bn,anm,bm->ba",
+                vec![&[2, 4][..], &[3, 4, 5][..], &[2, 5][..]],
+                "2, 3",
+            ),
+        ] {
+            let names = ["x", "y", "z"];
+            let list: Vec<String> = (0..shapes.len())
+                .map(|i| format!("%{}", names[i]))
+                .collect();
+            let body = format!(
+                "%r: {dt}[{out}] = aten.einsum.default(equation=\"{eq}\", tensors=[{}])",
+                list.join(", ")
+            );
+            let inputs: Vec<(&str, DType, bool, &[usize])> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (names[i], dt, false, *s))
+                .collect();
+            check_each(&body, &inputs, dt);
+        }
+    }
+}
+
+#[test]
+fn matrix_products_beyond_f32() {
+    // f32 with scaling factors takes the same path.
+    for args in [", beta=2, alpha=3", ", beta=0, alpha=0.5"] {
+        let body = format!("%r: f32[2, 3] = aten.addmm.default(self=%b, mat1=%x, mat2=%y{args})");
+        let f = DType::F32;
+        check_each(
+            &body,
+            &[
+                ("b", f, false, &[2, 3]),
+                ("x", f, false, &[2, 4]),
+                ("y", f, false, &[4, 3]),
+            ],
+            f,
+        );
+    }
+    for dt in [DType::F64, DType::F16, DType::BF16, DType::I64, DType::I32] {
+        let body = format!("%r: {dt}[2, 3] = aten.mm.default(self=%x, mat2=%y)");
+        check_each(
+            &body,
+            &[("x", dt, false, &[2, 4]), ("y", dt, false, &[4, 3])],
+            dt,
+        );
+        let body = format!("%r: {dt}[2, 2, 3] = aten.bmm.default(self=%x, mat2=%y)");
+        check_each(
+            &body,
+            &[("x", dt, false, &[2, 2, 4]), ("y", dt, false, &[2, 4, 3])],
+            dt,
+        );
+        for args in ["", ", beta=2, alpha=3", ", beta=0"] {
+            let body =
+                format!("%r: {dt}[2, 3] = aten.addmm.default(self=%b, mat1=%x, mat2=%y{args})");
+            check_each(
+                &body,
+                &[
+                    ("b", dt, false, &[3]),
+                    ("x", dt, false, &[2, 4]),
+                    ("y", dt, false, &[4, 3]),
+                ],
+                dt,
+            );
+        }
+    }
+}

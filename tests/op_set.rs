@@ -30,6 +30,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("_safe_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._safe_softmax.default(self=%x, dim=1)"),
     ("_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._softmax.default(self=%x, dim=1, half_to_float=false)"),
     ("_to_copy", "x: f32[2, 8]", "%r: f64[2, 8] = aten._to_copy.default(self=%x, dtype=f64)"),
+    ("_trilinear", "x: f32[2, 4]; w: f32[3, 4, 5]; y: f32[2, 5]", "%r: f32[2, 3] = aten._trilinear.default(i1=%x, i2=%w, i3=%y, expand1=[1, 3], expand2=[0], expand3=[1, 2], sumdim=[2, 3])"),
     ("_unsafe_index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten._unsafe_index.Tensor(self=%x, indices=[%i])"),
     ("_unsafe_view", "x: f32[2, 8]", "%r: f32[16] = aten._unsafe_view.default(self=%x, size=[16])"),
     ("_upsample_nearest_exact2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten._upsample_nearest_exact2d.default(self=%x, output_size=[6, 5])"),
@@ -54,6 +55,8 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("avg_pool1d", "x: f32[2, 3, 8]", "%r: f32[2, 3, 4] = aten.avg_pool1d.default(self=%x, kernel_size=[2])"),
     ("avg_pool2d", "x: f32[1, 2, 4, 4]", "%r: f32[1, 2, 2, 2] = aten.avg_pool2d.default(self=%x, kernel_size=[2, 2])"),
     ("avg_pool3d", "x: f32[1, 2, 4, 4, 4]", "%r: f32[1, 2, 2, 2, 2] = aten.avg_pool3d.default(self=%x, kernel_size=[2, 2, 2])"),
+    ("baddbmm", "s: f32[2, 3, 5]; x: f32[2, 3, 4]; y: f32[2, 4, 5]", "%r: f32[2, 3, 5] = aten.baddbmm.default(self=%s, batch1=%x, batch2=%y)"),
+    ("bilinear", "x: f32[2, 4]; y: f32[2, 5]; w: f32[3, 4, 5]", "%r: f32[2, 3] = aten.bilinear.default(input1=%x, input2=%y, weight=%w)"),
     ("bitwise_and", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_and.Tensor(self=%a, other=%b)"),
     ("bitwise_not", "a: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_not.default(self=%a)"),
     ("bitwise_or", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.bitwise_or.Tensor(self=%a, other=%b)"),
@@ -85,6 +88,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("diff", "x: f32[2, 8]", "%r: f32[2, 7] = aten.diff.default(self=%x, n=1, dim=1)"),
     ("div", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.div.Tensor(self=%x, other=%y)"),
     ("dot", "x: f32[8]; y: f32[8]", "%r: f32[] = aten.dot.default(self=%x, tensor=%y)"),
+    ("einsum", "x: f32[2, 3]; y: f32[3, 8]", "%r: f32[2, 8] = aten.einsum.default(equation=\"ij,jk->ik\", tensors=[%x, %y])"),
     ("elu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.elu.default(self=%x)"),
     ("embedding", "w: f32[10, 4]; i: i64[3]", "%r: f32[3, 4] = aten.embedding.default(weight=%w, indices=%i)"),
     ("empty", "", "%r: f32[3] = aten.empty.memory_format(size=[3], dtype=f32)"),
@@ -122,6 +126,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("lift_fresh_copy", "x: f32[2, 8]", "%r: f32[2, 8] = aten.lift_fresh_copy.default(self=%x)"),
     ("linalg_cross", "x: f32[2, 3]; y: f32[2, 3]", "%r: f32[2, 3] = aten.linalg_cross.default(self=%x, other=%y)"),
     ("linalg_vector_norm", "x: f32[2, 8]", "%r: f32[2] = aten.linalg_vector_norm.default(self=%x, dim=[1])"),
+    ("linear", "x: f32[2, 3]; w: f32[8, 3]; b: f32[8]", "%r: f32[2, 8] = aten.linear.default(input=%x, weight=%w, bias=%b)"),
     ("linspace", "", "%r: f32[5] = aten.linspace.default(start=0, end=1, steps=5, dtype=f32)"),
     ("log", "x: f32[2, 8]", "%r: f32[2, 8] = aten.log.default(self=%x)"),
     ("log1p", "x: f32[2, 8]", "%r: f32[2, 8] = aten.log1p.default(self=%x)"),
@@ -135,6 +140,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("logsumexp", "x: f32[2, 8]", "%r: f32[2] = aten.logsumexp.default(self=%x, dim=[1])"),
     ("lt", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.lt.Tensor(self=%x, other=%y)"),
     ("masked_fill", "x: f32[2, 8]; a: bool[2, 8]", "%r: f32[2, 8] = aten.masked_fill.Scalar(self=%x, mask=%a, value=1.0)"),
+    ("matmul", "x: f32[2, 3]; y: f32[3, 8]", "%r: f32[2, 8] = aten.matmul.default(self=%x, other=%y)"),
     ("max", "x: f32[2, 8]", "%r: f32[2], %r1: i64[2] = aten.max.dim(self=%x, dim=1)"),
     ("max_pool1d", "x: f32[2, 3, 8]", "%r: f32[2, 3, 4] = aten.max_pool1d.default(self=%x, kernel_size=[2])"),
     ("max_pool2d_with_indices", "x: f32[1, 2, 4, 4]", "%r: f32[1, 2, 2, 2], %r1: i64[1, 2, 2, 2] = aten.max_pool2d_with_indices.default(self=%x, kernel_size=[2, 2], stride=[2, 2])"),
@@ -229,12 +235,9 @@ const NATIVE: &[(&str, &str, &str)] = &[
 ];
 
 const VIEW: &str = "a view or copy with an index map; no lowering yet";
-const WHOLE: &str =
-    "composite the decomposition keeps whole when shapes are not known; lowered once decomposed";
 const SCATTER: &str = "writes through indices read from data: needs a runtime scatter kernel";
 const SORT: &str = "an order statistic: needs a runtime sort kernel";
 const DATA_SHAPE: &str = "the output shape depends on the data";
-const LINALG: &str = "a contraction: needs a GEMM-shaped runtime call";
 const RNN: &str = "a recurrent layer the decomposition could not unroll";
 
 /// Ops of the set that still run their reference kernel, with the reason.
@@ -243,14 +246,10 @@ const GAPS: &[(&str, &str)] = &[
         "_embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
     ),
-    ("_trilinear", LINALG),
     ("_unsafe_index_put", SCATTER),
     ("argsort", SORT),
     ("as_strided", "an arbitrary strided view of the storage"),
     ("as_strided_scatter", SCATTER),
-    ("baddbmm", LINALG),
-    ("bilinear", LINALG),
-    ("einsum", LINALG),
     (
         "embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
@@ -259,10 +258,8 @@ const GAPS: &[(&str, &str)] = &[
     ("im2col", VIEW),
     ("index_add", SCATTER),
     ("index_put", SCATTER),
-    ("linear", WHOLE),
     ("lstm", RNN),
     ("masked_scatter", DATA_SHAPE),
-    ("matmul", WHOLE),
     ("nonzero", DATA_SHAPE),
     ("rnn_relu", RNN),
     ("rnn_tanh", RNN),

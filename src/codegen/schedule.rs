@@ -45,6 +45,9 @@ type Body = Rc<dyn Fn(&[E]) -> E>;
 /// A map from an index to another index.
 type IndexMap = Rc<dyn Fn(&[E]) -> Vec<E>>;
 
+/// A contraction's finishing step: of the sum and the output index.
+type Epilogue = Box<dyn Fn(E, &[E]) -> E>;
+
 /// An operand of an elementwise op: its element function, the nodes fused
 /// into it, and its cost.
 type Operand = (Body, Rc<Vec<Origin>>, usize);
@@ -2058,6 +2061,12 @@ impl<'a> Sched<'a> {
             (NativeGroupNorm, "default") => self.group_norm(n)?,
             // ---- runtime calls ----
             (Addmm | Mm | Bmm, "default") => self.gemm(n, *a)?,
+            (Matmul, "default") => self.matmul(n, out_dtype, &out_shape)?,
+            (Linear, "default") => self.linear(n, out_dtype, &out_shape)?,
+            (Baddbmm, "default") => self.baddbmm(n, out_dtype, &out_shape)?,
+            (Bilinear, "default") => self.bilinear(n, out_dtype, &out_shape)?,
+            (InternalTrilinear, "default") => self.trilinear(n, out_dtype, &out_shape)?,
+            (Einsum, "default") => self.einsum(n, out_dtype, &out_shape)?,
             (Convolution, "default") => self.convolution(n)?,
             (MaxPool2dWithIndices, "default") => self.max_pool(n)?,
             (InternalSoftmax | InternalLogSoftmax | InternalSafeSoftmax, "default")
@@ -4515,17 +4524,718 @@ impl<'a> Sched<'a> {
         }
     }
 
-    fn gemm(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
-        let (dtype, out_shape) = self.out_type(n)?;
-        if dtype != DType::F32 {
+    /// A sum of products: operand `k`'s dim `d` carries label
+    /// `labels[k][d]`; the result has the `out` labels as its dims and sums
+    /// over the others, in `acc` (f64 for floats, i64 otherwise), each
+    /// product taken in operand order. Size-1 operand dims broadcast.
+    /// Returns the result as a buffer of `acc`.
+    fn product_sum(
+        &mut self,
+        n: &Node,
+        ops: &[Tv],
+        labels: &[Vec<usize>],
+        out: &[usize],
+        acc: DType,
+    ) -> Result<Option<Tv>> {
+        let nlab = labels.iter().flatten().map(|&l| l + 1).max().unwrap_or(0);
+        let one = SymExpr::Int(1);
+        let mut sizes = vec![one.clone(); nlab];
+        for (t, ls) in ops.iter().zip(labels) {
+            if t.shape.len() != ls.len() {
+                return Ok(None);
+            }
+            for (d, &l) in t.shape.iter().zip(ls) {
+                if *d == one {
+                    continue;
+                }
+                if sizes[l] == one {
+                    sizes[l] = d.clone();
+                } else {
+                    self.require_eq(n, "the sizes of a contracted label", d, &sizes[l])?;
+                }
+            }
+        }
+        let used: Vec<bool> = (0..nlab)
+            .map(|l| labels.iter().flatten().any(|&x| x == l))
+            .collect();
+        if out.iter().any(|&l| l >= nlab || !used[l]) {
+            return Ok(None);
+        }
+        let summed: Vec<usize> = (0..nlab).filter(|l| used[*l] && !out.contains(l)).collect();
+        let no = out.len();
+        let var_of = |l: usize| -> E {
+            match out.iter().position(|&x| x == l) {
+                Some(p) => eb::var(p),
+                None => eb::var(no + summed.iter().position(|&x| x == l).unwrap_or(0)),
+            }
+        };
+        let mut expr: Option<E> = None;
+        let mut origins = Vec::new();
+        for (t, ls) in ops.iter().zip(labels) {
+            let idx: Vec<E> = t
+                .shape
+                .iter()
+                .zip(ls)
+                .map(|(d, &l)| {
+                    if *d == one && sizes[l] != one {
+                        eb::int(0)
+                    } else {
+                        var_of(l)
+                    }
+                })
+                .collect();
+            let v = eb::cast(acc, t.at(&idx));
+            expr = Some(match expr {
+                Some(e) => eb::bin(BinOp::Mul, e, v),
+                None => v,
+            });
+            for o in t.origins.iter() {
+                if !origins.contains(o) {
+                    origins.push(o.clone());
+                }
+            }
+        }
+        let Some(expr) = expr else {
+            return Ok(None);
+        };
+        let shape: Vec<SymExpr> = out.iter().map(|&l| sizes[l].clone()).collect();
+        let name = format!("{}_sum", n.name);
+        let b = self.add_buffer(&name, acc, &shape, BufKind::Temp);
+        let view = View::dense(b, acc, &shape);
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: view.clone(),
+                reduced: summed.iter().map(|&l| sizes[l].clone()).collect(),
+                op: RedOp::Sum,
+                expr,
+            },
+            origins,
+        });
+        Ok(Some(Tv {
+            dtype: acc,
+            shape,
+            kind: TvKind::View(view),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// [`Sched::product_sum`] of the operands into the output: the sum,
+    /// then `epilogue(sum, idx)` in the accumulation type, cast to `dtype`.
+    #[allow(clippy::too_many_arguments)]
+    fn contraction(
+        &mut self,
+        n: &Node,
+        ops: &[Tv],
+        labels: &[Vec<usize>],
+        out: &[usize],
+        dtype: DType,
+        out_shape: &[SymExpr],
+        epilogue: impl Fn(E, &[E]) -> E + 'static,
+        parts: &[&Rc<Vec<Origin>>],
+    ) -> Result<Lowered> {
+        if dtype == DType::Bool || ops.iter().any(|t| t.dtype == DType::Bool) {
             return Ok(Lowered::Fallback);
         }
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let Some(sum) = self.product_sum(n, ops, labels, out, acc)? else {
+            return Ok(Lowered::Fallback);
+        };
+        if sum.shape.len() != out_shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        for (i, (a, b)) in sum.shape.iter().zip(out_shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the contraction"), b, a)?;
+        }
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, epilogue(sum.at(idx), idx)));
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            parts,
+            2,
+            body,
+        )))
+    }
+
+    /// `matmul` with torch's rules: 1-d operands gain (and then lose) a
+    /// dim, the batch dims broadcast.
+    fn matmul(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let a = self.tensor_arg(n, "self")?;
+        let b = self.tensor_arg(n, "other")?;
+        let (ra, rb) = (a.shape.len(), b.shape.len());
+        if ra == 0 || rb == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        if let Some(l) = self.matmul_gemm(n, &a, &b, dtype, out_shape)? {
+            return Ok(l);
+        }
+        // Labels: the batch dims 0..nb, then i, k, j.
+        let nb = ra.saturating_sub(2).max(rb.saturating_sub(2));
+        let (i, k, j) = (nb, nb + 1, nb + 2);
+        let batch = |r: usize| -> Vec<usize> { (nb + 2 - r.max(2)..nb).collect() };
+        let la: Vec<usize> = if ra == 1 {
+            vec![k]
+        } else {
+            batch(ra).into_iter().chain([i, k]).collect()
+        };
+        let lb: Vec<usize> = if rb == 1 {
+            vec![k]
+        } else {
+            batch(rb).into_iter().chain([k, j]).collect()
+        };
+        let mut out: Vec<usize> = (0..nb).collect();
+        if ra > 1 {
+            out.push(i);
+        }
+        if rb > 1 {
+            out.push(j);
+        }
+        let parts = [&a.origins, &b.origins];
+        let (ao, bo) = (parts[0].clone(), parts[1].clone());
+        self.contraction(
+            n,
+            &[a, b],
+            &[la, lb],
+            &out,
+            dtype,
+            out_shape,
+            |s, _| s,
+            &[&ao, &bo],
+        )
+    }
+
+    /// `matmul` of f32 matrices (or a batch of them with one batch dim on
+    /// both sides), as a GEMM call.
+    fn matmul_gemm(
+        &mut self,
+        n: &Node,
+        a: &Tv,
+        b: &Tv,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Option<Lowered>> {
+        let (ra, rb) = (a.shape.len(), b.shape.len());
+        if dtype != DType::F32 || a.dtype != dtype || b.dtype != dtype {
+            return Ok(None);
+        }
+        let batched = match (ra, rb) {
+            (2, 2) => false,
+            (3, 3) if a.shape[0] == b.shape[0] => true,
+            _ => return Ok(None),
+        };
+        let r = ra;
+        if out_shape.len() != r {
+            return Ok(None);
+        }
+        let (va, vb) = (self.strided(a), self.strided(b));
+        let lift = |v: View| -> View {
+            if batched {
+                return v;
+            }
+            let mut v = v;
+            v.shape.insert(0, SymExpr::Int(1));
+            v.strides.insert(0, SymExpr::Int(0));
+            v
+        };
+        let (m, k, nn) = (
+            a.shape[r - 2].clone(),
+            a.shape[r - 1].clone(),
+            b.shape[r - 1].clone(),
+        );
+        self.require_eq(
+            n,
+            "the inner dims of the matrix product",
+            &k,
+            &b.shape[r - 2],
+        )?;
+        self.require_eq(n, "the rows of the matrix product", &out_shape[r - 2], &m)?;
+        self.require_eq(
+            n,
+            "the columns of the matrix product",
+            &out_shape[r - 1],
+            &nn,
+        )?;
+        let batch = if batched {
+            self.require_eq(
+                n,
+                "the batch of the matrix product",
+                &out_shape[0],
+                &a.shape[0],
+            )?;
+            a.shape[0].clone()
+        } else {
+            SymExpr::Int(1)
+        };
+        let c = self.temp(n.outputs[0], dtype, out_shape);
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Gemm {
+                batch,
+                m,
+                n: nn,
+                k,
+                a: lift(va),
+                b: lift(vb),
+                bias: None,
+                c: lift(c.clone()),
+            })),
+        );
+        Ok(Some(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(c),
+            origins: Rc::new(Vec::new()),
+        })))
+    }
+
+    /// `linear(x, w, b)`: `x[.., i] w[o, i]` summed over `i`, plus `b[o]`.
+    fn linear(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let w = self.tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let r = x.shape.len();
+        if r == 0 || w.shape.len() != 2 || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        if let Some(b) = &b {
+            if b.shape.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+        }
+        if let Some(l) = self.linear_gemm(n, &x, &w, b.as_ref(), dtype, out_shape)? {
+            return Ok(l);
+        }
+        // Labels: the leading dims 0..r-1, then o = r - 1, i = r.
+        let (o, i) = (r - 1, r);
+        let lx: Vec<usize> = (0..r - 1).chain([i]).collect();
+        let lw = vec![o, i];
+        let out: Vec<usize> = (0..r).collect();
+        let f = DType::F64;
+        let mut parts = vec![x.origins.clone(), w.origins.clone()];
+        if let Some(b) = &b {
+            parts.push(b.origins.clone());
+            self.require_eq(n, "the length of the bias", &b.shape[0], &w.shape[0])?;
+        }
+        let epilogue = move |s: E, idx: &[E]| match &b {
+            Some(b) => eb::bin(BinOp::Add, s, eb::cast(f, b.at(&idx[r - 1..]))),
+            None => s,
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(
+            n,
+            &[x, w],
+            &[lx, lw],
+            &out,
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// `mm`, `bmm` and `addmm` of other dtypes than f32, as a sum of
+    /// products (`addmm`: `beta * self + alpha * mat1 @ mat2`, `self`
+    /// ignored when `beta` is 0).
+    fn gemm_by_reduction(
+        &mut self,
+        n: &Node,
+        a: Aten,
+        m1: Tv,
+        m2: Tv,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let r = if a == Aten::Bmm { 3 } else { 2 };
+        if m1.shape.len() != r || m2.shape.len() != r || out_shape.len() != r {
+            return Ok(Lowered::Fallback);
+        }
+        let labels = if r == 3 {
+            [vec![0, 1, 3], vec![0, 3, 2]]
+        } else {
+            [vec![0, 2], vec![2, 1]]
+        };
+        let out: Vec<usize> = (0..r).collect();
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let mut parts = vec![m1.origins.clone(), m2.origins.clone()];
+        let epilogue: Epilogue = if a == Aten::Addmm {
+            let base = self.tensor_arg(n, "self")?;
+            let (Some(beta), Some(alpha)) = (float_arg(n, "beta"), float_arg(n, "alpha")) else {
+                return Ok(Lowered::Fallback);
+            };
+            let bb = self.broadcast(&base, out_shape, n)?;
+            parts.push(base.origins.clone());
+            Box::new(move |s: E, idx: &[E]| {
+                let s = if alpha == 1.0 {
+                    s
+                } else {
+                    eb::bin(BinOp::Mul, eb::konst(alpha, acc), s)
+                };
+                if beta == 0.0 {
+                    return s;
+                }
+                let x = eb::cast(acc, bb(idx));
+                let x = if beta == 1.0 {
+                    x
+                } else {
+                    eb::bin(BinOp::Mul, eb::konst(beta, acc), x)
+                };
+                eb::bin(BinOp::Add, x, s)
+            })
+        } else {
+            Box::new(|s: E, _: &[E]| s)
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(
+            n,
+            &[m1, m2],
+            &labels,
+            &out,
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// `linear` of f32 operands as a GEMM call: the input's leading dims
+    /// flattened into rows (a dense copy when its view cannot be), the
+    /// weight read transposed, the bias broadcast over the rows.
+    fn linear_gemm(
+        &mut self,
+        n: &Node,
+        x: &Tv,
+        w: &Tv,
+        b: Option<&Tv>,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Option<Lowered>> {
+        let f32s = [Some(x), Some(w), b]
+            .into_iter()
+            .flatten()
+            .all(|t| t.dtype == DType::F32);
+        let r = x.shape.len();
+        if dtype != DType::F32 || !f32s || out_shape.len() != r {
+            return Ok(None);
+        }
+        let (k, nn) = (x.shape[r - 1].clone(), w.shape[0].clone());
+        self.require_eq(n, "the input features of linear", &w.shape[1], &k)?;
+        self.require_eq(n, "the output features of linear", &out_shape[r - 1], &nn)?;
+        for (i, (a, o)) in x.shape.iter().zip(out_shape).take(r - 1).enumerate() {
+            self.require_eq(n, &format!("dim {i} of linear"), o, a)?;
+        }
+        let m = SymExpr::mul(x.shape[..r - 1].to_vec());
+        let rows = [SymExpr::Int(1), m.clone(), k.clone()];
+        let xv = self.strided(x);
+        let xv = match restride(&xv, &rows[1..]) {
+            Some(v) => v,
+            None => {
+                let d = self.realize(x);
+                View {
+                    strides: dense_strides(&rows[1..]),
+                    shape: rows[1..].to_vec(),
+                    ..d
+                }
+            }
+        };
+        let lift = |mut v: View| {
+            v.shape.insert(0, SymExpr::Int(1));
+            v.strides.insert(0, SymExpr::Int(0));
+            v
+        };
+        let wv = self.strided(w);
+        let wt = View {
+            shape: vec![SymExpr::Int(1), k.clone(), nn.clone()],
+            strides: vec![
+                SymExpr::Int(0),
+                wv.strides[1].clone(),
+                wv.strides[0].clone(),
+            ],
+            ..wv
+        };
+        let bias = match b {
+            Some(b) if b.shape.len() == 1 => {
+                self.require_eq(n, "the length of the bias", &b.shape[0], &nn)?;
+                let bv = self.strided(b);
+                Some(expand_view(&bv, &[m.clone(), nn.clone()]))
+            }
+            Some(_) => return Ok(None),
+            None => None,
+        };
+        let c = self.temp(n.outputs[0], dtype, out_shape);
+        let cv = View {
+            shape: vec![SymExpr::Int(1), m.clone(), nn.clone()],
+            strides: dense_strides(&[SymExpr::Int(1), m.clone(), nn.clone()]),
+            ..c.clone()
+        };
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Gemm {
+                batch: SymExpr::Int(1),
+                m,
+                n: nn,
+                k,
+                a: lift(xv),
+                b: wt,
+                bias,
+                c: cv,
+            })),
+        );
+        Ok(Some(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(c),
+            origins: Rc::new(Vec::new()),
+        })))
+    }
+
+    /// `baddbmm(self, b1, b2, beta, alpha)`: `beta * self + alpha * b1 @ b2`
+    /// (`self` ignored when `beta` is 0).
+    fn baddbmm(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let b1 = self.tensor_arg(n, "batch1")?;
+        let b2 = self.tensor_arg(n, "batch2")?;
+        let (Some(beta), Some(alpha)) = (float_arg(n, "beta"), float_arg(n, "alpha")) else {
+            return Ok(Lowered::Fallback);
+        };
+        if b1.shape.len() != 3 || b2.shape.len() != 3 || out_shape.len() != 3 {
+            return Ok(Lowered::Fallback);
+        }
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let bb = self.broadcast(&base, out_shape, n)?;
+        let parts = [base.origins.clone(), b1.origins.clone(), b2.origins.clone()];
+        let epilogue = move |s: E, idx: &[E]| {
+            let s = if alpha == 1.0 {
+                s
+            } else {
+                eb::bin(BinOp::Mul, eb::konst(alpha, acc), s)
+            };
+            if beta == 0.0 {
+                return s;
+            }
+            let x = eb::cast(acc, bb(idx));
+            let x = if beta == 1.0 {
+                x
+            } else {
+                eb::bin(BinOp::Mul, eb::konst(beta, acc), x)
+            };
+            eb::bin(BinOp::Add, x, s)
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        let labels = [vec![0, 1, 3], vec![0, 3, 2]];
+        self.contraction(
+            n,
+            &[b1, b2],
+            &labels,
+            &[0, 1, 2],
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// `bilinear(x1, x2, w, b)`: `x1[.., i] w[o, i, j] x2[.., j]` summed over
+    /// `i` and `j`, rounded to the dtype, plus `b[o]`.
+    fn bilinear(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x1 = self.tensor_arg(n, "input1")?;
+        let x2 = self.tensor_arg(n, "input2")?;
+        let w = self.tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let r = x1.shape.len();
+        if r == 0 || x2.shape.len() != r || w.shape.len() != 3 || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        // Labels: the leading dims 0..r-1, o, i, j.
+        let (o, i, j) = (r - 1, r, r + 1);
+        let l1: Vec<usize> = (0..r - 1).chain([i]).collect();
+        let l2: Vec<usize> = (0..r - 1).chain([j]).collect();
+        let out: Vec<usize> = (0..r).collect();
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let mut parts = vec![x1.origins.clone(), x2.origins.clone(), w.origins.clone()];
+        if let Some(b) = &b {
+            parts.push(b.origins.clone());
+        }
+        let epilogue = move |s: E, idx: &[E]| match &b {
+            Some(b) => {
+                let y = eb::cast(fc, eb::cast(dtype, s));
+                let b = eb::cast(fc, b.at(&idx[r - 1..]));
+                eb::cast(DType::F64, eb::bin(BinOp::Add, y, b))
+            }
+            None => s,
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(
+            n,
+            &[x1, w, x2],
+            &[l1, vec![o, i, j], l2],
+            &out,
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// `_trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim)`: the
+    /// inputs with size-1 dims inserted at their expand dims, multiplied,
+    /// summed over `sumdim`.
+    fn trilinear(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let ins = [
+            self.tensor_arg(n, "i1")?,
+            self.tensor_arg(n, "i2")?,
+            self.tensor_arg(n, "i3")?,
+        ];
+        let expands = [
+            self.ints_arg(n, "expand1")?,
+            self.ints_arg(n, "expand2")?,
+            self.ints_arg(n, "expand3")?,
+        ];
+        let sumdim = self.ints_arg(n, "sumdim")?;
+        let rank = ins[0].shape.len() + expands[0].len();
+        let wrapd = |d: i64| d.rem_euclid(rank.max(1) as i64) as usize;
+        let mut labels = Vec::new();
+        for (x, e) in ins.iter().zip(&expands) {
+            let e: Vec<usize> = e.iter().map(|&d| wrapd(d)).collect();
+            let ls: Vec<usize> = (0..rank).filter(|d| !e.contains(d)).collect();
+            if ls.len() != x.shape.len() {
+                return Ok(Lowered::Fallback);
+            }
+            labels.push(ls);
+        }
+        let sum: Vec<usize> = sumdim.iter().map(|&d| wrapd(d)).collect();
+        let out: Vec<usize> = (0..rank).filter(|d| !sum.contains(d)).collect();
+        let parts: Vec<Rc<Vec<Origin>>> = ins.iter().map(|t| t.origins.clone()).collect();
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(n, &ins, &labels, &out, dtype, out_shape, |s, _| s, &parts)
+    }
+
+    /// `einsum(equation, tensors)`: labels from the subscripts (`...`
+    /// covering the dims the letters leave, aligned to the right across
+    /// operands), the output explicit or implicit (the ellipsis, then the
+    /// letters seen once, sorted: uppercase before lowercase).
+    fn einsum(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let Some(Arg::Str(eq)) = n.arg("equation") else {
+            return Ok(Lowered::Fallback);
+        };
+        let Some(Arg::List(items)) = n.arg("tensors") else {
+            return Ok(Lowered::Fallback);
+        };
+        let mut ops = Vec::new();
+        for it in items {
+            let Arg::Value(v) = it else {
+                return Ok(Lowered::Fallback);
+            };
+            match self.val(*v)? {
+                Val::T(t) => ops.push(t),
+                _ => return Ok(Lowered::Fallback),
+            }
+        }
+        let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
+        let (lhs, rhs) = match eq.split_once("->") {
+            Some((l, r)) => (l.to_string(), Some(r.to_string())),
+            None => (eq.clone(), None),
+        };
+        // A term as label ids (A-Z: 0..26, a-z: 26..52), None for `...`.
+        let term = |t: &str| -> Option<Vec<Option<usize>>> {
+            let mut out = Vec::new();
+            let mut rest = t;
+            while let Some(c) = rest.chars().next() {
+                if let Some(r) = rest.strip_prefix("...") {
+                    if out.contains(&None) {
+                        return None;
+                    }
+                    out.push(None);
+                    rest = r;
+                    continue;
+                }
+                out.push(Some(match c {
+                    'A'..='Z' => c as usize - 'A' as usize,
+                    'a'..='z' => 26 + c as usize - 'a' as usize,
+                    _ => return None,
+                }));
+                rest = &rest[1..];
+            }
+            Some(out)
+        };
+        let terms: Option<Vec<_>> = lhs.split(',').map(term).collect();
+        let Some(terms) = terms else {
+            return Ok(Lowered::Fallback);
+        };
+        if terms.len() != ops.len() || ops.is_empty() {
+            return Ok(Lowered::Fallback);
+        }
+        const ELL: usize = 52;
+        let mut ell = 0;
+        for (t, x) in terms.iter().zip(&ops) {
+            let named = t.iter().filter(|l| l.is_some()).count();
+            let has_ell = named != t.len();
+            if x.shape.len() < named || (!has_ell && x.shape.len() != named) {
+                return Ok(Lowered::Fallback);
+            }
+            ell = ell.max(x.shape.len() - named);
+        }
+        let labels: Vec<Vec<usize>> = terms
+            .iter()
+            .zip(&ops)
+            .map(|(t, x)| {
+                let e = x.shape.len() - t.iter().filter(|l| l.is_some()).count();
+                t.iter()
+                    .flat_map(|l| match l {
+                        Some(id) => vec![*id],
+                        None => (ELL + ell - e..ELL + ell).collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let count = |l: usize| labels.iter().flatten().filter(|&&x| x == l).count();
+        let out: Vec<usize> = match rhs {
+            Some(r) => {
+                let Some(t) = term(&r) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let mut v = Vec::new();
+                for l in t {
+                    match l {
+                        Some(id) if count(id) > 0 && !v.contains(&id) => v.push(id),
+                        None => v.extend(ELL..ELL + ell),
+                        _ => return Ok(Lowered::Fallback),
+                    }
+                }
+                v
+            }
+            None => (ELL..ELL + ell)
+                .chain((0..ELL).filter(|&l| count(l) == 1))
+                .collect(),
+        };
+        let parts: Vec<Rc<Vec<Origin>>> = ops.iter().map(|t| t.origins.clone()).collect();
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(n, &ops, &labels, &out, dtype, out_shape, |s, _| s, &parts)
+    }
+
+    fn gemm(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let (dtype, out_shape) = self.out_type(n)?;
         let (m1, m2) = match a {
             Aten::Addmm => (self.tensor_arg(n, "mat1")?, self.tensor_arg(n, "mat2")?),
             _ => (self.tensor_arg(n, "self")?, self.tensor_arg(n, "mat2")?),
         };
-        if m1.dtype != DType::F32 || m2.dtype != DType::F32 {
-            return Ok(Lowered::Fallback);
+        if dtype != DType::F32 || m1.dtype != DType::F32 || m2.dtype != DType::F32 {
+            return self.gemm_by_reduction(n, a, m1, m2, dtype, &out_shape);
         }
         let batched = a == Aten::Bmm;
         let r = if batched { 3 } else { 2 };
@@ -4541,12 +5251,9 @@ impl<'a> Sched<'a> {
                     _ => false,
                 })
             };
-            if !one("alpha")? || !one("beta")? {
-                return Ok(Lowered::Fallback);
-            }
             let b = self.tensor_arg(n, "self")?;
-            if b.dtype != DType::F32 {
-                return Ok(Lowered::Fallback);
+            if !one("alpha")? || !one("beta")? || b.dtype != DType::F32 || b.shape.len() > 2 {
+                return self.gemm_by_reduction(n, a, m1, m2, dtype, &out_shape);
             }
             let bv = self.strided(&b);
             Some(expand_view(&bv, &out_shape))
