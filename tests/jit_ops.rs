@@ -1421,3 +1421,34 @@ fn matrix_products_beyond_f32() {
         }
     }
 }
+
+#[test]
+fn im2col_blocks_with_padding_dilation_and_stride() {
+    for dt in FLOATS {
+        for (out, args, shape) in [
+            (
+                "1, 8, 6",
+                "kernel_size=[2, 2], dilation=[1, 1], padding=[0, 0], stride=[1, 1]",
+                &[1usize, 2, 3, 4][..],
+            ),
+            (
+                "18, 12",
+                "kernel_size=[3, 3], dilation=[1, 1], padding=[1, 1], stride=[1, 1]",
+                &[2, 3, 4][..],
+            ),
+            (
+                "1, 12, 4",
+                "kernel_size=[2, 3], dilation=[2, 1], padding=[1, 0], stride=[2, 1]",
+                &[1, 2, 3, 4][..],
+            ),
+            (
+                "2, 2, 4",
+                "kernel_size=[1], dilation=[1], padding=[0], stride=[2]",
+                &[2, 2, 3, 4][..],
+            ),
+        ] {
+            let body = format!("%r: {dt}[{out}] = aten.im2col.default(self=%x, {args})");
+            check_shaped(&body, &[("x", dt, false)], shape, dt);
+        }
+    }
+}

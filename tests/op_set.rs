@@ -117,6 +117,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("hardshrink", "x: f32[2, 8]", "%r: f32[2, 8] = aten.hardshrink.default(self=%x)"),
     ("hardtanh", "x: f32[2, 8]", "%r: f32[2, 8] = aten.hardtanh.default(self=%x, min_val=-1.0, max_val=1.0)"),
     ("hypot", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.hypot.default(self=%x, other=%y)"),
+    ("im2col", "x: f32[1, 2, 3, 4]", "%r: f32[1, 8, 6] = aten.im2col.default(self=%x, kernel_size=[2, 2], dilation=[1, 1], padding=[0, 0], stride=[1, 1])"),
     ("index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten.index.Tensor(self=%x, indices=[%i])"),
     ("index_select", "x: f32[2, 8]; i: i64[3]", "%r: f32[2, 3] = aten.index_select.default(self=%x, dim=1, index=%i)"),
     ("isnan", "x: f32[2, 8]", "%r: bool[2, 8] = aten.isnan.default(self=%x)"),
@@ -234,7 +235,6 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("zeros_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.zeros_like.default(self=%x)"),
 ];
 
-const VIEW: &str = "a view or copy with an index map; no lowering yet";
 const SCATTER: &str = "writes through indices read from data: needs a runtime scatter kernel";
 const SORT: &str = "an order statistic: needs a runtime sort kernel";
 const DATA_SHAPE: &str = "the output shape depends on the data";
@@ -255,7 +255,6 @@ const GAPS: &[(&str, &str)] = &[
         "a gather with per-bag reductions over offsets read from data",
     ),
     ("gru", RNN),
-    ("im2col", VIEW),
     ("index_add", SCATTER),
     ("index_put", SCATTER),
     ("lstm", RNN),

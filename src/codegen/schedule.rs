@@ -1145,6 +1145,7 @@ impl<'a> Sched<'a> {
             }
             (Glu, "default") if out_dtype.is_float() => self.glu(n, out_dtype, fc, &out_shape)?,
             (Tril | Triu, "default") => self.triangle(n, *a == Tril, out_dtype, &out_shape)?,
+            (Im2col, "default") => self.im2col(n, out_dtype, &out_shape)?,
             (Outer, "default") => {
                 let x = self.tensor_arg(n, "self")?;
                 let y = self.tensor_arg(n, "vec2")?;
@@ -2850,6 +2851,107 @@ impl<'a> Sched<'a> {
             cost,
             body,
         )))
+    }
+
+    /// `im2col`: `out[.., (c kh + i) kw + j, oy ow + ox]` is the input at
+    /// `(oy sh - ph + i dh, ox sw - pw + j dw)` of channel `c`, 0 in the
+    /// padding. Static sizes only.
+    fn im2col(&self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if !(rank == 3 || rank == 4) || out_shape.len() != rank - 1 || x.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let two = |name: &str| -> Result<Vec<i64>> {
+            let v = self.ints_arg(n, name)?;
+            Ok(if v.len() == 1 { vec![v[0]; 2] } else { v })
+        };
+        let (k, d, p, s) = (
+            two("kernel_size")?,
+            two("dilation")?,
+            two("padding")?,
+            two("stride")?,
+        );
+        if [&k, &d, &p, &s].iter().any(|v| v.len() != 2)
+            || k.iter().chain(&d).chain(&s).any(|&v| v <= 0)
+            || p.iter().any(|&v| v < 0)
+        {
+            return Ok(Lowered::Fallback);
+        }
+        let (Some(c), Some(h), Some(w)) = (
+            x.shape[rank - 3].as_int(),
+            x.shape[rank - 2].as_int(),
+            x.shape[rank - 1].as_int(),
+        ) else {
+            return Ok(Lowered::Fallback);
+        };
+        let o: Vec<i64> = [h, w]
+            .iter()
+            .enumerate()
+            .map(|(j, &i)| (i + 2 * p[j] - d[j] * (k[j] - 1) - 1).div_euclid(s[j]) + 1)
+            .collect();
+        if o.iter().any(|&v| v <= 0) {
+            return Ok(Lowered::Fallback);
+        }
+        if rank == 4 {
+            self.require_eq(n, "the batch of im2col", &out_shape[0], &x.shape[0])?;
+        }
+        let r = rank - 1;
+        self.require_eq(
+            n,
+            "the rows of im2col",
+            &out_shape[r - 2],
+            &SymExpr::Int(c * k[0] * k[1]),
+        )?;
+        self.require_eq(
+            n,
+            "the blocks of im2col",
+            &out_shape[r - 1],
+            &SymExpr::Int(o[0] * o[1]),
+        )?;
+        let zero = eb::konst(0.0, dtype);
+        Ok(Lowered::One({
+            let xe = x.clone();
+            let body: Body = Rc::new(move |idx: &[E]| {
+                let (row, l) = (idx[r - 2].clone(), idx[r - 1].clone());
+                let kk = k[0] * k[1];
+                let ch = eb::bin(BinOp::FloorDiv, row.clone(), eb::int(kk));
+                let ki = eb::bin(
+                    BinOp::FloorDiv,
+                    eb::bin(BinOp::Rem, row.clone(), eb::int(kk)),
+                    eb::int(k[1]),
+                );
+                let kj = eb::bin(BinOp::Rem, row, eb::int(k[1]));
+                let oy = eb::bin(BinOp::FloorDiv, l.clone(), eb::int(o[1]));
+                let ox = eb::bin(BinOp::Rem, l, eb::int(o[1]));
+                let pos = |o: E, kk: E, j: usize| {
+                    eb::add(
+                        eb::add(eb::mul(o, eb::int(s[j])), eb::int(-p[j])),
+                        eb::mul(kk, eb::int(d[j])),
+                    )
+                };
+                let (y, xx) = (pos(oy, ki, 0), pos(ox, kj, 1));
+                let inside = |v: &E, len: i64| {
+                    eb::bin(
+                        BinOp::BitAnd,
+                        eb::cmp(CmpOp::Ge, v.clone(), eb::int(0)),
+                        eb::cmp(CmpOp::Lt, v.clone(), eb::int(len)),
+                    )
+                };
+                let ok = eb::bin(BinOp::BitAnd, inside(&y, h), inside(&xx, w));
+                let clampi = |v: E, len: i64| {
+                    eb::bin(
+                        BinOp::Min,
+                        eb::bin(BinOp::Max, v, eb::int(0)),
+                        eb::int(len - 1),
+                    )
+                };
+                let mut at = idx[..r - 2].to_vec();
+                at.extend([ch, clampi(y, h), clampi(xx, w)]);
+                eb::select(ok, eb::cast(dtype, xe.at(&at)), zero.clone())
+            });
+            self.lazy(dtype, out_shape.to_vec(), &[&x.origins], x.cost() + 4, body)
+        }))
     }
 
     /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
