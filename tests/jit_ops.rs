@@ -1452,3 +1452,241 @@ fn im2col_blocks_with_padding_dilation_and_stride() {
         }
     }
 }
+
+/// An input of [`check_each`]: name, dtype, positive, shape.
+type Input<'a> = (&'a str, DType, bool, &'a [usize]);
+
+const WITH_BOOL: [DType; 6] = [
+    DType::F32,
+    DType::F64,
+    DType::BF16,
+    DType::I64,
+    DType::I32,
+    DType::Bool,
+];
+
+#[test]
+fn scatters_along_a_dim_with_duplicate_indices() {
+    let i = DType::I64;
+    for dt in WITH_BOOL {
+        // Positive integer data lies in [1, 7]: indices into dims of 8.
+        for (dim, base) in [
+            ("1", &[2usize, 8][..]),
+            ("0", &[8, 8][..]),
+            ("-1", &[3, 8][..]),
+        ] {
+            let out = base
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let ins = [
+                ("x", dt, false, base),
+                ("i", i, true, &[2, 8][..]),
+                ("s", dt, false, &[2, 8][..]),
+            ];
+            let mut bodies = vec![
+                format!("%r: {dt}[{out}] = aten.scatter.src(self=%x, dim={dim}, index=%i, src=%s)"),
+                format!(
+                    "%r: {dt}[{out}] = aten.scatter.value(self=%x, dim={dim}, index=%i, value=1)"
+                ),
+            ];
+            if dt != DType::Bool {
+                bodies.extend([
+                    format!("%r: {dt}[{out}] = aten.scatter_add.default(self=%x, dim={dim}, index=%i, src=%s)"),
+                    format!("%r: {dt}[{out}] = aten.scatter.reduce(self=%x, dim={dim}, index=%i, src=%s, reduce=\"add\")"),
+                    format!("%r: {dt}[{out}] = aten.scatter.reduce(self=%x, dim={dim}, index=%i, src=%s, reduce=\"multiply\")"),
+                    format!("%r: {dt}[{out}] = aten.scatter.value_reduce(self=%x, dim={dim}, index=%i, value=2, reduce=\"add\")"),
+                ]);
+                for red in ["sum", "prod", "mean", "amax", "amin"] {
+                    for inc in ["true", "false"] {
+                        bodies.push(format!(
+                            "%r: {dt}[{out}] = aten.scatter_reduce.two(self=%x, dim={dim}, index=%i, src=%s, reduce=\"{red}\", include_self={inc})"
+                        ));
+                    }
+                }
+            }
+            for body in bodies {
+                check_each(&body, &ins, dt);
+            }
+        }
+        // A source larger than the index: its leading part is read.
+        let body = format!("%r: {dt}[2, 8] = aten.scatter.src(self=%x, dim=1, index=%i, src=%s)");
+        check_each(
+            &body,
+            &[
+                ("x", dt, false, &[2, 8]),
+                ("i", i, true, &[2, 3]),
+                ("s", dt, false, &[2, 5]),
+            ],
+            dt,
+        );
+    }
+}
+
+#[test]
+fn index_put_and_index_add() {
+    let i = DType::I64;
+    for dt in WITH_BOOL {
+        let accs: &[&str] = if dt == DType::Bool {
+            &["false"]
+        } else {
+            &["false", "true"]
+        };
+        for acc in accs {
+            let cases: [(&str, &str, Vec<Input>); 5] = [
+                (
+                    "8, 4",
+                    "[%i]",
+                    vec![
+                        ("x", dt, false, &[8, 4]),
+                        ("i", i, true, &[3]),
+                        ("v", dt, false, &[3, 4]),
+                    ],
+                ),
+                (
+                    "8, 4",
+                    "[%i]",
+                    vec![
+                        ("x", dt, false, &[8, 4]),
+                        ("i", i, true, &[3]),
+                        ("v", dt, false, &[4]),
+                    ],
+                ),
+                (
+                    "8, 8",
+                    "[%i, %j]",
+                    vec![
+                        ("x", dt, false, &[8, 8]),
+                        ("i", i, true, &[3]),
+                        ("j", i, true, &[3]),
+                        ("v", dt, false, &[3]),
+                    ],
+                ),
+                (
+                    "4, 8",
+                    "[None, %i]",
+                    vec![
+                        ("x", dt, false, &[4, 8]),
+                        ("i", i, true, &[6]),
+                        ("v", dt, false, &[4, 6]),
+                    ],
+                ),
+                (
+                    "8, 2, 8",
+                    "[%i, None, %j]",
+                    vec![
+                        ("x", dt, false, &[8, 2, 8]),
+                        ("i", i, true, &[3]),
+                        ("j", i, true, &[3]),
+                        ("v", dt, false, &[3, 2]),
+                    ],
+                ),
+            ];
+            for (out, ix, ins) in cases {
+                for op in ["index_put.default", "_unsafe_index_put.default"] {
+                    let body = format!(
+                        "%r: {dt}[{out}] = aten.{op}(self=%x, indices={ix}, values=%v, accumulate={acc})"
+                    );
+                    check_each(&body, &ins, dt);
+                }
+            }
+        }
+        if dt != DType::Bool {
+            for (args, x, src) in [
+                (
+                    "dim=0, index=%i, source=%s",
+                    &[8usize, 3][..],
+                    &[4usize, 3][..],
+                ),
+                (
+                    "dim=1, index=%i, source=%s, alpha=2",
+                    &[3, 8][..],
+                    &[3, 4][..],
+                ),
+            ] {
+                let out = x
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let body = format!("%r: {dt}[{out}] = aten.index_add.default(self=%x, {args})");
+                check_each(
+                    &body,
+                    &[
+                        ("x", dt, false, x),
+                        ("i", i, true, &[4]),
+                        ("s", dt, false, src),
+                    ],
+                    dt,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sorts_are_stable_with_nans_last() {
+    let x: &[usize] = &[3, 4, 5];
+    let dts = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+        DType::I8,
+        DType::U8,
+        DType::Bool,
+    ];
+    for dt in dts {
+        let pos = dt == DType::U8;
+        for (dim, k) in [("0", 2), ("1", 3), ("2", 5), ("-1", 1)] {
+            for desc in ["false", "true"] {
+                let body = format!(
+                    "%r: {dt}[3, 4, 5], %i: i64[3, 4, 5] = aten.sort.default(self=%x, dim={dim}, descending={desc})\n\
+                     output %r = user_output\noutput %i = user_output"
+                );
+                check_shaped(&body, &[("x", dt, pos)], x, dt);
+                let body = format!(
+                    "%r: {dt}[3, 4, 5], %i: i64[3, 4, 5] = aten.sort.stable(self=%x, stable=true, dim={dim}, descending={desc})\n\
+                     output %r = user_output\noutput %i = user_output"
+                );
+                check_shaped(&body, &[("x", dt, pos)], x, dt);
+                let body = format!(
+                    "%r: i64[3, 4, 5] = aten.argsort.default(self=%x, dim={dim}, descending={desc})"
+                );
+                check_shaped(&body, &[("x", dt, pos)], x, DType::I64);
+                let mut out = [3, 4, 5];
+                let d = if dim == "-1" {
+                    2
+                } else {
+                    dim.parse::<usize>().unwrap()
+                };
+                out[d] = k;
+                let out = out
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let largest = if desc == "true" { "true" } else { "false" };
+                let body = format!(
+                    "%r: {dt}[{out}], %i: i64[{out}] = aten.topk.default(self=%x, k={k}, dim={dim}, largest={largest})\n\
+                     output %r = user_output\noutput %i = user_output"
+                );
+                check_shaped(&body, &[("x", dt, pos)], x, dt);
+            }
+        }
+    }
+    // NaNs (logs of negatives) sort last ascending, first descending.
+    for dt in FLOATS {
+        for desc in ["false", "true"] {
+            let body = format!(
+                "%l: {dt}[3, 4, 5] = aten.log.default(self=%x)\n\
+                 %r: {dt}[3, 4, 5], %i: i64[3, 4, 5] = aten.sort.default(self=%l, dim=1, descending={desc})\n\
+                 output %r = user_output\noutput %i = user_output"
+            );
+            check_shaped(&body, &[("x", dt, false)], x, dt);
+        }
+    }
+}

@@ -32,6 +32,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("_to_copy", "x: f32[2, 8]", "%r: f64[2, 8] = aten._to_copy.default(self=%x, dtype=f64)"),
     ("_trilinear", "x: f32[2, 4]; w: f32[3, 4, 5]; y: f32[2, 5]", "%r: f32[2, 3] = aten._trilinear.default(i1=%x, i2=%w, i3=%y, expand1=[1, 3], expand2=[0], expand3=[1, 2], sumdim=[2, 3])"),
     ("_unsafe_index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten._unsafe_index.Tensor(self=%x, indices=[%i])"),
+    ("_unsafe_index_put", "x: f32[8, 4]; i: i64[3]; v: f32[3, 4]", "%r: f32[8, 4] = aten._unsafe_index_put.default(self=%x, indices=[%i], values=%v, accumulate=true)"),
     ("_unsafe_view", "x: f32[2, 8]", "%r: f32[16] = aten._unsafe_view.default(self=%x, size=[16])"),
     ("_upsample_nearest_exact2d", "x: f32[1, 2, 3, 4]", "%r: f32[1, 2, 6, 5] = aten._upsample_nearest_exact2d.default(self=%x, output_size=[6, 5])"),
     ("_weight_norm", "v: f32[2, 8]; g: f32[2, 1]", "%r: f32[2, 8] = aten._weight_norm.default(v=%v, g=%g)"),
@@ -51,6 +52,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("arange", "", "%r: i64[5] = aten.arange.start_step(start=0, end=5, step=1, dtype=i64)"),
     ("argmax", "x: f32[2, 8]", "%r: i64[2] = aten.argmax.default(self=%x, dim=1)"),
     ("argmin", "x: f32[2, 8]", "%r: i64[2] = aten.argmin.default(self=%x, dim=1)"),
+    ("argsort", "x: f32[2, 8]", "%r: i64[2, 8] = aten.argsort.default(self=%x)"),
     ("atan2", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.atan2.default(self=%x, other=%y)"),
     ("avg_pool1d", "x: f32[2, 3, 8]", "%r: f32[2, 3, 4] = aten.avg_pool1d.default(self=%x, kernel_size=[2])"),
     ("avg_pool2d", "x: f32[1, 2, 4, 4]", "%r: f32[1, 2, 2, 2] = aten.avg_pool2d.default(self=%x, kernel_size=[2, 2])"),
@@ -119,6 +121,8 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("hypot", "x: f32[2, 8]; y: f32[2, 8]", "%r: f32[2, 8] = aten.hypot.default(self=%x, other=%y)"),
     ("im2col", "x: f32[1, 2, 3, 4]", "%r: f32[1, 8, 6] = aten.im2col.default(self=%x, kernel_size=[2, 2], dilation=[1, 1], padding=[0, 0], stride=[1, 1])"),
     ("index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten.index.Tensor(self=%x, indices=[%i])"),
+    ("index_add", "x: f32[8, 3]; i: i64[4]; s: f32[4, 3]", "%r: f32[8, 3] = aten.index_add.default(self=%x, dim=0, index=%i, source=%s)"),
+    ("index_put", "x: f32[8, 4]; i: i64[3]; v: f32[3, 4]", "%r: f32[8, 4] = aten.index_put.default(self=%x, indices=[%i], values=%v)"),
     ("index_select", "x: f32[2, 8]; i: i64[3]", "%r: f32[2, 3] = aten.index_select.default(self=%x, dim=1, index=%i)"),
     ("isnan", "x: f32[2, 8]", "%r: bool[2, 8] = aten.isnan.default(self=%x)"),
     ("le", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.le.Tensor(self=%x, other=%y)"),
@@ -190,6 +194,9 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("rsqrt", "x: f32[2, 8]", "%r: f32[2, 8] = aten.rsqrt.default(self=%x)"),
     ("scalar_tensor", "", "%r: f32[] = aten.scalar_tensor.default(s=1.5, dtype=f32)"),
     ("scaled_dot_product_attention", "q: f32[1, 2, 4, 8]; k: f32[1, 2, 4, 8]; v: f32[1, 2, 4, 8]", "%r: f32[1, 2, 4, 8] = aten.scaled_dot_product_attention.default(query=%q, key=%k, value=%v)"),
+    ("scatter", "x: f32[2, 8]; i: i64[2, 8]; s: f32[2, 8]", "%r: f32[2, 8] = aten.scatter.src(self=%x, dim=1, index=%i, src=%s)"),
+    ("scatter_add", "x: f32[2, 8]; i: i64[2, 8]; s: f32[2, 8]", "%r: f32[2, 8] = aten.scatter_add.default(self=%x, dim=1, index=%i, src=%s)"),
+    ("scatter_reduce", "x: f32[2, 8]; i: i64[2, 8]; s: f32[2, 8]", "%r: f32[2, 8] = aten.scatter_reduce.two(self=%x, dim=1, index=%i, src=%s, reduce=\"amax\")"),
     ("select", "x: f32[2, 8]", "%r: f32[8] = aten.select.int(self=%x, dim=0, index=1)"),
     ("select_scatter", "x: f32[2, 8]; s: f32[8]", "%r: f32[2, 8] = aten.select_scatter.default(self=%x, src=%s, dim=0, index=1)"),
     ("selu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.selu.default(self=%x)"),
@@ -200,6 +207,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("slice_scatter", "x: f32[2, 8]; s: f32[2, 4]", "%r: f32[2, 8] = aten.slice_scatter.default(self=%x, src=%s, dim=1, start=0, end=4, step=1)"),
     ("softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten.softmax.int(self=%x, dim=1)"),
     ("softplus", "x: f32[2, 8]", "%r: f32[2, 8] = aten.softplus.default(self=%x)"),
+    ("sort", "x: f32[2, 8]", "%r: f32[2, 8], %r1: i64[2, 8] = aten.sort.default(self=%x)"),
     ("split", "x: f32[2, 8]", "%r: f32[2, 4], %r1: f32[2, 4] = aten.split.Tensor(self=%x, split_size=4, dim=1)"),
     ("split_with_sizes", "x: f32[2, 8]", "%r: f32[2, 3], %r1: f32[2, 5] = aten.split_with_sizes.default(self=%x, split_sizes=[3, 5], dim=1)"),
     ("sqrt", "x: f32[2, 8]", "%r: f32[2, 8] = aten.sqrt.default(self=%x)"),
@@ -214,6 +222,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("tan", "x: f32[2, 8]", "%r: f32[2, 8] = aten.tan.default(self=%x)"),
     ("tanh", "x: f32[2, 8]", "%r: f32[2, 8] = aten.tanh.default(self=%x)"),
     ("to", "x: f32[2, 8]", "%r: f64[2, 8] = aten.to.dtype(self=%x, dtype=f64)"),
+    ("topk", "x: f32[2, 8]", "%r: f32[2, 3], %r1: i64[2, 3] = aten.topk.default(self=%x, k=3)"),
     ("transpose", "x: f32[2, 8]", "%r: f32[8, 2] = aten.transpose.int(self=%x, dim0=0, dim1=1)"),
     ("tril", "x: f32[2, 8]", "%r: f32[2, 8] = aten.tril.default(self=%x)"),
     ("triu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.triu.default(self=%x, diagonal=1)"),
@@ -235,8 +244,6 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("zeros_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.zeros_like.default(self=%x)"),
 ];
 
-const SCATTER: &str = "writes through indices read from data: needs a runtime scatter kernel";
-const SORT: &str = "an order statistic: needs a runtime sort kernel";
 const DATA_SHAPE: &str = "the output shape depends on the data";
 const RNN: &str = "a recurrent layer the decomposition could not unroll";
 
@@ -246,27 +253,21 @@ const GAPS: &[(&str, &str)] = &[
         "_embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
     ),
-    ("_unsafe_index_put", SCATTER),
-    ("argsort", SORT),
     ("as_strided", "an arbitrary strided view of the storage"),
-    ("as_strided_scatter", SCATTER),
+    (
+        "as_strided_scatter",
+        "writes an arbitrary strided view of the storage",
+    ),
     (
         "embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
     ),
     ("gru", RNN),
-    ("index_add", SCATTER),
-    ("index_put", SCATTER),
     ("lstm", RNN),
     ("masked_scatter", DATA_SHAPE),
     ("nonzero", DATA_SHAPE),
     ("rnn_relu", RNN),
     ("rnn_tanh", RNN),
-    ("scatter", SCATTER),
-    ("scatter_add", SCATTER),
-    ("scatter_reduce", SCATTER),
-    ("sort", SORT),
-    ("topk", SORT),
 ];
 
 fn program(inputs: &str, body: &str) -> String {

@@ -1623,6 +1623,44 @@ impl<'a, 'b> Fx<'a, 'b> {
                 args.push(self.b.ins().f32const(*scale));
                 self.call_rt(RtFn::Sdpa, &args)
             }
+            Extern::Scatter {
+                offsets,
+                values,
+                out,
+                op,
+                include_self,
+            } => {
+                let f = match out.dtype {
+                    DType::F64 => RtFn::ScatterF64,
+                    DType::I64 => RtFn::ScatterI64,
+                    d => return Err(internal(format!("a scatter into {d}"))),
+                };
+                let out_len = SymExpr::mul(out.shape.clone());
+                let n = SymExpr::mul(values.shape.clone());
+                let args = vec![
+                    self.view_ptr(out)?,
+                    self.dim(&out_len)?,
+                    self.view_ptr(offsets)?,
+                    self.view_ptr(values)?,
+                    self.dim(&n)?,
+                    self.iconst(op.code()),
+                    self.iconst(*include_self as i64),
+                ];
+                self.call_rt(f, &args)
+            }
+            Extern::Argsort {
+                x,
+                idx,
+                rows,
+                len,
+                k,
+                descending,
+            } => {
+                let mut args = vec![self.view_ptr(x)?, self.view_ptr(idx)?];
+                args.extend(self.dims_of(&[rows.clone(), len.clone(), k.clone()])?);
+                args.push(self.iconst(*descending as i64));
+                self.call_rt(RtFn::Argsort, &args)
+            }
         }
     }
 

@@ -31,7 +31,7 @@ use crate::DType;
 use super::kernel::build::{self as eb};
 use super::kernel::{
     dense_strides, Act, BinOp, BufId, BufKind, Buffer, CmpOp, Expr, Extern, Kernel, KernelKind,
-    Origin, OutputRef, Plan, RedOp, SizeCheck, UnOp, View, E,
+    Origin, OutputRef, Plan, RedOp, ScatterOp, SizeCheck, UnOp, View, E,
 };
 
 /// An expression cheaper than this is recomputed by each reader rather
@@ -190,6 +190,13 @@ pub fn kernel_sizes(k: &Kernel) -> Vec<SymExpr> {
                     outer, len, inner, ..
                 } => out.extend([outer.clone(), len.clone(), inner.clone()]),
                 Extern::LayerNorm { rows, cols, .. } => out.extend([rows.clone(), cols.clone()]),
+                Extern::Argsort { rows, len, k, .. } => {
+                    out.extend([rows.clone(), len.clone(), k.clone()])
+                }
+                Extern::Scatter { out: o, values, .. } => out.extend([
+                    SymExpr::mul(o.shape.clone()),
+                    SymExpr::mul(values.shape.clone()),
+                ]),
                 _ => {}
             }
         }
@@ -1731,6 +1738,16 @@ impl<'a> Sched<'a> {
                 self.index(n, out_dtype, out_shape.clone())?
             }
             (DiagonalScatter, "default") => self.diagonal_scatter(n, out_dtype, &out_shape)?,
+            (Scatter, "src" | "value" | "reduce" | "value_reduce")
+            | (ScatterAdd, "default")
+            | (ScatterReduce, "two") => self.scatter_dim(n, *a, ov, out_dtype, &out_shape)?,
+            (IndexPut | InternalUnsafeIndexPut, "default" | "hacked_twin") => {
+                self.index_put(n, out_dtype, &out_shape)?
+            }
+            (IndexAdd, "default") => self.index_add(n, out_dtype, &out_shape)?,
+            (Sort, "default" | "stable") | (Argsort, "default" | "stable") | (Topk, "default") => {
+                self.sort(n, *a)?
+            }
             (RepeatInterleave, "self_int") => {
                 let t = self.tensor_arg(n, "self")?;
                 let Some(SymExpr::Int(r)) = self.sym_arg(n, "repeats")? else {
@@ -3768,8 +3785,33 @@ impl<'a> Sched<'a> {
 
     fn index(&mut self, n: &Node, dtype: DType, out_shape: Vec<SymExpr>) -> Result<Lowered> {
         let t = self.tensor_arg(n, "self")?;
-        let Some(Arg::List(items)) = n.arg("indices") else {
+        let Some(ix) = self.index_coords(n, &t.shape)? else {
             return Ok(Lowered::Fallback);
+        };
+        if ix.shape.len() != out_shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        for (i, (a, b)) in ix.shape.iter().zip(&out_shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the indexing result"), b, a)?;
+        }
+        let mut parts = ix.parts.clone();
+        parts.push(t.origins.clone());
+        let cost = t.cost() + ix.cost;
+        let coords = ix.coords.clone();
+        let body: Body = Rc::new(move |idx: &[E]| t.at(&coords(idx)));
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        Ok(Lowered::One(
+            self.lazy(dtype, out_shape, &parts, cost, body),
+        ))
+    }
+
+    /// Advanced indexing of a tensor of `shape` by the node's `indices`
+    /// (integer tensors and `None`s): the shape of the result and, for each
+    /// index of it, the indexed element's coordinates (the data-driven ones
+    /// wrapped when negative and checked to lie in range).
+    fn index_coords(&self, n: &Node, shape: &[SymExpr]) -> Result<Option<IndexCoords>> {
+        let Some(Arg::List(items)) = n.arg("indices") else {
+            return Ok(None);
         };
         let mut ixs: Vec<Option<Tv>> = Vec::new();
         for it in items {
@@ -3777,18 +3819,18 @@ impl<'a> Sched<'a> {
                 Arg::None => ixs.push(None),
                 Arg::Value(v) => match self.val(*v)? {
                     Val::T(x) if matches!(x.dtype, DType::I64 | DType::I32) => ixs.push(Some(x)),
-                    _ => return Ok(Lowered::Fallback),
+                    _ => return Ok(None),
                 },
-                _ => return Ok(Lowered::Fallback),
+                _ => return Ok(None),
             }
         }
         let present: Vec<usize> = (0..ixs.len()).filter(|&i| ixs[i].is_some()).collect();
-        if present.is_empty() {
-            return Ok(Lowered::Fallback);
+        let rank = shape.len();
+        if present.is_empty() || ixs.len() > rank {
+            return Ok(None);
         }
         let adjacent = present.windows(2).all(|w| w[1] == w[0] + 1);
         let first = present[0];
-        let rank = t.shape.len();
         // The broadcast shape of the index tensors.
         let mut bshape: Vec<SymExpr> = Vec::new();
         for i in &present {
@@ -3800,14 +3842,10 @@ impl<'a> Sched<'a> {
         }
         let rb = bshape.len();
         let at_front = !adjacent;
-        let expect_rank = rank - present.len() + rb;
-        if out_shape.len() != expect_rank {
-            return Ok(Lowered::Fallback);
-        }
         let mut want: Vec<SymExpr> = Vec::new();
         let others: Vec<SymExpr> = (0..rank)
             .filter(|d| !present.contains(d))
-            .map(|d| t.shape[d].clone())
+            .map(|d| shape[d].clone())
             .collect();
         if at_front {
             want.extend(bshape.iter().cloned());
@@ -3817,12 +3855,9 @@ impl<'a> Sched<'a> {
             want.extend(bshape.iter().cloned());
             want.extend(others[first..].iter().cloned());
         }
-        for (i, (a, b)) in want.iter().zip(&out_shape).enumerate() {
-            self.require_eq(n, &format!("dim {i} of the indexing result"), b, a)?;
-        }
-        let shape_t = t.shape.clone();
-        let mut parts = vec![t.origins.clone()];
-        let mut cost = t.cost();
+        let shape_t = shape.to_vec();
+        let mut parts = Vec::new();
+        let mut cost = 0;
         let mut bodies: Vec<Option<(Body, SymExpr)>> = Vec::new();
         for (i, x) in ixs.iter().enumerate() {
             match x {
@@ -3835,8 +3870,8 @@ impl<'a> Sched<'a> {
             }
         }
         let np = ixs.len();
-        let body: Body = Rc::new(move |idx: &[E]| {
-            // Output dims: [pre.., b.., post..] (adjacent) or [b.., rest..].
+        let coords: IndexMap = Rc::new(move |idx: &[E]| {
+            // Result dims: [pre.., b.., post..] (adjacent) or [b.., rest..].
             let (bidx, other): (Vec<E>, Vec<E>) = if at_front {
                 (idx[..rb].to_vec(), idx[rb..].to_vec())
             } else {
@@ -3858,12 +3893,379 @@ impl<'a> Sched<'a> {
                     }
                 }
             }
-            t.at(&src)
+            src
         });
-        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
-        Ok(Lowered::One(
-            self.lazy(dtype, out_shape, &parts, cost, body),
-        ))
+        Ok(Some(IndexCoords {
+            shape: want,
+            coords,
+            parts,
+            cost,
+        }))
+    }
+
+    /// A copy of `base` (of `out_shape`) with `values(i)` combined (`op`)
+    /// into the element at `coords(i)` for each index `i` of `upd` in
+    /// row-major order: the copy, the element offsets and the values as
+    /// pointwise kernels, then the runtime's scatter. Floats combine in
+    /// f64, integers and bools in i64, then the result is cast back.
+    #[allow(clippy::too_many_arguments)]
+    fn scatter_into(
+        &mut self,
+        n: &Node,
+        base: &Tv,
+        upd: &[SymExpr],
+        coords: IndexMap,
+        values: Body,
+        op: ScatterOp,
+        include_self: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        if base.shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let name = format!("{}_acc", n.name);
+        let b = self.add_buffer(&name, acc, out_shape, BufKind::Temp);
+        let out = View::dense(b, acc, out_shape);
+        let copy = Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..base.clone()
+        };
+        self.store(&copy, out.clone());
+        let strides = dense_strides(out_shape);
+        let offs: Body =
+            Rc::new(move |idx: &[E]| eb::offset(&SymExpr::Int(0), &strides, &coords(idx)));
+        let offs = self.lazy(DType::I64, upd.to_vec(), &[], 1, offs);
+        let offs = self.realize(&Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..offs
+        });
+        let vals = self.lazy(acc, upd.to_vec(), &[], 1, values);
+        let vals = self.realize(&Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..vals
+        });
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Scatter {
+                offsets: offs,
+                values: vals,
+                out: out.clone(),
+                op,
+                include_self,
+            })),
+        );
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, eb::load(&out, idx)));
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[],
+            1,
+            body,
+        )))
+    }
+
+    /// `scatter` (src or value, optionally reducing), `scatter_add` and
+    /// `scatter_reduce`: along `dim`, element `i` of the index lands at
+    /// `i` with its `dim` coordinate replaced by the index's value.
+    fn scatter_dim(
+        &mut self,
+        n: &Node,
+        a: Aten,
+        ov: &str,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let index = self.tensor_arg(n, "index")?;
+        let rank = base.shape.len();
+        if rank == 0 || index.shape.len() != rank || !matches!(index.dtype, DType::I64 | DType::I32)
+        {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        // Every other coordinate of the index must lie inside `self`.
+        for k in (0..rank).filter(|&k| k != d) {
+            let (Some(i), Some(t)) = (index.shape[k].as_int(), base.shape[k].as_int()) else {
+                if index.shape[k] == base.shape[k] {
+                    continue;
+                }
+                return Ok(Lowered::Fallback);
+            };
+            if i > t {
+                return Err(n.error(format!(
+                    "the index's dim {k} of {i} exceeds the tensor's {t}"
+                )));
+            }
+        }
+        let (op, include_self) = match (a, ov) {
+            (Aten::ScatterAdd, _) => (ScatterOp::Add, true),
+            (Aten::ScatterReduce, "two") => {
+                let op = match n.arg("reduce") {
+                    Some(Arg::Str(r)) => match r.as_str() {
+                        "sum" => ScatterOp::Add,
+                        "prod" => ScatterOp::Mul,
+                        "mean" => ScatterOp::Mean,
+                        "amax" => ScatterOp::Amax,
+                        "amin" => ScatterOp::Amin,
+                        _ => return Ok(Lowered::Fallback),
+                    },
+                    _ => return Ok(Lowered::Fallback),
+                };
+                (op, self.bool_arg(n, "include_self")?)
+            }
+            (Aten::Scatter, "src" | "value") => (ScatterOp::Set, true),
+            (Aten::Scatter, "reduce" | "value_reduce") => match n.arg("reduce") {
+                Some(Arg::Str(r)) if r == "add" => (ScatterOp::Add, true),
+                Some(Arg::Str(r)) if r == "multiply" => (ScatterOp::Mul, true),
+                _ => return Ok(Lowered::Fallback),
+            },
+            _ => return Ok(Lowered::Fallback),
+        };
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let values: Body = if n.arg("src").is_some() {
+            let src = self.tensor_arg(n, "src")?;
+            if src.shape.len() != rank {
+                return Ok(Lowered::Fallback);
+            }
+            for k in 0..rank {
+                let (Some(i), Some(s)) = (index.shape[k].as_int(), src.shape[k].as_int()) else {
+                    if index.shape[k] == src.shape[k] {
+                        continue;
+                    }
+                    return Ok(Lowered::Fallback);
+                };
+                if i > s {
+                    return Err(n.error(format!(
+                        "the index's dim {k} of {i} exceeds the source's {s}"
+                    )));
+                }
+            }
+            // Round to the dtype first, as the source is of it.
+            Rc::new(move |idx: &[E]| eb::cast(acc, eb::cast(dtype, src.at(idx))))
+        } else {
+            let Some(v) = self.scalar_expr(n, "value", dtype)? else {
+                return Ok(Lowered::Fallback);
+            };
+            Rc::new(move |_: &[E]| eb::cast(acc, v.clone()))
+        };
+        let size = base.shape[d].clone();
+        let ix = index.clone();
+        let coords: IndexMap = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            at[d] = Rc::new(Expr::Index(eb::cast(DType::I64, ix.at(idx)), size.clone()));
+            at
+        });
+        let upd = index.shape.clone();
+        self.scatter_into(
+            n,
+            &base,
+            &upd,
+            coords,
+            values,
+            op,
+            include_self,
+            dtype,
+            out_shape,
+        )
+    }
+
+    /// `index_put` (and `_unsafe_index_put`): `values`, broadcast to the
+    /// indexing result, stored (or added, with `accumulate`) at the indexed
+    /// elements.
+    fn index_put(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let values = self.tensor_arg(n, "values")?;
+        let accumulate = self.bool_arg(n, "accumulate")?;
+        let Some(ix) = self.index_coords(n, &base.shape)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let vb = self.broadcast(&values, &ix.shape, n)?;
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(acc, eb::cast(dtype, vb(idx))));
+        let op = if accumulate {
+            ScatterOp::Add
+        } else {
+            ScatterOp::Set
+        };
+        let upd = ix.shape.clone();
+        self.scatter_into(n, &base, &upd, ix.coords, body, op, true, dtype, out_shape)
+    }
+
+    /// `index_add(self, dim, index, source, alpha)`: `alpha * source`'s
+    /// slices along `dim` added at the slices the index names.
+    fn index_add(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let index = self.tensor_arg(n, "index")?;
+        let source = self.tensor_arg(n, "source")?;
+        let rank = base.shape.len();
+        if rank == 0 || index.shape.len() != 1 || source.shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        if !matches!(index.dtype, DType::I64 | DType::I32) {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        for k in (0..rank).filter(|&k| k != d) {
+            self.require_eq(
+                n,
+                &format!("dim {k} of the added source"),
+                &source.shape[k],
+                &base.shape[k],
+            )?;
+        }
+        self.require_eq(
+            n,
+            "the number of indices",
+            &source.shape[d],
+            &index.shape[0],
+        )?;
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let alpha = self.scalar_expr(n, "alpha", dtype)?;
+        let src = source.clone();
+        // The scaled source rounded to the dtype, as torch scales it.
+        let values: Body = Rc::new(move |idx: &[E]| {
+            let v = eb::cast(dtype, src.at(idx));
+            let v = match &alpha {
+                Some(a) => eb::cast(
+                    dtype,
+                    eb::bin(BinOp::Mul, eb::cast(acc, v), eb::cast(acc, a.clone())),
+                ),
+                None => v,
+            };
+            eb::cast(acc, v)
+        });
+        let size = base.shape[d].clone();
+        let ix = index.clone();
+        let coords: IndexMap = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            let i = eb::cast(DType::I64, ix.at(&[idx[d].clone()]));
+            at[d] = Rc::new(Expr::Index(i, size.clone()));
+            at
+        });
+        let upd = source.shape.clone();
+        self.scatter_into(
+            n,
+            &base,
+            &upd,
+            coords,
+            values,
+            ScatterOp::Add,
+            true,
+            dtype,
+            out_shape,
+        )
+    }
+
+    /// `sort`, `argsort` and `topk` along a dim: the keys (as f64, the dim
+    /// last) sorted stably by the runtime into indices, the values gathered
+    /// from the input at them.
+    fn sort(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let (descending, k) = match a {
+            Aten::Topk => {
+                let Some(SymExpr::Int(k)) = self.sym_arg(n, "k")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                (self.bool_arg(n, "largest")?, SymExpr::Int(k))
+            }
+            _ => (self.bool_arg(n, "descending")?, x.shape[d].clone()),
+        };
+        if let (Some(kk), Some(len)) = (k.as_int(), x.shape[d].as_int()) {
+            if kk < 0 || kk > len {
+                return Err(n.error(format!("{kk} elements of a dim of {len}")));
+            }
+        }
+        // Keys: the input as f64 with `d` moved last, dense.
+        let mut perm: Vec<usize> = (0..rank).filter(|&i| i != d).collect();
+        perm.push(d);
+        let xe = x.clone();
+        let key: Body = Rc::new(move |idx: &[E]| eb::cast(DType::F64, xe.at(idx)));
+        let key = self.lazy(
+            DType::F64,
+            x.shape.clone(),
+            &[&x.origins],
+            x.cost() + 1,
+            key,
+        );
+        let key = permute(&key, &perm);
+        let key = Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..key
+        };
+        let kv = self.realize(&key);
+        let rows = SymExpr::mul(key.shape[..rank - 1].to_vec());
+        let mut ishape = key.shape.clone();
+        ishape[rank - 1] = k.clone();
+        let name = format!("{}_order", n.name);
+        let b = self.add_buffer(&name, DType::I64, &ishape, BufKind::Temp);
+        let iv = View::dense(b, DType::I64, &ishape);
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Argsort {
+                x: kv,
+                idx: iv.clone(),
+                rows,
+                len: x.shape[d].clone(),
+                k,
+                descending,
+            })),
+        );
+        // The indices with `d` back in place: the inverse permutation.
+        let mut inv = vec![0; rank];
+        for (o, &p) in perm.iter().enumerate() {
+            inv[p] = o;
+        }
+        let order = Tv {
+            dtype: DType::I64,
+            shape: ishape.clone(),
+            kind: TvKind::View(iv),
+            origins: Rc::new(Vec::new()),
+        };
+        let order = permute(&order, &inv);
+        let want_i = if a == Aten::Argsort { 0 } else { 1 };
+        let (idt, oshape) = self.out_type_of(n, want_i)?;
+        if idt != DType::I64 || oshape != order.shape {
+            return Ok(Lowered::Fallback);
+        }
+        if a == Aten::Argsort {
+            return Ok(Lowered::One(order));
+        }
+        let (vdt, vshape) = self.out_type_of(n, 0)?;
+        if vdt != x.dtype || vshape != order.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let size = x.shape[d].clone();
+        let (xe, oe) = (x.clone(), order.clone());
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            at[d] = Rc::new(Expr::Index(oe.at(idx), size.clone()));
+            xe.at(&at)
+        });
+        let values = self.lazy(vdt, vshape, &[&x.origins], x.cost() + 1, body);
+        Ok(Lowered::Many(vec![Some(values), Some(order)]))
     }
 
     fn cat(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
@@ -5738,6 +6140,17 @@ fn kept_index(idx: &[E], dims: &[usize], rank: usize, keepdim: bool) -> Vec<E> {
             }
         })
         .collect()
+}
+
+/// Advanced indexing, from [`Sched::index_coords`].
+struct IndexCoords {
+    /// The shape of the indexing result.
+    shape: Vec<SymExpr>,
+    /// The indexed element's coordinates, of an index of the result.
+    coords: IndexMap,
+    /// The index tensors' origins.
+    parts: Vec<Rc<Vec<Origin>>>,
+    cost: usize,
 }
 
 /// A pooling of [`Sched::pool`].
