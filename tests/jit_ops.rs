@@ -1690,3 +1690,145 @@ fn sorts_are_stable_with_nans_last() {
         }
     }
 }
+
+#[test]
+fn recurrent_layers_unrolled_over_time() {
+    // (op, gates, hidden inputs) with input size 3, hidden 4, 2 layers.
+    for dt in [DType::F32, DType::F64, DType::BF16] {
+        for (op, g) in [
+            ("lstm", 4usize),
+            ("gru", 3),
+            ("rnn_tanh", 1),
+            ("rnn_relu", 1),
+        ] {
+            for (bidir, batch_first, unbatched) in [
+                (false, false, false),
+                (true, false, false),
+                (false, true, false),
+                (true, true, true),
+            ] {
+                let (layers, hid, inp) = (2usize, 4usize, 3usize);
+                let dirs = if bidir { 2 } else { 1 };
+                let (t, b) = (3usize, 2usize);
+                let x: Vec<usize> = if unbatched {
+                    vec![t, inp]
+                } else if batch_first {
+                    vec![b, t, inp]
+                } else {
+                    vec![t, b, inp]
+                };
+                let st: Vec<usize> = if unbatched {
+                    vec![layers * dirs, hid]
+                } else {
+                    vec![layers * dirs, b, hid]
+                };
+                let mut shapes: Vec<(String, Vec<usize>)> =
+                    vec![("x".into(), x.clone()), ("h".into(), st.clone())];
+                if op == "lstm" {
+                    shapes.push(("c".into(), st.clone()));
+                }
+                let dims = |v: &[usize]| {
+                    v.iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                // Weights of the usual scale (the data is in [-3, 3]).
+                let mut params = Vec::new();
+                let mut scaled = String::new();
+                for l in 0..layers {
+                    let in_l = if l == 0 { inp } else { dirs * hid };
+                    for d in 0..dirs {
+                        for (k, s) in [
+                            ("wi", vec![g * hid, in_l]),
+                            ("wh", vec![g * hid, hid]),
+                            ("bi", vec![g * hid]),
+                            ("bh", vec![g * hid]),
+                        ] {
+                            let name = format!("{k}{l}{d}");
+                            scaled.push_str(&format!(
+                                "%s{name}: {dt}[{}] = aten.mul.Scalar(self=%{name}, other=0.25)\n",
+                                dims(&s)
+                            ));
+                            params.push(format!("%s{name}"));
+                            shapes.push((name, s));
+                        }
+                    }
+                }
+                let mut out = x.clone();
+                let last = out.len() - 1;
+                out[last] = dirs * hid;
+                let hx = if op == "lstm" { "[%h, %c]" } else { "%h" };
+                let extra = if op == "lstm" {
+                    format!(", %cn: {dt}[{}]", dims(&st))
+                } else {
+                    String::new()
+                };
+                let outs = if op == "lstm" {
+                    "output %r = user_output\noutput %hn = user_output\noutput %cn = user_output"
+                } else {
+                    "output %r = user_output\noutput %hn = user_output"
+                };
+                let body = format!(
+                    "{scaled}%r: {dt}[{}], %hn: {dt}[{}]{extra} = aten.{op}.input(input=%x, hx={hx}, params=[{}], has_biases=true, num_layers={layers}, dropout=0.0, train=false, bidirectional={bidir}, batch_first={batch_first})\n{outs}",
+                    dims(&out),
+                    dims(&st),
+                    params.join(", ")
+                );
+                let inputs: Vec<Input> = shapes
+                    .iter()
+                    .map(|(n, s)| (n.as_str(), dt, false, s.as_slice()))
+                    .collect();
+                check_each(&body, &inputs, dt);
+            }
+        }
+    }
+}
+
+#[test]
+fn lstm_with_projections() {
+    for dt in [DType::F32, DType::F64] {
+        for bidir in [false, true] {
+            let dirs = if bidir { 2 } else { 1 };
+            // Input 3, hidden 4, projection 2, sequence 3, batch 2.
+            let st = format!("{dirs}, 2, 2");
+            let cs = format!("{dirs}, 2, 4");
+            let mut shapes: Vec<(String, Vec<usize>)> = vec![
+                ("x".into(), vec![3, 2, 3]),
+                ("h".into(), vec![dirs, 2, 2]),
+                ("c".into(), vec![dirs, 2, 4]),
+            ];
+            let mut params = Vec::new();
+            let mut scaled = String::new();
+            for d in 0..dirs {
+                for (k, s) in [
+                    ("wi", vec![16usize, 3]),
+                    ("wh", vec![16, 2]),
+                    ("bi", vec![16]),
+                    ("bh", vec![16]),
+                    ("wr", vec![2, 4]),
+                ] {
+                    let name = format!("{k}{d}");
+                    let dims: Vec<String> = s.iter().map(|v| v.to_string()).collect();
+                    scaled.push_str(&format!(
+                        "%s{name}: {dt}[{}] = aten.mul.Scalar(self=%{name}, other=0.25)\n",
+                        dims.join(", ")
+                    ));
+                    params.push(format!("%s{name}"));
+                    shapes.push((name, s));
+                }
+            }
+            let body = format!(
+                "{scaled}%r: {dt}[3, 2, {}], %hn: {dt}[{st}], %cn: {dt}[{cs}] = aten.lstm.input(input=%x, hx=[%h, %c], params=[{}], has_biases=true, num_layers=1, dropout=0.0, train=false, bidirectional={bidir}, batch_first=false)\n\
+                 output %r = user_output\noutput %hn = user_output\noutput %cn = user_output",
+                2 * dirs,
+                params.join(", ")
+            );
+            let inputs: Vec<Input> = shapes
+                .iter()
+                .map(|(n, s)| (n.as_str(), dt, false, s.as_slice()))
+                .collect();
+            check_each(&body, &inputs, dt);
+        }
+    }
+}

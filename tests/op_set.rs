@@ -115,6 +115,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("ge", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.ge.Tensor(self=%x, other=%y)"),
     ("gelu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.gelu.default(self=%x)"),
     ("glu", "x: f32[2, 8]", "%r: f32[2, 4] = aten.glu.default(self=%x)"),
+    ("gru", "x: f32[3, 2, 3]; h: f32[1, 2, 4]; wi: f32[12, 3]; wh: f32[12, 4]; bi: f32[12]; bh: f32[12]", "%r: f32[3, 2, 4], %r1: f32[1, 2, 4] = aten.gru.input(input=%x, hx=%h, params=[%wi, %wh, %bi, %bh], has_biases=true, num_layers=1, dropout=0.0, train=false, bidirectional=false, batch_first=false)"),
     ("gt", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.gt.Tensor(self=%x, other=%y)"),
     ("hardshrink", "x: f32[2, 8]", "%r: f32[2, 8] = aten.hardshrink.default(self=%x)"),
     ("hardtanh", "x: f32[2, 8]", "%r: f32[2, 8] = aten.hardtanh.default(self=%x, min_val=-1.0, max_val=1.0)"),
@@ -143,6 +144,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("logical_or", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.logical_or.default(self=%a, other=%b)"),
     ("logical_xor", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.logical_xor.default(self=%a, other=%b)"),
     ("logsumexp", "x: f32[2, 8]", "%r: f32[2] = aten.logsumexp.default(self=%x, dim=[1])"),
+    ("lstm", "x: f32[3, 2, 3]; h: f32[1, 2, 4]; c: f32[1, 2, 4]; wi: f32[16, 3]; wh: f32[16, 4]; bi: f32[16]; bh: f32[16]", "%r: f32[3, 2, 4], %r1: f32[1, 2, 4], %r2: f32[1, 2, 4] = aten.lstm.input(input=%x, hx=[%h, %c], params=[%wi, %wh, %bi, %bh], has_biases=true, num_layers=1, dropout=0.0, train=false, bidirectional=false, batch_first=false)"),
     ("lt", "x: f32[2, 8]; y: f32[2, 8]", "%r: bool[2, 8] = aten.lt.Tensor(self=%x, other=%y)"),
     ("masked_fill", "x: f32[2, 8]; a: bool[2, 8]", "%r: f32[2, 8] = aten.masked_fill.Scalar(self=%x, mask=%a, value=1.0)"),
     ("matmul", "x: f32[2, 3]; y: f32[3, 8]", "%r: f32[2, 8] = aten.matmul.default(self=%x, other=%y)"),
@@ -189,6 +191,8 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("replication_pad2d", "x: f32[1, 4, 4]", "%r: f32[1, 6, 6] = aten.replication_pad2d.default(self=%x, padding=[1, 1, 1, 1])"),
     ("replication_pad3d", "x: f32[1, 3, 4, 4]", "%r: f32[1, 5, 6, 6] = aten.replication_pad3d.default(self=%x, padding=[1, 1, 1, 1, 1, 1])"),
     ("rms_norm", "x: f32[2, 8]", "%r: f32[2, 8] = aten.rms_norm.default(input=%x, normalized_shape=[8])"),
+    ("rnn_relu", "x: f32[3, 2, 3]; h: f32[1, 2, 4]; wi: f32[4, 3]; wh: f32[4, 4]; bi: f32[4]; bh: f32[4]", "%r: f32[3, 2, 4], %r1: f32[1, 2, 4] = aten.rnn_relu.input(input=%x, hx=%h, params=[%wi, %wh, %bi, %bh], has_biases=true, num_layers=1, dropout=0.0, train=false, bidirectional=false, batch_first=false)"),
+    ("rnn_tanh", "x: f32[3, 2, 3]; h: f32[1, 2, 4]; wi: f32[4, 3]; wh: f32[4, 4]; bi: f32[4]; bh: f32[4]", "%r: f32[3, 2, 4], %r1: f32[1, 2, 4] = aten.rnn_tanh.input(input=%x, hx=%h, params=[%wi, %wh, %bi, %bh], has_biases=true, num_layers=1, dropout=0.0, train=false, bidirectional=false, batch_first=false)"),
     ("roll", "x: f32[2, 8]", "%r: f32[2, 8] = aten.roll.default(self=%x, shifts=[3], dims=[1])"),
     ("round", "x: f32[2, 8]", "%r: f32[2, 8] = aten.round.default(self=%x)"),
     ("rsqrt", "x: f32[2, 8]", "%r: f32[2, 8] = aten.rsqrt.default(self=%x)"),
@@ -245,7 +249,6 @@ const NATIVE: &[(&str, &str, &str)] = &[
 ];
 
 const DATA_SHAPE: &str = "the output shape depends on the data";
-const RNN: &str = "a recurrent layer the decomposition could not unroll";
 
 /// Ops of the set that still run their reference kernel, with the reason.
 const GAPS: &[(&str, &str)] = &[
@@ -262,12 +265,8 @@ const GAPS: &[(&str, &str)] = &[
         "embedding_bag",
         "a gather with per-bag reductions over offsets read from data",
     ),
-    ("gru", RNN),
-    ("lstm", RNN),
     ("masked_scatter", DATA_SHAPE),
     ("nonzero", DATA_SHAPE),
-    ("rnn_relu", RNN),
-    ("rnn_tanh", RNN),
 ];
 
 fn program(inputs: &str, body: &str) -> String {

@@ -2085,6 +2085,7 @@ impl<'a> Sched<'a> {
             (Bilinear, "default") => self.bilinear(n, out_dtype, &out_shape)?,
             (InternalTrilinear, "default") => self.trilinear(n, out_dtype, &out_shape)?,
             (Einsum, "default") => self.einsum(n, out_dtype, &out_shape)?,
+            (Lstm | Gru | RnnTanh | RnnRelu, "input") => self.rnn(n, *a)?,
             (Convolution, "default") => self.convolution(n)?,
             (MaxPool2dWithIndices, "default") => self.max_pool(n)?,
             (InternalSoftmax | InternalLogSoftmax | InternalSafeSoftmax, "default")
@@ -5407,6 +5408,454 @@ impl<'a> Sched<'a> {
             epilogue,
             &parts,
         )
+    }
+
+    /// The tensors of a list argument.
+    fn tensors_arg(&self, n: &Node, name: &str) -> Result<Option<Vec<Tv>>> {
+        let Some(Arg::List(items)) = n.arg(name) else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for it in items {
+            let Arg::Value(v) = it else {
+                return Ok(None);
+            };
+            match self.val(*v)? {
+                Val::T(t) => out.push(t),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// `x[.., k] w[n, k]` summed over `k`, plus `b[n]`, rounded to `fc`
+    /// (the interpreter's `x @ w^T + b` in its compute type).
+    fn affine(
+        &mut self,
+        n: &Node,
+        x: &Tv,
+        w: &Tv,
+        b: Option<&Tv>,
+        fc: DType,
+    ) -> Result<Option<Tv>> {
+        let r = x.shape.len();
+        let lx: Vec<usize> = (0..r - 1).chain([r]).collect();
+        let out: Vec<usize> = (0..r).collect();
+        let Some(sum) = self.product_sum(
+            n,
+            &[x.clone(), w.clone()],
+            &[lx, vec![r - 1, r]],
+            &out,
+            DType::F64,
+        )?
+        else {
+            return Ok(None);
+        };
+        let shape = sum.shape.clone();
+        let b = b.cloned();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let s = sum.at(idx);
+            let s = match &b {
+                Some(b) => eb::bin(
+                    BinOp::Add,
+                    s,
+                    eb::cast(DType::F64, eb::cast(fc, b.at(&idx[r - 1..]))),
+                ),
+                None => s,
+            };
+            eb::cast(fc, s)
+        });
+        Ok(Some(self.lazy(fc, shape, &[], 2, body)))
+    }
+
+    /// `lstm`, `gru`, `rnn_tanh` and `rnn_relu` (the `input` overloads),
+    /// unrolled over a static sequence length as the interpreter runs them:
+    /// per layer and direction the input projection for every step, then
+    /// per step the hidden projection, the gates (in the compute type, f32
+    /// but for f64) and the new state; the outputs gathered per step.
+    fn rnn(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let lstm = a == Aten::Lstm;
+        let (h0, c0) = if lstm {
+            match self.tensors_arg(n, "hx")? {
+                Some(v) if v.len() == 2 => (v[0].clone(), Some(v[1].clone())),
+                _ => return Ok(Lowered::Fallback),
+            }
+        } else {
+            (self.tensor_arg(n, "hx")?, None)
+        };
+        let Some(params) = self.tensors_arg(n, "params")? else {
+            return Ok(Lowered::Fallback);
+        };
+        let has_biases = self.bool_arg(n, "has_biases")?;
+        let layers = self.int_arg(n, "num_layers")?;
+        let dropout = float_arg(n, "dropout").unwrap_or(0.0);
+        let train = self.bool_arg(n, "train")?;
+        let dirs = if self.bool_arg(n, "bidirectional")? {
+            2
+        } else {
+            1
+        };
+        let batch_first = self.bool_arg(n, "batch_first")?;
+        let (dtype, out_shape) = self.out_type(n)?;
+        if layers <= 0 || (train && dropout != 0.0 && layers > 1) || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let layers = layers as usize;
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let g = match a {
+            Aten::Lstm => 4,
+            Aten::Gru => 3,
+            _ => 1,
+        };
+        let unbatched = x.shape.len() == 2;
+        if !unbatched && x.shape.len() != 3 {
+            return Ok(Lowered::Fallback);
+        }
+        // The input as (T, B, I), in the compute type.
+        let xs = if unbatched {
+            let mut s = x.shape.clone();
+            s.insert(1, SymExpr::Int(1));
+            match unit_dims_map(&x, &s) {
+                Some(t) => t,
+                None => return Ok(Lowered::Fallback),
+            }
+        } else if batch_first {
+            permute(&x, &[1, 0, 2])
+        } else {
+            x.clone()
+        };
+        let Some(steps) = xs.shape[0].as_int() else {
+            return Ok(Lowered::Fallback);
+        };
+        let steps = steps as usize;
+        let bsz = xs.shape[1].clone();
+        let per = 2 + if has_biases { 2 } else { 0 };
+        let proj = lstm && params.len() == layers * dirs * (per + 1);
+        if !proj && params.len() != layers * dirs * per {
+            return Ok(Lowered::Fallback);
+        }
+        let per = per + proj as usize;
+        let Some(gh_rows) = params[0].shape.first().and_then(|d| d.as_int()) else {
+            return Ok(Lowered::Fallback);
+        };
+        if params[0].shape.len() != 2 || gh_rows % g != 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let h = gh_rows / g;
+        let hout = if proj {
+            match params[per - 1].shape.first().and_then(|d| d.as_int()) {
+                Some(v) => v,
+                None => return Ok(Lowered::Fallback),
+            }
+        } else {
+            h
+        };
+        let feat = dirs as i64 * hout;
+        let to_fc = |t: &Tv| -> Tv {
+            let tt = t.clone();
+            let body: Body = Rc::new(move |idx: &[E]| eb::cast(fc, tt.at(idx)));
+            Tv {
+                dtype: fc,
+                shape: t.shape.clone(),
+                kind: TvKind::Lazy(body, t.cost() + 1),
+                origins: t.origins.clone(),
+            }
+        };
+        // States as (layers * dirs, B, size).
+        let state = |t: &Tv| -> Option<Tv> {
+            if unbatched {
+                let mut s = t.shape.clone();
+                s.insert(1, SymExpr::Int(1));
+                unit_dims_map(t, &s)
+            } else {
+                Some(t.clone())
+            }
+        };
+        let (Some(h0), c0) = (state(&h0), c0.as_ref().map(state)) else {
+            return Ok(Lowered::Fallback);
+        };
+        let c0 = match c0 {
+            Some(Some(c)) => Some(c),
+            Some(None) => return Ok(Lowered::Fallback),
+            None => None,
+        };
+        let ld_count = SymExpr::Int((layers * dirs) as i64);
+        self.require_eq(n, "the layers of the hidden state", &h0.shape[0], &ld_count)?;
+        self.require_eq(n, "the batch of the hidden state", &h0.shape[1], &bsz)?;
+        self.require_eq(
+            n,
+            "the width of the hidden state",
+            &h0.shape[2],
+            &SymExpr::Int(hout),
+        )?;
+        if let Some(c0) = &c0 {
+            self.require_eq(n, "the layers of the cell state", &c0.shape[0], &ld_count)?;
+            self.require_eq(
+                n,
+                "the width of the cell state",
+                &c0.shape[2],
+                &SymExpr::Int(h),
+            )?;
+        }
+        let buf = |s: &mut Self, what: &str, shape: &[SymExpr]| -> View {
+            let name = format!("{}_{what}", n.name);
+            let b = s.add_buffer(&name, fc, shape, BufKind::Temp);
+            View::dense(b, fc, shape)
+        };
+        let hn = buf(
+            self,
+            "h_n",
+            &[ld_count.clone(), bsz.clone(), SymExpr::Int(hout)],
+        );
+        let cn = if lstm {
+            Some(buf(
+                self,
+                "c_n",
+                &[ld_count.clone(), bsz.clone(), SymExpr::Int(h)],
+            ))
+        } else {
+            None
+        };
+        let mut layer_in = to_fc(&xs);
+        let origins = Rc::new(vec![origin(n)]);
+        for l in 0..layers {
+            let out = buf(
+                self,
+                "out",
+                &[xs.shape[0].clone(), bsz.clone(), SymExpr::Int(feat)],
+            );
+            for d in 0..dirs {
+                let ld = l * dirs + d;
+                let p = &params[ld * per..(ld + 1) * per];
+                let (w_ih, w_hh) = (to_fc(&p[0]), to_fc(&p[1]));
+                let (b_ih, b_hh) = if has_biases {
+                    (Some(p[2].clone()), Some(p[3].clone()))
+                } else {
+                    (None, None)
+                };
+                let w_hr = if proj { Some(to_fc(&p[per - 1])) } else { None };
+                let Some(gi) = self.affine(n, &layer_in, &w_ih, b_ih.as_ref(), fc)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                let gi = Tv {
+                    origins: origins.clone(),
+                    ..gi
+                };
+                let gi = self.realize(&gi);
+                let mut hs = to_fc(&select(&h0, 0, SymExpr::Int(ld as i64)));
+                let mut cs = c0
+                    .as_ref()
+                    .map(|c| to_fc(&select(c, 0, SymExpr::Int(ld as i64))));
+                for step in 0..steps {
+                    let t = if d == 0 { step } else { steps - 1 - step };
+                    let Some(gh) = self.affine(n, &hs, &w_hh, b_hh.as_ref(), fc)? else {
+                        return Ok(Lowered::Fallback);
+                    };
+                    let gh = Tv {
+                        origins: origins.clone(),
+                        ..gh
+                    };
+                    let gh = self.realize(&gh);
+                    let giv = gi.clone();
+                    // Gate `k` of unit `u` for batch row `j`: gi + gh.
+                    let gate = move |k: i64, idx: &[E], with_r: bool| -> (E, E) {
+                        let col = eb::add(idx[1].clone(), eb::int(k * h));
+                        let av = eb::load(&giv, &[eb::int(t as i64), idx[0].clone(), col.clone()]);
+                        let rv = eb::load(&gh, &[idx[0].clone(), col]);
+                        let _ = with_r;
+                        (av, rv)
+                    };
+                    let add = |x: (E, E)| eb::bin(BinOp::Add, x.0, x.1);
+                    let sig = |v: E| eb::un(UnOp::Sigmoid, v);
+                    let hshape = vec![bsz.clone(), SymExpr::Int(h)];
+                    let hraw: Tv = match a {
+                        Aten::Lstm => {
+                            let Some(c_prev) = cs.clone() else {
+                                return Ok(Lowered::Fallback);
+                            };
+                            let gate_c = gate.clone();
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                let ig = sig(add(gate_c(0, idx, false)));
+                                let fg = sig(add(gate_c(1, idx, false)));
+                                let gg = eb::un(UnOp::Tanh, add(gate_c(2, idx, false)));
+                                let fc_ = eb::bin(BinOp::Mul, fg, c_prev.at(idx));
+                                eb::bin(BinOp::Add, fc_, eb::bin(BinOp::Mul, ig, gg))
+                            });
+                            let c = self.lazy(fc, hshape.clone(), &[&origins], 12, body);
+                            let cv = self.realize(&c);
+                            let cvv = cv.clone();
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                let og = sig(add(gate(3, idx, false)));
+                                eb::bin(BinOp::Mul, og, eb::un(UnOp::Tanh, eb::load(&cvv, idx)))
+                            });
+                            cs = Some(Tv {
+                                dtype: fc,
+                                shape: hshape.clone(),
+                                kind: TvKind::View(cv),
+                                origins: Rc::new(Vec::new()),
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 4, body)
+                        }
+                        Aten::Gru => {
+                            let hp = hs.clone();
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                let rg = sig(add(gate(0, idx, false)));
+                                let zg = sig(add(gate(1, idx, false)));
+                                let (an, rn) = gate(2, idx, true);
+                                let ng = eb::un(
+                                    UnOp::Tanh,
+                                    eb::bin(BinOp::Add, an, eb::bin(BinOp::Mul, rg, rn)),
+                                );
+                                let one = eb::konst(1.0, fc);
+                                let keep =
+                                    eb::bin(BinOp::Mul, eb::bin(BinOp::Sub, one, zg.clone()), ng);
+                                eb::bin(BinOp::Add, keep, eb::bin(BinOp::Mul, zg, hp.at(idx)))
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 12, body)
+                        }
+                        Aten::RnnTanh => {
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                eb::un(UnOp::Tanh, add(gate(0, idx, false)))
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 3, body)
+                        }
+                        _ => {
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                eb::bin(BinOp::Max, add(gate(0, idx, false)), eb::konst(0.0, fc))
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 3, body)
+                        }
+                    };
+                    let hv = self.realize(&hraw);
+                    let hraw = Tv {
+                        dtype: fc,
+                        shape: hshape,
+                        kind: TvKind::View(hv),
+                        origins: Rc::new(Vec::new()),
+                    };
+                    let next = match &w_hr {
+                        Some(w) => {
+                            let Some(p) = self.affine(n, &hraw, w, None, fc)? else {
+                                return Ok(Lowered::Fallback);
+                            };
+                            let pv = self.realize(&Tv {
+                                origins: origins.clone(),
+                                ..p
+                            });
+                            Tv {
+                                dtype: fc,
+                                shape: pv.shape.clone(),
+                                kind: TvKind::View(pv),
+                                origins: Rc::new(Vec::new()),
+                            }
+                        }
+                        None => hraw,
+                    };
+                    // The step's output: out[t, :, d * hout..].
+                    let mut view = out.clone();
+                    view.offset = SymExpr::add(vec![
+                        SymExpr::mul(vec![SymExpr::Int(t as i64), out.strides[0].clone()]),
+                        SymExpr::Int(d as i64 * hout),
+                    ]);
+                    view.strides.remove(0);
+                    view.shape = vec![bsz.clone(), SymExpr::Int(hout)];
+                    self.store(
+                        &Tv {
+                            origins: origins.clone(),
+                            ..next.clone()
+                        },
+                        view,
+                    );
+                    hs = next;
+                }
+                let mut view = hn.clone();
+                view.offset = SymExpr::mul(vec![SymExpr::Int(ld as i64), hn.strides[0].clone()]);
+                view.strides.remove(0);
+                view.shape.remove(0);
+                self.store(
+                    &Tv {
+                        origins: origins.clone(),
+                        ..hs.clone()
+                    },
+                    view,
+                );
+                if let (Some(c), Some(cn)) = (&cs, &cn) {
+                    let mut view = cn.clone();
+                    view.offset =
+                        SymExpr::mul(vec![SymExpr::Int(ld as i64), cn.strides[0].clone()]);
+                    view.strides.remove(0);
+                    view.shape.remove(0);
+                    self.store(
+                        &Tv {
+                            origins: origins.clone(),
+                            ..c.clone()
+                        },
+                        view,
+                    );
+                }
+            }
+            layer_in = Tv {
+                dtype: fc,
+                shape: out.shape.clone(),
+                kind: TvKind::View(out),
+                origins: Rc::new(Vec::new()),
+            };
+        }
+        // The outputs in the dtype, in the input's layout.
+        let cast_to = |t: &Tv, dt: DType| -> Tv {
+            let tt = t.clone();
+            let body: Body = Rc::new(move |idx: &[E]| eb::cast(dt, tt.at(idx)));
+            Tv {
+                dtype: dt,
+                shape: t.shape.clone(),
+                kind: TvKind::Lazy(body, 1),
+                origins: Rc::new(Vec::new()),
+            }
+        };
+        let squeeze_batch = |t: Tv| -> Option<Tv> {
+            if unbatched {
+                let mut s = t.shape.clone();
+                s.remove(1);
+                unit_dims_map(&t, &s)
+            } else {
+                Some(t)
+            }
+        };
+        let output = if batch_first && !unbatched {
+            permute(&layer_in, &[1, 0, 2])
+        } else {
+            layer_in
+        };
+        let Some(output) = squeeze_batch(output) else {
+            return Ok(Lowered::Fallback);
+        };
+        if output.shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let mut outs = vec![Some(cast_to(&output, dtype))];
+        let states: Vec<View> = std::iter::once(hn).chain(cn).collect();
+        for (i, v) in states.into_iter().enumerate() {
+            let (sdt, sshape) = self.out_type_of(n, i + 1)?;
+            let t = Tv {
+                dtype: fc,
+                shape: v.shape.clone(),
+                kind: TvKind::View(v),
+                origins: Rc::new(Vec::new()),
+            };
+            let Some(t) = squeeze_batch(t) else {
+                return Ok(Lowered::Fallback);
+            };
+            if t.shape != sshape {
+                return Ok(Lowered::Fallback);
+            }
+            outs.push(Some(cast_to(&t, sdt)));
+        }
+        Ok(Lowered::Many(outs))
     }
 
     /// `linear` of f32 operands as a GEMM call: the input's leading dims
