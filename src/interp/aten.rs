@@ -1246,6 +1246,12 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         }
         EmbeddingBag | InternalEmbeddingBag => {
             let psw = a.opt_tensor("per_sample_weights")?;
+            // `_embedding_bag` takes the padding index as is, -1 (its
+            // default) for none; `embedding_bag.padding_idx` wraps it.
+            let padding = match a.opt_int("padding_idx")? {
+                Some(p) if op == InternalEmbeddingBag && p < 0 => None,
+                p => p,
+            };
             ts(wrapv(index::embedding_bag(
                 &a.tensor("weight")?,
                 &a.tensor("indices")?,
@@ -1253,7 +1259,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 a.int("mode")?,
                 psw.as_ref(),
                 a.bool("include_last_offset")?,
-                a.opt_int("padding_idx")?,
+                padding,
             ))?)
         }
         // (*, C, H r, W r) -> (*, C r^2, H, W), the inverse of pixel_shuffle.
