@@ -1832,3 +1832,63 @@ fn lstm_with_projections() {
         }
     }
 }
+
+#[test]
+fn embedding_bags_sum_and_mean() {
+    let i = DType::I64;
+    for dt in FLOATS {
+        for mode in [0, 1] {
+            // Offsets [0, 2, 4] and [0, 0, 5] (empty bags) over 6 indices.
+            for offs in [
+                "aten.arange.start_step(start=0, end=6, step=2, dtype=i64)",
+                "aten.mul.Scalar(self=%a, other=0)",
+            ] {
+                for last in ["false", "true"] {
+                    let bags = if last == "true" { 2 } else { 3 };
+                    let body = format!(
+                        "%a: i64[3] = aten.arange.start_step(start=0, end=6, step=2, dtype=i64)\n\
+                         %o: i64[3] = {offs}\n\
+                         %r: {dt}[{bags}, 3], %b: i64[6], %c: i64[{bags}], %d: i64[{bags}] = aten._embedding_bag.default(weight=%w, indices=%i, offsets=%o, mode={mode}, include_last_offset={last})"
+                    );
+                    check_each(
+                        &body,
+                        &[("w", dt, false, &[8, 3]), ("i", i, true, &[6])],
+                        dt,
+                    );
+                }
+            }
+            for pad in ["padding_idx=3", "padding_idx=-5", "padding_idx=None"] {
+                let body = format!(
+                    "%o: i64[3] = aten.arange.start_step(start=0, end=6, step=2, dtype=i64)\n\
+                     %r: {dt}[3, 3], %b: i64[6], %c: i64[3], %d: i64[3] = aten.embedding_bag.padding_idx(weight=%w, indices=%i, offsets=%o, scale_grad_by_freq=false, mode={mode}, sparse=false, per_sample_weights=None, include_last_offset=false, {pad})"
+                );
+                check_each(
+                    &body,
+                    &[("w", dt, false, &[8, 3]), ("i", i, true, &[6])],
+                    dt,
+                );
+            }
+            let body = format!(
+                "%r: {dt}[3, 3], %b: i64[0], %c: i64[3], %d: i64[3] = aten._embedding_bag.default(weight=%w, indices=%i, offsets=None, mode={mode}, padding_idx=4)"
+            );
+            check_each(
+                &body,
+                &[("w", dt, false, &[8, 3]), ("i", i, true, &[3, 2])],
+                dt,
+            );
+        }
+        let body = format!(
+            "%o: i64[3] = aten.arange.start_step(start=0, end=6, step=2, dtype=i64)\n\
+             %r: {dt}[3, 3], %b: i64[6], %c: i64[3], %d: i64[3] = aten.embedding_bag.default(weight=%w, indices=%i, offsets=%o, mode=0, per_sample_weights=%p)"
+        );
+        check_each(
+            &body,
+            &[
+                ("w", dt, false, &[8, 3]),
+                ("i", i, true, &[6]),
+                ("p", dt, false, &[6]),
+            ],
+            dt,
+        );
+    }
+}

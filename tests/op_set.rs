@@ -23,6 +23,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("__xor__", "a: bool[2, 8]; b: bool[2, 8]", "%r: bool[2, 8] = aten.__xor__.Tensor(self=%a, other=%b)"),
     ("_adaptive_avg_pool2d", "x: f32[1, 2, 5, 7]", "%r: f32[1, 2, 2, 3] = aten._adaptive_avg_pool2d.default(self=%x, output_size=[2, 3])"),
     ("_cdist_forward", "x: f32[2, 8]; y: f32[3, 8]", "%r: f32[2, 3] = aten._cdist_forward.default(x1=%x, x2=%y, p=2.0, compute_mode=None)"),
+    ("_embedding_bag", "w: f32[8, 3]; i: i64[6]; o: i64[3]", "%r: f32[3, 3], %r1: i64[0], %r2: i64[3], %r3: i64[3] = aten._embedding_bag.default(weight=%w, indices=%i, offsets=%o, mode=1)"),
     ("_log_softmax", "x: f32[2, 8]", "%r: f32[2, 8] = aten._log_softmax.default(self=%x, dim=1, half_to_float=false)"),
     ("_native_batch_norm_legit", "x: f32[2, 3, 4]", "%r: f32[2, 3, 4], %r1: f32[3], %r2: f32[3] = aten._native_batch_norm_legit.no_stats(input=%x, weight=None, bias=None, training=true, momentum=0.1, eps=1e-05)"),
     ("_native_batch_norm_legit_no_training", "x: f32[2, 3, 4]; w: f32[3]; b: f32[3]; m: f32[3]; v: f32[3]", "%r: f32[2, 3, 4], %r1: f32[0], %r2: f32[0] = aten._native_batch_norm_legit_no_training.default(input=%x, weight=%w, bias=%b, running_mean=%m, running_var=%v, momentum=0.1, eps=1e-05)"),
@@ -93,6 +94,7 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("einsum", "x: f32[2, 3]; y: f32[3, 8]", "%r: f32[2, 8] = aten.einsum.default(equation=\"ij,jk->ik\", tensors=[%x, %y])"),
     ("elu", "x: f32[2, 8]", "%r: f32[2, 8] = aten.elu.default(self=%x)"),
     ("embedding", "w: f32[10, 4]; i: i64[3]", "%r: f32[3, 4] = aten.embedding.default(weight=%w, indices=%i)"),
+    ("embedding_bag", "w: f32[8, 3]; i: i64[6]; o: i64[3]", "%r: f32[3, 3], %r1: i64[0], %r2: i64[3], %r3: i64[3] = aten.embedding_bag.default(weight=%w, indices=%i, offsets=%o)"),
     ("empty", "", "%r: f32[3] = aten.empty.memory_format(size=[3], dtype=f32)"),
     ("empty_like", "x: f32[2, 8]", "%r: f32[2, 8] = aten.empty_like.default(self=%x)"),
     ("empty_strided", "", "%r: f32[2, 3] = aten.empty_strided.default(size=[2, 3], stride=[3, 1], dtype=f32)"),
@@ -252,18 +254,10 @@ const DATA_SHAPE: &str = "the output shape depends on the data";
 
 /// Ops of the set that still run their reference kernel, with the reason.
 const GAPS: &[(&str, &str)] = &[
-    (
-        "_embedding_bag",
-        "a gather with per-bag reductions over offsets read from data",
-    ),
     ("as_strided", "an arbitrary strided view of the storage"),
     (
         "as_strided_scatter",
         "writes an arbitrary strided view of the storage",
-    ),
-    (
-        "embedding_bag",
-        "a gather with per-bag reductions over offsets read from data",
     ),
     ("masked_scatter", DATA_SHAPE),
     ("nonzero", DATA_SHAPE),

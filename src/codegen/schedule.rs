@@ -1153,6 +1153,9 @@ impl<'a> Sched<'a> {
             (Glu, "default") if out_dtype.is_float() => self.glu(n, out_dtype, fc, &out_shape)?,
             (Tril | Triu, "default") => self.triangle(n, *a == Tril, out_dtype, &out_shape)?,
             (Im2col, "default") => self.im2col(n, out_dtype, &out_shape)?,
+            (EmbeddingBag, "default" | "padding_idx") | (InternalEmbeddingBag, "default") => {
+                self.embedding_bag(n, *a, ov)?
+            }
             (Outer, "default") => {
                 let x = self.tensor_arg(n, "self")?;
                 let y = self.tensor_arg(n, "vec2")?;
@@ -2970,6 +2973,185 @@ impl<'a> Sched<'a> {
             });
             self.lazy(dtype, out_shape.to_vec(), &[&x.origins], x.cost() + 4, body)
         }))
+    }
+
+    /// `embedding_bag` in sum or mean mode, the first output only: per bag
+    /// (the rows of 2-d indices, or the ranges between offsets of 1-d
+    /// ones) a reduction over every index masked to the bag's range, in f64,
+    /// the padding index left out (and not counted), the per-sample weights
+    /// applied; a mean divides by the count, an empty bag is 0. Negative
+    /// indices are out of range, as aten has them.
+    fn embedding_bag(&mut self, n: &Node, a: Aten, ov: &str) -> Result<Lowered> {
+        if n.outputs.iter().skip(1).any(|v| self.uses[v.index()] > 0) {
+            return Ok(Lowered::Fallback);
+        }
+        let w = self.tensor_arg(n, "weight")?;
+        let ix = self.tensor_arg(n, "indices")?;
+        let offsets = self.opt_tensor_arg(n, "offsets")?;
+        let psw = self.opt_tensor_arg(n, "per_sample_weights")?;
+        let mode = self.int_arg(n, "mode")?;
+        let last = self.bool_arg(n, "include_last_offset")?;
+        let (dtype, out_shape) = self.out_type(n)?;
+        if w.shape.len() != 2 || !(mode == 0 || mode == 1) || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        if psw.is_some() && mode != 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let rows = w.shape[0].clone();
+        let padding: Option<i64> = match (a, ov) {
+            (Aten::InternalEmbeddingBag, _) => match self.int_arg(n, "padding_idx")? {
+                p if p >= 0 => Some(p),
+                _ => None,
+            },
+            (_, "padding_idx") => match n.arg("padding_idx") {
+                None | Some(Arg::None) => None,
+                Some(_) => {
+                    let p = self.int_arg(n, "padding_idx")?;
+                    let Some(r) = rows.as_int() else {
+                        return Ok(Lowered::Fallback);
+                    };
+                    Some(p.rem_euclid(r.max(1)))
+                }
+            },
+            _ => None,
+        };
+        // Per output bag b and reduced position j: (in the bag, index at j).
+        type Member = Rc<dyn Fn(&E, &E) -> (E, E)>;
+        let (bags, len, member): (SymExpr, SymExpr, Member) = match (ix.shape.len(), &offsets) {
+            (2, None) => {
+                let ixe = ix.clone();
+                let m: Member = Rc::new(move |b: &E, j: &E| {
+                    (eb::konst(1.0, DType::Bool), ixe.at(&[b.clone(), j.clone()]))
+                });
+                (ix.shape[0].clone(), ix.shape[1].clone(), m)
+            }
+            (1, Some(o)) if o.shape.len() == 1 => {
+                let nidx = ix.shape[0].clone();
+                let bags = if last {
+                    SymExpr::add(vec![o.shape[0].clone(), SymExpr::Int(-1)])
+                } else {
+                    o.shape[0].clone()
+                };
+                let (ixe, oe, count) = (ix.clone(), o.clone(), o.shape[0].clone());
+                let m: Member = Rc::new(move |b: &E, j: &E| {
+                    let start = eb::cast(DType::I64, oe.at(std::slice::from_ref(b)));
+                    let next = eb::add(b.clone(), eb::int(1));
+                    let has_next = eb::cmp(CmpOp::Lt, next.clone(), eb::size(&count));
+                    let at = eb::bin(BinOp::Min, next, eb::add(eb::size(&count), eb::int(-1)));
+                    let end = eb::select(
+                        has_next,
+                        eb::cast(DType::I64, oe.at(&[at])),
+                        eb::size(&nidx),
+                    );
+                    let inside = eb::bin(
+                        BinOp::BitAnd,
+                        eb::cmp(CmpOp::Ge, j.clone(), start),
+                        eb::cmp(CmpOp::Lt, j.clone(), end),
+                    );
+                    (inside, ixe.at(std::slice::from_ref(j)))
+                });
+                (bags, ix.shape[0].clone(), m)
+            }
+            _ => return Ok(Lowered::Fallback),
+        };
+        if out_shape.len() != 2 {
+            return Ok(Lowered::Fallback);
+        }
+        self.require_eq(n, "the number of bags", &out_shape[0], &bags)?;
+        self.require_eq(n, "the embedding width", &out_shape[1], &w.shape[1])?;
+        let f = DType::F64;
+        // Whether position j counts, and the row it reads.
+        let counted = {
+            let member = member.clone();
+            let rows = rows.clone();
+            move |b: &E, j: &E| -> (E, E) {
+                let (inside, i) = member(b, j);
+                let i = eb::cast(DType::I64, i);
+                let keep = match padding {
+                    Some(p) => eb::bin(
+                        BinOp::BitAnd,
+                        inside.clone(),
+                        eb::cmp(CmpOp::Ne, i.clone(), eb::int(p)),
+                    ),
+                    None => inside.clone(),
+                };
+                // Outside the bag read row 0; a negative index maps past the
+                // end, where the check fails.
+                let i = eb::select(inside, i, eb::int(0));
+                let neg = eb::cmp(CmpOp::Lt, i.clone(), eb::int(0));
+                let i = eb::select(neg, eb::size(&rows), i);
+                (keep, Rc::new(Expr::Index(i, rows.clone())))
+            }
+        };
+        let idx: Vec<E> = (0..3).map(eb::var).collect();
+        let (keep, row) = counted(&idx[0], &idx[2]);
+        let mut v = eb::cast(f, w.at(&[row, idx[1].clone()]));
+        if let Some(p) = &psw {
+            v = eb::bin(BinOp::Mul, v, eb::cast(f, p.at(&[idx[2].clone()])));
+        }
+        let expr = eb::select(keep, v, eb::konst(0.0, f));
+        let name = format!("{}_sum", n.name);
+        let bshape = vec![bags.clone(), w.shape[1].clone()];
+        let b = self.add_buffer(&name, f, &bshape, BufKind::Temp);
+        let sum = View::dense(b, f, &bshape);
+        let mut origins = vec![origin(n)];
+        for t in [Some(&w), Some(&ix), offsets.as_ref(), psw.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            for o in t.origins.iter() {
+                if !origins.contains(o) {
+                    origins.insert(0, o.clone());
+                }
+            }
+        }
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: sum.clone(),
+                reduced: vec![len.clone()],
+                op: RedOp::Sum,
+                expr,
+            },
+            origins: origins.clone(),
+        });
+        let count = if mode == 1 {
+            let idx: Vec<E> = (0..2).map(eb::var).collect();
+            let (keep, _) = counted(&idx[0], &idx[1]);
+            let expr = eb::select(keep, eb::konst(1.0, f), eb::konst(0.0, f));
+            let name = format!("{}_count", n.name);
+            let cshape = vec![bags.clone()];
+            let b = self.add_buffer(&name, f, &cshape, BufKind::Temp);
+            let cv = View::dense(b, f, &cshape);
+            self.plan.kernels.push(Kernel {
+                kind: KernelKind::Reduction {
+                    out: cv.clone(),
+                    reduced: vec![len],
+                    op: RedOp::Sum,
+                    expr,
+                },
+                origins,
+            });
+            Some(cv)
+        } else {
+            None
+        };
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let s = eb::load(&sum, idx);
+            let v = match &count {
+                Some(c) => {
+                    let c = eb::load(c, &idx[..1]);
+                    let some = eb::cmp(CmpOp::Gt, c.clone(), eb::konst(0.0, f));
+                    eb::select(some, eb::bin(BinOp::Div, s, c), eb::konst(0.0, f))
+                }
+                None => s,
+            };
+            eb::cast(dtype, v)
+        });
+        let out = self.lazy(dtype, out_shape, &[], 2, body);
+        let mut outs = vec![Some(out)];
+        outs.extend((1..n.outputs.len()).map(|_| None));
+        Ok(Lowered::Many(outs))
     }
 
     /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
