@@ -1892,3 +1892,38 @@ fn embedding_bags_sum_and_mean() {
         );
     }
 }
+
+#[test]
+fn strided_views_and_scatters_of_dense_storage() {
+    for dt in SOME {
+        for (out, args) in [
+            ("2, 3", "size=[2, 3], stride=[3, 1]"),
+            ("3, 2", "size=[3, 2], stride=[1, 3], storage_offset=1"),
+            ("4, 2", "size=[4, 2], stride=[0, 5], storage_offset=2"),
+            ("2, 2, 2", "size=[2, 2, 2], stride=[8, 1, 4]"),
+        ] {
+            let body = format!(
+                "%c: {dt}[2, 8] = aten.clone.default(self=%x)\n\
+                 %r: {dt}[{out}] = aten.as_strided.default(self=%c, {args})"
+            );
+            check(&body, &[("x", dt, false)], dt);
+        }
+        for (src, args) in [
+            (
+                &[2usize, 3][..],
+                "size=[2, 3], stride=[8, 2], storage_offset=1",
+            ),
+            (&[4][..], "size=[4], stride=[3]"),
+            (&[3][..], "size=[2, 3], stride=[8, 1]"),
+        ] {
+            let body = format!(
+                "%r: {dt}[2, 8] = aten.as_strided_scatter.default(self=%x, src=%s, {args})"
+            );
+            check_each(
+                &body,
+                &[("x", dt, false, &[2, 8]), ("s", dt, false, src)],
+                dt,
+            );
+        }
+    }
+}

@@ -45,6 +45,9 @@ type Body = Rc<dyn Fn(&[E]) -> E>;
 /// A map from an index to another index.
 type IndexMap = Rc<dyn Fn(&[E]) -> Vec<E>>;
 
+/// A strided window of a storage: sizes, strides, offset.
+type Window = (Vec<i64>, Vec<i64>, i64);
+
 /// A contraction's finishing step: of the sum and the output index.
 type Epilogue = Box<dyn Fn(E, &[E]) -> E>;
 
@@ -1153,6 +1156,8 @@ impl<'a> Sched<'a> {
             (Glu, "default") if out_dtype.is_float() => self.glu(n, out_dtype, fc, &out_shape)?,
             (Tril | Triu, "default") => self.triangle(n, *a == Tril, out_dtype, &out_shape)?,
             (Im2col, "default") => self.im2col(n, out_dtype, &out_shape)?,
+            (AsStrided, "default") => self.as_strided(n, out_dtype, &out_shape)?,
+            (AsStridedScatter, "default") => self.as_strided_scatter(n, out_dtype, &out_shape)?,
             (EmbeddingBag, "default" | "padding_idx") | (InternalEmbeddingBag, "default") => {
                 self.embedding_bag(n, *a, ov)?
             }
@@ -3152,6 +3157,136 @@ impl<'a> Sched<'a> {
         let mut outs = vec![Some(out)];
         outs.extend((1..n.outputs.len()).map(|_| None));
         Ok(Lowered::Many(outs))
+    }
+
+    /// The `(size, stride, storage_offset)` window of `as_strided` and
+    /// `as_strided_scatter` over a storage of `numel` elements, when every
+    /// element it reaches lies inside (and, when `disjoint`, no two
+    /// positions reach the same element). Static sizes only.
+    fn strided_window(&self, n: &Node, numel: &SymExpr, disjoint: bool) -> Result<Option<Window>> {
+        let size = self.ints_arg(n, "size")?;
+        let stride = self.ints_arg(n, "stride")?;
+        let offset = match n.arg("storage_offset") {
+            None | Some(Arg::None) => 0,
+            Some(_) => self.int_arg(n, "storage_offset")?,
+        };
+        let Some(numel) = numel.as_int() else {
+            return Ok(None);
+        };
+        if size.len() != stride.len() || offset < 0 || size.iter().chain(&stride).any(|&v| v < 0) {
+            return Ok(None);
+        }
+        if !size.contains(&0) {
+            let hi = size
+                .iter()
+                .zip(&stride)
+                .try_fold(offset, |a, (&s, &t)| a.checked_add((s - 1).checked_mul(t)?));
+            match hi {
+                Some(h) if h < numel => {}
+                _ => return Ok(None),
+            }
+            if disjoint {
+                // Dims by stride: each must step past all the smaller ones.
+                let mut dims: Vec<(i64, i64)> = size
+                    .iter()
+                    .zip(&stride)
+                    .filter(|(&s, _)| s > 1)
+                    .map(|(&s, &t)| (t, s))
+                    .collect();
+                dims.sort_unstable();
+                let mut extent = 1i64;
+                for (t, s) in dims {
+                    if t < extent {
+                        return Ok(None);
+                    }
+                    extent += t * (s - 1);
+                }
+            }
+        }
+        Ok(Some((size, stride, offset)))
+    }
+
+    /// `as_strided` of a tensor whose storage is its own dense buffer, as a
+    /// strided view of that buffer: the input must be the output of a
+    /// `clone`, which the interpreter (like torch for dense inputs) gives
+    /// fresh row-major storage.
+    fn as_strided(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let Some(Arg::Value(v)) = n.arg("self") else {
+            return Ok(Lowered::Fallback);
+        };
+        let producer = self.g.producers()[v.index()].map(|i| &self.g.nodes[i]);
+        let fresh = matches!(producer.map(|p| &p.op), Some(Op::Aten(Aten::Clone, _)));
+        let t = self.tensor_arg(n, "self")?;
+        if !fresh || t.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let numel = SymExpr::mul(t.shape.clone());
+        let Some((size, stride, offset)) = self.strided_window(n, &numel, false)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let shape: Vec<SymExpr> = size.iter().map(|&s| SymExpr::Int(s)).collect();
+        if shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let base = self.realize(&t);
+        let view = View {
+            offset: SymExpr::Int(offset),
+            strides: stride.into_iter().map(SymExpr::Int).collect(),
+            shape,
+            ..base
+        };
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(view),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// `as_strided_scatter`: a dense copy of `self` with `src` stored into
+    /// the strided window of the copy (positions that do not overlap).
+    fn as_strided_scatter(
+        &mut self,
+        n: &Node,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let src = self.tensor_arg(n, "src")?;
+        if base.shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let numel = SymExpr::mul(out_shape.to_vec());
+        let Some((size, stride, offset)) = self.strided_window(n, &numel, true)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let shape: Vec<SymExpr> = size.iter().map(|&s| SymExpr::Int(s)).collect();
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        self.store(&base, out.clone());
+        let view = View {
+            offset: SymExpr::Int(offset),
+            strides: stride.into_iter().map(SymExpr::Int).collect(),
+            shape: shape.clone(),
+            ..out.clone()
+        };
+        let sb = self.broadcast(&src, &shape, n)?;
+        let src = Tv {
+            dtype: src.dtype,
+            shape: shape.clone(),
+            kind: TvKind::Lazy(sb, src.cost()),
+            origins: if src.origins.is_empty() {
+                Rc::new(vec![origin(n)])
+            } else {
+                src.origins.clone()
+            },
+        };
+        self.store(&src, view);
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
     }
 
     /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
