@@ -1927,3 +1927,45 @@ fn strided_views_and_scatters_of_dense_storage() {
         }
     }
 }
+
+/// A convolution case: input, weight, output channels, output shape,
+/// arguments, whether it has a bias.
+type ConvCase = (
+    &'static [usize],
+    &'static [usize],
+    usize,
+    &'static str,
+    &'static str,
+    bool,
+);
+
+#[test]
+fn convolutions_beyond_the_f32_runtime_call() {
+    // (input, weight, output channels, output, arguments, with a bias).
+    let cases: [ConvCase; 7] = [
+        // Plain 2-d convolutions.
+        (&[1, 2, 5, 5], &[3, 2, 3, 3], 3, "1, 3, 3, 3", "stride=[1, 1], padding=[0, 0], dilation=[1, 1], transposed=false, output_padding=[0, 0], groups=1", true),
+        (&[2, 4, 5, 6], &[4, 2, 3, 2], 4, "2, 4, 3, 2", "stride=[2, 2], padding=[1, 0], dilation=[1, 2], transposed=false, output_padding=[0, 0], groups=2", false),
+        // 1-d and 3-d.
+        (&[2, 2, 7], &[3, 2, 3], 3, "2, 3, 4", "stride=[2], padding=[1], dilation=[1], transposed=false, output_padding=[0], groups=1", true),
+        (&[1, 2, 3, 4, 4], &[2, 2, 2, 3, 3], 2, "1, 2, 2, 2, 2", "stride=[1, 1, 1], padding=[0, 0, 0], dilation=[1, 1, 1], transposed=false, output_padding=[0, 0, 0], groups=1", true),
+        // Transposed: stride, padding, output padding, dilation, groups.
+        (&[1, 2, 3, 3], &[2, 3, 3, 3], 3, "1, 3, 5, 5", "stride=[1, 1], padding=[0, 0], dilation=[1, 1], transposed=true, output_padding=[0, 0], groups=1", true),
+        (&[2, 4, 3, 4], &[4, 1, 3, 2], 2, "2, 2, 6, 8", "stride=[2, 2], padding=[1, 0], dilation=[1, 1], transposed=true, output_padding=[1, 0], groups=2", true),
+        (&[1, 2, 4], &[2, 2, 3], 2, "1, 2, 10", "stride=[2], padding=[1], dilation=[2], transposed=true, output_padding=[1], groups=1", false),
+    ];
+    for dt in FLOATS {
+        for (x, w, oc, out, args, bias) in cases {
+            let b = if bias { "%b" } else { "None" };
+            let body = format!(
+                "%r: {dt}[{out}] = aten.convolution.default(input=%x, weight=%w, bias={b}, {args})"
+            );
+            let bshape = [oc];
+            let mut ins: Vec<Input> = vec![("x", dt, false, x), ("w", dt, false, w)];
+            if bias {
+                ins.push(("b", dt, false, &bshape));
+            }
+            check_each(&body, &ins, dt);
+        }
+    }
+}

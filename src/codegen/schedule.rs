@@ -6590,6 +6590,174 @@ impl<'a> Sched<'a> {
         (t.dtype == DType::F32).then(|| self.realize(t))
     }
 
+    /// A convolution (any number of spatial dims, transposed or not, any
+    /// float dtype) as a reduction over the input channels of a group and
+    /// the kernel window, in f64, then the bias: for the plain form the
+    /// input at `o * stride - padding + k * dilation`, for the transposed
+    /// one at `(o + padding - k * dilation) / stride` where that divides and
+    /// lies inside. Static sizes only.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_by_reduction(
+        &mut self,
+        n: &Node,
+        x: Tv,
+        w: Tv,
+        b: Option<Tv>,
+        transposed: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let rank = x.shape.len();
+        if rank < 3 || w.shape.len() != rank || out_shape.len() != rank || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let sd = rank - 2;
+        let get = |name: &str, default: i64| -> Result<Vec<i64>> {
+            let v = match n.arg(name) {
+                None | Some(Arg::None) => vec![default; sd],
+                Some(_) => self.ints_arg(n, name)?,
+            };
+            Ok(if v.len() == 1 { vec![v[0]; sd] } else { v })
+        };
+        let (stride, pad, dil) = (get("stride", 1)?, get("padding", 0)?, get("dilation", 1)?);
+        let groups = self.int_arg(n, "groups")?;
+        if [&stride, &pad, &dil].iter().any(|v| v.len() != sd)
+            || stride.iter().chain(&dil).any(|&v| v <= 0)
+            || groups <= 0
+        {
+            return Ok(Lowered::Fallback);
+        }
+        let ints = |v: &[SymExpr]| -> Option<Vec<i64>> { v.iter().map(|d| d.as_int()).collect() };
+        let (Some(xs), Some(ws), Some(os)) = (ints(&x.shape), ints(&w.shape), ints(out_shape))
+        else {
+            return Ok(Lowered::Fallback);
+        };
+        let (c, oc) = (xs[1], os[1]);
+        if c % groups != 0 || oc % groups != 0 || os[0] != xs[0] {
+            return Ok(Lowered::Fallback);
+        }
+        let (cg, ocg) = (c / groups, oc / groups);
+        // The weight: [oc, c / groups, k..] or, transposed, [c, oc / groups, k..].
+        let want_w = if transposed { [c, ocg] } else { [oc, cg] };
+        if ws[0] != want_w[0] || ws[1] != want_w[1] {
+            return Ok(Lowered::Fallback);
+        }
+        if let Some(b) = &b {
+            if b.shape.len() != 1 || b.shape[0] != SymExpr::Int(oc) {
+                return Ok(Lowered::Fallback);
+            }
+        }
+        let k: Vec<i64> = ws[2..].to_vec();
+        let ins: Vec<i64> = xs[2..].to_vec();
+        let f = DType::F64;
+        let (xe, we) = (x.clone(), w.clone());
+        let idx: Vec<E> = (0..rank + 1 + sd).map(eb::var).collect();
+        let (nn, o) = (idx[0].clone(), idx[1].clone());
+        let r0 = idx[rank].clone();
+        let grp = eb::bin(BinOp::FloorDiv, o.clone(), eb::int(ocg));
+        let ch = eb::add(eb::mul(grp, eb::int(cg)), r0.clone());
+        let mut inside: Option<E> = None;
+        let mut at_x = vec![nn, ch.clone()];
+        for j in 0..sd {
+            let out_j = idx[2 + j].clone();
+            let kj = idx[rank + 1 + j].clone();
+            let (pos, ok) = if transposed {
+                let num = eb::add(
+                    eb::add(out_j, eb::int(pad[j])),
+                    eb::mul(kj, eb::int(-dil[j])),
+                );
+                let q = eb::bin(BinOp::FloorDiv, num.clone(), eb::int(stride[j]));
+                let ok = eb::bin(
+                    BinOp::BitAnd,
+                    eb::bin(
+                        BinOp::BitAnd,
+                        eb::cmp(CmpOp::Ge, num.clone(), eb::int(0)),
+                        eb::cmp(
+                            CmpOp::Eq,
+                            eb::bin(BinOp::Rem, num, eb::int(stride[j])),
+                            eb::int(0),
+                        ),
+                    ),
+                    eb::cmp(CmpOp::Lt, q.clone(), eb::int(ins[j])),
+                );
+                (q, ok)
+            } else {
+                let pos = eb::add(
+                    eb::add(eb::mul(out_j, eb::int(stride[j])), eb::int(-pad[j])),
+                    eb::mul(kj, eb::int(dil[j])),
+                );
+                let ok = eb::bin(
+                    BinOp::BitAnd,
+                    eb::cmp(CmpOp::Ge, pos.clone(), eb::int(0)),
+                    eb::cmp(CmpOp::Lt, pos.clone(), eb::int(ins[j])),
+                );
+                (pos, ok)
+            };
+            inside = Some(match inside {
+                Some(a) => eb::bin(BinOp::BitAnd, a, ok),
+                None => ok,
+            });
+            at_x.push(eb::bin(
+                BinOp::Min,
+                eb::bin(BinOp::Max, pos, eb::int(0)),
+                eb::int(ins[j] - 1),
+            ));
+        }
+        let mut at_w = if transposed {
+            vec![ch, eb::bin(BinOp::Rem, o, eb::int(ocg))]
+        } else {
+            vec![o, r0]
+        };
+        at_w.extend((0..sd).map(|j| idx[rank + 1 + j].clone()));
+        let prod = eb::bin(
+            BinOp::Mul,
+            eb::cast(f, xe.at(&at_x)),
+            eb::cast(f, we.at(&at_w)),
+        );
+        let expr = match inside {
+            Some(c) => eb::select(c, prod, eb::konst(0.0, f)),
+            None => prod,
+        };
+        let name = format!("{}_sum", n.name);
+        let buf = self.add_buffer(&name, f, out_shape, BufKind::Temp);
+        let sum = View::dense(buf, f, out_shape);
+        let mut origins = (*x.origins).clone();
+        for o in w.origins.iter() {
+            if !origins.contains(o) {
+                origins.push(o.clone());
+            }
+        }
+        origins.push(origin(n));
+        let mut reduced = vec![SymExpr::Int(cg)];
+        reduced.extend(k.iter().map(|&v| SymExpr::Int(v)));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: sum.clone(),
+                reduced,
+                op: RedOp::Sum,
+                expr,
+            },
+            origins,
+        });
+        let parts: Vec<Rc<Vec<Origin>>> = b.iter().map(|t| t.origins.clone()).collect();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let s = eb::load(&sum, idx);
+            let s = match &b {
+                Some(b) => eb::bin(BinOp::Add, s, eb::cast(f, b.at(&idx[1..2]))),
+                None => s,
+            };
+            eb::cast(dtype, s)
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &parts,
+            2,
+            body,
+        )))
+    }
+
     fn convolution(&mut self, n: &Node) -> Result<Lowered> {
         let (dtype, out_shape) = self.out_type(n)?;
         let x = self.tensor_arg(n, "input")?;
@@ -6597,8 +6765,17 @@ impl<'a> Sched<'a> {
         let b = self.opt_tensor_arg(n, "bias")?;
         let transposed = self.bool_arg(n, "transposed")?;
         let rank = x.shape.len();
-        if dtype != DType::F32 || transposed || !(rank == 3 || rank == 4) || w.shape.len() != rank {
-            return Ok(Lowered::Fallback);
+        let f32s = [Some(&x), Some(&w), b.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|t| t.dtype == DType::F32);
+        if dtype != DType::F32
+            || !f32s
+            || transposed
+            || !(rank == 3 || rank == 4)
+            || w.shape.len() != rank
+        {
+            return self.conv_by_reduction(n, x, w, b, transposed, dtype, &out_shape);
         }
         let sd = rank - 2;
         let get = |name: &str, default: i64| -> Result<Vec<i64>> {
