@@ -220,6 +220,167 @@ runtime_symbols! {
         planes: i64, h: i64, w: i64, oh: i64, ow: i64,
         kh: i64, kw: i64, sh: i64, sw: i64, ph: i64, pw: i64, dh: i64, dw: i64,
     ) -> i32;
+    /// Combines each of the `n` `values` into the `f64` buffer `out` of
+    /// `out_len` elements at its element offset in `offsets` (`i64`), in
+    /// order; `op` is a [`crate::order::ScatterOp`] code.
+    ScatterF64 => fn torchlift_rt_scatter_f64(
+        out: *mut f64, out_len: i64, offsets: *const i64, values: *const f64, n: i64,
+        op: i64, include_self: i64,
+    ) -> i32;
+    /// [`RtFn::ScatterF64`] on `i64` elements (wrapping arithmetic).
+    ScatterI64 => fn torchlift_rt_scatter_i64(
+        out: *mut i64, out_len: i64, offsets: *const i64, values: *const i64, n: i64,
+        op: i64, include_self: i64,
+    ) -> i32;
+    /// For each of `rows` rows of `len` `f64` keys in `x`, the positions of
+    /// its first `k` elements in stable sorted order (NaN largest), as
+    /// `i64`s into the row of `k` of `idx`.
+    Argsort => fn torchlift_rt_argsort(
+        x: *const f64, idx: *mut i64, rows: i64, len: i64, k: i64, descending: i64,
+    ) -> i32;
+}
+
+/// The slice of `len` `T`s at `p`, or `None` when `p` is null and `len > 0`.
+///
+/// # Safety
+/// When `len > 0` and `p` is not null, `p` addresses `len` readable,
+/// initialized `T`s that stay unchanged while the slice lives.
+unsafe fn typed_slice<'a, T>(p: *const T, len: usize) -> Option<&'a [T]> {
+    if len == 0 {
+        Some(&[])
+    } else if p.is_null() {
+        None
+    } else {
+        // SAFETY: guaranteed by the caller.
+        Some(unsafe { std::slice::from_raw_parts(p, len) })
+    }
+}
+
+/// The mutable slice of `len` `T`s at `p`, or `None` when `p` is null and
+/// `len > 0`.
+///
+/// # Safety
+/// When `len > 0` and `p` is not null, `p` addresses `len` writable,
+/// initialized `T`s that no other live reference overlaps.
+unsafe fn typed_slice_mut<'a, T>(p: *mut T, len: usize) -> Option<&'a mut [T]> {
+    if len == 0 {
+        Some(&mut [])
+    } else if p.is_null() {
+        None
+    } else {
+        // SAFETY: guaranteed by the caller.
+        Some(unsafe { std::slice::from_raw_parts_mut(p, len) })
+    }
+}
+
+/// The body of the scatter entry points.
+///
+/// # Safety
+/// As [`torchlift_rt_scatter_f64`], for elements of type `T`.
+unsafe fn scatter_entry<T: crate::order::Lane>(
+    out: *mut T,
+    out_len: i64,
+    offsets: *const i64,
+    values: *const T,
+    n: i64,
+    op: i64,
+    include_self: i64,
+) -> i32 {
+    guard(|| {
+        let (Some([out_len, n]), Some(op)) =
+            (sizes([out_len, n]), crate::order::ScatterOp::from_code(op))
+        else {
+            return INVALID;
+        };
+        // SAFETY: the caller guarantees `out` holds `out_len` elements and
+        // `offsets` and `values` hold `n` each, and that `out` overlaps
+        // neither.
+        let (Some(out), Some(offsets), Some(values)) = (unsafe {
+            (
+                typed_slice_mut(out, out_len),
+                typed_slice(offsets, n),
+                typed_slice(values, n),
+            )
+        }) else {
+            return INVALID;
+        };
+        status(crate::order::scatter(
+            out,
+            offsets,
+            values,
+            op,
+            include_self != 0,
+        ))
+    })
+}
+
+/// # Safety
+/// `out` addresses `out_len` `f64`s, `offsets` `n` `i64`s and `values` `n`
+/// `f64`s; `out` overlaps neither input. Returns [`INVALID`], writing
+/// nothing, when a size is negative, `op` is unknown or an offset lies
+/// outside `out`.
+#[no_mangle]
+pub unsafe extern "C" fn torchlift_rt_scatter_f64(
+    out: *mut f64,
+    out_len: i64,
+    offsets: *const i64,
+    values: *const f64,
+    n: i64,
+    op: i64,
+    include_self: i64,
+) -> i32 {
+    // SAFETY: the caller's guarantees are those of `scatter_entry`.
+    unsafe { scatter_entry(out, out_len, offsets, values, n, op, include_self) }
+}
+
+/// # Safety
+/// As [`torchlift_rt_scatter_f64`], with `i64` elements in `out` and
+/// `values`.
+#[no_mangle]
+pub unsafe extern "C" fn torchlift_rt_scatter_i64(
+    out: *mut i64,
+    out_len: i64,
+    offsets: *const i64,
+    values: *const i64,
+    n: i64,
+    op: i64,
+    include_self: i64,
+) -> i32 {
+    // SAFETY: the caller's guarantees are those of `scatter_entry`.
+    unsafe { scatter_entry(out, out_len, offsets, values, n, op, include_self) }
+}
+
+/// # Safety
+/// `x` addresses `rows * len` `f64`s and `idx` `rows * k` `i64`s; they do
+/// not overlap. Returns [`INVALID`], writing nothing, when a size is
+/// negative, `k > len` or a product of sizes overflows.
+#[no_mangle]
+pub unsafe extern "C" fn torchlift_rt_argsort(
+    x: *const f64,
+    idx: *mut i64,
+    rows: i64,
+    len: i64,
+    k: i64,
+    descending: i64,
+) -> i32 {
+    guard(|| {
+        let Some([rows, len, k]) = sizes([rows, len, k]) else {
+            return INVALID;
+        };
+        let (Some(nx), Some(ni)) = (rows.checked_mul(len), rows.checked_mul(k)) else {
+            return INVALID;
+        };
+        if k > len {
+            return INVALID;
+        }
+        // SAFETY: the caller guarantees `x` holds `rows * len` elements and
+        // `idx` `rows * k`, without overlap.
+        let (Some(x), Some(idx)) = (unsafe { (typed_slice(x, nx), typed_slice_mut(idx, ni)) })
+        else {
+            return INVALID;
+        };
+        status(crate::order::argsort(x, idx, rows, len, k, descending != 0))
+    })
 }
 
 /// `usize` of a size that must be non-negative.

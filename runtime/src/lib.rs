@@ -10,6 +10,7 @@ pub mod attention;
 pub mod gemm;
 pub mod nn;
 pub mod norm;
+pub mod order;
 pub mod parallel;
 pub mod scalar;
 pub mod softmax;

@@ -48,9 +48,46 @@ scalar_fns! {
     torchlift_erf(x) = libm::erf(x);
     torchlift_sin(x) = x.sin();
     torchlift_cos(x) = x.cos();
+    torchlift_tan(x) = x.tan();
+    torchlift_fmod(x, y) = x % y;
+    torchlift_remainder(x, y) = remainder(x, y);
+    torchlift_floor_divide(x, y) = floor_divide(x, y);
     torchlift_pow(x, y) = x.powf(y);
     torchlift_atan2(y, x) = y.atan2(x);
     torchlift_round_f16(x) = f16_round(x as f32) as f64;
+}
+
+/// Python's `x % y` for floats (torch `remainder`): the result has the
+/// divisor's sign.
+pub fn remainder(x: f64, y: f64) -> f64 {
+    let m = x % y;
+    if m != 0.0 && ((m < 0.0) != (y < 0.0)) {
+        m + y
+    } else {
+        m
+    }
+}
+
+/// Python's `x // y` for floats, as torch's `div_floor_floating` computes
+/// it: from the exact remainder, so that `1.0 // 0.1` is 9 as in Python.
+pub fn floor_divide(x: f64, y: f64) -> f64 {
+    if y == 0.0 {
+        return x / y;
+    }
+    let m = x % y;
+    let mut div = (x - m) / y;
+    if m != 0.0 && ((y < 0.0) != (m < 0.0)) {
+        div -= 1.0;
+    }
+    if div != 0.0 {
+        let mut fl = div.floor();
+        if div - fl > 0.5 {
+            fl += 1.0;
+        }
+        fl
+    } else {
+        0.0f64.copysign(x / y)
+    }
 }
 
 /// `x` rounded to the nearest IEEE half-precision value (ties to even),

@@ -129,6 +129,7 @@ pub enum UnOp {
     Erf,
     Sin,
     Cos,
+    Tan,
     Floor,
     Ceil,
     Round,
@@ -152,6 +153,8 @@ pub enum BinOp {
     FloorDiv,
     /// Python remainder: the result has the divisor's sign.
     Rem,
+    /// C remainder (`fmod`): the result has the dividend's sign.
+    Fmod,
     /// Maximum; NaN-propagating for floats (torch `maximum`).
     Max,
     Min,
@@ -283,7 +286,7 @@ impl Expr {
     /// divisor).
     pub fn has_int_division(&self) -> bool {
         match self {
-            Expr::Binary(BinOp::Div | BinOp::FloorDiv | BinOp::Rem, a, _)
+            Expr::Binary(BinOp::Div | BinOp::FloorDiv | BinOp::Rem | BinOp::Fmod, a, _)
                 if !a.dtype().is_float() =>
             {
                 true
@@ -516,7 +519,33 @@ pub enum Extern {
         causal: bool,
         scale: f32,
     },
+    /// Each element of dense `values` combined (`op`) into dense `out`
+    /// (`f64` or `i64`, which holds its prior contents) at the element
+    /// offset of dense `offsets` (`i64`, the same shape as `values`), in
+    /// row-major order.
+    Scatter {
+        offsets: View,
+        values: View,
+        out: View,
+        op: ScatterOp,
+        include_self: bool,
+    },
+    /// For each of `rows` rows of `len` dense `f64` keys in `x`, the
+    /// positions of its first `k` elements in stable sorted order (NaN
+    /// largest), into the dense `i64` `[rows, k]` `idx`.
+    Argsort {
+        x: View,
+        idx: View,
+        rows: SymExpr,
+        len: SymExpr,
+        k: SymExpr,
+        descending: bool,
+    },
 }
+
+/// How a scatter combines a value with the element it lands on (the
+/// runtime's `ScatterOp`).
+pub use torchlift_runtime::order::ScatterOp;
 
 /// An activation fused into an extern kernel's epilogue.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -649,6 +678,13 @@ impl Extern {
                 out.push(y);
                 out
             }
+            Extern::Scatter {
+                offsets,
+                values,
+                out,
+                ..
+            } => vec![offsets, values, out],
+            Extern::Argsort { x, idx, .. } => vec![x, idx],
         }
     }
 
@@ -661,6 +697,8 @@ impl Extern {
             Extern::Softmax { log: true, .. } => "log_softmax",
             Extern::LayerNorm { .. } => "layer_norm",
             Extern::Sdpa { .. } => "sdpa",
+            Extern::Scatter { .. } => "scatter",
+            Extern::Argsort { .. } => "argsort",
         }
     }
 }

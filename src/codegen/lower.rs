@@ -1089,6 +1089,7 @@ impl<'a, 'b> Fx<'a, 'b> {
             UnOp::Erf => self.math_call("torchlift_erf", d, &[x])?,
             UnOp::Sin => self.math_call("torchlift_sin", d, &[x])?,
             UnOp::Cos => self.math_call("torchlift_cos", d, &[x])?,
+            UnOp::Tan => self.math_call("torchlift_tan", d, &[x])?,
         })
     }
 
@@ -1125,7 +1126,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                     self.b.ins().sdiv(x, y)
                 }
             }
-            BinOp::FloorDiv | BinOp::Rem if u && !float => {
+            BinOp::FloorDiv | BinOp::Rem | BinOp::Fmod if u && !float => {
                 self.int_div_checked(y);
                 if op == BinOp::FloorDiv {
                     self.b.ins().udiv(x, y)
@@ -1133,7 +1134,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                     self.b.ins().urem(x, y)
                 }
             }
-            BinOp::FloorDiv | BinOp::Rem if !float => {
+            BinOp::FloorDiv | BinOp::Rem | BinOp::Fmod if !float => {
                 self.int_div_checked(y);
                 let t = reg_type(d);
                 // Avoid the one overflowing quotient (MIN / -1) trapping.
@@ -1146,6 +1147,9 @@ impl<'a, 'b> Fx<'a, 'b> {
                 let r = self.b.ins().srem(x, ys);
                 let zero = self.b.ins().iconst(t, 0);
                 let r = self.b.ins().select(m1, zero, r);
+                if op == BinOp::Fmod {
+                    return Ok(r);
+                }
                 let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
                 let sx = self.b.ins().bxor(r, y);
                 let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, sx, 0);
@@ -1158,17 +1162,10 @@ impl<'a, 'b> Fx<'a, 'b> {
                     self.b.ins().select(adj, r2, r)
                 }
             }
-            BinOp::FloorDiv => {
-                let q = self.b.ins().fdiv(x, y);
-                self.b.ins().floor(q)
-            }
-            BinOp::Rem => {
-                // torch: a - b * floor(a / b).
-                let q = self.b.ins().fdiv(x, y);
-                let q = self.b.ins().floor(q);
-                let p = self.b.ins().fmul(q, y);
-                self.b.ins().fsub(x, p)
-            }
+            // Floats: torch's formulas on the exact remainder, in f64.
+            BinOp::FloorDiv => self.math_call("torchlift_floor_divide", d, &[x, y])?,
+            BinOp::Rem => self.math_call("torchlift_remainder", d, &[x, y])?,
+            BinOp::Fmod => self.math_call("torchlift_fmod", d, &[x, y])?,
             BinOp::Max if float => self.b.ins().fmax(x, y),
             BinOp::Min if float => self.b.ins().fmin(x, y),
             BinOp::Max if u => self.b.ins().umax(x, y),
@@ -1625,6 +1622,44 @@ impl<'a, 'b> Fx<'a, 'b> {
                 args.push(self.iconst(*causal as i64));
                 args.push(self.b.ins().f32const(*scale));
                 self.call_rt(RtFn::Sdpa, &args)
+            }
+            Extern::Scatter {
+                offsets,
+                values,
+                out,
+                op,
+                include_self,
+            } => {
+                let f = match out.dtype {
+                    DType::F64 => RtFn::ScatterF64,
+                    DType::I64 => RtFn::ScatterI64,
+                    d => return Err(internal(format!("a scatter into {d}"))),
+                };
+                let out_len = SymExpr::mul(out.shape.clone());
+                let n = SymExpr::mul(values.shape.clone());
+                let args = vec![
+                    self.view_ptr(out)?,
+                    self.dim(&out_len)?,
+                    self.view_ptr(offsets)?,
+                    self.view_ptr(values)?,
+                    self.dim(&n)?,
+                    self.iconst(op.code()),
+                    self.iconst(*include_self as i64),
+                ];
+                self.call_rt(f, &args)
+            }
+            Extern::Argsort {
+                x,
+                idx,
+                rows,
+                len,
+                k,
+                descending,
+            } => {
+                let mut args = vec![self.view_ptr(x)?, self.view_ptr(idx)?];
+                args.extend(self.dims_of(&[rows.clone(), len.clone(), k.clone()])?);
+                args.push(self.iconst(*descending as i64));
+                self.call_rt(RtFn::Argsort, &args)
             }
         }
     }

@@ -31,7 +31,7 @@ use crate::DType;
 use super::kernel::build::{self as eb};
 use super::kernel::{
     dense_strides, Act, BinOp, BufId, BufKind, Buffer, CmpOp, Expr, Extern, Kernel, KernelKind,
-    Origin, OutputRef, Plan, RedOp, SizeCheck, UnOp, View, E,
+    Origin, OutputRef, Plan, RedOp, ScatterOp, SizeCheck, UnOp, View, E,
 };
 
 /// An expression cheaper than this is recomputed by each reader rather
@@ -41,6 +41,15 @@ const RECOMPUTE_COST: usize = 1;
 const MAX_FUSED_COST: usize = 48;
 
 type Body = Rc<dyn Fn(&[E]) -> E>;
+
+/// A map from an index to another index.
+type IndexMap = Rc<dyn Fn(&[E]) -> Vec<E>>;
+
+/// A strided window of a storage: sizes, strides, offset.
+type Window = (Vec<i64>, Vec<i64>, i64);
+
+/// A contraction's finishing step: of the sum and the output index.
+type Epilogue = Box<dyn Fn(E, &[E]) -> E>;
 
 /// An operand of an elementwise op: its element function, the nodes fused
 /// into it, and its cost.
@@ -184,6 +193,13 @@ pub fn kernel_sizes(k: &Kernel) -> Vec<SymExpr> {
                     outer, len, inner, ..
                 } => out.extend([outer.clone(), len.clone(), inner.clone()]),
                 Extern::LayerNorm { rows, cols, .. } => out.extend([rows.clone(), cols.clone()]),
+                Extern::Argsort { rows, len, k, .. } => {
+                    out.extend([rows.clone(), len.clone(), k.clone()])
+                }
+                Extern::Scatter { out: o, values, .. } => out.extend([
+                    SymExpr::mul(o.shape.clone()),
+                    SymExpr::mul(values.shape.clone()),
+                ]),
                 _ => {}
             }
         }
@@ -936,9 +952,6 @@ impl<'a> Sched<'a> {
                     "trunc" if float => self.map(n, &["self", "other"], fc, |x| {
                         eb::un(UnOp::Trunc, eb::bin(BinOp::Div, x[0].clone(), x[1].clone()))
                     })?,
-                    "floor" if float => self.map(n, &["self", "other"], fc, |x| {
-                        eb::un(UnOp::Floor, eb::bin(BinOp::Div, x[0].clone(), x[1].clone()))
-                    })?,
                     "floor" => self.map(n, &["self", "other"], fc, bin(BinOp::FloorDiv))?,
                     "" => self.map(n, &["self", "other"], fc, bin(BinOp::Div))?,
                     _ => Lowered::Fallback,
@@ -1123,23 +1136,292 @@ impl<'a> Sched<'a> {
             (Pow, "Tensor_Tensor") if out_dtype.is_float() => {
                 self.map(n, &["self", "exponent"], fc, bin(BinOp::Pow))?
             }
+            (Tan, "default") if out_dtype.is_float() => {
+                self.map(n, &["self"], fc, un(UnOp::Tan))?
+            }
+            (Frac, "default") if out_dtype.is_float() => self.map(n, &["self"], fc, |x| {
+                eb::bin(BinOp::Sub, x[0].clone(), eb::un(UnOp::Trunc, x[0].clone()))
+            })?,
+            // torch's fmod kernel reads a number divisor in the tensor's
+            // dtype (rounded for half types), unlike its floor division.
+            (Fmod, "Tensor") => self.map(n, &["self", "other"], fc, bin(BinOp::Fmod))?,
+            (Fmod, "Scalar") => {
+                let Some(y) = float_arg(n, "other") else {
+                    return Ok(Lowered::Fallback);
+                };
+                let y = if fc != out_dtype && out_dtype.is_float() {
+                    crate::tensor::Tensor::scalar_f64(y, out_dtype).to_f64_vec()[0]
+                } else {
+                    y
+                };
+                let y = eb::konst(y, fc);
+                self.map(n, &["self"], fc, move |x| {
+                    eb::bin(BinOp::Fmod, x[0].clone(), y.clone())
+                })?
+            }
+            (FloorDivide, "default" | "Scalar") if out_dtype != DType::Bool => {
+                self.map(n, &["self", "other"], fc, bin(BinOp::FloorDiv))?
+            }
+            // hypot(x, y) = sqrt(x * x + y * y).
+            (Hypot, "default") if out_dtype.is_float() => {
+                self.map(n, &["self", "other"], fc, |x| {
+                    let sq = |v: &E| eb::bin(BinOp::Mul, v.clone(), v.clone());
+                    eb::un(UnOp::Sqrt, eb::bin(BinOp::Add, sq(&x[0]), sq(&x[1])))
+                })?
+            }
+            (Elu | Celu | Selu, "default") if out_dtype.is_float() => {
+                let (alpha, scale, input_scale) = match a {
+                    Selu => (1.673_263_242_354_377_3, 1.050_700_987_355_480_5, 1.0),
+                    Celu => {
+                        let Some(al) = float_arg(n, "alpha") else {
+                            return Ok(Lowered::Fallback);
+                        };
+                        (al, 1.0, 1.0 / al)
+                    }
+                    _ => {
+                        let (Some(al), Some(sc), Some(is)) = (
+                            float_arg(n, "alpha"),
+                            float_arg(n, "scale"),
+                            float_arg(n, "input_scale"),
+                        ) else {
+                            return Ok(Lowered::Fallback);
+                        };
+                        (al, sc, is)
+                    }
+                };
+                self.map(n, &["self"], fc, move |x| {
+                    let scaled = |v: E, k: f64| {
+                        if k == 1.0 {
+                            v
+                        } else {
+                            eb::bin(BinOp::Mul, v, eb::konst(k, fc))
+                        }
+                    };
+                    let pos = scaled(x[0].clone(), scale);
+                    let neg = scaled(
+                        eb::un(UnOp::Expm1, scaled(x[0].clone(), input_scale)),
+                        scale * alpha,
+                    );
+                    let c = eb::cmp(CmpOp::Gt, x[0].clone(), eb::konst(0.0, fc));
+                    eb::select(c, pos, neg)
+                })?
+            }
+            // softplus(x) = x where x * beta > threshold, else
+            // log1p(exp(x * beta)) / beta.
+            (Softplus, "default") if out_dtype.is_float() => {
+                let (Some(beta), Some(threshold)) =
+                    (float_arg(n, "beta"), float_arg(n, "threshold"))
+                else {
+                    return Ok(Lowered::Fallback);
+                };
+                self.map(n, &["self"], fc, move |x| {
+                    let xb = eb::bin(BinOp::Mul, x[0].clone(), eb::konst(beta, fc));
+                    let soft = eb::un(UnOp::Log1p, eb::un(UnOp::Exp, xb.clone()));
+                    let soft = eb::bin(BinOp::Div, soft, eb::konst(beta, fc));
+                    let c = eb::cmp(CmpOp::Gt, xb, eb::konst(threshold, fc));
+                    eb::select(c, x[0].clone(), soft)
+                })?
+            }
+            // log_sigmoid(x) = min(x, 0) - log1p(exp(-|x|)).
+            (LogSigmoid, "default") if out_dtype.is_float() => {
+                self.map(n, &["self"], fc, move |x| {
+                    let m = eb::bin(BinOp::Min, x[0].clone(), eb::konst(0.0, fc));
+                    let e = eb::un(UnOp::Neg, eb::un(UnOp::Abs, x[0].clone()));
+                    let l = eb::un(UnOp::Log1p, eb::un(UnOp::Exp, e));
+                    eb::bin(BinOp::Sub, m, l)
+                })?
+            }
+            (Hardshrink, "default") => {
+                let Some(l) = self.scalar_expr(n, "lambd", fc)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                self.map(n, &["self"], fc, move |x| {
+                    let keep = eb::cmp(CmpOp::Gt, eb::un(UnOp::Abs, x[0].clone()), l.clone());
+                    eb::select(keep, x[0].clone(), eb::konst(0.0, fc))
+                })?
+            }
+            // lerp(self, end, w) = self + w * (end - self) for |w| < 0.5,
+            // else end - (end - self) * (1 - w), as aten computes it.
+            (Lerp, "Scalar" | "Tensor") if out_dtype.is_float() => {
+                self.map(n, &["self", "end", "weight"], fc, move |x| {
+                    let (s, e, w) = (x[0].clone(), x[1].clone(), x[2].clone());
+                    let d = eb::bin(BinOp::Sub, e.clone(), s.clone());
+                    let lo = eb::bin(BinOp::Add, s, eb::bin(BinOp::Mul, w.clone(), d.clone()));
+                    let omw = eb::bin(BinOp::Sub, eb::konst(1.0, fc), w.clone());
+                    let hi = eb::bin(BinOp::Sub, e, eb::bin(BinOp::Mul, d, omw));
+                    let small = eb::cmp(CmpOp::Lt, eb::un(UnOp::Abs, w), eb::konst(0.5, fc));
+                    eb::select(small, lo, hi)
+                })?
+            }
+            // addcmul: self + value * t1 * t2; addcdiv: self + value * t1 / t2
+            // (torch refuses integer addcdiv).
+            (Addcmul | Addcdiv, "default")
+                if out_dtype != DType::Bool && (*a == Addcmul || out_dtype.is_float()) =>
+            {
+                let Some(value) = self.scalar_expr(n, "value", fc)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                let op = if *a == Addcmul {
+                    BinOp::Mul
+                } else {
+                    BinOp::Div
+                };
+                self.map(n, &["self", "tensor1", "tensor2"], fc, move |x| {
+                    let p = eb::bin(op, x[1].clone(), x[2].clone());
+                    eb::bin(
+                        BinOp::Add,
+                        x[0].clone(),
+                        eb::bin(BinOp::Mul, value.clone(), p),
+                    )
+                })?
+            }
+            (Prelu | InternalPreluKernel, "default") if out_dtype.is_float() => {
+                self.prelu(n, out_dtype, fc, &out_shape)?
+            }
+            (Glu, "default") if out_dtype.is_float() => self.glu(n, out_dtype, fc, &out_shape)?,
+            (Tril | Triu, "default") => self.triangle(n, *a == Tril, out_dtype, &out_shape)?,
+            (Im2col, "default") => self.im2col(n, out_dtype, &out_shape)?,
+            (AsStrided, "default") => self.as_strided(n, out_dtype, &out_shape)?,
+            (AsStridedScatter, "default") => self.as_strided_scatter(n, out_dtype, &out_shape)?,
+            (EmbeddingBag, "default" | "padding_idx") | (InternalEmbeddingBag, "default") => {
+                self.embedding_bag(n, *a, ov)?
+            }
+            (Outer, "default") => {
+                let x = self.tensor_arg(n, "self")?;
+                let y = self.tensor_arg(n, "vec2")?;
+                if x.shape.len() != 1 || y.shape.len() != 1 || out_shape.len() != 2 {
+                    return Ok(Lowered::Fallback);
+                }
+                self.require_eq(
+                    n,
+                    "the rows of the outer product",
+                    &out_shape[0],
+                    &x.shape[0],
+                )?;
+                self.require_eq(
+                    n,
+                    "the columns of the outer product",
+                    &out_shape[1],
+                    &y.shape[0],
+                )?;
+                let cost = x.cost() + y.cost() + 1;
+                let (xe, ye) = (x.clone(), y.clone());
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let p = eb::bin(
+                        BinOp::Mul,
+                        eb::cast(fc, xe.at(&idx[..1])),
+                        eb::cast(fc, ye.at(&idx[1..])),
+                    );
+                    eb::cast(out_dtype, p)
+                });
+                Lowered::One(self.lazy(
+                    out_dtype,
+                    out_shape.clone(),
+                    &[&x.origins, &y.origins],
+                    cost,
+                    body,
+                ))
+            }
+            (Cross, "default") | (LinalgCross, "default") if out_dtype != DType::Bool => {
+                let rank = out_shape.len();
+                let d = match n.arg("dim") {
+                    None | Some(Arg::None) => {
+                        match out_shape.iter().position(|s| *s == SymExpr::Int(3)) {
+                            Some(d) => d,
+                            None => return Ok(Lowered::Fallback),
+                        }
+                    }
+                    Some(_) => wrap(n, self.int_arg(n, "dim")?, rank)?,
+                };
+                if out_shape.get(d) != Some(&SymExpr::Int(3)) {
+                    return Ok(Lowered::Fallback);
+                }
+                let (Some(x), Some(y)) = (
+                    self.operand(n, "self", fc, &out_shape)?,
+                    self.operand(n, "other", fc, &out_shape)?,
+                ) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let cost = x.2 + y.2 + 3;
+                let (xb, yb) = (x.0.clone(), y.0.clone());
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    // out[k] = x[k + 1] y[k + 2] - x[k + 2] y[k + 1], mod 3.
+                    let at = |s: i64| {
+                        let mut at = idx.to_vec();
+                        at[d] =
+                            eb::bin(BinOp::Rem, eb::add(idx[d].clone(), eb::int(s)), eb::int(3));
+                        at
+                    };
+                    let (a1, a2) = (at(1), at(2));
+                    let p = eb::bin(BinOp::Mul, xb(&a1), yb(&a2));
+                    let q = eb::bin(BinOp::Mul, xb(&a2), yb(&a1));
+                    eb::cast(out_dtype, eb::bin(BinOp::Sub, p, q))
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[&x.1, &y.1], cost, body))
+            }
+            // Outside training, dropout keeps the input and an all-true mask.
+            (NativeDropout, "default") if matches!(n.arg("train"), Some(Arg::Bool(false))) => {
+                let x = self.tensor_arg(n, "input")?;
+                let (mdt, mshape) = self.out_type_of(n, 1)?;
+                let mask = self.constant(mdt, mshape, eb::konst(1.0, mdt));
+                let Lowered::One(mask) = mask else {
+                    return Ok(Lowered::Fallback);
+                };
+                Lowered::Many(vec![Some(x), Some(mask)])
+            }
             // ---- copies and casts ----
             (Clone | Alias | LiftFreshCopy | Detach | Contiguous, _)
             | (InternalToCopy, "default")
             | (To, "dtype" | "dtype_layout" | "device")
             | (TypeAs, _) => self.map(n, &["self"], out_dtype, |x| x[0].clone())?,
             // ---- creation ----
-            (Full, "default") | (FullLike, "default") => {
+            (Full, "default") | (FullLike, "default") | (NewFull, "default") => {
                 let Some(v) = self.scalar_expr(n, "fill_value", out_dtype)? else {
                     return Ok(Lowered::Fallback);
                 };
                 self.constant(out_dtype, out_shape.clone(), v)
             }
-            (Zeros | ZerosLike | NewZeros, _) => {
+            // Empty tensors are zero-filled, as the interpreter fills them.
+            (Zeros | ZerosLike | NewZeros | Zero | NewEmpty | EmptyLike | EmptyStrided, _)
+            | (Empty, "memory_format") => {
                 self.constant(out_dtype, out_shape.clone(), eb::konst(0.0, out_dtype))
             }
             (Ones | OnesLike | NewOnes, _) => {
                 self.constant(out_dtype, out_shape.clone(), eb::konst(1.0, out_dtype))
+            }
+            (Linspace, "default") => {
+                let (Some(start), Some(end)) = (float_arg(n, "start"), float_arg(n, "end")) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let Some(steps) = out_shape.first().and_then(|s| s.as_int()) else {
+                    return Ok(Lowered::Fallback);
+                };
+                // Symmetric, as torch's kernel: the first half steps up from
+                // `start`, the second down from `end`, in f64.
+                let step = if steps > 1 {
+                    (end - start) / (steps - 1) as f64
+                } else {
+                    0.0
+                };
+                let half = steps / 2;
+                let f = DType::F64;
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let i = idx[0].clone();
+                    let up = eb::bin(
+                        BinOp::Add,
+                        eb::konst(start, f),
+                        eb::bin(BinOp::Mul, eb::cast(f, i.clone()), eb::konst(step, f)),
+                    );
+                    let back = eb::bin(BinOp::Sub, eb::int(steps - 1), i.clone());
+                    let down = eb::bin(
+                        BinOp::Sub,
+                        eb::konst(end, f),
+                        eb::bin(BinOp::Mul, eb::cast(f, back), eb::konst(step, f)),
+                    );
+                    let first = eb::cmp(CmpOp::Lt, i, eb::int(half));
+                    eb::cast(out_dtype, eb::select(first, up, down))
+                });
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[], 3, body))
             }
             (ScalarTensor, "default") => {
                 let Some(v) = self.scalar_expr(n, "s", out_dtype)? else {
@@ -1257,7 +1539,7 @@ impl<'a> Sched<'a> {
                 }
                 Lowered::One(select(&t, d, i))
             }
-            (SplitWithSizes, "default") | (Split, "Tensor") => {
+            (SplitWithSizes, "default") | (Split, "Tensor") | (Chunk, "default") => {
                 let t = self.tensor_arg(n, "self")?;
                 let rank = t.shape.len();
                 let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
@@ -1269,6 +1551,268 @@ impl<'a> Sched<'a> {
                     start = SymExpr::add(vec![start, shape[d].clone()]);
                 }
                 Lowered::Many(outs)
+            }
+            (Flatten, "using_ints") | (Unflatten, "int") | (ViewAs, "default") => {
+                self.reshape(n, out_shape.clone())?
+            }
+            (NumpyT, "default" | "a") => {
+                let t = self.tensor_arg(n, "self")?;
+                let perm: Vec<usize> = (0..t.shape.len()).rev().collect();
+                Lowered::One(permute(&t, &perm))
+            }
+            (ExpandAs, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let b = self.broadcast(&t, &out_shape, n)?;
+                let tv = match &t.kind {
+                    TvKind::View(v) => Tv {
+                        kind: TvKind::View(expand_view(v, &out_shape)),
+                        shape: out_shape.clone(),
+                        ..t.clone()
+                    },
+                    TvKind::Lazy(_, c) => Tv {
+                        kind: TvKind::Lazy(b, *c),
+                        shape: out_shape.clone(),
+                        ..t.clone()
+                    },
+                };
+                Lowered::One(tv)
+            }
+            (Narrow, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                let start = match self.sym_arg(n, "start")? {
+                    Some(SymExpr::Int(s)) if s < 0 => {
+                        SymExpr::add(vec![t.shape[d].clone(), SymExpr::Int(s)])
+                    }
+                    Some(e) => e,
+                    None => return Ok(Lowered::Fallback),
+                };
+                let Some(len) = self.sym_arg(n, "length")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                if let (Some(sz), Some(st), Some(l)) =
+                    (t.shape[d].as_int(), start.as_int(), len.as_int())
+                {
+                    if st < 0 || l < 0 || st + l > sz {
+                        return Err(n.error(format!(
+                            "a narrowing of {l} elements from {st} does not fit a dim of {sz}"
+                        )));
+                    }
+                }
+                self.require_eq(n, "the narrowed length", &out_shape[d], &len)?;
+                Lowered::One(slice(&t, d, start, 1, len))
+            }
+            (Unbind, "int") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                self.require_eq(
+                    n,
+                    "the number of unbound tensors",
+                    &t.shape[d],
+                    &SymExpr::Int(n.outputs.len() as i64),
+                )?;
+                let outs = (0..n.outputs.len())
+                    .map(|i| Some(select(&t, d, SymExpr::Int(i as i64))))
+                    .collect();
+                Lowered::Many(outs)
+            }
+            (Stack, "default") => self.stack(n, out_dtype, &out_shape)?,
+            (Flip, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let dims = self.ints_arg(n, "dims")?;
+                let dims = dims
+                    .iter()
+                    .map(|&d| wrap(n, d, rank))
+                    .collect::<Result<Vec<_>>>()?;
+                if out_shape != t.shape {
+                    return Ok(Lowered::Fallback);
+                }
+                let shape = t.shape.clone();
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    let mut src = idx.to_vec();
+                    for &d in &dims {
+                        let last = eb::add(eb::size(&shape[d]), eb::int(-1));
+                        src[d] = eb::bin(BinOp::Sub, last, idx[d].clone());
+                    }
+                    src
+                })
+            }
+            (Roll, "default") => self.roll(n, out_dtype, &out_shape)?,
+            (Repeat, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let reps = self.ints_arg(n, "repeats")?;
+                let rank = t.shape.len();
+                if reps.len() < rank || out_shape.len() != reps.len() {
+                    return Ok(Lowered::Fallback);
+                }
+                let lead = reps.len() - rank;
+                for d in 0..lead {
+                    let want = SymExpr::Int(reps[d]);
+                    self.require_eq(
+                        n,
+                        &format!("dim {d} of the repetition"),
+                        &out_shape[d],
+                        &want,
+                    )?;
+                }
+                for (d, size) in t.shape.iter().enumerate() {
+                    let want = SymExpr::mul(vec![size.clone(), SymExpr::Int(reps[lead + d])]);
+                    self.require_eq(
+                        n,
+                        &format!("dim {} of the repetition", lead + d),
+                        &out_shape[lead + d],
+                        &want,
+                    )?;
+                }
+                let shape = t.shape.clone();
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    (0..shape.len())
+                        .map(|d| {
+                            let i = idx[lead + d].clone();
+                            if shape[d] == SymExpr::Int(1) {
+                                eb::int(0)
+                            } else if reps[lead + d] == 1 {
+                                i
+                            } else {
+                                eb::bin(BinOp::Rem, i, eb::size(&shape[d]))
+                            }
+                        })
+                        .collect()
+                })
+            }
+            (Diagonal, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let rank = t.shape.len();
+                let off = self.int_arg(n, "offset")?;
+                let d1 = wrap(n, self.int_arg(n, "dim1")?, rank)?;
+                let d2 = wrap(n, self.int_arg(n, "dim2")?, rank)?;
+                if rank < 2 || d1 == d2 || out_shape.len() != rank - 1 {
+                    return Ok(Lowered::Fallback);
+                }
+                self.diagonal(n, &t, out_dtype, &out_shape, off, d1, d2)?
+            }
+            (Diag, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let k = self.int_arg(n, "diagonal")?;
+                match (t.shape.len(), out_shape.len()) {
+                    (2, 1) => self.diagonal(n, &t, out_dtype, &out_shape, k, 0, 1)?,
+                    (1, 2) => {
+                        let side = SymExpr::add(vec![t.shape[0].clone(), SymExpr::Int(k.abs())]);
+                        for o in &out_shape {
+                            self.require_eq(n, "a side of the diagonal matrix", o, &side)?;
+                        }
+                        // out[i, j] = x[k >= 0 ? i : j] where j - i == k, else 0.
+                        let last = eb::add(eb::size(&t.shape[0]), eb::int(-1));
+                        let zero = eb::konst(0.0, out_dtype);
+                        let (tt, cost) = (t.clone(), t.cost() + 2);
+                        let body: Body = Rc::new(move |idx: &[E]| {
+                            let (i, j) = (idx[0].clone(), idx[1].clone());
+                            let on = eb::cmp(
+                                CmpOp::Eq,
+                                eb::bin(BinOp::Sub, j.clone(), i.clone()),
+                                eb::int(k),
+                            );
+                            let at = if k >= 0 { i } else { j };
+                            let at = eb::bin(BinOp::Min, at, last.clone());
+                            eb::select(on, eb::cast(out_dtype, tt.at(&[at])), zero.clone())
+                        });
+                        Lowered::One(self.lazy(
+                            out_dtype,
+                            out_shape.clone(),
+                            &[&t.origins],
+                            cost,
+                            body,
+                        ))
+                    }
+                    _ => Lowered::Fallback,
+                }
+            }
+            (ReflectionPad1d | ReflectionPad2d | ReflectionPad3d, "default") => {
+                let pad = self.ints_arg(n, "padding")?;
+                self.edge_pad(n, &pad, "reflect", out_dtype, &out_shape)?
+            }
+            (ReplicationPad1d | ReplicationPad2d | ReplicationPad3d, "default") => {
+                let pad = self.ints_arg(n, "padding")?;
+                self.edge_pad(n, &pad, "replicate", out_dtype, &out_shape)?
+            }
+            (PixelShuffle | PixelUnshuffle, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let shuffle = *a == PixelShuffle;
+                let name = if shuffle {
+                    "upscale_factor"
+                } else {
+                    "downscale_factor"
+                };
+                let r = self.int_arg(n, name)?;
+                let rank = t.shape.len();
+                if rank < 3 || r <= 0 || out_shape.len() != rank {
+                    return Ok(Lowered::Fallback);
+                }
+                let (c, h, w) = (rank - 3, rank - 2, rank - 1);
+                let rr = SymExpr::Int(r * r);
+                let (big, small) = if shuffle {
+                    (&t.shape, &out_shape)
+                } else {
+                    (&out_shape, &t.shape)
+                };
+                for (d, (a, b)) in t.shape.iter().zip(&out_shape).take(c).enumerate() {
+                    self.require_eq(n, &format!("dim {d} of the shuffle"), a, b)?;
+                }
+                // `big` has the channels times r^2, `small` the spatial dims
+                // times r.
+                let want_c = SymExpr::mul(vec![small[c].clone(), rr]);
+                self.require_eq(n, "the shuffled channels", &big[c], &want_c)?;
+                for d in [h, w] {
+                    let want = SymExpr::mul(vec![big[d].clone(), SymExpr::Int(r)]);
+                    self.require_eq(n, "a shuffled spatial dim", &small[d], &want)?;
+                }
+                let rv = move || eb::int(r);
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    let div = |a: &E| eb::bin(BinOp::FloorDiv, a.clone(), rv());
+                    let rem = |a: &E| eb::bin(BinOp::Rem, a.clone(), rv());
+                    let mut src = idx.to_vec();
+                    if shuffle {
+                        // out[c, y, x] = in[(c r + y % r) r + x % r, y / r, x / r].
+                        let ch =
+                            eb::mul(eb::add(eb::mul(idx[c].clone(), rv()), rem(&idx[h])), rv());
+                        src[c] = eb::add(ch, rem(&idx[w]));
+                        src[h] = div(&idx[h]);
+                        src[w] = div(&idx[w]);
+                    } else {
+                        // out[(c r + i) r + j, y, x] = in[c, y r + i, x r + j].
+                        let (oc, i, j) = (div(&div(&idx[c])), rem(&div(&idx[c])), rem(&idx[c]));
+                        src[c] = oc;
+                        src[h] = eb::add(eb::mul(idx[h].clone(), rv()), i);
+                        src[w] = eb::add(eb::mul(idx[w].clone(), rv()), j);
+                    }
+                    src
+                })
+            }
+            // (N, C, *) as (N, g, C / g, *), the group dims swapped.
+            (ChannelShuffle, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let Some(SymExpr::Int(g)) = self.sym_arg(n, "groups")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                let Some(cs) = t.shape.get(1).and_then(|c| c.as_int()) else {
+                    return Ok(Lowered::Fallback);
+                };
+                if g <= 0 || cs % g != 0 || out_shape != t.shape {
+                    return Ok(Lowered::Fallback);
+                }
+                let per = cs / g;
+                self.remap(&t, out_dtype, &out_shape, 0, move |idx| {
+                    let mut src = idx.to_vec();
+                    let (a, b) = (
+                        eb::bin(BinOp::FloorDiv, idx[1].clone(), eb::int(g)),
+                        eb::bin(BinOp::Rem, idx[1].clone(), eb::int(g)),
+                    );
+                    src[1] = eb::add(eb::mul(b, eb::int(per)), a);
+                    src
+                })
             }
             // ---- gathers ----
             (Embedding, "default") => {
@@ -1323,7 +1867,79 @@ impl<'a> Sched<'a> {
                 });
                 Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
             }
-            (Index, "Tensor") => self.index(n, out_dtype, out_shape.clone())?,
+            (Index, "Tensor") | (InternalUnsafeIndex, "Tensor" | "Tensor_hacked_twin") => {
+                self.index(n, out_dtype, out_shape.clone())?
+            }
+            (DiagonalScatter, "default") => self.diagonal_scatter(n, out_dtype, &out_shape)?,
+            (Scatter, "src" | "value" | "reduce" | "value_reduce")
+            | (ScatterAdd, "default")
+            | (ScatterReduce, "two") => self.scatter_dim(n, *a, ov, out_dtype, &out_shape)?,
+            (IndexPut | InternalUnsafeIndexPut, "default" | "hacked_twin") => {
+                self.index_put(n, out_dtype, &out_shape)?
+            }
+            (IndexAdd, "default") => self.index_add(n, out_dtype, &out_shape)?,
+            (Sort, "default" | "stable") | (Argsort, "default" | "stable") | (Topk, "default") => {
+                self.sort(n, *a)?
+            }
+            (RepeatInterleave, "self_int") => {
+                let t = self.tensor_arg(n, "self")?;
+                let Some(SymExpr::Int(r)) = self.sym_arg(n, "repeats")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                if r <= 0 {
+                    return Ok(Lowered::Fallback);
+                }
+                let rank = t.shape.len();
+                match n.arg("dim") {
+                    None | Some(Arg::None) => {
+                        // The flattened input, each element `r` times.
+                        let numel = SymExpr::mul(t.shape.clone());
+                        let want = SymExpr::mul(vec![numel, SymExpr::Int(r)]);
+                        if out_shape.len() != 1 {
+                            return Ok(Lowered::Fallback);
+                        }
+                        self.require_eq(n, "the repeated length", &out_shape[0], &want)?;
+                        let sizes = t.shape.clone();
+                        let strides = dense_strides(&sizes);
+                        self.remap(&t, out_dtype, &out_shape, 1, move |idx| {
+                            let src = eb::bin(BinOp::FloorDiv, idx[0].clone(), eb::int(r));
+                            (0..sizes.len())
+                                .map(|d| {
+                                    let q = eb::bin(
+                                        BinOp::FloorDiv,
+                                        src.clone(),
+                                        eb::size(&strides[d]),
+                                    );
+                                    if d == 0 {
+                                        q
+                                    } else {
+                                        eb::bin(BinOp::Rem, q, eb::size(&sizes[d]))
+                                    }
+                                })
+                                .collect()
+                        })
+                    }
+                    Some(_) => {
+                        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+                        if out_shape.len() != rank || rank == 0 {
+                            return Ok(Lowered::Fallback);
+                        }
+                        for (i, (o, size)) in out_shape.iter().zip(&t.shape).enumerate() {
+                            let want = if i == d {
+                                SymExpr::mul(vec![size.clone(), SymExpr::Int(r)])
+                            } else {
+                                size.clone()
+                            };
+                            self.require_eq(n, "a dim of the repetition", o, &want)?;
+                        }
+                        self.remap(&t, out_dtype, &out_shape, 1, move |idx| {
+                            let mut src = idx.to_vec();
+                            src[d] = eb::bin(BinOp::FloorDiv, idx[d].clone(), eb::int(r));
+                            src
+                        })
+                    }
+                }
+            }
             (SliceScatter, "default") | (SelectScatter, "default") => {
                 self.scatter_view(n, *a == SelectScatter, out_dtype, &out_shape)?
             }
@@ -1376,13 +1992,65 @@ impl<'a> Sched<'a> {
                     _ => false,
                 };
                 if !constant {
-                    return Ok(Lowered::Fallback);
+                    let (Some(Arg::Str(mode)), Ok(pad)) = (n.arg("mode"), self.ints_arg(n, "pad"))
+                    else {
+                        return Ok(Lowered::Fallback);
+                    };
+                    return self.edge_pad(n, &pad, mode, out_dtype, &out_shape);
                 }
                 self.constant_pad(n, out_dtype, &out_shape)?
             }
-            (AvgPool2d, "default") => self.avg_pool2d(n, out_dtype, &out_shape)?,
+            (AvgPool1d | AvgPool2d | AvgPool3d, "default") => {
+                let sd = match a {
+                    AvgPool1d => 1,
+                    AvgPool2d => 2,
+                    _ => 3,
+                };
+                let include_pad = self.bool_arg(n, "count_include_pad")?;
+                let divisor = match n.arg("divisor_override") {
+                    None | Some(Arg::None) => None,
+                    Some(Arg::Int(d)) if *d != 0 => Some(*d),
+                    _ => return Ok(Lowered::Fallback),
+                };
+                self.pool(
+                    n,
+                    Pool::Avg(include_pad, divisor),
+                    sd,
+                    out_dtype,
+                    &out_shape,
+                )?
+            }
+            (MaxPool1d, "default") => self.pool(n, Pool::Max, 1, out_dtype, &out_shape)?,
+            (AdaptiveAvgPool1d, "default") => {
+                self.pool(n, Pool::AdaptiveAvg, 1, out_dtype, &out_shape)?
+            }
+            (InternalAdaptiveAvgPool2d, "default") => {
+                self.pool(n, Pool::AdaptiveAvg, 2, out_dtype, &out_shape)?
+            }
+            // The values only: torch's indices take the last NaN of a
+            // window, which the arg-reductions do not.
+            (AdaptiveMaxPool2d, "default")
+                if n.outputs.len() == 2 && self.uses[n.outputs[1].index()] == 0 =>
+            {
+                match self.pool(n, Pool::AdaptiveMax, 2, out_dtype, &out_shape)? {
+                    Lowered::One(t) => Lowered::Many(vec![Some(t), None]),
+                    other => other,
+                }
+            }
             (UpsampleNearest2d, "default" | "vec") => {
                 self.upsample_nearest2d(n, ov, out_dtype, &out_shape)?
+            }
+            (InternalUpsampleNearestExact2d, "default" | "vec") => {
+                self.resample(n, ov, Resample::NearestExact, 2, out_dtype, &out_shape)?
+            }
+            (UpsampleBilinear2d, "default" | "vec") => {
+                self.resample(n, ov, Resample::Linear, 2, out_dtype, &out_shape)?
+            }
+            (UpsampleLinear1d, "default" | "vec") => {
+                self.resample(n, ov, Resample::Linear, 1, out_dtype, &out_shape)?
+            }
+            (UpsampleBicubic2d, "default" | "vec") => {
+                self.resample(n, ov, Resample::Cubic, 2, out_dtype, &out_shape)?
             }
             // diff(x, n=1, dim) = x[.., 1:] - x[.., :-1] (xor for bools).
             (Diff, "default") => {
@@ -1423,11 +2091,134 @@ impl<'a> Sched<'a> {
             (Argmax, "default") => self.reduction(n, RedOp::ArgMax)?,
             (Argmin, "default") => self.reduction(n, RedOp::ArgMin)?,
             (Var | Std, "correction" | "dim" | "default") => self.variance(n, *a == Std)?,
+            (Max | Min, "default") => {
+                let op = if *a == Max { RedOp::Max } else { RedOp::Min };
+                self.reduction(n, op)?
+            }
+            (Max, "other") => self.map(n, &["self", "other"], fc, bin(BinOp::Max))?,
+            (Min, "other") => self.map(n, &["self", "other"], fc, bin(BinOp::Min))?,
+            (Max | Min, "dim") => self.extreme_dim(n, *a == Max)?,
+            (Aminmax, "default") => {
+                let (Lowered::One(lo), Lowered::One(hi)) = (
+                    self.reduction_out(n, RedOp::Min, 0)?,
+                    self.reduction_out(n, RedOp::Max, 1)?,
+                ) else {
+                    return Ok(Lowered::Fallback);
+                };
+                Lowered::Many(vec![Some(lo), Some(hi)])
+            }
+            (Logsumexp, "default") => self.logsumexp(n, out_dtype, &out_shape)?,
+            (LinalgVectorNorm, "default") => {
+                let t = self.tensor_arg(n, "self")?;
+                let Some(p) = float_arg(n, "ord") else {
+                    return Ok(Lowered::Fallback);
+                };
+                let dims = self.reduce_dims(n, t.shape.len())?;
+                let keepdim = self.keepdim(n)?;
+                self.vector_norm(&t, p, &dims, keepdim, out_dtype, &out_shape, n)?
+            }
+            // ||x1 - x2 + eps||_p over the last dim.
+            (PairwiseDistance, "default") => {
+                let x1 = self.tensor_arg(n, "x1")?;
+                let x2 = self.tensor_arg(n, "x2")?;
+                let (Some(p), Some(eps)) = (float_arg(n, "p"), float_arg(n, "eps")) else {
+                    return Ok(Lowered::Fallback);
+                };
+                if !out_dtype.is_float() || x1.dtype != out_dtype || x2.dtype != out_dtype {
+                    return Ok(Lowered::Fallback);
+                }
+                let shape = broadcast_shape(&x1.shape, &x2.shape);
+                if shape.is_empty() {
+                    return Ok(Lowered::Fallback);
+                }
+                let (b1, b2) = (
+                    self.broadcast(&x1, &shape, n)?,
+                    self.broadcast(&x2, &shape, n)?,
+                );
+                let e = eb::konst(eps, fc);
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    let d = eb::bin(BinOp::Sub, eb::cast(fc, b1(idx)), eb::cast(fc, b2(idx)));
+                    eb::cast(out_dtype, eb::bin(BinOp::Add, d, e.clone()))
+                });
+                let cost = x1.cost() + x2.cost() + 2;
+                let d = self.lazy(
+                    out_dtype,
+                    shape.clone(),
+                    &[&x1.origins, &x2.origins],
+                    cost,
+                    body,
+                );
+                let keepdim = self.keepdim(n)?;
+                self.vector_norm(&d, p, &[shape.len() - 1], keepdim, out_dtype, &out_shape, n)?
+            }
+            (CosineSimilarity, "default") => self.cosine_similarity(n, out_dtype, &out_shape)?,
+            (Cdist, "default") | (InternalCdistForward, "default") => {
+                self.cdist(n, out_dtype, &out_shape)?
+            }
+            (Dot, "default") if out_dtype != DType::Bool => {
+                let x = self.tensor_arg(n, "self")?;
+                let y = self.tensor_arg(n, "tensor")?;
+                if x.shape.len() != 1 || y.shape.len() != 1 || !out_shape.is_empty() {
+                    return Ok(Lowered::Fallback);
+                }
+                self.require_eq(
+                    n,
+                    "the lengths of the dot product",
+                    &x.shape[0],
+                    &y.shape[0],
+                )?;
+                let (xe, ye) = (x.clone(), y.clone());
+                let body: Body = Rc::new(move |idx: &[E]| {
+                    eb::bin(
+                        BinOp::Mul,
+                        eb::cast(fc, xe.at(idx)),
+                        eb::cast(fc, ye.at(idx)),
+                    )
+                });
+                let p = self.lazy(fc, x.shape.clone(), &[&x.origins, &y.origins], 1, body);
+                let acc = if fc.is_float() {
+                    DType::F64
+                } else {
+                    DType::I64
+                };
+                self.reduce_finish(
+                    n,
+                    &p,
+                    &[0],
+                    false,
+                    RedOp::Sum,
+                    acc,
+                    out_dtype,
+                    &out_shape,
+                    |s| s,
+                )?
+            }
+            (RmsNorm, "default") => self.rms_norm(n, out_dtype, &out_shape)?,
+            (InternalWeightNorm, "default") => self.weight_norm(n, out_dtype, &out_shape)?,
             (Cumsum | Cumprod, "default") => self.scan(n, *a == Cumprod, out_dtype, &out_shape)?,
             // ---- normalization ----
             (InternalNativeBatchNormLegitNoTraining, "default") => self.batch_norm(n)?,
+            (InternalNativeBatchNormLegit, "default")
+                if matches!(n.arg("training"), Some(Arg::Bool(false))) =>
+            {
+                self.batch_norm(n)?
+            }
+            // Batch statistics, no running statistics to update.
+            (InternalNativeBatchNormLegit, "no_stats")
+                if matches!(n.arg("training"), Some(Arg::Bool(true))) =>
+            {
+                self.batch_stats_norm(n)?
+            }
+            (NativeGroupNorm, "default") => self.group_norm(n)?,
             // ---- runtime calls ----
             (Addmm | Mm | Bmm, "default") => self.gemm(n, *a)?,
+            (Matmul, "default") => self.matmul(n, out_dtype, &out_shape)?,
+            (Linear, "default") => self.linear(n, out_dtype, &out_shape)?,
+            (Baddbmm, "default") => self.baddbmm(n, out_dtype, &out_shape)?,
+            (Bilinear, "default") => self.bilinear(n, out_dtype, &out_shape)?,
+            (InternalTrilinear, "default") => self.trilinear(n, out_dtype, &out_shape)?,
+            (Einsum, "default") => self.einsum(n, out_dtype, &out_shape)?,
+            (Lstm | Gru | RnnTanh | RnnRelu, "input") => self.rnn(n, *a)?,
             (Convolution, "default") => self.convolution(n)?,
             (MaxPool2dWithIndices, "default") => self.max_pool(n)?,
             (InternalSoftmax | InternalLogSoftmax | InternalSafeSoftmax, "default")
@@ -1437,6 +2228,1292 @@ impl<'a> Sched<'a> {
             _ => Lowered::Fallback,
         };
         Ok(r)
+    }
+
+    /// `t` read at the index `f` maps each output index to, as a lazy
+    /// value of `shape` (`cost` on top of the input's).
+    fn remap(
+        &self,
+        t: &Tv,
+        dtype: DType,
+        shape: &[SymExpr],
+        cost: usize,
+        f: impl Fn(&[E]) -> Vec<E> + 'static,
+    ) -> Lowered {
+        let tt = t.clone();
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, tt.at(&f(idx))));
+        Lowered::One(self.lazy(dtype, shape.to_vec(), &[&t.origins], t.cost() + cost, body))
+    }
+
+    /// The diagonal `offset` of dims `d1`, `d2` of `t`, as the last dim.
+    #[allow(clippy::too_many_arguments)]
+    fn diagonal(
+        &self,
+        n: &Node,
+        t: &Tv,
+        dtype: DType,
+        shape: &[SymExpr],
+        offset: i64,
+        d1: usize,
+        d2: usize,
+    ) -> Result<Lowered> {
+        let rank = t.shape.len();
+        let (o1, o2) = ((-offset).max(0), offset.max(0));
+        let kept: Vec<SymExpr> = (0..rank)
+            .filter(|&d| d != d1 && d != d2)
+            .map(|d| t.shape[d].clone())
+            .collect();
+        for (i, (a, b)) in kept.iter().zip(shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the diagonal"), b, a)?;
+        }
+        let (Some(s1), Some(s2)) = (t.shape[d1].as_int(), t.shape[d2].as_int()) else {
+            return Ok(Lowered::Fallback);
+        };
+        let len = SymExpr::Int((s1 - o1).min(s2 - o2).max(0));
+        self.require_eq(n, "the length of the diagonal", &shape[rank - 2], &len)?;
+        Ok(self.remap(t, dtype, shape, 0, move |idx| {
+            let i = idx[rank - 2].clone();
+            let mut rest = idx[..rank - 2].iter().cloned();
+            (0..rank)
+                .map(|d| {
+                    if d == d1 {
+                        eb::add(i.clone(), eb::int(o1))
+                    } else if d == d2 {
+                        eb::add(i.clone(), eb::int(o2))
+                    } else {
+                        rest.next().unwrap_or_else(|| eb::int(0))
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    /// `roll(x, shifts, dims)`: `out[i] = x[(i - shift) mod n]` along each
+    /// dim; with no dims, along the flattened tensor.
+    fn roll(&self, n: &Node, dtype: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        let shifts = self.ints_arg(n, "shifts")?;
+        let dims = self.ints_arg(n, "dims")?;
+        if shape != t.shape.as_slice() || rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let back = |i: E, s: i64, len: &SymExpr| {
+            eb::bin(BinOp::Rem, eb::add(i, eb::int(-s)), eb::size(len))
+        };
+        if dims.is_empty() {
+            if shifts.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+            let s = shifts[0];
+            let sizes = t.shape.clone();
+            let strides = dense_strides(&sizes);
+            let numel = SymExpr::mul(sizes.clone());
+            return Ok(self.remap(&t, dtype, shape, 2, move |idx| {
+                let flat = eb::offset(&SymExpr::Int(0), &strides, idx);
+                let src = back(flat, s, &numel);
+                (0..sizes.len())
+                    .map(|d| {
+                        let q = eb::bin(BinOp::FloorDiv, src.clone(), eb::size(&strides[d]));
+                        if d == 0 {
+                            q
+                        } else {
+                            eb::bin(BinOp::Rem, q, eb::size(&sizes[d]))
+                        }
+                    })
+                    .collect()
+            }));
+        }
+        if shifts.len() != dims.len() {
+            return Ok(Lowered::Fallback);
+        }
+        let mut by_dim = vec![0i64; rank];
+        for (&s, &d) in shifts.iter().zip(&dims) {
+            let d = wrap(n, d, rank)?;
+            by_dim[d] = by_dim[d].wrapping_add(s);
+        }
+        let sizes = t.shape.clone();
+        Ok(self.remap(&t, dtype, shape, 1, move |idx| {
+            (0..sizes.len())
+                .map(|d| {
+                    if by_dim[d] == 0 {
+                        idx[d].clone()
+                    } else {
+                        back(idx[d].clone(), by_dim[d], &sizes[d])
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    /// Reflection, replication or circular padding: `pad` holds `(before,
+    /// after)` pairs from the last dim backwards; elements outside the
+    /// input read its mirror image (without repeating the edge), its edge,
+    /// or wrap around.
+    fn edge_pad(
+        &self,
+        n: &Node,
+        pad: &[i64],
+        mode: &str,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        if pad.len() % 2 != 0 || pad.len() / 2 > rank || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let kind = match mode {
+            "reflect" => 0,
+            "replicate" => 1,
+            "circular" => 2,
+            _ => return Ok(Lowered::Fallback),
+        };
+        let mut lo = vec![0i64; rank];
+        for (k, pair) in pad.chunks(2).enumerate() {
+            let d = rank - 1 - k;
+            let Some(size) = t.shape[d].as_int() else {
+                return Ok(Lowered::Fallback);
+            };
+            let limit = match kind {
+                0 => size - 1,
+                2 => size,
+                _ => i64::MAX,
+            };
+            if size == 0 || pair.iter().any(|&p| p < 0 || p > limit) {
+                return Err(n.error(format!(
+                    "{mode} padding {pad:?} is invalid for dim {d} of size {size}"
+                )));
+            }
+            lo[d] = pair[0];
+            let want = SymExpr::Int(size + pair[0] + pair[1]);
+            self.require_eq(
+                n,
+                &format!("dim {d} of the padded tensor"),
+                &out_shape[d],
+                &want,
+            )?;
+        }
+        let sizes = t.shape.clone();
+        let padded: Vec<bool> = (0..rank).map(|d| d >= rank - pad.len() / 2).collect();
+        Ok(self.remap(&t, dtype, out_shape, 2, move |idx| {
+            (0..rank)
+                .map(|d| {
+                    if !padded[d] {
+                        return idx[d].clone();
+                    }
+                    let j = eb::add(idx[d].clone(), eb::int(-lo[d]));
+                    let len = eb::size(&sizes[d]);
+                    let last = eb::add(len.clone(), eb::int(-1));
+                    match kind {
+                        // (n - 1) - |(n - 1) - |j||
+                        0 => {
+                            let a = eb::un(UnOp::Abs, j);
+                            let m = eb::bin(BinOp::Sub, last.clone(), a);
+                            eb::bin(BinOp::Sub, last, eb::un(UnOp::Abs, m))
+                        }
+                        1 => eb::bin(BinOp::Min, eb::bin(BinOp::Max, j, eb::int(0)), last),
+                        _ => eb::bin(BinOp::Rem, j, len),
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    /// `stack(tensors, dim)`: each input stored into its slot of the new
+    /// dim of one buffer.
+    fn stack(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let Some(Arg::List(items)) = n.arg("tensors") else {
+            return Ok(Lowered::Fallback);
+        };
+        let rank = out_shape.len();
+        if rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let mut parts = Vec::new();
+        for it in items {
+            let Arg::Value(v) = it else {
+                return Ok(Lowered::Fallback);
+            };
+            match self.val(*v)? {
+                Val::T(t) if t.shape.len() + 1 == rank => parts.push(t),
+                _ => return Ok(Lowered::Fallback),
+            }
+        }
+        self.require_eq(
+            n,
+            "the number of stacked tensors",
+            &out_shape[d],
+            &SymExpr::Int(parts.len() as i64),
+        )?;
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        for (k, t) in parts.into_iter().enumerate() {
+            let mut want = out_shape.to_vec();
+            want.remove(d);
+            for (i, (a, b)) in t.shape.iter().zip(&want).enumerate() {
+                self.require_eq(n, &format!("dim {i} of a stacked tensor"), a, b)?;
+            }
+            let mut view = out.clone();
+            view.offset = SymExpr::mul(vec![SymExpr::Int(k as i64), out.strides[d].clone()]);
+            view.strides.remove(d);
+            view.shape = t.shape.clone();
+            let src = Tv {
+                origins: if t.origins.is_empty() {
+                    Rc::new(vec![origin(n)])
+                } else {
+                    t.origins.clone()
+                },
+                ..t
+            };
+            self.store(&src, view);
+        }
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// `max.dim` / `min.dim`: the indices are the arg-reduction (the first
+    /// extreme, the first NaN), the values the input gathered there.
+    fn extreme_dim(&mut self, n: &Node, is_max: bool) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        let rank = t.shape.len();
+        if rank == 0 || n.outputs.len() != 2 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let keepdim = self.keepdim(n)?;
+        let op = if is_max { RedOp::ArgMax } else { RedOp::ArgMin };
+        let Lowered::One(ix) = self.reduction_out(n, op, 1)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let (dtype, shape) = self.out_type_of(n, 0)?;
+        if dtype != t.dtype || shape != ix.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let size = t.shape[d].clone();
+        let (tt, ixe) = (t.clone(), ix.clone());
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let i = Rc::new(Expr::Index(ixe.at(idx), size.clone()));
+            let mut at = idx.to_vec();
+            if keepdim {
+                at[d] = i;
+            } else {
+                at.insert(d, i);
+            }
+            tt.at(&at)
+        });
+        let values = self.lazy(dtype, shape, &[&t.origins], t.cost() + 1, body);
+        Ok(Lowered::Many(vec![Some(values), Some(ix)]))
+    }
+
+    /// `t` reduced over `dims` into a buffer of `acc` (dims kept), then
+    /// `finish` applied to each element, read at the output's index.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_finish(
+        &mut self,
+        n: &Node,
+        t: &Tv,
+        dims: &[usize],
+        keepdim: bool,
+        op: RedOp,
+        acc: DType,
+        dtype: DType,
+        out_shape: &[SymExpr],
+        finish: impl Fn(E) -> E + 'static,
+    ) -> Result<Lowered> {
+        let rank = t.shape.len();
+        let want: Vec<SymExpr> = (0..rank)
+            .filter_map(|d| match (dims.contains(&d), keepdim) {
+                (false, _) => Some(t.shape[d].clone()),
+                (true, true) => Some(SymExpr::Int(1)),
+                (true, false) => None,
+            })
+            .collect();
+        if want.len() != out_shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        for (w, o) in want.iter().zip(out_shape) {
+            self.require_eq(n, "a kept dim of the reduction", o, w)?;
+        }
+        let r = self.reduce_kept(n, t, dims, op, acc, "acc");
+        let dims = dims.to_vec();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let at = kept_index(idx, &dims, rank, keepdim);
+            eb::cast(dtype, finish(r.at(&at)))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[],
+            2,
+            body,
+        )))
+    }
+
+    /// `logsumexp` over the dims: `log(sum(exp(x - m))) + m` with `m` the
+    /// maximum (0 where infinite), in the output's compute dtype.
+    fn logsumexp(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let t = self.tensor_arg(n, "self")?;
+        if !dtype.is_float() || t.shape.is_empty() {
+            return Ok(Lowered::Fallback);
+        }
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let rank = t.shape.len();
+        let dims = self.reduce_dims(n, rank)?;
+        let keepdim = self.keepdim(n)?;
+        let xs = {
+            let tt = t.clone();
+            let body: Body = Rc::new(move |idx: &[E]| eb::cast(fc, tt.at(idx)));
+            self.lazy(fc, t.shape.clone(), &[&t.origins], t.cost() + 1, body)
+        };
+        let m = self.reduce_kept(n, &xs, &dims, RedOp::Max, fc, "max");
+        let finite = move |m: E| {
+            let inf = eb::cmp(
+                CmpOp::Eq,
+                eb::un(UnOp::Abs, m.clone()),
+                eb::konst(f64::INFINITY, fc),
+            );
+            eb::select(inf, eb::konst(0.0, fc), m)
+        };
+        let (xe, me, dk) = (xs.clone(), m.clone(), dims.clone());
+        let exp: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for &d in &dk {
+                at[d] = eb::int(0);
+            }
+            eb::un(
+                UnOp::Exp,
+                eb::bin(BinOp::Sub, xe.at(idx), finite(me.at(&at))),
+            )
+        });
+        let e = self.lazy(fc, t.shape.clone(), &[&t.origins], xs.cost() + 4, exp);
+        let s = self.reduce_kept(n, &e, &dims, RedOp::Sum, fc, "sum");
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let at = kept_index(idx, &dims, rank, keepdim);
+            let l = eb::un(UnOp::Log, s.at(&at));
+            eb::cast(dtype, eb::bin(BinOp::Add, l, finite(m.at(&at))))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[],
+            4,
+            body,
+        )))
+    }
+
+    /// The `p`-norm of `t` over `dims`, computed in f64: the largest
+    /// (smallest) magnitude for `p = inf` (`-inf`), the count of nonzeros for
+    /// 0, else `sum(|x|^p)^(1/p)`.
+    #[allow(clippy::too_many_arguments)]
+    fn vector_norm(
+        &mut self,
+        t: &Tv,
+        p: f64,
+        dims: &[usize],
+        keepdim: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+        n: &Node,
+    ) -> Result<Lowered> {
+        if !dtype.is_float() || !t.dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let f = DType::F64;
+        let (op, term): (RedOp, Box<dyn Fn(E) -> E>) = if p == f64::INFINITY {
+            (RedOp::Max, Box::new(move |x| eb::un(UnOp::Abs, x)))
+        } else if p == f64::NEG_INFINITY {
+            (RedOp::Min, Box::new(move |x| eb::un(UnOp::Abs, x)))
+        } else if p == 0.0 {
+            (
+                RedOp::Sum,
+                Box::new(move |x| {
+                    let nz = eb::cmp(CmpOp::Ne, x, eb::konst(0.0, f));
+                    eb::select(nz, eb::konst(1.0, f), eb::konst(0.0, f))
+                }),
+            )
+        } else if p == 2.0 {
+            (
+                RedOp::Sum,
+                Box::new(move |x| eb::bin(BinOp::Mul, x.clone(), x)),
+            )
+        } else if p == 1.0 {
+            (RedOp::Sum, Box::new(move |x| eb::un(UnOp::Abs, x)))
+        } else {
+            (
+                RedOp::Sum,
+                Box::new(move |x| eb::bin(BinOp::Pow, eb::un(UnOp::Abs, x), eb::konst(p, f))),
+            )
+        };
+        let tt = t.clone();
+        let body: Body = Rc::new(move |idx: &[E]| term(eb::cast(f, tt.at(idx))));
+        let terms = self.lazy(f, t.shape.clone(), &[&t.origins], t.cost() + 2, body);
+        let finish = move |s: E| -> E {
+            if p == f64::INFINITY {
+                // An empty norm is 0 (a NaN stays NaN).
+                eb::bin(BinOp::Max, s, eb::konst(0.0, f))
+            } else if p == 2.0 {
+                eb::un(UnOp::Sqrt, s)
+            } else if p == 0.0 || p == 1.0 || p == f64::NEG_INFINITY {
+                s
+            } else {
+                eb::bin(BinOp::Pow, s, eb::konst(1.0 / p, f))
+            }
+        };
+        self.reduce_finish(n, &terms, dims, keepdim, op, f, dtype, out_shape, finish)
+    }
+
+    /// `cosine_similarity(x1, x2, dim, eps)`: the sum over `dim` of
+    /// `x1 / max(|x1|, eps) * x2 / max(|x2|, eps)`, the norms rounded to the
+    /// dtype as torch computes them (same-shape operands only).
+    fn cosine_similarity(
+        &mut self,
+        n: &Node,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let x1 = self.tensor_arg(n, "x1")?;
+        let x2 = self.tensor_arg(n, "x2")?;
+        let rank = x1.shape.len();
+        if !dtype.is_float() || x1.dtype != dtype || x2.dtype != dtype || x1.shape != x2.shape {
+            return Ok(Lowered::Fallback);
+        }
+        if rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let Some(eps) = float_arg(n, "eps") else {
+            return Ok(Lowered::Fallback);
+        };
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let mut units = Vec::new();
+        for x in [&x1, &x2] {
+            let f = DType::F64;
+            let xx = x.clone();
+            let sq: Body = Rc::new(move |idx: &[E]| {
+                let v = eb::cast(f, xx.at(idx));
+                eb::bin(BinOp::Mul, v.clone(), v)
+            });
+            let sq = self.lazy(f, x.shape.clone(), &[&x.origins], x.cost() + 2, sq);
+            let ss = self.reduce_kept(n, &sq, &[d], RedOp::Sum, f, "norm");
+            let xx = x.clone();
+            let e = eb::konst(eps, fc);
+            let unit: Body = Rc::new(move |idx: &[E]| {
+                let mut at = idx.to_vec();
+                at[d] = eb::int(0);
+                // The norm in the dtype, clamped, then the quotient.
+                let norm = eb::cast(fc, eb::cast(dtype, eb::un(UnOp::Sqrt, ss.at(&at))));
+                let norm = eb::bin(BinOp::Max, norm, e.clone());
+                eb::cast(dtype, eb::bin(BinOp::Div, eb::cast(fc, xx.at(idx)), norm))
+            });
+            units.push(unit);
+        }
+        let (u1, u2) = (units[0].clone(), units[1].clone());
+        let prod: Body = Rc::new(move |idx: &[E]| {
+            let p = eb::bin(BinOp::Mul, eb::cast(fc, u1(idx)), eb::cast(fc, u2(idx)));
+            eb::cast(DType::F64, eb::cast(dtype, p))
+        });
+        let cost = x1.cost() + x2.cost() + 8;
+        let prod = self.lazy(
+            DType::F64,
+            x1.shape.clone(),
+            &[&x1.origins, &x2.origins],
+            cost,
+            prod,
+        );
+        self.reduce_finish(
+            n,
+            &prod,
+            &[d],
+            false,
+            RedOp::Sum,
+            DType::F64,
+            dtype,
+            out_shape,
+            |s| s,
+        )
+    }
+
+    /// `diagonal_scatter`: a copy of `self` with `src` stored into its
+    /// diagonal (a strided view of the copy's buffer).
+    fn diagonal_scatter(
+        &mut self,
+        n: &Node,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let src = self.tensor_arg(n, "src")?;
+        let rank = out_shape.len();
+        if base.shape != out_shape || rank < 2 {
+            return Ok(Lowered::Fallback);
+        }
+        let off = self.int_arg(n, "offset")?;
+        let d1 = wrap(n, self.int_arg(n, "dim1")?, rank)?;
+        let d2 = wrap(n, self.int_arg(n, "dim2")?, rank)?;
+        let (Some(s1), Some(s2)) = (out_shape[d1].as_int(), out_shape[d2].as_int()) else {
+            return Ok(Lowered::Fallback);
+        };
+        if d1 == d2 || src.shape.len() != rank - 1 {
+            return Ok(Lowered::Fallback);
+        }
+        let (o1, o2) = ((-off).max(0), off.max(0));
+        let len = (s1 - o1).min(s2 - o2).max(0);
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        self.store(&base, out.clone());
+        let mut view = out.clone();
+        view.offset = SymExpr::add(vec![
+            SymExpr::mul(vec![SymExpr::Int(o1), out.strides[d1].clone()]),
+            SymExpr::mul(vec![SymExpr::Int(o2), out.strides[d2].clone()]),
+        ]);
+        let mut strides = Vec::new();
+        let mut shape = Vec::new();
+        for d in (0..rank).filter(|&d| d != d1 && d != d2) {
+            strides.push(out.strides[d].clone());
+            shape.push(out_shape[d].clone());
+        }
+        strides.push(SymExpr::add(vec![
+            out.strides[d1].clone(),
+            out.strides[d2].clone(),
+        ]));
+        shape.push(SymExpr::Int(len));
+        for (i, (a, b)) in src.shape.iter().zip(&shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the scattered diagonal"), a, b)?;
+        }
+        view.strides = strides;
+        view.shape = shape;
+        let src = Tv {
+            origins: if src.origins.is_empty() {
+                Rc::new(vec![origin(n)])
+            } else {
+                src.origins.clone()
+            },
+            ..src
+        };
+        self.store(&src, view);
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// `cdist(x1, x2, p)`: `out[.., i, j]` is the `p`-norm over the last dim
+    /// of `x1[.., i, :] - x2[.., j, :]`, computed directly.
+    fn cdist(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x1 = self.tensor_arg(n, "x1")?;
+        let x2 = self.tensor_arg(n, "x2")?;
+        let Some(p) = float_arg(n, "p") else {
+            return Ok(Lowered::Fallback);
+        };
+        let (r1, r2) = (x1.shape.len(), x2.shape.len());
+        if r1 < 2 || r2 < 2 || !dtype.is_float() || x1.dtype != dtype || x2.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let rank = out_shape.len();
+        if rank < 2 {
+            return Ok(Lowered::Fallback);
+        }
+        self.require_eq(
+            n,
+            "the width of cdist's operands",
+            &x1.shape[r1 - 1],
+            &x2.shape[r2 - 1],
+        )?;
+        self.require_eq(
+            n,
+            "the rows of cdist",
+            &out_shape[rank - 2],
+            &x1.shape[r1 - 2],
+        )?;
+        self.require_eq(
+            n,
+            "the columns of cdist",
+            &out_shape[rank - 1],
+            &x2.shape[r2 - 1 - 1],
+        )?;
+        // x1 as [.., P, 1, M], x2 as [.., 1, R, M], broadcast to [.., P, R, M].
+        let mut shape = out_shape.to_vec();
+        shape.push(x1.shape[r1 - 1].clone());
+        let mut s1 = x1.shape.clone();
+        s1.insert(r1 - 1, SymExpr::Int(1));
+        let mut s2 = x2.shape.clone();
+        s2.insert(r2 - 2, SymExpr::Int(1));
+        let (Some(u1), Some(u2)) = (unit_dims_map(&x1, &s1), unit_dims_map(&x2, &s2)) else {
+            return Ok(Lowered::Fallback);
+        };
+        let (b1, b2) = (
+            self.broadcast(&u1, &shape, n)?,
+            self.broadcast(&u2, &shape, n)?,
+        );
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let d = eb::bin(BinOp::Sub, eb::cast(fc, b1(idx)), eb::cast(fc, b2(idx)));
+            eb::cast(dtype, d)
+        });
+        let cost = x1.cost() + x2.cost() + 1;
+        let d = self.lazy(
+            dtype,
+            shape.clone(),
+            &[&x1.origins, &x2.origins],
+            cost,
+            body,
+        );
+        self.vector_norm(&d, p, &[rank], false, dtype, out_shape, n)
+    }
+
+    /// `rms_norm(x, normalized_shape, weight, eps)`: `x / sqrt(mean(x^2) +
+    /// eps) * weight` over the trailing dims, in f64; `eps` defaults to the
+    /// machine epsilon of the compute type (f32 but for f64).
+    fn rms_norm(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let ns = self.ints_arg(n, "normalized_shape")?;
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let rank = x.shape.len();
+        if !dtype.is_float() || x.dtype != dtype || ns.len() > rank || out_shape != x.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let eps = match n.arg("eps") {
+            None | Some(Arg::None) if dtype == DType::F64 => f64::EPSILON,
+            None | Some(Arg::None) => f32::EPSILON as f64,
+            _ => match float_arg(n, "eps") {
+                Some(e) => e,
+                None => return Ok(Lowered::Fallback),
+            },
+        };
+        let split = rank - ns.len();
+        for (k, &s) in ns.iter().enumerate() {
+            self.require_eq(n, "a normalized dim", &x.shape[split + k], &SymExpr::Int(s))?;
+        }
+        if let Some(w) = &w {
+            if w.shape.len() != ns.len() {
+                return Ok(Lowered::Fallback);
+            }
+            for (a, b) in w.shape.iter().zip(&x.shape[split..]) {
+                self.require_eq(n, "a dim of the rms_norm weight", a, b)?;
+            }
+        }
+        let dims: Vec<usize> = (split..rank).collect();
+        let f = DType::F64;
+        let xe = x.clone();
+        let sq: Body = Rc::new(move |idx: &[E]| {
+            let v = eb::cast(f, xe.at(idx));
+            eb::bin(BinOp::Mul, v.clone(), v)
+        });
+        let sq = self.lazy(f, x.shape.clone(), &[&x.origins], x.cost() + 2, sq);
+        let ms = self.reduce_kept(n, &sq, &dims, RedOp::Mean, f, "ms");
+        let count = ns.len();
+        let mut parts = vec![x.origins.clone()];
+        if let Some(w) = &w {
+            parts.push(w.origins.clone());
+        }
+        let cost = x.cost() + 4;
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for a in at.iter_mut().skip(split) {
+                *a = eb::int(0);
+            }
+            let r = eb::un(
+                UnOp::Rsqrt,
+                eb::bin(BinOp::Add, ms.at(&at), eb::konst(eps, f)),
+            );
+            let mut y = eb::bin(BinOp::Mul, eb::cast(f, x.at(idx)), r);
+            if let Some(w) = &w {
+                y = eb::bin(BinOp::Mul, y, eb::cast(f, w.at(&idx[idx.len() - count..])));
+            }
+            eb::cast(dtype, y)
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &parts,
+            cost,
+            body,
+        )))
+    }
+
+    /// `_weight_norm(v, g, dim)`: `v * (g / ||v||)`, the 2-norm over every
+    /// dim but `dim` (over all of them for `dim = -1`).
+    fn weight_norm(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let v = self.tensor_arg(n, "v")?;
+        let g = self.tensor_arg(n, "g")?;
+        let rank = v.shape.len();
+        if !dtype.is_float() || v.dtype != dtype || g.dtype != dtype || out_shape != v.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let dim = self.int_arg(n, "dim")?;
+        let dims: Vec<usize> = if dim == -1 {
+            (0..rank).collect()
+        } else {
+            let k = wrap(n, dim, rank)?;
+            (0..rank).filter(|&d| d != k).collect()
+        };
+        let f = DType::F64;
+        let ve = v.clone();
+        let sq: Body = Rc::new(move |idx: &[E]| {
+            let x = eb::cast(f, ve.at(idx));
+            eb::bin(BinOp::Mul, x.clone(), x)
+        });
+        let sq = self.lazy(f, v.shape.clone(), &[&v.origins], v.cost() + 2, sq);
+        let ss = self.reduce_kept(n, &sq, &dims, RedOp::Sum, f, "norm");
+        let gb = self.broadcast(&g, out_shape, n)?;
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let cost = v.cost() + g.cost() + 4;
+        let (vo, go) = (v.origins.clone(), g.origins.clone());
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for &d in &dims {
+                at[d] = eb::int(0);
+            }
+            // The norm and the scale rounded to the dtype, as torch has them.
+            let norm = eb::cast(fc, eb::cast(dtype, eb::un(UnOp::Sqrt, ss.at(&at))));
+            let scale = eb::cast(
+                fc,
+                eb::cast(dtype, eb::bin(BinOp::Div, eb::cast(fc, gb(idx)), norm)),
+            );
+            eb::cast(dtype, eb::bin(BinOp::Mul, eb::cast(fc, v.at(idx)), scale))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[&vo, &go],
+            cost,
+            body,
+        )))
+    }
+
+    /// `im2col`: `out[.., (c kh + i) kw + j, oy ow + ox]` is the input at
+    /// `(oy sh - ph + i dh, ox sw - pw + j dw)` of channel `c`, 0 in the
+    /// padding. Static sizes only.
+    fn im2col(&self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if !(rank == 3 || rank == 4) || out_shape.len() != rank - 1 || x.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let two = |name: &str| -> Result<Vec<i64>> {
+            let v = self.ints_arg(n, name)?;
+            Ok(if v.len() == 1 { vec![v[0]; 2] } else { v })
+        };
+        let (k, d, p, s) = (
+            two("kernel_size")?,
+            two("dilation")?,
+            two("padding")?,
+            two("stride")?,
+        );
+        if [&k, &d, &p, &s].iter().any(|v| v.len() != 2)
+            || k.iter().chain(&d).chain(&s).any(|&v| v <= 0)
+            || p.iter().any(|&v| v < 0)
+        {
+            return Ok(Lowered::Fallback);
+        }
+        let (Some(c), Some(h), Some(w)) = (
+            x.shape[rank - 3].as_int(),
+            x.shape[rank - 2].as_int(),
+            x.shape[rank - 1].as_int(),
+        ) else {
+            return Ok(Lowered::Fallback);
+        };
+        let o: Vec<i64> = [h, w]
+            .iter()
+            .enumerate()
+            .map(|(j, &i)| (i + 2 * p[j] - d[j] * (k[j] - 1) - 1).div_euclid(s[j]) + 1)
+            .collect();
+        if o.iter().any(|&v| v <= 0) {
+            return Ok(Lowered::Fallback);
+        }
+        if rank == 4 {
+            self.require_eq(n, "the batch of im2col", &out_shape[0], &x.shape[0])?;
+        }
+        let r = rank - 1;
+        self.require_eq(
+            n,
+            "the rows of im2col",
+            &out_shape[r - 2],
+            &SymExpr::Int(c * k[0] * k[1]),
+        )?;
+        self.require_eq(
+            n,
+            "the blocks of im2col",
+            &out_shape[r - 1],
+            &SymExpr::Int(o[0] * o[1]),
+        )?;
+        let zero = eb::konst(0.0, dtype);
+        Ok(Lowered::One({
+            let xe = x.clone();
+            let body: Body = Rc::new(move |idx: &[E]| {
+                let (row, l) = (idx[r - 2].clone(), idx[r - 1].clone());
+                let kk = k[0] * k[1];
+                let ch = eb::bin(BinOp::FloorDiv, row.clone(), eb::int(kk));
+                let ki = eb::bin(
+                    BinOp::FloorDiv,
+                    eb::bin(BinOp::Rem, row.clone(), eb::int(kk)),
+                    eb::int(k[1]),
+                );
+                let kj = eb::bin(BinOp::Rem, row, eb::int(k[1]));
+                let oy = eb::bin(BinOp::FloorDiv, l.clone(), eb::int(o[1]));
+                let ox = eb::bin(BinOp::Rem, l, eb::int(o[1]));
+                let pos = |o: E, kk: E, j: usize| {
+                    eb::add(
+                        eb::add(eb::mul(o, eb::int(s[j])), eb::int(-p[j])),
+                        eb::mul(kk, eb::int(d[j])),
+                    )
+                };
+                let (y, xx) = (pos(oy, ki, 0), pos(ox, kj, 1));
+                let inside = |v: &E, len: i64| {
+                    eb::bin(
+                        BinOp::BitAnd,
+                        eb::cmp(CmpOp::Ge, v.clone(), eb::int(0)),
+                        eb::cmp(CmpOp::Lt, v.clone(), eb::int(len)),
+                    )
+                };
+                let ok = eb::bin(BinOp::BitAnd, inside(&y, h), inside(&xx, w));
+                let clampi = |v: E, len: i64| {
+                    eb::bin(
+                        BinOp::Min,
+                        eb::bin(BinOp::Max, v, eb::int(0)),
+                        eb::int(len - 1),
+                    )
+                };
+                let mut at = idx[..r - 2].to_vec();
+                at.extend([ch, clampi(y, h), clampi(xx, w)]);
+                eb::select(ok, eb::cast(dtype, xe.at(&at)), zero.clone())
+            });
+            self.lazy(dtype, out_shape.to_vec(), &[&x.origins], x.cost() + 4, body)
+        }))
+    }
+
+    /// `embedding_bag` in sum or mean mode, the first output only: per bag
+    /// (the rows of 2-d indices, or the ranges between offsets of 1-d
+    /// ones) a reduction over every index masked to the bag's range, in f64,
+    /// the padding index left out (and not counted), the per-sample weights
+    /// applied; a mean divides by the count, an empty bag is 0. Negative
+    /// indices are out of range, as aten has them.
+    fn embedding_bag(&mut self, n: &Node, a: Aten, ov: &str) -> Result<Lowered> {
+        if n.outputs.iter().skip(1).any(|v| self.uses[v.index()] > 0) {
+            return Ok(Lowered::Fallback);
+        }
+        let w = self.tensor_arg(n, "weight")?;
+        let ix = self.tensor_arg(n, "indices")?;
+        let offsets = self.opt_tensor_arg(n, "offsets")?;
+        let psw = self.opt_tensor_arg(n, "per_sample_weights")?;
+        let mode = self.int_arg(n, "mode")?;
+        let last = self.bool_arg(n, "include_last_offset")?;
+        let (dtype, out_shape) = self.out_type(n)?;
+        if w.shape.len() != 2 || !(mode == 0 || mode == 1) || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        if psw.is_some() && mode != 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let rows = w.shape[0].clone();
+        let padding: Option<i64> = match (a, ov) {
+            (Aten::InternalEmbeddingBag, _) => match self.int_arg(n, "padding_idx")? {
+                p if p >= 0 => Some(p),
+                _ => None,
+            },
+            (_, "padding_idx") => match n.arg("padding_idx") {
+                None | Some(Arg::None) => None,
+                Some(_) => {
+                    let p = self.int_arg(n, "padding_idx")?;
+                    let Some(r) = rows.as_int() else {
+                        return Ok(Lowered::Fallback);
+                    };
+                    Some(p.rem_euclid(r.max(1)))
+                }
+            },
+            _ => None,
+        };
+        // Per output bag b and reduced position j: (in the bag, index at j).
+        type Member = Rc<dyn Fn(&E, &E) -> (E, E)>;
+        let (bags, len, member): (SymExpr, SymExpr, Member) = match (ix.shape.len(), &offsets) {
+            (2, None) => {
+                let ixe = ix.clone();
+                let m: Member = Rc::new(move |b: &E, j: &E| {
+                    (eb::konst(1.0, DType::Bool), ixe.at(&[b.clone(), j.clone()]))
+                });
+                (ix.shape[0].clone(), ix.shape[1].clone(), m)
+            }
+            (1, Some(o)) if o.shape.len() == 1 => {
+                let nidx = ix.shape[0].clone();
+                let bags = if last {
+                    SymExpr::add(vec![o.shape[0].clone(), SymExpr::Int(-1)])
+                } else {
+                    o.shape[0].clone()
+                };
+                let (ixe, oe, count) = (ix.clone(), o.clone(), o.shape[0].clone());
+                let m: Member = Rc::new(move |b: &E, j: &E| {
+                    let start = eb::cast(DType::I64, oe.at(std::slice::from_ref(b)));
+                    let next = eb::add(b.clone(), eb::int(1));
+                    let has_next = eb::cmp(CmpOp::Lt, next.clone(), eb::size(&count));
+                    let at = eb::bin(BinOp::Min, next, eb::add(eb::size(&count), eb::int(-1)));
+                    let end = eb::select(
+                        has_next,
+                        eb::cast(DType::I64, oe.at(&[at])),
+                        eb::size(&nidx),
+                    );
+                    let inside = eb::bin(
+                        BinOp::BitAnd,
+                        eb::cmp(CmpOp::Ge, j.clone(), start),
+                        eb::cmp(CmpOp::Lt, j.clone(), end),
+                    );
+                    (inside, ixe.at(std::slice::from_ref(j)))
+                });
+                (bags, ix.shape[0].clone(), m)
+            }
+            _ => return Ok(Lowered::Fallback),
+        };
+        if out_shape.len() != 2 {
+            return Ok(Lowered::Fallback);
+        }
+        self.require_eq(n, "the number of bags", &out_shape[0], &bags)?;
+        self.require_eq(n, "the embedding width", &out_shape[1], &w.shape[1])?;
+        let f = DType::F64;
+        // Whether position j counts, and the row it reads.
+        let counted = {
+            let member = member.clone();
+            let rows = rows.clone();
+            move |b: &E, j: &E| -> (E, E) {
+                let (inside, i) = member(b, j);
+                let i = eb::cast(DType::I64, i);
+                let keep = match padding {
+                    Some(p) => eb::bin(
+                        BinOp::BitAnd,
+                        inside.clone(),
+                        eb::cmp(CmpOp::Ne, i.clone(), eb::int(p)),
+                    ),
+                    None => inside.clone(),
+                };
+                // Outside the bag read row 0; a negative index maps past the
+                // end, where the check fails.
+                let i = eb::select(inside, i, eb::int(0));
+                let neg = eb::cmp(CmpOp::Lt, i.clone(), eb::int(0));
+                let i = eb::select(neg, eb::size(&rows), i);
+                (keep, Rc::new(Expr::Index(i, rows.clone())))
+            }
+        };
+        let idx: Vec<E> = (0..3).map(eb::var).collect();
+        let (keep, row) = counted(&idx[0], &idx[2]);
+        let mut v = eb::cast(f, w.at(&[row, idx[1].clone()]));
+        if let Some(p) = &psw {
+            v = eb::bin(BinOp::Mul, v, eb::cast(f, p.at(&[idx[2].clone()])));
+        }
+        let expr = eb::select(keep, v, eb::konst(0.0, f));
+        let name = format!("{}_sum", n.name);
+        let bshape = vec![bags.clone(), w.shape[1].clone()];
+        let b = self.add_buffer(&name, f, &bshape, BufKind::Temp);
+        let sum = View::dense(b, f, &bshape);
+        let mut origins = vec![origin(n)];
+        for t in [Some(&w), Some(&ix), offsets.as_ref(), psw.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            for o in t.origins.iter() {
+                if !origins.contains(o) {
+                    origins.insert(0, o.clone());
+                }
+            }
+        }
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: sum.clone(),
+                reduced: vec![len.clone()],
+                op: RedOp::Sum,
+                expr,
+            },
+            origins: origins.clone(),
+        });
+        let count = if mode == 1 {
+            let idx: Vec<E> = (0..2).map(eb::var).collect();
+            let (keep, _) = counted(&idx[0], &idx[1]);
+            let expr = eb::select(keep, eb::konst(1.0, f), eb::konst(0.0, f));
+            let name = format!("{}_count", n.name);
+            let cshape = vec![bags.clone()];
+            let b = self.add_buffer(&name, f, &cshape, BufKind::Temp);
+            let cv = View::dense(b, f, &cshape);
+            self.plan.kernels.push(Kernel {
+                kind: KernelKind::Reduction {
+                    out: cv.clone(),
+                    reduced: vec![len],
+                    op: RedOp::Sum,
+                    expr,
+                },
+                origins,
+            });
+            Some(cv)
+        } else {
+            None
+        };
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let s = eb::load(&sum, idx);
+            let v = match &count {
+                Some(c) => {
+                    let c = eb::load(c, &idx[..1]);
+                    let some = eb::cmp(CmpOp::Gt, c.clone(), eb::konst(0.0, f));
+                    eb::select(some, eb::bin(BinOp::Div, s, c), eb::konst(0.0, f))
+                }
+                None => s,
+            };
+            eb::cast(dtype, v)
+        });
+        let out = self.lazy(dtype, out_shape, &[], 2, body);
+        let mut outs = vec![Some(out)];
+        outs.extend((1..n.outputs.len()).map(|_| None));
+        Ok(Lowered::Many(outs))
+    }
+
+    /// The `(size, stride, storage_offset)` window of `as_strided` and
+    /// `as_strided_scatter` over a storage of `numel` elements, when every
+    /// element it reaches lies inside (and, when `disjoint`, no two
+    /// positions reach the same element). Static sizes only.
+    fn strided_window(&self, n: &Node, numel: &SymExpr, disjoint: bool) -> Result<Option<Window>> {
+        let size = self.ints_arg(n, "size")?;
+        let stride = self.ints_arg(n, "stride")?;
+        let offset = match n.arg("storage_offset") {
+            None | Some(Arg::None) => 0,
+            Some(_) => self.int_arg(n, "storage_offset")?,
+        };
+        let Some(numel) = numel.as_int() else {
+            return Ok(None);
+        };
+        if size.len() != stride.len() || offset < 0 || size.iter().chain(&stride).any(|&v| v < 0) {
+            return Ok(None);
+        }
+        if !size.contains(&0) {
+            let hi = size
+                .iter()
+                .zip(&stride)
+                .try_fold(offset, |a, (&s, &t)| a.checked_add((s - 1).checked_mul(t)?));
+            match hi {
+                Some(h) if h < numel => {}
+                _ => return Ok(None),
+            }
+            if disjoint {
+                // Dims by stride: each must step past all the smaller ones.
+                let mut dims: Vec<(i64, i64)> = size
+                    .iter()
+                    .zip(&stride)
+                    .filter(|(&s, _)| s > 1)
+                    .map(|(&s, &t)| (t, s))
+                    .collect();
+                dims.sort_unstable();
+                let mut extent = 1i64;
+                for (t, s) in dims {
+                    if t < extent {
+                        return Ok(None);
+                    }
+                    extent += t * (s - 1);
+                }
+            }
+        }
+        Ok(Some((size, stride, offset)))
+    }
+
+    /// `as_strided` of a tensor whose storage is its own dense buffer, as a
+    /// strided view of that buffer: the input must be the output of a
+    /// `clone`, which the interpreter (like torch for dense inputs) gives
+    /// fresh row-major storage.
+    fn as_strided(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let Some(Arg::Value(v)) = n.arg("self") else {
+            return Ok(Lowered::Fallback);
+        };
+        let producer = self.g.producers()[v.index()].map(|i| &self.g.nodes[i]);
+        let fresh = matches!(producer.map(|p| &p.op), Some(Op::Aten(Aten::Clone, _)));
+        let t = self.tensor_arg(n, "self")?;
+        if !fresh || t.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let numel = SymExpr::mul(t.shape.clone());
+        let Some((size, stride, offset)) = self.strided_window(n, &numel, false)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let shape: Vec<SymExpr> = size.iter().map(|&s| SymExpr::Int(s)).collect();
+        if shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let base = self.realize(&t);
+        let view = View {
+            offset: SymExpr::Int(offset),
+            strides: stride.into_iter().map(SymExpr::Int).collect(),
+            shape,
+            ..base
+        };
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(view),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// `as_strided_scatter`: a dense copy of `self` with `src` stored into
+    /// the strided window of the copy (positions that do not overlap).
+    fn as_strided_scatter(
+        &mut self,
+        n: &Node,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let src = self.tensor_arg(n, "src")?;
+        if base.shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let numel = SymExpr::mul(out_shape.to_vec());
+        let Some((size, stride, offset)) = self.strided_window(n, &numel, true)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let shape: Vec<SymExpr> = size.iter().map(|&s| SymExpr::Int(s)).collect();
+        let out = self.temp(n.outputs[0], dtype, out_shape);
+        self.store(&base, out.clone());
+        let view = View {
+            offset: SymExpr::Int(offset),
+            strides: stride.into_iter().map(SymExpr::Int).collect(),
+            shape: shape.clone(),
+            ..out.clone()
+        };
+        let sb = self.broadcast(&src, &shape, n)?;
+        let src = Tv {
+            dtype: src.dtype,
+            shape: shape.clone(),
+            kind: TvKind::Lazy(sb, src.cost()),
+            origins: if src.origins.is_empty() {
+                Rc::new(vec![origin(n)])
+            } else {
+                src.origins.clone()
+            },
+        };
+        self.store(&src, view);
+        Ok(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(out),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
+    /// than one element runs along dim 1 (the channels).
+    fn prelu(&self, n: &Node, dtype: DType, fc: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let w = self.tensor_arg(n, "weight")?;
+        let Some(numel) = SymExpr::mul(w.shape.clone()).as_int() else {
+            return Ok(Lowered::Fallback);
+        };
+        let per_channel = numel > 1 && x.shape.len() >= 2;
+        if per_channel {
+            if w.shape.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+            self.require_eq(n, "the number of prelu weights", &w.shape[0], &shape[1])?;
+        }
+        let xb = self.broadcast(&x, shape, n)?;
+        let wb: Body = if per_channel {
+            let w = w.clone();
+            Rc::new(move |idx: &[E]| w.at(&[idx[1].clone()]))
+        } else {
+            self.broadcast(&w, shape, n)?
+        };
+        let cost = x.cost() + w.cost() + 3;
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let v = eb::cast(fc, xb(idx));
+            let wv = eb::cast(fc, wb(idx));
+            let pos = eb::cmp(CmpOp::Gt, v.clone(), eb::konst(0.0, fc));
+            eb::cast(
+                dtype,
+                eb::select(pos, v.clone(), eb::bin(BinOp::Mul, wv, v)),
+            )
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            shape.to_vec(),
+            &[&x.origins, &w.origins],
+            cost,
+            body,
+        )))
+    }
+
+    /// `glu(x, dim)`: the first half along `dim` times the sigmoid of the
+    /// second.
+    fn glu(&self, n: &Node, dtype: DType, fc: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if rank == 0 || shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let half = shape[d].clone();
+        let full = SymExpr::mul(vec![half.clone(), SymExpr::Int(2)]);
+        self.require_eq(n, "twice the halved dim of glu", &full, &x.shape[d])?;
+        for i in (0..rank).filter(|&i| i != d) {
+            self.require_eq(n, &format!("dim {i} of glu"), &shape[i], &x.shape[i])?;
+        }
+        let cost = x.cost() * 2 + 3;
+        let xo = x.origins.clone();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut second = idx.to_vec();
+            second[d] = eb::add(idx[d].clone(), eb::size(&half));
+            let p = eb::cast(fc, x.at(idx));
+            let q = eb::cast(fc, x.at(&second));
+            eb::cast(dtype, eb::bin(BinOp::Mul, p, eb::un(UnOp::Sigmoid, q)))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
+    }
+
+    /// `tril` / `triu`: the elements of the last two dims with `col - row`
+    /// at most (at least) `diagonal`, zeros elsewhere.
+    fn triangle(&self, n: &Node, lower: bool, dtype: DType, shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if rank < 2 || x.shape.as_slice() != shape || x.dtype != dtype {
+            return Ok(Lowered::Fallback);
+        }
+        let Some(diag) = self.sym_arg(n, "diagonal")? else {
+            return Ok(Lowered::Fallback);
+        };
+        let cost = x.cost() + 2;
+        let xo = x.origins.clone();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let off = eb::bin(BinOp::Sub, idx[rank - 1].clone(), idx[rank - 2].clone());
+            let op = if lower { CmpOp::Le } else { CmpOp::Ge };
+            let keep = eb::cmp(op, off, eb::size(&diag));
+            eb::select(keep, x.at(idx), eb::konst(0.0, dtype))
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
     }
 
     /// `where(cond, a, b)` of the named arguments, broadcast to `shape`;
@@ -1574,89 +3651,194 @@ impl<'a> Sched<'a> {
         Ok(None)
     }
 
-    /// `avg_pool2d` as a sum over the window of the input (zero outside)
-    /// divided by torch's divisor: the window clipped to the padded input
-    /// (`count_include_pad`), to the input itself, or `divisor_override`.
-    fn avg_pool2d(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+    /// Pooling over the last `sd` dims as a reduction over the window:
+    /// fixed windows (kernel, stride, padding, dilation) or torch's adaptive
+    /// ones (`[floor(o in / out), ceil((o + 1) in / out))`, reduced over the
+    /// largest). Averages divide each element by torch's divisor (the window
+    /// clipped to the padded input with `count_include_pad`, else to the
+    /// input, or `divisor_override`), maxima read `-inf` outside the input.
+    /// Static spatial sizes only.
+    fn pool(
+        &mut self,
+        n: &Node,
+        kind: Pool,
+        sd: usize,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
         let x = self.tensor_arg(n, "self")?;
         let rank = x.shape.len();
-        if !dtype.is_float() || !(rank == 3 || rank == 4) || out_shape.len() != rank {
+        if !dtype.is_float() || x.dtype != dtype || !(rank == sd + 1 || rank == sd + 2) {
             return Ok(Lowered::Fallback);
         }
-        let [k, s, p, _] = self.pool_window(n)?;
-        let include_pad = self.bool_arg(n, "count_include_pad")?;
-        let divisor = match n.arg("divisor_override") {
-            None | Some(Arg::None) => None,
-            Some(Arg::Int(d)) if *d != 0 => Some(*d),
-            _ => return Ok(Lowered::Fallback),
-        };
-        if k.len() != 2 || s.len() != 2 || p.len() != 2 || k.iter().chain(&s).any(|&v| v <= 0) {
+        if out_shape.len() != rank {
             return Ok(Lowered::Fallback);
         }
-        let (h, w) = (x.shape[rank - 2].clone(), x.shape[rank - 1].clone());
-        if h.as_int() == Some(0) || w.as_int() == Some(0) {
-            return Ok(Lowered::Fallback);
+        for (d, (o, i)) in out_shape.iter().zip(&x.shape).take(rank - sd).enumerate() {
+            self.require_eq(n, &format!("dim {d} of the pooled tensor"), o, i)?;
+        }
+        let mut ins = Vec::new();
+        let mut outs = Vec::new();
+        for (xd, od) in x.shape.iter().zip(out_shape).skip(rank - sd) {
+            let (Some(i), Some(o)) = (xd.as_int(), od.as_int()) else {
+                return Ok(Lowered::Fallback);
+            };
+            if i <= 0 || o < 0 {
+                return Ok(Lowered::Fallback);
+            }
+            ins.push(i);
+            outs.push(o);
+        }
+        let adaptive = matches!(kind, Pool::AdaptiveAvg | Pool::AdaptiveMax);
+        // Per axis: window extent, stride, padding, dilation (fixed windows).
+        let mut win = Vec::new();
+        if adaptive {
+            let want = self.ints_arg(n, "output_size")?;
+            if want.len() != sd || want.iter().zip(&outs).any(|(a, b)| a != b) {
+                return Ok(Lowered::Fallback);
+            }
+            for k in 0..sd {
+                let (i, o) = (ins[k], outs[k]);
+                let widest = (0..o)
+                    .map(|j| ((j + 1) * i + o - 1) / o - j * i / o)
+                    .max()
+                    .unwrap_or(1);
+                win.push([widest, 0, 0, 1]);
+            }
+        } else {
+            let arg = |name: &str, d: &[i64]| -> Result<Vec<i64>> {
+                let v = match n.arg(name) {
+                    None | Some(Arg::None) => d.to_vec(),
+                    Some(_) => self.ints_arg(n, name)?,
+                };
+                Ok(match v.len() {
+                    0 => d.to_vec(),
+                    1 => vec![v[0]; sd],
+                    _ => v,
+                })
+            };
+            let k = arg("kernel_size", &vec![1; sd])?;
+            let s = arg("stride", &k)?;
+            let p = arg("padding", &vec![0; sd])?;
+            let dl = match kind {
+                Pool::Max => arg("dilation", &vec![1; sd])?,
+                _ => vec![1; sd],
+            };
+            if [&k, &s, &p, &dl].iter().any(|v| v.len() != sd)
+                || k.iter().chain(&s).chain(&dl).any(|&v| v <= 0)
+            {
+                return Ok(Lowered::Fallback);
+            }
+            for a in 0..sd {
+                win.push([k[a], s[a], p[a], dl[a]]);
+            }
         }
         let acc = if dtype == DType::F64 {
             DType::F64
         } else {
             DType::F32
         };
+        let reduced: Vec<SymExpr> = win.iter().map(|w| SymExpr::Int(w[0])).collect();
         let no = rank;
         let xe = x.clone();
-        let reduced = vec![SymExpr::Int(k[0]), SymExpr::Int(k[1])];
         let expr_of = move |idx: &[E]| -> E {
-            let (oy, ox) = (idx[no - 2].clone(), idx[no - 1].clone());
-            let (ky, kx) = (idx[no].clone(), idx[no + 1].clone());
-            let axis = |o: E, kk: E, s: i64, p: i64, k: i64, len: &SymExpr| {
-                let start = eb::add(eb::mul(o, eb::int(s)), eb::int(-p));
-                let i = eb::add(start.clone(), kk);
-                let len = eb::size(len);
-                let inside = eb::bin(
+            let mut inside: Option<E> = None;
+            let mut at = idx[..no - sd].to_vec();
+            let mut divisor: Option<E> = None;
+            for a in 0..sd {
+                let o = idx[no - sd + a].clone();
+                let kk = idx[no + a].clone();
+                let len = ins[a];
+                let [k, s, p, dl] = win[a];
+                let (start, end) = if adaptive {
+                    let out = outs[a];
+                    let start = eb::bin(
+                        BinOp::FloorDiv,
+                        eb::mul(o.clone(), eb::int(len)),
+                        eb::int(out),
+                    );
+                    let next = eb::add(
+                        eb::mul(eb::add(o, eb::int(1)), eb::int(len)),
+                        eb::int(out - 1),
+                    );
+                    (start, eb::bin(BinOp::FloorDiv, next, eb::int(out)))
+                } else {
+                    let start = eb::add(eb::mul(o, eb::int(s)), eb::int(-p));
+                    // The padded window's end, as torch clips it.
+                    let end = eb::bin(
+                        BinOp::Min,
+                        eb::add(start.clone(), eb::int(k)),
+                        eb::int(len + p),
+                    );
+                    (start, end)
+                };
+                let i = eb::add(start.clone(), eb::mul(kk, eb::int(dl)));
+                let mut ok = eb::bin(
                     BinOp::BitAnd,
                     eb::cmp(CmpOp::Ge, i.clone(), eb::int(0)),
-                    eb::cmp(CmpOp::Lt, i.clone(), len.clone()),
+                    eb::cmp(CmpOp::Lt, i.clone(), eb::int(len)),
                 );
-                let last = eb::add(len.clone(), eb::int(-1));
-                let clamped = eb::bin(BinOp::Min, eb::bin(BinOp::Max, i, eb::int(0)), last);
-                // The window: padded extent, then clipped to the input.
-                let end = eb::bin(
+                if adaptive {
+                    ok = eb::bin(
+                        BinOp::BitAnd,
+                        ok,
+                        eb::cmp(CmpOp::Lt, i.clone(), end.clone()),
+                    );
+                }
+                inside = Some(match inside {
+                    Some(c) => eb::bin(BinOp::BitAnd, c, ok),
+                    None => ok,
+                });
+                at.push(eb::bin(
                     BinOp::Min,
-                    eb::add(start.clone(), eb::int(k)),
-                    eb::add(len.clone(), eb::int(p)),
-                );
-                let padded = eb::bin(BinOp::Sub, end.clone(), start.clone());
-                let inner = eb::bin(
-                    BinOp::Sub,
-                    eb::bin(BinOp::Min, end, len),
-                    eb::bin(BinOp::Max, start, eb::int(0)),
-                );
-                (inside, clamped, padded, inner)
-            };
-            let (iny, cy, py, ny) = axis(oy, ky, s[0], p[0], k[0], &h);
-            let (inx, cx, px, nx) = axis(ox, kx, s[1], p[1], k[1], &w);
-            let mut at = idx[..no - 2].to_vec();
-            at.push(cy);
-            at.push(cx);
+                    eb::bin(BinOp::Max, i, eb::int(0)),
+                    eb::int(len - 1),
+                ));
+                let count = match kind {
+                    Pool::Avg(true, None) => eb::bin(BinOp::Sub, end, start),
+                    Pool::Avg(false, None) => eb::bin(
+                        BinOp::Sub,
+                        eb::bin(BinOp::Min, end, eb::int(len)),
+                        eb::bin(BinOp::Max, start, eb::int(0)),
+                    ),
+                    Pool::AdaptiveAvg => eb::bin(BinOp::Sub, end, start),
+                    _ => eb::int(1),
+                };
+                divisor = Some(match divisor {
+                    Some(d) => eb::mul(d, count),
+                    None => count,
+                });
+            }
             let v = eb::cast(acc, xe.at(&at));
-            let v = eb::select(eb::bin(BinOp::BitAnd, iny, inx), v, eb::konst(0.0, acc));
-            let div = match divisor {
-                Some(d) => eb::int(d),
-                None if include_pad => eb::mul(py, px),
-                None => eb::mul(ny, nx),
-            };
-            eb::bin(BinOp::Div, v, eb::cast(acc, div))
+            let inside = inside.unwrap_or_else(|| eb::konst(1.0, DType::Bool));
+            match kind {
+                Pool::Max | Pool::AdaptiveMax => {
+                    eb::select(inside, v, eb::konst(f64::NEG_INFINITY, acc))
+                }
+                _ => {
+                    let div = match kind {
+                        Pool::Avg(_, Some(d)) => eb::int(d),
+                        _ => divisor.unwrap_or_else(|| eb::int(1)),
+                    };
+                    let v = eb::select(inside, v, eb::konst(0.0, acc));
+                    eb::bin(BinOp::Div, v, eb::cast(acc, div))
+                }
+            }
         };
-        let idx: Vec<E> = (0..no + 2).map(eb::var).collect();
-        let expr = eb::cast(dtype, expr_of(&idx));
+        let idx: Vec<E> = (0..no + sd).map(eb::var).collect();
+        let expr = expr_of(&idx);
         let out = self.temp(n.outputs[0], dtype, out_shape);
         let mut origins = (*x.origins).clone();
         origins.push(origin(n));
+        let op = match kind {
+            Pool::Max | Pool::AdaptiveMax => RedOp::Max,
+            _ => RedOp::Sum,
+        };
         self.plan.kernels.push(Kernel {
             kind: KernelKind::Reduction {
                 out: out.clone(),
                 reduced,
-                op: RedOp::Sum,
+                op,
                 expr,
             },
             origins,
@@ -1761,6 +3943,210 @@ impl<'a> Sched<'a> {
         )))
     }
 
+    /// Resampling of the last `axes` dims (`nearest-exact`, linear or
+    /// cubic) with aten's source-index rules, as the interpreter computes
+    /// them: the source position and the weights in f64 (nearest-exact in
+    /// f32), the taps clamped into the input, the weighted sum in f64.
+    /// Static spatial sizes only.
+    fn resample(
+        &mut self,
+        n: &Node,
+        ov: &str,
+        mode: Resample,
+        axes: usize,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let name = if n.arg("input").is_some() {
+            "input"
+        } else {
+            "self"
+        };
+        let x = self.tensor_arg(n, name)?;
+        let rank = x.shape.len();
+        let ranks_ok = if axes == 1 {
+            rank == 3
+        } else {
+            rank == 3 || rank == 4
+        };
+        if !dtype.is_float() || x.dtype != dtype || !ranks_ok || out_shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        let align = mode != Resample::NearestExact && self.bool_arg(n, "align_corners")?;
+        let floats = |name: &str| -> Option<Vec<f64>> {
+            match n.arg(name) {
+                Some(Arg::Floats(v)) => Some(v.clone()),
+                Some(Arg::Ints(v)) => Some(v.iter().map(|&i| i as f64).collect()),
+                Some(Arg::Float(f)) => Some(vec![*f]),
+                Some(Arg::Int(i)) => Some(vec![*i as f64]),
+                _ => None,
+            }
+        };
+        let scales: Vec<Option<f64>> = if ov == "vec" {
+            match floats("scale_factors") {
+                Some(f) if f.len() == axes => f.into_iter().map(Some).collect(),
+                Some(f) if f.len() == 1 => vec![Some(f[0]); axes],
+                Some(_) => return Ok(Lowered::Fallback),
+                None => vec![None; axes],
+            }
+        } else if axes == 1 {
+            vec![floats("scales").and_then(|f| f.first().copied())]
+        } else {
+            let one = |name: &str| floats(name).and_then(|f| f.first().copied());
+            vec![one("scales_h"), one("scales_w")]
+        };
+        for (d, (o, i)) in out_shape.iter().zip(&x.shape).take(rank - axes).enumerate() {
+            self.require_eq(n, &format!("dim {d} of the resampled tensor"), o, i)?;
+        }
+        let mut sizes = Vec::new();
+        for (k, scale) in scales.into_iter().enumerate() {
+            let d = rank - axes + k;
+            let (Some(inp), Some(out)) = (x.shape[d].as_int(), out_shape[d].as_int()) else {
+                return Ok(Lowered::Fallback);
+            };
+            if inp <= 0 || out <= 0 {
+                return Ok(Lowered::Fallback);
+            }
+            // `in / out`, or `1 / scale` (aten's compute_scales_value), and
+            // the step between source positions (area_pixel_compute_scale).
+            let value = match scale {
+                Some(s) if s > 0.0 => 1.0 / s,
+                _ => inp as f64 / out as f64,
+            };
+            let step = match (align, out > 1) {
+                (true, true) => (inp as f64 - 1.0) / (out as f64 - 1.0),
+                (true, false) => 0.0,
+                (false, _) => value,
+            };
+            sizes.push((inp, value, step));
+        }
+        let f = DType::F64;
+        let (xo, cost) = (x.origins.clone(), x.cost() + 8);
+        let body: Body = Rc::new(move |idx: &[E]| {
+            // Per axis: (source index, weight) taps.
+            let mut taps: Vec<Vec<(E, E)>> = Vec::new();
+            for (k, &(inp, value, step)) in sizes.iter().enumerate() {
+                let o = idx[rank - axes + k].clone();
+                let last = eb::int(inp - 1);
+                let to_index = |v: E| eb::cast(DType::I64, eb::un(UnOp::Floor, v));
+                let of = eb::cast(f, o.clone());
+                let half = |v: E| eb::bin(BinOp::Add, v, eb::konst(0.5, f));
+                taps.push(match mode {
+                    Resample::NearestExact => {
+                        let g = DType::F32;
+                        let p = eb::bin(
+                            BinOp::Mul,
+                            eb::bin(BinOp::Add, eb::cast(g, o), eb::konst(0.5, g)),
+                            eb::konst(value as f32 as f64, g),
+                        );
+                        let i = eb::bin(BinOp::Min, to_index(p), last);
+                        vec![(i, eb::konst(1.0, f))]
+                    }
+                    Resample::Linear => {
+                        let src = if align {
+                            eb::bin(BinOp::Mul, eb::konst(step, f), of)
+                        } else {
+                            let v = eb::bin(
+                                BinOp::Sub,
+                                eb::bin(BinOp::Mul, eb::konst(step, f), half(of)),
+                                eb::konst(0.5, f),
+                            );
+                            eb::bin(BinOp::Max, v, eb::konst(0.0, f))
+                        };
+                        let i0 = eb::bin(BinOp::Min, to_index(src.clone()), last.clone());
+                        let i1 = eb::bin(BinOp::Min, eb::add(i0.clone(), eb::int(1)), last);
+                        let l1 = eb::bin(BinOp::Sub, src, eb::cast(f, i0.clone()));
+                        let l1 = clamp(&l1, Some(&eb::konst(0.0, f)), Some(&eb::konst(1.0, f)));
+                        let l0 = eb::bin(BinOp::Sub, eb::konst(1.0, f), l1.clone());
+                        vec![(i0, l0), (i1, l1)]
+                    }
+                    Resample::Cubic => {
+                        const A: f64 = -0.75;
+                        let src = if align {
+                            eb::bin(BinOp::Mul, eb::konst(step, f), of)
+                        } else {
+                            eb::bin(
+                                BinOp::Sub,
+                                eb::bin(BinOp::Mul, eb::konst(step, f), half(of)),
+                                eb::konst(0.5, f),
+                            )
+                        };
+                        let fl = eb::un(UnOp::Floor, src.clone());
+                        let t = eb::bin(BinOp::Sub, src, fl.clone());
+                        let c = |v: f64| eb::konst(v, f);
+                        let mul = |a: E, b: E| eb::bin(BinOp::Mul, a, b);
+                        let near = |x: E| {
+                            // ((A + 2) x - (A + 3)) x x + 1
+                            let p = eb::bin(BinOp::Sub, mul(c(A + 2.0), x.clone()), c(A + 3.0));
+                            eb::bin(BinOp::Add, mul(mul(p, x.clone()), x), c(1.0))
+                        };
+                        let far = |x: E| {
+                            // ((A x - 5 A) x + 8 A) x - 4 A
+                            let p = eb::bin(BinOp::Sub, mul(c(A), x.clone()), c(5.0 * A));
+                            let p = eb::bin(BinOp::Add, mul(p, x.clone()), c(8.0 * A));
+                            eb::bin(BinOp::Sub, mul(p, x), c(4.0 * A))
+                        };
+                        let ws = [
+                            far(eb::bin(BinOp::Add, t.clone(), c(1.0))),
+                            near(t.clone()),
+                            near(eb::bin(BinOp::Sub, c(1.0), t.clone())),
+                            far(eb::bin(BinOp::Sub, c(2.0), t)),
+                        ];
+                        let base = eb::cast(DType::I64, fl);
+                        ws.into_iter()
+                            .enumerate()
+                            .map(|(j, w)| {
+                                let i = eb::add(base.clone(), eb::int(j as i64 - 1));
+                                (clamp(&i, Some(&eb::int(0)), Some(&last)), w)
+                            })
+                            .collect()
+                    }
+                });
+            }
+            let lead = idx[..rank - axes].to_vec();
+            let load = |spatial: &[E]| {
+                let mut at = lead.clone();
+                at.extend_from_slice(spatial);
+                eb::cast(f, x.at(&at))
+            };
+            let sum = |terms: Vec<E>| {
+                let mut it = terms.into_iter();
+                let first = it.next().unwrap_or_else(|| eb::konst(0.0, f));
+                it.fold(first, |a, b| eb::bin(BinOp::Add, a, b))
+            };
+            let v = if mode == Resample::NearestExact {
+                let at: Vec<E> = taps.iter().map(|t| t[0].0.clone()).collect();
+                load(&at)
+            } else if axes == 1 {
+                sum(taps[0]
+                    .iter()
+                    .map(|(i, w)| eb::bin(BinOp::Mul, w.clone(), load(std::slice::from_ref(i))))
+                    .collect())
+            } else {
+                sum(taps[0]
+                    .iter()
+                    .map(|(r, a)| {
+                        let row = sum(taps[1]
+                            .iter()
+                            .map(|(c, b)| {
+                                eb::bin(BinOp::Mul, b.clone(), load(&[r.clone(), c.clone()]))
+                            })
+                            .collect());
+                        eb::bin(BinOp::Mul, a.clone(), row)
+                    })
+                    .collect())
+            };
+            eb::cast(dtype, v)
+        });
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[&xo],
+            cost,
+            body,
+        )))
+    }
+
     fn constant(&self, dtype: DType, shape: Vec<SymExpr>, v: E) -> Lowered {
         let body: Body = Rc::new(move |_: &[E]| v.clone());
         Lowered::One(self.lazy(dtype, shape, &[], 0, body))
@@ -1842,8 +4228,33 @@ impl<'a> Sched<'a> {
 
     fn index(&mut self, n: &Node, dtype: DType, out_shape: Vec<SymExpr>) -> Result<Lowered> {
         let t = self.tensor_arg(n, "self")?;
-        let Some(Arg::List(items)) = n.arg("indices") else {
+        let Some(ix) = self.index_coords(n, &t.shape)? else {
             return Ok(Lowered::Fallback);
+        };
+        if ix.shape.len() != out_shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        for (i, (a, b)) in ix.shape.iter().zip(&out_shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the indexing result"), b, a)?;
+        }
+        let mut parts = ix.parts.clone();
+        parts.push(t.origins.clone());
+        let cost = t.cost() + ix.cost;
+        let coords = ix.coords.clone();
+        let body: Body = Rc::new(move |idx: &[E]| t.at(&coords(idx)));
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        Ok(Lowered::One(
+            self.lazy(dtype, out_shape, &parts, cost, body),
+        ))
+    }
+
+    /// Advanced indexing of a tensor of `shape` by the node's `indices`
+    /// (integer tensors and `None`s): the shape of the result and, for each
+    /// index of it, the indexed element's coordinates (the data-driven ones
+    /// wrapped when negative and checked to lie in range).
+    fn index_coords(&self, n: &Node, shape: &[SymExpr]) -> Result<Option<IndexCoords>> {
+        let Some(Arg::List(items)) = n.arg("indices") else {
+            return Ok(None);
         };
         let mut ixs: Vec<Option<Tv>> = Vec::new();
         for it in items {
@@ -1851,18 +4262,18 @@ impl<'a> Sched<'a> {
                 Arg::None => ixs.push(None),
                 Arg::Value(v) => match self.val(*v)? {
                     Val::T(x) if matches!(x.dtype, DType::I64 | DType::I32) => ixs.push(Some(x)),
-                    _ => return Ok(Lowered::Fallback),
+                    _ => return Ok(None),
                 },
-                _ => return Ok(Lowered::Fallback),
+                _ => return Ok(None),
             }
         }
         let present: Vec<usize> = (0..ixs.len()).filter(|&i| ixs[i].is_some()).collect();
-        if present.is_empty() {
-            return Ok(Lowered::Fallback);
+        let rank = shape.len();
+        if present.is_empty() || ixs.len() > rank {
+            return Ok(None);
         }
         let adjacent = present.windows(2).all(|w| w[1] == w[0] + 1);
         let first = present[0];
-        let rank = t.shape.len();
         // The broadcast shape of the index tensors.
         let mut bshape: Vec<SymExpr> = Vec::new();
         for i in &present {
@@ -1874,14 +4285,10 @@ impl<'a> Sched<'a> {
         }
         let rb = bshape.len();
         let at_front = !adjacent;
-        let expect_rank = rank - present.len() + rb;
-        if out_shape.len() != expect_rank {
-            return Ok(Lowered::Fallback);
-        }
         let mut want: Vec<SymExpr> = Vec::new();
         let others: Vec<SymExpr> = (0..rank)
             .filter(|d| !present.contains(d))
-            .map(|d| t.shape[d].clone())
+            .map(|d| shape[d].clone())
             .collect();
         if at_front {
             want.extend(bshape.iter().cloned());
@@ -1891,12 +4298,9 @@ impl<'a> Sched<'a> {
             want.extend(bshape.iter().cloned());
             want.extend(others[first..].iter().cloned());
         }
-        for (i, (a, b)) in want.iter().zip(&out_shape).enumerate() {
-            self.require_eq(n, &format!("dim {i} of the indexing result"), b, a)?;
-        }
-        let shape_t = t.shape.clone();
-        let mut parts = vec![t.origins.clone()];
-        let mut cost = t.cost();
+        let shape_t = shape.to_vec();
+        let mut parts = Vec::new();
+        let mut cost = 0;
         let mut bodies: Vec<Option<(Body, SymExpr)>> = Vec::new();
         for (i, x) in ixs.iter().enumerate() {
             match x {
@@ -1909,8 +4313,8 @@ impl<'a> Sched<'a> {
             }
         }
         let np = ixs.len();
-        let body: Body = Rc::new(move |idx: &[E]| {
-            // Output dims: [pre.., b.., post..] (adjacent) or [b.., rest..].
+        let coords: IndexMap = Rc::new(move |idx: &[E]| {
+            // Result dims: [pre.., b.., post..] (adjacent) or [b.., rest..].
             let (bidx, other): (Vec<E>, Vec<E>) = if at_front {
                 (idx[..rb].to_vec(), idx[rb..].to_vec())
             } else {
@@ -1932,12 +4336,379 @@ impl<'a> Sched<'a> {
                     }
                 }
             }
-            t.at(&src)
+            src
         });
-        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
-        Ok(Lowered::One(
-            self.lazy(dtype, out_shape, &parts, cost, body),
-        ))
+        Ok(Some(IndexCoords {
+            shape: want,
+            coords,
+            parts,
+            cost,
+        }))
+    }
+
+    /// A copy of `base` (of `out_shape`) with `values(i)` combined (`op`)
+    /// into the element at `coords(i)` for each index `i` of `upd` in
+    /// row-major order: the copy, the element offsets and the values as
+    /// pointwise kernels, then the runtime's scatter. Floats combine in
+    /// f64, integers and bools in i64, then the result is cast back.
+    #[allow(clippy::too_many_arguments)]
+    fn scatter_into(
+        &mut self,
+        n: &Node,
+        base: &Tv,
+        upd: &[SymExpr],
+        coords: IndexMap,
+        values: Body,
+        op: ScatterOp,
+        include_self: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        if base.shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let name = format!("{}_acc", n.name);
+        let b = self.add_buffer(&name, acc, out_shape, BufKind::Temp);
+        let out = View::dense(b, acc, out_shape);
+        let copy = Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..base.clone()
+        };
+        self.store(&copy, out.clone());
+        let strides = dense_strides(out_shape);
+        let offs: Body =
+            Rc::new(move |idx: &[E]| eb::offset(&SymExpr::Int(0), &strides, &coords(idx)));
+        let offs = self.lazy(DType::I64, upd.to_vec(), &[], 1, offs);
+        let offs = self.realize(&Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..offs
+        });
+        let vals = self.lazy(acc, upd.to_vec(), &[], 1, values);
+        let vals = self.realize(&Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..vals
+        });
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Scatter {
+                offsets: offs,
+                values: vals,
+                out: out.clone(),
+                op,
+                include_self,
+            })),
+        );
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, eb::load(&out, idx)));
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &[],
+            1,
+            body,
+        )))
+    }
+
+    /// `scatter` (src or value, optionally reducing), `scatter_add` and
+    /// `scatter_reduce`: along `dim`, element `i` of the index lands at
+    /// `i` with its `dim` coordinate replaced by the index's value.
+    fn scatter_dim(
+        &mut self,
+        n: &Node,
+        a: Aten,
+        ov: &str,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let index = self.tensor_arg(n, "index")?;
+        let rank = base.shape.len();
+        if rank == 0 || index.shape.len() != rank || !matches!(index.dtype, DType::I64 | DType::I32)
+        {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        // Every other coordinate of the index must lie inside `self`.
+        for k in (0..rank).filter(|&k| k != d) {
+            let (Some(i), Some(t)) = (index.shape[k].as_int(), base.shape[k].as_int()) else {
+                if index.shape[k] == base.shape[k] {
+                    continue;
+                }
+                return Ok(Lowered::Fallback);
+            };
+            if i > t {
+                return Err(n.error(format!(
+                    "the index's dim {k} of {i} exceeds the tensor's {t}"
+                )));
+            }
+        }
+        let (op, include_self) = match (a, ov) {
+            (Aten::ScatterAdd, _) => (ScatterOp::Add, true),
+            (Aten::ScatterReduce, "two") => {
+                let op = match n.arg("reduce") {
+                    Some(Arg::Str(r)) => match r.as_str() {
+                        "sum" => ScatterOp::Add,
+                        "prod" => ScatterOp::Mul,
+                        "mean" => ScatterOp::Mean,
+                        "amax" => ScatterOp::Amax,
+                        "amin" => ScatterOp::Amin,
+                        _ => return Ok(Lowered::Fallback),
+                    },
+                    _ => return Ok(Lowered::Fallback),
+                };
+                (op, self.bool_arg(n, "include_self")?)
+            }
+            (Aten::Scatter, "src" | "value") => (ScatterOp::Set, true),
+            (Aten::Scatter, "reduce" | "value_reduce") => match n.arg("reduce") {
+                Some(Arg::Str(r)) if r == "add" => (ScatterOp::Add, true),
+                Some(Arg::Str(r)) if r == "multiply" => (ScatterOp::Mul, true),
+                _ => return Ok(Lowered::Fallback),
+            },
+            _ => return Ok(Lowered::Fallback),
+        };
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let values: Body = if n.arg("src").is_some() {
+            let src = self.tensor_arg(n, "src")?;
+            if src.shape.len() != rank {
+                return Ok(Lowered::Fallback);
+            }
+            for k in 0..rank {
+                let (Some(i), Some(s)) = (index.shape[k].as_int(), src.shape[k].as_int()) else {
+                    if index.shape[k] == src.shape[k] {
+                        continue;
+                    }
+                    return Ok(Lowered::Fallback);
+                };
+                if i > s {
+                    return Err(n.error(format!(
+                        "the index's dim {k} of {i} exceeds the source's {s}"
+                    )));
+                }
+            }
+            // Round to the dtype first, as the source is of it.
+            Rc::new(move |idx: &[E]| eb::cast(acc, eb::cast(dtype, src.at(idx))))
+        } else {
+            let Some(v) = self.scalar_expr(n, "value", dtype)? else {
+                return Ok(Lowered::Fallback);
+            };
+            Rc::new(move |_: &[E]| eb::cast(acc, v.clone()))
+        };
+        let size = base.shape[d].clone();
+        let ix = index.clone();
+        let coords: IndexMap = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            at[d] = Rc::new(Expr::Index(eb::cast(DType::I64, ix.at(idx)), size.clone()));
+            at
+        });
+        let upd = index.shape.clone();
+        self.scatter_into(
+            n,
+            &base,
+            &upd,
+            coords,
+            values,
+            op,
+            include_self,
+            dtype,
+            out_shape,
+        )
+    }
+
+    /// `index_put` (and `_unsafe_index_put`): `values`, broadcast to the
+    /// indexing result, stored (or added, with `accumulate`) at the indexed
+    /// elements.
+    fn index_put(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let values = self.tensor_arg(n, "values")?;
+        let accumulate = self.bool_arg(n, "accumulate")?;
+        let Some(ix) = self.index_coords(n, &base.shape)? else {
+            return Ok(Lowered::Fallback);
+        };
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let vb = self.broadcast(&values, &ix.shape, n)?;
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(acc, eb::cast(dtype, vb(idx))));
+        let op = if accumulate {
+            ScatterOp::Add
+        } else {
+            ScatterOp::Set
+        };
+        let upd = ix.shape.clone();
+        self.scatter_into(n, &base, &upd, ix.coords, body, op, true, dtype, out_shape)
+    }
+
+    /// `index_add(self, dim, index, source, alpha)`: `alpha * source`'s
+    /// slices along `dim` added at the slices the index names.
+    fn index_add(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let index = self.tensor_arg(n, "index")?;
+        let source = self.tensor_arg(n, "source")?;
+        let rank = base.shape.len();
+        if rank == 0 || index.shape.len() != 1 || source.shape.len() != rank {
+            return Ok(Lowered::Fallback);
+        }
+        if !matches!(index.dtype, DType::I64 | DType::I32) {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        for k in (0..rank).filter(|&k| k != d) {
+            self.require_eq(
+                n,
+                &format!("dim {k} of the added source"),
+                &source.shape[k],
+                &base.shape[k],
+            )?;
+        }
+        self.require_eq(
+            n,
+            "the number of indices",
+            &source.shape[d],
+            &index.shape[0],
+        )?;
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let alpha = self.scalar_expr(n, "alpha", dtype)?;
+        let src = source.clone();
+        // The scaled source rounded to the dtype, as torch scales it.
+        let values: Body = Rc::new(move |idx: &[E]| {
+            let v = eb::cast(dtype, src.at(idx));
+            let v = match &alpha {
+                Some(a) => eb::cast(
+                    dtype,
+                    eb::bin(BinOp::Mul, eb::cast(acc, v), eb::cast(acc, a.clone())),
+                ),
+                None => v,
+            };
+            eb::cast(acc, v)
+        });
+        let size = base.shape[d].clone();
+        let ix = index.clone();
+        let coords: IndexMap = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            let i = eb::cast(DType::I64, ix.at(&[idx[d].clone()]));
+            at[d] = Rc::new(Expr::Index(i, size.clone()));
+            at
+        });
+        let upd = source.shape.clone();
+        self.scatter_into(
+            n,
+            &base,
+            &upd,
+            coords,
+            values,
+            ScatterOp::Add,
+            true,
+            dtype,
+            out_shape,
+        )
+    }
+
+    /// `sort`, `argsort` and `topk` along a dim: the keys (as f64, the dim
+    /// last) sorted stably by the runtime into indices, the values gathered
+    /// from the input at them.
+    fn sort(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "self")?;
+        let rank = x.shape.len();
+        if rank == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
+        let (descending, k) = match a {
+            Aten::Topk => {
+                let Some(SymExpr::Int(k)) = self.sym_arg(n, "k")? else {
+                    return Ok(Lowered::Fallback);
+                };
+                (self.bool_arg(n, "largest")?, SymExpr::Int(k))
+            }
+            _ => (self.bool_arg(n, "descending")?, x.shape[d].clone()),
+        };
+        if let (Some(kk), Some(len)) = (k.as_int(), x.shape[d].as_int()) {
+            if kk < 0 || kk > len {
+                return Err(n.error(format!("{kk} elements of a dim of {len}")));
+            }
+        }
+        // Keys: the input as f64 with `d` moved last, dense.
+        let mut perm: Vec<usize> = (0..rank).filter(|&i| i != d).collect();
+        perm.push(d);
+        let xe = x.clone();
+        let key: Body = Rc::new(move |idx: &[E]| eb::cast(DType::F64, xe.at(idx)));
+        let key = self.lazy(
+            DType::F64,
+            x.shape.clone(),
+            &[&x.origins],
+            x.cost() + 1,
+            key,
+        );
+        let key = permute(&key, &perm);
+        let key = Tv {
+            origins: Rc::new(vec![origin(n)]),
+            ..key
+        };
+        let kv = self.realize(&key);
+        let rows = SymExpr::mul(key.shape[..rank - 1].to_vec());
+        let mut ishape = key.shape.clone();
+        ishape[rank - 1] = k.clone();
+        let name = format!("{}_order", n.name);
+        let b = self.add_buffer(&name, DType::I64, &ishape, BufKind::Temp);
+        let iv = View::dense(b, DType::I64, &ishape);
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Argsort {
+                x: kv,
+                idx: iv.clone(),
+                rows,
+                len: x.shape[d].clone(),
+                k,
+                descending,
+            })),
+        );
+        // The indices with `d` back in place: the inverse permutation.
+        let mut inv = vec![0; rank];
+        for (o, &p) in perm.iter().enumerate() {
+            inv[p] = o;
+        }
+        let order = Tv {
+            dtype: DType::I64,
+            shape: ishape.clone(),
+            kind: TvKind::View(iv),
+            origins: Rc::new(Vec::new()),
+        };
+        let order = permute(&order, &inv);
+        let want_i = if a == Aten::Argsort { 0 } else { 1 };
+        let (idt, oshape) = self.out_type_of(n, want_i)?;
+        if idt != DType::I64 || oshape != order.shape {
+            return Ok(Lowered::Fallback);
+        }
+        if a == Aten::Argsort {
+            return Ok(Lowered::One(order));
+        }
+        let (vdt, vshape) = self.out_type_of(n, 0)?;
+        if vdt != x.dtype || vshape != order.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let size = x.shape[d].clone();
+        let (xe, oe) = (x.clone(), order.clone());
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            at[d] = Rc::new(Expr::Index(oe.at(idx), size.clone()));
+            xe.at(&at)
+        });
+        let values = self.lazy(vdt, vshape, &[&x.origins], x.cost() + 1, body);
+        Ok(Lowered::Many(vec![Some(values), Some(order)]))
     }
 
     fn cat(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
@@ -2119,8 +4890,13 @@ impl<'a> Sched<'a> {
     }
 
     fn reduction(&mut self, n: &Node, op: RedOp) -> Result<Lowered> {
+        self.reduction_out(n, op, 0)
+    }
+
+    /// The reduction of `self` over the node's `dim` into its output `i`.
+    fn reduction_out(&mut self, n: &Node, op: RedOp, i: usize) -> Result<Lowered> {
         let t = self.tensor_arg(n, "self")?;
-        let (dtype, out_shape) = self.out_type(n)?;
+        let (dtype, out_shape) = self.out_type_of(n, i)?;
         let rank = t.shape.len();
         let dims = self.reduce_dims(n, rank)?;
         let keepdim = self.keepdim(n)?;
@@ -2157,7 +4933,7 @@ impl<'a> Sched<'a> {
             }
         }
         let expr = t.at(&src);
-        let out = self.temp(n.outputs[0], dtype, &out_shape);
+        let out = self.temp(n.outputs[i], dtype, &out_shape);
         let mut origins = (*t.origins).clone();
         origins.push(origin(n));
         self.plan.kernels.push(Kernel {
@@ -2423,6 +5199,224 @@ impl<'a> Sched<'a> {
         Lowered::One(self.lazy(dtype, x.shape.clone(), &[&x.origins], x.cost() + 3, body))
     }
 
+    /// Normalization by statistics of `t` (the input, as f64, in the
+    /// layout its statistics group it: reduced over `dims`), as the
+    /// interpreter computes them: the mean, the biased variance by a second
+    /// pass, `invstd = 1 / sqrt(var + eps)`, then per channel `scale =
+    /// invstd * w` and `shift = b - mean * scale` rounded to the compute
+    /// type, and `x * scale + shift`. `stat_at` maps an index of the output
+    /// to the statistics' index, `channel_at` to the channel. Returns the
+    /// output and the kept-dims mean and invstd.
+    #[allow(clippy::too_many_arguments)]
+    fn normalize(
+        &mut self,
+        n: &Node,
+        x: &Tv,
+        t: &Tv,
+        dims: &[usize],
+        eps: f64,
+        w: Option<Tv>,
+        b: Option<Tv>,
+        stat_at: IndexMap,
+        channel_at: Body,
+        dtype: DType,
+    ) -> (Tv, Tv, Tv) {
+        let f = DType::F64;
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let mean = self.reduce_kept(n, t, dims, RedOp::Mean, f, "mean");
+        let (te, me, dk) = (t.clone(), mean.clone(), dims.to_vec());
+        let dev: Body = Rc::new(move |idx: &[E]| {
+            let mut at = idx.to_vec();
+            for &d in &dk {
+                at[d] = eb::int(0);
+            }
+            let d = eb::bin(BinOp::Sub, te.at(idx), me.at(&at));
+            eb::bin(BinOp::Mul, d.clone(), d)
+        });
+        let dev = self.lazy(f, t.shape.clone(), &[&t.origins], t.cost() + 3, dev);
+        let ss = self.reduce_kept(n, &dev, dims, RedOp::Sum, f, "ss");
+        let count = SymExpr::mul(dims.iter().map(|&d| t.shape[d].clone()).collect());
+        let invstd = {
+            let sse = ss.clone();
+            let body: Body = Rc::new(move |idx: &[E]| {
+                let var = eb::bin(BinOp::Div, sse.at(idx), eb::cast(f, eb::size(&count)));
+                let sd = eb::un(UnOp::Sqrt, eb::bin(BinOp::Add, var, eb::konst(eps, f)));
+                eb::bin(BinOp::Div, eb::konst(1.0, f), sd)
+            });
+            self.lazy(f, ss.shape.clone(), &[], 3, body)
+        };
+        let (xe, me, ie) = (x.clone(), mean.clone(), invstd.clone());
+        let mut parts = vec![x.origins.clone()];
+        for t in [&w, &b].into_iter().flatten() {
+            parts.push(t.origins.clone());
+        }
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let at = stat_at(idx);
+            let c = [channel_at(idx)];
+            let mut scale = ie.at(&at);
+            if let Some(w) = &w {
+                scale = eb::bin(BinOp::Mul, scale, eb::cast(f, w.at(&c)));
+            }
+            let b = match &b {
+                Some(b) => eb::cast(f, b.at(&c)),
+                None => eb::konst(0.0, f),
+            };
+            let shift = eb::bin(
+                BinOp::Sub,
+                b,
+                eb::bin(BinOp::Mul, me.at(&at), scale.clone()),
+            );
+            let (scale, shift) = (eb::cast(fc, scale), eb::cast(fc, shift));
+            let y = eb::bin(BinOp::Mul, eb::cast(fc, xe.at(idx)), scale);
+            eb::cast(dtype, eb::bin(BinOp::Add, y, shift))
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        let out = self.lazy(dtype, x.shape.clone(), &parts, x.cost() + 8, body);
+        (out, mean, invstd)
+    }
+
+    /// A statistic (kept dims) read at `at(idx)`, rounded to the compute
+    /// type and then to `dtype`, as a lazy value of `shape`.
+    fn stat_output(
+        &self,
+        stat: Tv,
+        dtype: DType,
+        shape: Vec<SymExpr>,
+        at: impl Fn(&[E]) -> Vec<E> + 'static,
+    ) -> Tv {
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, eb::cast(fc, stat.at(&at(idx)))));
+        self.lazy(dtype, shape, &[], 2, body)
+    }
+
+    /// `_native_batch_norm_legit.no_stats` in training: statistics over
+    /// every dim but the channels (dim 1); the outputs are the normalized
+    /// input, the mean and the invstd per channel.
+    fn batch_stats_norm(&mut self, n: &Node) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let (dtype, shape) = self.out_type(n)?;
+        let rank = x.shape.len();
+        if rank < 2 || !dtype.is_float() || x.dtype != dtype || shape != x.shape {
+            return Ok(Lowered::Fallback);
+        }
+        if n.outputs.len() != 3 || SymExpr::mul(x.shape.clone()).as_int() == Some(0) {
+            return Ok(Lowered::Fallback);
+        }
+        let Some(eps) = float_arg(n, "eps") else {
+            return Ok(Lowered::Fallback);
+        };
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let dims: Vec<usize> = (0..rank).filter(|&d| d != 1).collect();
+        let xe = x.clone();
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(DType::F64, xe.at(idx)));
+        let t = self.lazy(
+            DType::F64,
+            x.shape.clone(),
+            &[&x.origins],
+            x.cost() + 1,
+            body,
+        );
+        let stat_at: IndexMap = Rc::new(move |idx: &[E]| {
+            (0..rank)
+                .map(|d| if d == 1 { idx[1].clone() } else { eb::int(0) })
+                .collect()
+        });
+        let channel_at: Body = Rc::new(|idx: &[E]| idx[1].clone());
+        let (out, mean, invstd) =
+            self.normalize(n, &x, &t, &dims, eps, w, b, stat_at, channel_at, dtype);
+        let mut outs = vec![Some(out)];
+        for (i, stat) in [(1, mean), (2, invstd)] {
+            let (sdt, sshape) = self.out_type_of(n, i)?;
+            if sshape.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+            self.require_eq(n, "the channels of a statistic", &sshape[0], &x.shape[1])?;
+            outs.push(Some(self.stat_output(stat, sdt, sshape, move |idx| {
+                (0..rank)
+                    .map(|d| if d == 1 { idx[0].clone() } else { eb::int(0) })
+                    .collect()
+            })));
+        }
+        Ok(Lowered::Many(outs))
+    }
+
+    /// `native_group_norm`: statistics per sample and group of `C / group`
+    /// channels; the outputs are the normalized input and the mean and
+    /// rstd of shape `[N, group]`.
+    fn group_norm(&mut self, n: &Node) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let (dtype, shape) = self.out_type(n)?;
+        let rank = x.shape.len();
+        if rank < 2 || !dtype.is_float() || x.dtype != dtype || shape != x.shape {
+            return Ok(Lowered::Fallback);
+        }
+        let g = self.int_arg(n, "group")?;
+        let Some(c) = x.shape[1].as_int() else {
+            return Ok(Lowered::Fallback);
+        };
+        if g <= 0 || c % g != 0 || n.outputs.len() != 3 {
+            return Ok(Lowered::Fallback);
+        }
+        if SymExpr::mul(x.shape.clone()).as_int() == Some(0) {
+            return Ok(Lowered::Fallback);
+        }
+        let Some(eps) = float_arg(n, "eps") else {
+            return Ok(Lowered::Fallback);
+        };
+        let w = self.opt_tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let cg = c / g;
+        // x as [N, group, C / group, *].
+        let mut gshape = vec![x.shape[0].clone(), SymExpr::Int(g), SymExpr::Int(cg)];
+        gshape.extend(x.shape[2..].iter().cloned());
+        let xe = x.clone();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let mut at = vec![
+                idx[0].clone(),
+                eb::add(eb::mul(idx[1].clone(), eb::int(cg)), idx[2].clone()),
+            ];
+            at.extend(idx[3..].iter().cloned());
+            eb::cast(DType::F64, xe.at(&at))
+        });
+        let t = self.lazy(DType::F64, gshape, &[&x.origins], x.cost() + 1, body);
+        let dims: Vec<usize> = (2..rank + 1).collect();
+        let stat_at: IndexMap = Rc::new(move |idx: &[E]| {
+            let mut at = vec![
+                idx[0].clone(),
+                eb::bin(BinOp::FloorDiv, idx[1].clone(), eb::int(cg)),
+            ];
+            at.extend((2..rank + 1).map(|_| eb::int(0)));
+            at
+        });
+        let channel_at: Body = Rc::new(|idx: &[E]| idx[1].clone());
+        let (out, mean, rstd) =
+            self.normalize(n, &x, &t, &dims, eps, w, b, stat_at, channel_at, dtype);
+        let mut outs = vec![Some(out)];
+        for (i, stat) in [(1, mean), (2, rstd)] {
+            let (sdt, sshape) = self.out_type_of(n, i)?;
+            if sshape.len() != 2 {
+                return Ok(Lowered::Fallback);
+            }
+            self.require_eq(n, "the samples of a statistic", &sshape[0], &x.shape[0])?;
+            self.require_eq(n, "the groups of a statistic", &sshape[1], &SymExpr::Int(g))?;
+            outs.push(Some(self.stat_output(stat, sdt, sshape, move |idx| {
+                let mut at = idx.to_vec();
+                at.extend((2..rank + 1).map(|_| eb::int(0)));
+                at
+            })));
+        }
+        Ok(Lowered::Many(outs))
+    }
+
     fn batch_norm(&mut self, n: &Node) -> Result<Lowered> {
         let x = self.tensor_arg(n, "input")?;
         let (dtype, shape) = self.out_type(n)?;
@@ -2477,17 +5471,1166 @@ impl<'a> Sched<'a> {
         }
     }
 
-    fn gemm(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
-        let (dtype, out_shape) = self.out_type(n)?;
-        if dtype != DType::F32 {
+    /// A sum of products: operand `k`'s dim `d` carries label
+    /// `labels[k][d]`; the result has the `out` labels as its dims and sums
+    /// over the others, in `acc` (f64 for floats, i64 otherwise), each
+    /// product taken in operand order. Size-1 operand dims broadcast.
+    /// Returns the result as a buffer of `acc`.
+    fn product_sum(
+        &mut self,
+        n: &Node,
+        ops: &[Tv],
+        labels: &[Vec<usize>],
+        out: &[usize],
+        acc: DType,
+    ) -> Result<Option<Tv>> {
+        let nlab = labels.iter().flatten().map(|&l| l + 1).max().unwrap_or(0);
+        let one = SymExpr::Int(1);
+        let mut sizes = vec![one.clone(); nlab];
+        for (t, ls) in ops.iter().zip(labels) {
+            if t.shape.len() != ls.len() {
+                return Ok(None);
+            }
+            for (d, &l) in t.shape.iter().zip(ls) {
+                if *d == one {
+                    continue;
+                }
+                if sizes[l] == one {
+                    sizes[l] = d.clone();
+                } else {
+                    self.require_eq(n, "the sizes of a contracted label", d, &sizes[l])?;
+                }
+            }
+        }
+        let used: Vec<bool> = (0..nlab)
+            .map(|l| labels.iter().flatten().any(|&x| x == l))
+            .collect();
+        if out.iter().any(|&l| l >= nlab || !used[l]) {
+            return Ok(None);
+        }
+        let summed: Vec<usize> = (0..nlab).filter(|l| used[*l] && !out.contains(l)).collect();
+        let no = out.len();
+        let var_of = |l: usize| -> E {
+            match out.iter().position(|&x| x == l) {
+                Some(p) => eb::var(p),
+                None => eb::var(no + summed.iter().position(|&x| x == l).unwrap_or(0)),
+            }
+        };
+        let mut expr: Option<E> = None;
+        let mut origins = Vec::new();
+        for (t, ls) in ops.iter().zip(labels) {
+            let idx: Vec<E> = t
+                .shape
+                .iter()
+                .zip(ls)
+                .map(|(d, &l)| {
+                    if *d == one && sizes[l] != one {
+                        eb::int(0)
+                    } else {
+                        var_of(l)
+                    }
+                })
+                .collect();
+            let v = eb::cast(acc, t.at(&idx));
+            expr = Some(match expr {
+                Some(e) => eb::bin(BinOp::Mul, e, v),
+                None => v,
+            });
+            for o in t.origins.iter() {
+                if !origins.contains(o) {
+                    origins.push(o.clone());
+                }
+            }
+        }
+        let Some(expr) = expr else {
+            return Ok(None);
+        };
+        let shape: Vec<SymExpr> = out.iter().map(|&l| sizes[l].clone()).collect();
+        let name = format!("{}_sum", n.name);
+        let b = self.add_buffer(&name, acc, &shape, BufKind::Temp);
+        let view = View::dense(b, acc, &shape);
+        origins.push(origin(n));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: view.clone(),
+                reduced: summed.iter().map(|&l| sizes[l].clone()).collect(),
+                op: RedOp::Sum,
+                expr,
+            },
+            origins,
+        });
+        Ok(Some(Tv {
+            dtype: acc,
+            shape,
+            kind: TvKind::View(view),
+            origins: Rc::new(Vec::new()),
+        }))
+    }
+
+    /// [`Sched::product_sum`] of the operands into the output: the sum,
+    /// then `epilogue(sum, idx)` in the accumulation type, cast to `dtype`.
+    #[allow(clippy::too_many_arguments)]
+    fn contraction(
+        &mut self,
+        n: &Node,
+        ops: &[Tv],
+        labels: &[Vec<usize>],
+        out: &[usize],
+        dtype: DType,
+        out_shape: &[SymExpr],
+        epilogue: impl Fn(E, &[E]) -> E + 'static,
+        parts: &[&Rc<Vec<Origin>>],
+    ) -> Result<Lowered> {
+        if dtype == DType::Bool || ops.iter().any(|t| t.dtype == DType::Bool) {
             return Ok(Lowered::Fallback);
         }
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let Some(sum) = self.product_sum(n, ops, labels, out, acc)? else {
+            return Ok(Lowered::Fallback);
+        };
+        if sum.shape.len() != out_shape.len() {
+            return Ok(Lowered::Fallback);
+        }
+        for (i, (a, b)) in sum.shape.iter().zip(out_shape).enumerate() {
+            self.require_eq(n, &format!("dim {i} of the contraction"), b, a)?;
+        }
+        let body: Body = Rc::new(move |idx: &[E]| eb::cast(dtype, epilogue(sum.at(idx), idx)));
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            parts,
+            2,
+            body,
+        )))
+    }
+
+    /// `matmul` with torch's rules: 1-d operands gain (and then lose) a
+    /// dim, the batch dims broadcast.
+    fn matmul(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let a = self.tensor_arg(n, "self")?;
+        let b = self.tensor_arg(n, "other")?;
+        let (ra, rb) = (a.shape.len(), b.shape.len());
+        if ra == 0 || rb == 0 {
+            return Ok(Lowered::Fallback);
+        }
+        if let Some(l) = self.matmul_gemm(n, &a, &b, dtype, out_shape)? {
+            return Ok(l);
+        }
+        // Labels: the batch dims 0..nb, then i, k, j.
+        let nb = ra.saturating_sub(2).max(rb.saturating_sub(2));
+        let (i, k, j) = (nb, nb + 1, nb + 2);
+        let batch = |r: usize| -> Vec<usize> { (nb + 2 - r.max(2)..nb).collect() };
+        let la: Vec<usize> = if ra == 1 {
+            vec![k]
+        } else {
+            batch(ra).into_iter().chain([i, k]).collect()
+        };
+        let lb: Vec<usize> = if rb == 1 {
+            vec![k]
+        } else {
+            batch(rb).into_iter().chain([k, j]).collect()
+        };
+        let mut out: Vec<usize> = (0..nb).collect();
+        if ra > 1 {
+            out.push(i);
+        }
+        if rb > 1 {
+            out.push(j);
+        }
+        let parts = [&a.origins, &b.origins];
+        let (ao, bo) = (parts[0].clone(), parts[1].clone());
+        self.contraction(
+            n,
+            &[a, b],
+            &[la, lb],
+            &out,
+            dtype,
+            out_shape,
+            |s, _| s,
+            &[&ao, &bo],
+        )
+    }
+
+    /// `matmul` of f32 matrices (or a batch of them with one batch dim on
+    /// both sides), as a GEMM call.
+    fn matmul_gemm(
+        &mut self,
+        n: &Node,
+        a: &Tv,
+        b: &Tv,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Option<Lowered>> {
+        let (ra, rb) = (a.shape.len(), b.shape.len());
+        if dtype != DType::F32 || a.dtype != dtype || b.dtype != dtype {
+            return Ok(None);
+        }
+        let batched = match (ra, rb) {
+            (2, 2) => false,
+            (3, 3) if a.shape[0] == b.shape[0] => true,
+            _ => return Ok(None),
+        };
+        let r = ra;
+        if out_shape.len() != r {
+            return Ok(None);
+        }
+        let (va, vb) = (self.strided(a), self.strided(b));
+        let lift = |v: View| -> View {
+            if batched {
+                return v;
+            }
+            let mut v = v;
+            v.shape.insert(0, SymExpr::Int(1));
+            v.strides.insert(0, SymExpr::Int(0));
+            v
+        };
+        let (m, k, nn) = (
+            a.shape[r - 2].clone(),
+            a.shape[r - 1].clone(),
+            b.shape[r - 1].clone(),
+        );
+        self.require_eq(
+            n,
+            "the inner dims of the matrix product",
+            &k,
+            &b.shape[r - 2],
+        )?;
+        self.require_eq(n, "the rows of the matrix product", &out_shape[r - 2], &m)?;
+        self.require_eq(
+            n,
+            "the columns of the matrix product",
+            &out_shape[r - 1],
+            &nn,
+        )?;
+        let batch = if batched {
+            self.require_eq(
+                n,
+                "the batch of the matrix product",
+                &out_shape[0],
+                &a.shape[0],
+            )?;
+            a.shape[0].clone()
+        } else {
+            SymExpr::Int(1)
+        };
+        let c = self.temp(n.outputs[0], dtype, out_shape);
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Gemm {
+                batch,
+                m,
+                n: nn,
+                k,
+                a: lift(va),
+                b: lift(vb),
+                bias: None,
+                c: lift(c.clone()),
+            })),
+        );
+        Ok(Some(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(c),
+            origins: Rc::new(Vec::new()),
+        })))
+    }
+
+    /// `linear(x, w, b)`: `x[.., i] w[o, i]` summed over `i`, plus `b[o]`.
+    fn linear(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let w = self.tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let r = x.shape.len();
+        if r == 0 || w.shape.len() != 2 || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        if let Some(b) = &b {
+            if b.shape.len() != 1 {
+                return Ok(Lowered::Fallback);
+            }
+        }
+        if let Some(l) = self.linear_gemm(n, &x, &w, b.as_ref(), dtype, out_shape)? {
+            return Ok(l);
+        }
+        // Labels: the leading dims 0..r-1, then o = r - 1, i = r.
+        let (o, i) = (r - 1, r);
+        let lx: Vec<usize> = (0..r - 1).chain([i]).collect();
+        let lw = vec![o, i];
+        let out: Vec<usize> = (0..r).collect();
+        let f = DType::F64;
+        let mut parts = vec![x.origins.clone(), w.origins.clone()];
+        if let Some(b) = &b {
+            parts.push(b.origins.clone());
+            self.require_eq(n, "the length of the bias", &b.shape[0], &w.shape[0])?;
+        }
+        let epilogue = move |s: E, idx: &[E]| match &b {
+            Some(b) => eb::bin(BinOp::Add, s, eb::cast(f, b.at(&idx[r - 1..]))),
+            None => s,
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(
+            n,
+            &[x, w],
+            &[lx, lw],
+            &out,
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// `mm`, `bmm` and `addmm` of other dtypes than f32, as a sum of
+    /// products (`addmm`: `beta * self + alpha * mat1 @ mat2`, `self`
+    /// ignored when `beta` is 0).
+    fn gemm_by_reduction(
+        &mut self,
+        n: &Node,
+        a: Aten,
+        m1: Tv,
+        m2: Tv,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let r = if a == Aten::Bmm { 3 } else { 2 };
+        if m1.shape.len() != r || m2.shape.len() != r || out_shape.len() != r {
+            return Ok(Lowered::Fallback);
+        }
+        let labels = if r == 3 {
+            [vec![0, 1, 3], vec![0, 3, 2]]
+        } else {
+            [vec![0, 2], vec![2, 1]]
+        };
+        let out: Vec<usize> = (0..r).collect();
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let mut parts = vec![m1.origins.clone(), m2.origins.clone()];
+        let epilogue: Epilogue = if a == Aten::Addmm {
+            let base = self.tensor_arg(n, "self")?;
+            let (Some(beta), Some(alpha)) = (float_arg(n, "beta"), float_arg(n, "alpha")) else {
+                return Ok(Lowered::Fallback);
+            };
+            let bb = self.broadcast(&base, out_shape, n)?;
+            parts.push(base.origins.clone());
+            Box::new(move |s: E, idx: &[E]| {
+                let s = if alpha == 1.0 {
+                    s
+                } else {
+                    eb::bin(BinOp::Mul, eb::konst(alpha, acc), s)
+                };
+                if beta == 0.0 {
+                    return s;
+                }
+                let x = eb::cast(acc, bb(idx));
+                let x = if beta == 1.0 {
+                    x
+                } else {
+                    eb::bin(BinOp::Mul, eb::konst(beta, acc), x)
+                };
+                eb::bin(BinOp::Add, x, s)
+            })
+        } else {
+            Box::new(|s: E, _: &[E]| s)
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(
+            n,
+            &[m1, m2],
+            &labels,
+            &out,
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// The tensors of a list argument.
+    fn tensors_arg(&self, n: &Node, name: &str) -> Result<Option<Vec<Tv>>> {
+        let Some(Arg::List(items)) = n.arg(name) else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for it in items {
+            let Arg::Value(v) = it else {
+                return Ok(None);
+            };
+            match self.val(*v)? {
+                Val::T(t) => out.push(t),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// `x[.., k] w[n, k]` summed over `k`, plus `b[n]`, rounded to `fc`
+    /// (the interpreter's `x @ w^T + b` in its compute type).
+    fn affine(
+        &mut self,
+        n: &Node,
+        x: &Tv,
+        w: &Tv,
+        b: Option<&Tv>,
+        fc: DType,
+    ) -> Result<Option<Tv>> {
+        let r = x.shape.len();
+        let lx: Vec<usize> = (0..r - 1).chain([r]).collect();
+        let out: Vec<usize> = (0..r).collect();
+        let Some(sum) = self.product_sum(
+            n,
+            &[x.clone(), w.clone()],
+            &[lx, vec![r - 1, r]],
+            &out,
+            DType::F64,
+        )?
+        else {
+            return Ok(None);
+        };
+        let shape = sum.shape.clone();
+        let b = b.cloned();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let s = sum.at(idx);
+            let s = match &b {
+                Some(b) => eb::bin(
+                    BinOp::Add,
+                    s,
+                    eb::cast(DType::F64, eb::cast(fc, b.at(&idx[r - 1..]))),
+                ),
+                None => s,
+            };
+            eb::cast(fc, s)
+        });
+        Ok(Some(self.lazy(fc, shape, &[], 2, body)))
+    }
+
+    /// `lstm`, `gru`, `rnn_tanh` and `rnn_relu` (the `input` overloads),
+    /// unrolled over a static sequence length as the interpreter runs them:
+    /// per layer and direction the input projection for every step, then
+    /// per step the hidden projection, the gates (in the compute type, f32
+    /// but for f64) and the new state; the outputs gathered per step.
+    fn rnn(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let x = self.tensor_arg(n, "input")?;
+        let lstm = a == Aten::Lstm;
+        let (h0, c0) = if lstm {
+            match self.tensors_arg(n, "hx")? {
+                Some(v) if v.len() == 2 => (v[0].clone(), Some(v[1].clone())),
+                _ => return Ok(Lowered::Fallback),
+            }
+        } else {
+            (self.tensor_arg(n, "hx")?, None)
+        };
+        let Some(params) = self.tensors_arg(n, "params")? else {
+            return Ok(Lowered::Fallback);
+        };
+        let has_biases = self.bool_arg(n, "has_biases")?;
+        let layers = self.int_arg(n, "num_layers")?;
+        let dropout = float_arg(n, "dropout").unwrap_or(0.0);
+        let train = self.bool_arg(n, "train")?;
+        let dirs = if self.bool_arg(n, "bidirectional")? {
+            2
+        } else {
+            1
+        };
+        let batch_first = self.bool_arg(n, "batch_first")?;
+        let (dtype, out_shape) = self.out_type(n)?;
+        if layers <= 0 || (train && dropout != 0.0 && layers > 1) || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let layers = layers as usize;
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let g = match a {
+            Aten::Lstm => 4,
+            Aten::Gru => 3,
+            _ => 1,
+        };
+        let unbatched = x.shape.len() == 2;
+        if !unbatched && x.shape.len() != 3 {
+            return Ok(Lowered::Fallback);
+        }
+        // The input as (T, B, I), in the compute type.
+        let xs = if unbatched {
+            let mut s = x.shape.clone();
+            s.insert(1, SymExpr::Int(1));
+            match unit_dims_map(&x, &s) {
+                Some(t) => t,
+                None => return Ok(Lowered::Fallback),
+            }
+        } else if batch_first {
+            permute(&x, &[1, 0, 2])
+        } else {
+            x.clone()
+        };
+        let Some(steps) = xs.shape[0].as_int() else {
+            return Ok(Lowered::Fallback);
+        };
+        let steps = steps as usize;
+        let bsz = xs.shape[1].clone();
+        let per = 2 + if has_biases { 2 } else { 0 };
+        let proj = lstm && params.len() == layers * dirs * (per + 1);
+        if !proj && params.len() != layers * dirs * per {
+            return Ok(Lowered::Fallback);
+        }
+        let per = per + proj as usize;
+        let Some(gh_rows) = params[0].shape.first().and_then(|d| d.as_int()) else {
+            return Ok(Lowered::Fallback);
+        };
+        if params[0].shape.len() != 2 || gh_rows % g != 0 {
+            return Ok(Lowered::Fallback);
+        }
+        let h = gh_rows / g;
+        let hout = if proj {
+            match params[per - 1].shape.first().and_then(|d| d.as_int()) {
+                Some(v) => v,
+                None => return Ok(Lowered::Fallback),
+            }
+        } else {
+            h
+        };
+        let feat = dirs as i64 * hout;
+        let to_fc = |t: &Tv| -> Tv {
+            let tt = t.clone();
+            let body: Body = Rc::new(move |idx: &[E]| eb::cast(fc, tt.at(idx)));
+            Tv {
+                dtype: fc,
+                shape: t.shape.clone(),
+                kind: TvKind::Lazy(body, t.cost() + 1),
+                origins: t.origins.clone(),
+            }
+        };
+        // States as (layers * dirs, B, size).
+        let state = |t: &Tv| -> Option<Tv> {
+            if unbatched {
+                let mut s = t.shape.clone();
+                s.insert(1, SymExpr::Int(1));
+                unit_dims_map(t, &s)
+            } else {
+                Some(t.clone())
+            }
+        };
+        let (Some(h0), c0) = (state(&h0), c0.as_ref().map(state)) else {
+            return Ok(Lowered::Fallback);
+        };
+        let c0 = match c0 {
+            Some(Some(c)) => Some(c),
+            Some(None) => return Ok(Lowered::Fallback),
+            None => None,
+        };
+        let ld_count = SymExpr::Int((layers * dirs) as i64);
+        self.require_eq(n, "the layers of the hidden state", &h0.shape[0], &ld_count)?;
+        self.require_eq(n, "the batch of the hidden state", &h0.shape[1], &bsz)?;
+        self.require_eq(
+            n,
+            "the width of the hidden state",
+            &h0.shape[2],
+            &SymExpr::Int(hout),
+        )?;
+        if let Some(c0) = &c0 {
+            self.require_eq(n, "the layers of the cell state", &c0.shape[0], &ld_count)?;
+            self.require_eq(
+                n,
+                "the width of the cell state",
+                &c0.shape[2],
+                &SymExpr::Int(h),
+            )?;
+        }
+        let buf = |s: &mut Self, what: &str, shape: &[SymExpr]| -> View {
+            let name = format!("{}_{what}", n.name);
+            let b = s.add_buffer(&name, fc, shape, BufKind::Temp);
+            View::dense(b, fc, shape)
+        };
+        let hn = buf(
+            self,
+            "h_n",
+            &[ld_count.clone(), bsz.clone(), SymExpr::Int(hout)],
+        );
+        let cn = if lstm {
+            Some(buf(
+                self,
+                "c_n",
+                &[ld_count.clone(), bsz.clone(), SymExpr::Int(h)],
+            ))
+        } else {
+            None
+        };
+        let mut layer_in = to_fc(&xs);
+        let origins = Rc::new(vec![origin(n)]);
+        for l in 0..layers {
+            let out = buf(
+                self,
+                "out",
+                &[xs.shape[0].clone(), bsz.clone(), SymExpr::Int(feat)],
+            );
+            for d in 0..dirs {
+                let ld = l * dirs + d;
+                let p = &params[ld * per..(ld + 1) * per];
+                let (w_ih, w_hh) = (to_fc(&p[0]), to_fc(&p[1]));
+                let (b_ih, b_hh) = if has_biases {
+                    (Some(p[2].clone()), Some(p[3].clone()))
+                } else {
+                    (None, None)
+                };
+                let w_hr = if proj { Some(to_fc(&p[per - 1])) } else { None };
+                let Some(gi) = self.affine(n, &layer_in, &w_ih, b_ih.as_ref(), fc)? else {
+                    return Ok(Lowered::Fallback);
+                };
+                let gi = Tv {
+                    origins: origins.clone(),
+                    ..gi
+                };
+                let gi = self.realize(&gi);
+                let mut hs = to_fc(&select(&h0, 0, SymExpr::Int(ld as i64)));
+                let mut cs = c0
+                    .as_ref()
+                    .map(|c| to_fc(&select(c, 0, SymExpr::Int(ld as i64))));
+                for step in 0..steps {
+                    let t = if d == 0 { step } else { steps - 1 - step };
+                    let Some(gh) = self.affine(n, &hs, &w_hh, b_hh.as_ref(), fc)? else {
+                        return Ok(Lowered::Fallback);
+                    };
+                    let gh = Tv {
+                        origins: origins.clone(),
+                        ..gh
+                    };
+                    let gh = self.realize(&gh);
+                    let giv = gi.clone();
+                    // Gate `k` of unit `u` for batch row `j`: gi + gh.
+                    let gate = move |k: i64, idx: &[E], with_r: bool| -> (E, E) {
+                        let col = eb::add(idx[1].clone(), eb::int(k * h));
+                        let av = eb::load(&giv, &[eb::int(t as i64), idx[0].clone(), col.clone()]);
+                        let rv = eb::load(&gh, &[idx[0].clone(), col]);
+                        let _ = with_r;
+                        (av, rv)
+                    };
+                    let add = |x: (E, E)| eb::bin(BinOp::Add, x.0, x.1);
+                    let sig = |v: E| eb::un(UnOp::Sigmoid, v);
+                    let hshape = vec![bsz.clone(), SymExpr::Int(h)];
+                    let hraw: Tv = match a {
+                        Aten::Lstm => {
+                            let Some(c_prev) = cs.clone() else {
+                                return Ok(Lowered::Fallback);
+                            };
+                            let gate_c = gate.clone();
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                let ig = sig(add(gate_c(0, idx, false)));
+                                let fg = sig(add(gate_c(1, idx, false)));
+                                let gg = eb::un(UnOp::Tanh, add(gate_c(2, idx, false)));
+                                let fc_ = eb::bin(BinOp::Mul, fg, c_prev.at(idx));
+                                eb::bin(BinOp::Add, fc_, eb::bin(BinOp::Mul, ig, gg))
+                            });
+                            let c = self.lazy(fc, hshape.clone(), &[&origins], 12, body);
+                            let cv = self.realize(&c);
+                            let cvv = cv.clone();
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                let og = sig(add(gate(3, idx, false)));
+                                eb::bin(BinOp::Mul, og, eb::un(UnOp::Tanh, eb::load(&cvv, idx)))
+                            });
+                            cs = Some(Tv {
+                                dtype: fc,
+                                shape: hshape.clone(),
+                                kind: TvKind::View(cv),
+                                origins: Rc::new(Vec::new()),
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 4, body)
+                        }
+                        Aten::Gru => {
+                            let hp = hs.clone();
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                let rg = sig(add(gate(0, idx, false)));
+                                let zg = sig(add(gate(1, idx, false)));
+                                let (an, rn) = gate(2, idx, true);
+                                let ng = eb::un(
+                                    UnOp::Tanh,
+                                    eb::bin(BinOp::Add, an, eb::bin(BinOp::Mul, rg, rn)),
+                                );
+                                let one = eb::konst(1.0, fc);
+                                let keep =
+                                    eb::bin(BinOp::Mul, eb::bin(BinOp::Sub, one, zg.clone()), ng);
+                                eb::bin(BinOp::Add, keep, eb::bin(BinOp::Mul, zg, hp.at(idx)))
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 12, body)
+                        }
+                        Aten::RnnTanh => {
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                eb::un(UnOp::Tanh, add(gate(0, idx, false)))
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 3, body)
+                        }
+                        _ => {
+                            let body: Body = Rc::new(move |idx: &[E]| {
+                                eb::bin(BinOp::Max, add(gate(0, idx, false)), eb::konst(0.0, fc))
+                            });
+                            self.lazy(fc, hshape.clone(), &[&origins], 3, body)
+                        }
+                    };
+                    let hv = self.realize(&hraw);
+                    let hraw = Tv {
+                        dtype: fc,
+                        shape: hshape,
+                        kind: TvKind::View(hv),
+                        origins: Rc::new(Vec::new()),
+                    };
+                    let next = match &w_hr {
+                        Some(w) => {
+                            let Some(p) = self.affine(n, &hraw, w, None, fc)? else {
+                                return Ok(Lowered::Fallback);
+                            };
+                            let pv = self.realize(&Tv {
+                                origins: origins.clone(),
+                                ..p
+                            });
+                            Tv {
+                                dtype: fc,
+                                shape: pv.shape.clone(),
+                                kind: TvKind::View(pv),
+                                origins: Rc::new(Vec::new()),
+                            }
+                        }
+                        None => hraw,
+                    };
+                    // The step's output: out[t, :, d * hout..].
+                    let mut view = out.clone();
+                    view.offset = SymExpr::add(vec![
+                        SymExpr::mul(vec![SymExpr::Int(t as i64), out.strides[0].clone()]),
+                        SymExpr::Int(d as i64 * hout),
+                    ]);
+                    view.strides.remove(0);
+                    view.shape = vec![bsz.clone(), SymExpr::Int(hout)];
+                    self.store(
+                        &Tv {
+                            origins: origins.clone(),
+                            ..next.clone()
+                        },
+                        view,
+                    );
+                    hs = next;
+                }
+                let mut view = hn.clone();
+                view.offset = SymExpr::mul(vec![SymExpr::Int(ld as i64), hn.strides[0].clone()]);
+                view.strides.remove(0);
+                view.shape.remove(0);
+                self.store(
+                    &Tv {
+                        origins: origins.clone(),
+                        ..hs.clone()
+                    },
+                    view,
+                );
+                if let (Some(c), Some(cn)) = (&cs, &cn) {
+                    let mut view = cn.clone();
+                    view.offset =
+                        SymExpr::mul(vec![SymExpr::Int(ld as i64), cn.strides[0].clone()]);
+                    view.strides.remove(0);
+                    view.shape.remove(0);
+                    self.store(
+                        &Tv {
+                            origins: origins.clone(),
+                            ..c.clone()
+                        },
+                        view,
+                    );
+                }
+            }
+            layer_in = Tv {
+                dtype: fc,
+                shape: out.shape.clone(),
+                kind: TvKind::View(out),
+                origins: Rc::new(Vec::new()),
+            };
+        }
+        // The outputs in the dtype, in the input's layout.
+        let cast_to = |t: &Tv, dt: DType| -> Tv {
+            let tt = t.clone();
+            let body: Body = Rc::new(move |idx: &[E]| eb::cast(dt, tt.at(idx)));
+            Tv {
+                dtype: dt,
+                shape: t.shape.clone(),
+                kind: TvKind::Lazy(body, 1),
+                origins: Rc::new(Vec::new()),
+            }
+        };
+        let squeeze_batch = |t: Tv| -> Option<Tv> {
+            if unbatched {
+                let mut s = t.shape.clone();
+                s.remove(1);
+                unit_dims_map(&t, &s)
+            } else {
+                Some(t)
+            }
+        };
+        let output = if batch_first && !unbatched {
+            permute(&layer_in, &[1, 0, 2])
+        } else {
+            layer_in
+        };
+        let Some(output) = squeeze_batch(output) else {
+            return Ok(Lowered::Fallback);
+        };
+        if output.shape != out_shape {
+            return Ok(Lowered::Fallback);
+        }
+        let mut outs = vec![Some(cast_to(&output, dtype))];
+        let states: Vec<View> = std::iter::once(hn).chain(cn).collect();
+        for (i, v) in states.into_iter().enumerate() {
+            let (sdt, sshape) = self.out_type_of(n, i + 1)?;
+            let t = Tv {
+                dtype: fc,
+                shape: v.shape.clone(),
+                kind: TvKind::View(v),
+                origins: Rc::new(Vec::new()),
+            };
+            let Some(t) = squeeze_batch(t) else {
+                return Ok(Lowered::Fallback);
+            };
+            if t.shape != sshape {
+                return Ok(Lowered::Fallback);
+            }
+            outs.push(Some(cast_to(&t, sdt)));
+        }
+        Ok(Lowered::Many(outs))
+    }
+
+    /// `linear` of f32 operands as a GEMM call: the input's leading dims
+    /// flattened into rows (a dense copy when its view cannot be), the
+    /// weight read transposed, the bias broadcast over the rows.
+    fn linear_gemm(
+        &mut self,
+        n: &Node,
+        x: &Tv,
+        w: &Tv,
+        b: Option<&Tv>,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Option<Lowered>> {
+        let f32s = [Some(x), Some(w), b]
+            .into_iter()
+            .flatten()
+            .all(|t| t.dtype == DType::F32);
+        let r = x.shape.len();
+        if dtype != DType::F32 || !f32s || out_shape.len() != r {
+            return Ok(None);
+        }
+        let (k, nn) = (x.shape[r - 1].clone(), w.shape[0].clone());
+        self.require_eq(n, "the input features of linear", &w.shape[1], &k)?;
+        self.require_eq(n, "the output features of linear", &out_shape[r - 1], &nn)?;
+        for (i, (a, o)) in x.shape.iter().zip(out_shape).take(r - 1).enumerate() {
+            self.require_eq(n, &format!("dim {i} of linear"), o, a)?;
+        }
+        let m = SymExpr::mul(x.shape[..r - 1].to_vec());
+        let rows = [SymExpr::Int(1), m.clone(), k.clone()];
+        let xv = self.strided(x);
+        let xv = match restride(&xv, &rows[1..]) {
+            Some(v) => v,
+            None => {
+                let d = self.realize(x);
+                View {
+                    strides: dense_strides(&rows[1..]),
+                    shape: rows[1..].to_vec(),
+                    ..d
+                }
+            }
+        };
+        let lift = |mut v: View| {
+            v.shape.insert(0, SymExpr::Int(1));
+            v.strides.insert(0, SymExpr::Int(0));
+            v
+        };
+        let wv = self.strided(w);
+        let wt = View {
+            shape: vec![SymExpr::Int(1), k.clone(), nn.clone()],
+            strides: vec![
+                SymExpr::Int(0),
+                wv.strides[1].clone(),
+                wv.strides[0].clone(),
+            ],
+            ..wv
+        };
+        let bias = match b {
+            Some(b) if b.shape.len() == 1 => {
+                self.require_eq(n, "the length of the bias", &b.shape[0], &nn)?;
+                let bv = self.strided(b);
+                Some(expand_view(&bv, &[m.clone(), nn.clone()]))
+            }
+            Some(_) => return Ok(None),
+            None => None,
+        };
+        let c = self.temp(n.outputs[0], dtype, out_shape);
+        let cv = View {
+            shape: vec![SymExpr::Int(1), m.clone(), nn.clone()],
+            strides: dense_strides(&[SymExpr::Int(1), m.clone(), nn.clone()]),
+            ..c.clone()
+        };
+        self.push(
+            n,
+            KernelKind::Extern(Box::new(Extern::Gemm {
+                batch: SymExpr::Int(1),
+                m,
+                n: nn,
+                k,
+                a: lift(xv),
+                b: wt,
+                bias,
+                c: cv,
+            })),
+        );
+        Ok(Some(Lowered::One(Tv {
+            dtype,
+            shape: out_shape.to_vec(),
+            kind: TvKind::View(c),
+            origins: Rc::new(Vec::new()),
+        })))
+    }
+
+    /// `baddbmm(self, b1, b2, beta, alpha)`: `beta * self + alpha * b1 @ b2`
+    /// (`self` ignored when `beta` is 0).
+    fn baddbmm(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let base = self.tensor_arg(n, "self")?;
+        let b1 = self.tensor_arg(n, "batch1")?;
+        let b2 = self.tensor_arg(n, "batch2")?;
+        let (Some(beta), Some(alpha)) = (float_arg(n, "beta"), float_arg(n, "alpha")) else {
+            return Ok(Lowered::Fallback);
+        };
+        if b1.shape.len() != 3 || b2.shape.len() != 3 || out_shape.len() != 3 {
+            return Ok(Lowered::Fallback);
+        }
+        let acc = if dtype.is_float() {
+            DType::F64
+        } else {
+            DType::I64
+        };
+        let bb = self.broadcast(&base, out_shape, n)?;
+        let parts = [base.origins.clone(), b1.origins.clone(), b2.origins.clone()];
+        let epilogue = move |s: E, idx: &[E]| {
+            let s = if alpha == 1.0 {
+                s
+            } else {
+                eb::bin(BinOp::Mul, eb::konst(alpha, acc), s)
+            };
+            if beta == 0.0 {
+                return s;
+            }
+            let x = eb::cast(acc, bb(idx));
+            let x = if beta == 1.0 {
+                x
+            } else {
+                eb::bin(BinOp::Mul, eb::konst(beta, acc), x)
+            };
+            eb::bin(BinOp::Add, x, s)
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        let labels = [vec![0, 1, 3], vec![0, 3, 2]];
+        self.contraction(
+            n,
+            &[b1, b2],
+            &labels,
+            &[0, 1, 2],
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// `bilinear(x1, x2, w, b)`: `x1[.., i] w[o, i, j] x2[.., j]` summed over
+    /// `i` and `j`, rounded to the dtype, plus `b[o]`.
+    fn bilinear(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let x1 = self.tensor_arg(n, "input1")?;
+        let x2 = self.tensor_arg(n, "input2")?;
+        let w = self.tensor_arg(n, "weight")?;
+        let b = self.opt_tensor_arg(n, "bias")?;
+        let r = x1.shape.len();
+        if r == 0 || x2.shape.len() != r || w.shape.len() != 3 || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        // Labels: the leading dims 0..r-1, o, i, j.
+        let (o, i, j) = (r - 1, r, r + 1);
+        let l1: Vec<usize> = (0..r - 1).chain([i]).collect();
+        let l2: Vec<usize> = (0..r - 1).chain([j]).collect();
+        let out: Vec<usize> = (0..r).collect();
+        let fc = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let mut parts = vec![x1.origins.clone(), x2.origins.clone(), w.origins.clone()];
+        if let Some(b) = &b {
+            parts.push(b.origins.clone());
+        }
+        let epilogue = move |s: E, idx: &[E]| match &b {
+            Some(b) => {
+                let y = eb::cast(fc, eb::cast(dtype, s));
+                let b = eb::cast(fc, b.at(&idx[r - 1..]));
+                eb::cast(DType::F64, eb::bin(BinOp::Add, y, b))
+            }
+            None => s,
+        };
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(
+            n,
+            &[x1, w, x2],
+            &[l1, vec![o, i, j], l2],
+            &out,
+            dtype,
+            out_shape,
+            epilogue,
+            &parts,
+        )
+    }
+
+    /// `_trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim)`: the
+    /// inputs with size-1 dims inserted at their expand dims, multiplied,
+    /// summed over `sumdim`.
+    fn trilinear(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let ins = [
+            self.tensor_arg(n, "i1")?,
+            self.tensor_arg(n, "i2")?,
+            self.tensor_arg(n, "i3")?,
+        ];
+        let expands = [
+            self.ints_arg(n, "expand1")?,
+            self.ints_arg(n, "expand2")?,
+            self.ints_arg(n, "expand3")?,
+        ];
+        let sumdim = self.ints_arg(n, "sumdim")?;
+        let rank = ins[0].shape.len() + expands[0].len();
+        let wrapd = |d: i64| d.rem_euclid(rank.max(1) as i64) as usize;
+        let mut labels = Vec::new();
+        for (x, e) in ins.iter().zip(&expands) {
+            let e: Vec<usize> = e.iter().map(|&d| wrapd(d)).collect();
+            let ls: Vec<usize> = (0..rank).filter(|d| !e.contains(d)).collect();
+            if ls.len() != x.shape.len() {
+                return Ok(Lowered::Fallback);
+            }
+            labels.push(ls);
+        }
+        let sum: Vec<usize> = sumdim.iter().map(|&d| wrapd(d)).collect();
+        let out: Vec<usize> = (0..rank).filter(|d| !sum.contains(d)).collect();
+        let parts: Vec<Rc<Vec<Origin>>> = ins.iter().map(|t| t.origins.clone()).collect();
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(n, &ins, &labels, &out, dtype, out_shape, |s, _| s, &parts)
+    }
+
+    /// `einsum(equation, tensors)`: labels from the subscripts (`...`
+    /// covering the dims the letters leave, aligned to the right across
+    /// operands), the output explicit or implicit (the ellipsis, then the
+    /// letters seen once, sorted: uppercase before lowercase).
+    fn einsum(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+        let Some(Arg::Str(eq)) = n.arg("equation") else {
+            return Ok(Lowered::Fallback);
+        };
+        let Some(Arg::List(items)) = n.arg("tensors") else {
+            return Ok(Lowered::Fallback);
+        };
+        let mut ops = Vec::new();
+        for it in items {
+            let Arg::Value(v) = it else {
+                return Ok(Lowered::Fallback);
+            };
+            match self.val(*v)? {
+                Val::T(t) => ops.push(t),
+                _ => return Ok(Lowered::Fallback),
+            }
+        }
+        let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
+        let (lhs, rhs) = match eq.split_once("->") {
+            Some((l, r)) => (l.to_string(), Some(r.to_string())),
+            None => (eq.clone(), None),
+        };
+        // A term as label ids (A-Z: 0..26, a-z: 26..52), None for `...`.
+        let term = |t: &str| -> Option<Vec<Option<usize>>> {
+            let mut out = Vec::new();
+            let mut rest = t;
+            while let Some(c) = rest.chars().next() {
+                if let Some(r) = rest.strip_prefix("...") {
+                    if out.contains(&None) {
+                        return None;
+                    }
+                    out.push(None);
+                    rest = r;
+                    continue;
+                }
+                out.push(Some(match c {
+                    'A'..='Z' => c as usize - 'A' as usize,
+                    'a'..='z' => 26 + c as usize - 'a' as usize,
+                    _ => return None,
+                }));
+                rest = &rest[1..];
+            }
+            Some(out)
+        };
+        let terms: Option<Vec<_>> = lhs.split(',').map(term).collect();
+        let Some(terms) = terms else {
+            return Ok(Lowered::Fallback);
+        };
+        if terms.len() != ops.len() || ops.is_empty() {
+            return Ok(Lowered::Fallback);
+        }
+        const ELL: usize = 52;
+        let mut ell = 0;
+        for (t, x) in terms.iter().zip(&ops) {
+            let named = t.iter().filter(|l| l.is_some()).count();
+            let has_ell = named != t.len();
+            if x.shape.len() < named || (!has_ell && x.shape.len() != named) {
+                return Ok(Lowered::Fallback);
+            }
+            ell = ell.max(x.shape.len() - named);
+        }
+        let labels: Vec<Vec<usize>> = terms
+            .iter()
+            .zip(&ops)
+            .map(|(t, x)| {
+                let e = x.shape.len() - t.iter().filter(|l| l.is_some()).count();
+                t.iter()
+                    .flat_map(|l| match l {
+                        Some(id) => vec![*id],
+                        None => (ELL + ell - e..ELL + ell).collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let count = |l: usize| labels.iter().flatten().filter(|&&x| x == l).count();
+        let out: Vec<usize> = match rhs {
+            Some(r) => {
+                let Some(t) = term(&r) else {
+                    return Ok(Lowered::Fallback);
+                };
+                let mut v = Vec::new();
+                for l in t {
+                    match l {
+                        Some(id) if count(id) > 0 && !v.contains(&id) => v.push(id),
+                        None => v.extend(ELL..ELL + ell),
+                        _ => return Ok(Lowered::Fallback),
+                    }
+                }
+                v
+            }
+            None => (ELL..ELL + ell)
+                .chain((0..ELL).filter(|&l| count(l) == 1))
+                .collect(),
+        };
+        let parts: Vec<Rc<Vec<Origin>>> = ops.iter().map(|t| t.origins.clone()).collect();
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        self.contraction(n, &ops, &labels, &out, dtype, out_shape, |s, _| s, &parts)
+    }
+
+    fn gemm(&mut self, n: &Node, a: Aten) -> Result<Lowered> {
+        let (dtype, out_shape) = self.out_type(n)?;
         let (m1, m2) = match a {
             Aten::Addmm => (self.tensor_arg(n, "mat1")?, self.tensor_arg(n, "mat2")?),
             _ => (self.tensor_arg(n, "self")?, self.tensor_arg(n, "mat2")?),
         };
-        if m1.dtype != DType::F32 || m2.dtype != DType::F32 {
-            return Ok(Lowered::Fallback);
+        if dtype != DType::F32 || m1.dtype != DType::F32 || m2.dtype != DType::F32 {
+            return self.gemm_by_reduction(n, a, m1, m2, dtype, &out_shape);
         }
         let batched = a == Aten::Bmm;
         let r = if batched { 3 } else { 2 };
@@ -2503,12 +6646,9 @@ impl<'a> Sched<'a> {
                     _ => false,
                 })
             };
-            if !one("alpha")? || !one("beta")? {
-                return Ok(Lowered::Fallback);
-            }
             let b = self.tensor_arg(n, "self")?;
-            if b.dtype != DType::F32 {
-                return Ok(Lowered::Fallback);
+            if !one("alpha")? || !one("beta")? || b.dtype != DType::F32 || b.shape.len() > 2 {
+                return self.gemm_by_reduction(n, a, m1, m2, dtype, &out_shape);
             }
             let bv = self.strided(&b);
             Some(expand_view(&bv, &out_shape))
@@ -2575,6 +6715,174 @@ impl<'a> Sched<'a> {
         (t.dtype == DType::F32).then(|| self.realize(t))
     }
 
+    /// A convolution (any number of spatial dims, transposed or not, any
+    /// float dtype) as a reduction over the input channels of a group and
+    /// the kernel window, in f64, then the bias: for the plain form the
+    /// input at `o * stride - padding + k * dilation`, for the transposed
+    /// one at `(o + padding - k * dilation) / stride` where that divides and
+    /// lies inside. Static sizes only.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_by_reduction(
+        &mut self,
+        n: &Node,
+        x: Tv,
+        w: Tv,
+        b: Option<Tv>,
+        transposed: bool,
+        dtype: DType,
+        out_shape: &[SymExpr],
+    ) -> Result<Lowered> {
+        let rank = x.shape.len();
+        if rank < 3 || w.shape.len() != rank || out_shape.len() != rank || !dtype.is_float() {
+            return Ok(Lowered::Fallback);
+        }
+        let sd = rank - 2;
+        let get = |name: &str, default: i64| -> Result<Vec<i64>> {
+            let v = match n.arg(name) {
+                None | Some(Arg::None) => vec![default; sd],
+                Some(_) => self.ints_arg(n, name)?,
+            };
+            Ok(if v.len() == 1 { vec![v[0]; sd] } else { v })
+        };
+        let (stride, pad, dil) = (get("stride", 1)?, get("padding", 0)?, get("dilation", 1)?);
+        let groups = self.int_arg(n, "groups")?;
+        if [&stride, &pad, &dil].iter().any(|v| v.len() != sd)
+            || stride.iter().chain(&dil).any(|&v| v <= 0)
+            || groups <= 0
+        {
+            return Ok(Lowered::Fallback);
+        }
+        let ints = |v: &[SymExpr]| -> Option<Vec<i64>> { v.iter().map(|d| d.as_int()).collect() };
+        let (Some(xs), Some(ws), Some(os)) = (ints(&x.shape), ints(&w.shape), ints(out_shape))
+        else {
+            return Ok(Lowered::Fallback);
+        };
+        let (c, oc) = (xs[1], os[1]);
+        if c % groups != 0 || oc % groups != 0 || os[0] != xs[0] {
+            return Ok(Lowered::Fallback);
+        }
+        let (cg, ocg) = (c / groups, oc / groups);
+        // The weight: [oc, c / groups, k..] or, transposed, [c, oc / groups, k..].
+        let want_w = if transposed { [c, ocg] } else { [oc, cg] };
+        if ws[0] != want_w[0] || ws[1] != want_w[1] {
+            return Ok(Lowered::Fallback);
+        }
+        if let Some(b) = &b {
+            if b.shape.len() != 1 || b.shape[0] != SymExpr::Int(oc) {
+                return Ok(Lowered::Fallback);
+            }
+        }
+        let k: Vec<i64> = ws[2..].to_vec();
+        let ins: Vec<i64> = xs[2..].to_vec();
+        let f = DType::F64;
+        let (xe, we) = (x.clone(), w.clone());
+        let idx: Vec<E> = (0..rank + 1 + sd).map(eb::var).collect();
+        let (nn, o) = (idx[0].clone(), idx[1].clone());
+        let r0 = idx[rank].clone();
+        let grp = eb::bin(BinOp::FloorDiv, o.clone(), eb::int(ocg));
+        let ch = eb::add(eb::mul(grp, eb::int(cg)), r0.clone());
+        let mut inside: Option<E> = None;
+        let mut at_x = vec![nn, ch.clone()];
+        for j in 0..sd {
+            let out_j = idx[2 + j].clone();
+            let kj = idx[rank + 1 + j].clone();
+            let (pos, ok) = if transposed {
+                let num = eb::add(
+                    eb::add(out_j, eb::int(pad[j])),
+                    eb::mul(kj, eb::int(-dil[j])),
+                );
+                let q = eb::bin(BinOp::FloorDiv, num.clone(), eb::int(stride[j]));
+                let ok = eb::bin(
+                    BinOp::BitAnd,
+                    eb::bin(
+                        BinOp::BitAnd,
+                        eb::cmp(CmpOp::Ge, num.clone(), eb::int(0)),
+                        eb::cmp(
+                            CmpOp::Eq,
+                            eb::bin(BinOp::Rem, num, eb::int(stride[j])),
+                            eb::int(0),
+                        ),
+                    ),
+                    eb::cmp(CmpOp::Lt, q.clone(), eb::int(ins[j])),
+                );
+                (q, ok)
+            } else {
+                let pos = eb::add(
+                    eb::add(eb::mul(out_j, eb::int(stride[j])), eb::int(-pad[j])),
+                    eb::mul(kj, eb::int(dil[j])),
+                );
+                let ok = eb::bin(
+                    BinOp::BitAnd,
+                    eb::cmp(CmpOp::Ge, pos.clone(), eb::int(0)),
+                    eb::cmp(CmpOp::Lt, pos.clone(), eb::int(ins[j])),
+                );
+                (pos, ok)
+            };
+            inside = Some(match inside {
+                Some(a) => eb::bin(BinOp::BitAnd, a, ok),
+                None => ok,
+            });
+            at_x.push(eb::bin(
+                BinOp::Min,
+                eb::bin(BinOp::Max, pos, eb::int(0)),
+                eb::int(ins[j] - 1),
+            ));
+        }
+        let mut at_w = if transposed {
+            vec![ch, eb::bin(BinOp::Rem, o, eb::int(ocg))]
+        } else {
+            vec![o, r0]
+        };
+        at_w.extend((0..sd).map(|j| idx[rank + 1 + j].clone()));
+        let prod = eb::bin(
+            BinOp::Mul,
+            eb::cast(f, xe.at(&at_x)),
+            eb::cast(f, we.at(&at_w)),
+        );
+        let expr = match inside {
+            Some(c) => eb::select(c, prod, eb::konst(0.0, f)),
+            None => prod,
+        };
+        let name = format!("{}_sum", n.name);
+        let buf = self.add_buffer(&name, f, out_shape, BufKind::Temp);
+        let sum = View::dense(buf, f, out_shape);
+        let mut origins = (*x.origins).clone();
+        for o in w.origins.iter() {
+            if !origins.contains(o) {
+                origins.push(o.clone());
+            }
+        }
+        origins.push(origin(n));
+        let mut reduced = vec![SymExpr::Int(cg)];
+        reduced.extend(k.iter().map(|&v| SymExpr::Int(v)));
+        self.plan.kernels.push(Kernel {
+            kind: KernelKind::Reduction {
+                out: sum.clone(),
+                reduced,
+                op: RedOp::Sum,
+                expr,
+            },
+            origins,
+        });
+        let parts: Vec<Rc<Vec<Origin>>> = b.iter().map(|t| t.origins.clone()).collect();
+        let body: Body = Rc::new(move |idx: &[E]| {
+            let s = eb::load(&sum, idx);
+            let s = match &b {
+                Some(b) => eb::bin(BinOp::Add, s, eb::cast(f, b.at(&idx[1..2]))),
+                None => s,
+            };
+            eb::cast(dtype, s)
+        });
+        let parts: Vec<&Rc<Vec<Origin>>> = parts.iter().collect();
+        Ok(Lowered::One(self.lazy(
+            dtype,
+            out_shape.to_vec(),
+            &parts,
+            2,
+            body,
+        )))
+    }
+
     fn convolution(&mut self, n: &Node) -> Result<Lowered> {
         let (dtype, out_shape) = self.out_type(n)?;
         let x = self.tensor_arg(n, "input")?;
@@ -2582,8 +6890,17 @@ impl<'a> Sched<'a> {
         let b = self.opt_tensor_arg(n, "bias")?;
         let transposed = self.bool_arg(n, "transposed")?;
         let rank = x.shape.len();
-        if dtype != DType::F32 || transposed || !(rank == 3 || rank == 4) || w.shape.len() != rank {
-            return Ok(Lowered::Fallback);
+        let f32s = [Some(&x), Some(&w), b.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|t| t.dtype == DType::F32);
+        if dtype != DType::F32
+            || !f32s
+            || transposed
+            || !(rank == 3 || rank == 4)
+            || w.shape.len() != rank
+        {
+            return self.conv_by_reduction(n, x, w, b, transposed, dtype, &out_shape);
         }
         let sd = rank - 2;
         let get = |name: &str, default: i64| -> Result<Vec<i64>> {
@@ -2871,6 +7188,64 @@ impl<'a> Sched<'a> {
             kind: TvKind::View(y),
             origins: Rc::new(Vec::new()),
         }))
+    }
+}
+
+/// The index of a reduction's dims-kept result that output index `idx`
+/// reads (the reduced dims at 0, inserted when the output drops them).
+fn kept_index(idx: &[E], dims: &[usize], rank: usize, keepdim: bool) -> Vec<E> {
+    let mut k = 0;
+    (0..rank)
+        .map(|d| {
+            if dims.contains(&d) {
+                if keepdim {
+                    k += 1;
+                }
+                eb::int(0)
+            } else {
+                k += 1;
+                idx[k - 1].clone()
+            }
+        })
+        .collect()
+}
+
+/// Advanced indexing, from [`Sched::index_coords`].
+struct IndexCoords {
+    /// The shape of the indexing result.
+    shape: Vec<SymExpr>,
+    /// The indexed element's coordinates, of an index of the result.
+    coords: IndexMap,
+    /// The index tensors' origins.
+    parts: Vec<Rc<Vec<Origin>>>,
+    cost: usize,
+}
+
+/// A pooling of [`Sched::pool`].
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Pool {
+    /// An average: `count_include_pad`, `divisor_override`.
+    Avg(bool, Option<i64>),
+    Max,
+    AdaptiveAvg,
+    AdaptiveMax,
+}
+
+/// A resampling mode of [`Sched::resample`].
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Resample {
+    NearestExact,
+    Linear,
+    Cubic,
+}
+
+/// A constant number argument as `f64`.
+fn float_arg(n: &Node, name: &str) -> Option<f64> {
+    match n.arg(name) {
+        Some(Arg::Float(f)) => Some(*f),
+        Some(Arg::Int(i)) => Some(*i as f64),
+        Some(Arg::Bool(b)) => Some(*b as i64 as f64),
+        _ => None,
     }
 }
 

@@ -1206,8 +1206,16 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
             let one = Scalar::Int(1);
             let diff = wrap(ew::sub(&end, &x, one))?;
             let lo = wrap(ew::add(&x, &wrap(ew::mul(w.clone(), &diff))?, one))?;
-            let omw = wrap(ew::rsub(w.clone(), Operand::S(Scalar::Int(1)), one))?;
-            let hi = wrap(ew::sub(&end, &wrap(ew::mul(&diff, &omw))?, one))?;
+            // A number weight stays a number (in f64): `1 - w` of two
+            // numbers would otherwise be a default-dtype tensor.
+            let hi = match &w {
+                Operand::S(s) => ew::mul(&diff, Operand::S(Scalar::Float(1.0 - s.to_f64()))),
+                Operand::T(_) => ew::mul(
+                    &diff,
+                    &wrap(ew::rsub(w.clone(), Operand::S(Scalar::Int(1)), one))?,
+                ),
+            };
+            let hi = wrap(ew::sub(&end, &wrap(hi)?, one))?;
             let small = wrap(ew::lt(
                 &wrap(ew::abs(&w.tensor()))?,
                 Operand::S(Scalar::Float(0.5)),
@@ -1238,6 +1246,12 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
         }
         EmbeddingBag | InternalEmbeddingBag => {
             let psw = a.opt_tensor("per_sample_weights")?;
+            // `_embedding_bag` takes the padding index as is, -1 (its
+            // default) for none; `embedding_bag.padding_idx` wraps it.
+            let padding = match a.opt_int("padding_idx")? {
+                Some(p) if op == InternalEmbeddingBag && p < 0 => None,
+                p => p,
+            };
             ts(wrapv(index::embedding_bag(
                 &a.tensor("weight")?,
                 &a.tensor("indices")?,
@@ -1245,7 +1259,7 @@ fn eval_aten_more(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RValue>>
                 a.int("mode")?,
                 psw.as_ref(),
                 a.bool("include_last_offset")?,
-                a.opt_int("padding_idx")?,
+                padding,
             ))?)
         }
         // (*, C, H r, W r) -> (*, C r^2, H, W), the inverse of pixel_shuffle.
