@@ -340,6 +340,37 @@ fn first_differences_along_a_dim() {
         check(&body, &[("x", dt, false)], dt);
         let body = format!("%r: {dt}[1, 8] = aten.diff.default(self=%x, n=1, dim=0)");
         check(&body, &[("x", dt, false)], dt);
+        // With prepend and append: the difference of the concatenation.
+        let two = [("x", dt, false), ("y", dt, false)];
+        let body = format!("%r: {dt}[2, 15] = aten.diff.default(self=%x, n=1, dim=1, prepend=%y)");
+        check(&body, &two, dt);
+        let body = format!("%r: {dt}[3, 8] = aten.diff.default(self=%x, n=1, dim=0, append=%y)");
+        check(&body, &two, dt);
+        let body = format!(
+            "%r: {dt}[2, 23] = aten.diff.default(self=%x, n=1, dim=-1, prepend=%y, append=%z)"
+        );
+        check(
+            &body,
+            &[("x", dt, false), ("y", dt, false), ("z", dt, false)],
+            dt,
+        );
+    }
+}
+
+#[test]
+fn clamp_by_tensors_on_either_or_both_sides() {
+    for dt in [DType::F32, DType::F16, DType::I64] {
+        let three = [("x", dt, false), ("lo", dt, false), ("hi", dt, false)];
+        let body = format!("%r: {dt}[2, 8] = aten.clamp.Tensor(self=%x, min=%lo, max=%hi)");
+        check(&body, &three, dt);
+        let body = format!("%r: {dt}[2, 8] = aten.clamp.Tensor(self=%x, min=%lo)");
+        check(&body, &three[..2], dt);
+        let body = format!("%r: {dt}[2, 8] = aten.clamp.Tensor(self=%x, min=None, max=%lo)");
+        check(&body, &three[..2], dt);
+        let body = format!("%r: {dt}[2, 8] = aten.clamp_min.Tensor(self=%x, min=%lo)");
+        check(&body, &three[..2], dt);
+        let body = format!("%r: {dt}[2, 8] = aten.clamp_max.Tensor(self=%x, max=%lo)");
+        check(&body, &three[..2], dt);
     }
 }
 

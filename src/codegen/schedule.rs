@@ -1080,6 +1080,22 @@ impl<'a> Sched<'a> {
                     clamp(&x[0], Some(&lo), Some(&hi))
                 })?
             }
+            (Clamp | ClampMin | ClampMax, "Tensor") => {
+                let has = |k: &str| matches!(n.arg(k), Some(Arg::Value(_)));
+                let (lo, hi) = (has("min"), has("max"));
+                let mut names = vec!["self"];
+                if lo {
+                    names.push("min");
+                }
+                if hi {
+                    names.push("max");
+                }
+                self.map(n, &names, fc, move |x| {
+                    let l = lo.then(|| &x[1]);
+                    let h = hi.then(|| &x[if lo { 2 } else { 1 }]);
+                    clamp(&x[0], l, h)
+                })?
+            }
             (Clamp | Clip, "default") | (ClampMin, "default") | (ClampMax, "default") => {
                 let lo = if *a == ClampMax {
                     None
@@ -2057,26 +2073,64 @@ impl<'a> Sched<'a> {
                 let t = self.tensor_arg(n, "self")?;
                 let rank = t.shape.len();
                 let order = self.int_arg(n, "n")?;
-                let extra = self.opt_tensor_arg(n, "prepend")?.is_some()
-                    || self.opt_tensor_arg(n, "append")?.is_some();
-                if order != 1 || extra || rank == 0 || out_dtype != t.dtype {
+                let pre = self.opt_tensor_arg(n, "prepend")?;
+                let app = self.opt_tensor_arg(n, "append")?;
+                let same = |x: &Option<Tv>| {
+                    x.as_ref()
+                        .map_or(true, |x| x.dtype == t.dtype && x.shape.len() == rank)
+                };
+                if order != 1 || rank == 0 || out_dtype != t.dtype || !same(&pre) || !same(&app) {
                     return Ok(Lowered::Fallback);
                 }
                 let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
-                let want = SymExpr::add(vec![t.shape[d].clone(), SymExpr::Int(-1)]);
+                // The difference of `cat([prepend, self, append], d)`: its
+                // segments, each with its start along `d`.
+                let mut segs: Vec<(Tv, SymExpr)> = Vec::new();
+                let mut start = SymExpr::Int(0);
+                for x in [pre, Some(t.clone()), app].into_iter().flatten() {
+                    let len = x.shape[d].clone();
+                    segs.push((x, start.clone()));
+                    start = SymExpr::add(vec![start, len]);
+                }
+                let want = SymExpr::add(vec![start, SymExpr::Int(-1)]);
                 self.require_eq(n, "the length of the difference", &out_shape[d], &want)?;
                 let op = if out_dtype == DType::Bool {
                     BinOp::BitXor
                 } else {
                     BinOp::Sub
                 };
-                let (to, cost) = (t.origins.clone(), t.cost() + 1);
+                let origins: Vec<Rc<Vec<Origin>>> =
+                    segs.iter().map(|(x, _)| x.origins.clone()).collect();
+                let cost = segs.iter().map(|(x, _)| x.cost()).sum::<usize>() + 1;
+                // Element `q` along `d` of the concatenation; every segment
+                // is read at a clamped index, the right one selected.
+                let read = move |idx: &[E], q: E| -> E {
+                    let mut val: Option<E> = None;
+                    for (x, s) in segs.iter().rev() {
+                        let last = eb::add(eb::size(&x.shape[d]), eb::int(-1));
+                        let local = eb::bin(BinOp::Sub, q.clone(), eb::size(s));
+                        let local =
+                            eb::bin(BinOp::Max, eb::bin(BinOp::Min, local, last), eb::int(0));
+                        let mut at = idx.to_vec();
+                        at[d] = local;
+                        let v = x.at(&at);
+                        val = Some(match val {
+                            None => v,
+                            Some(later) => {
+                                let end = eb::add(eb::size(s), eb::size(&x.shape[d]));
+                                eb::select(eb::cmp(CmpOp::Lt, q.clone(), end), v, later)
+                            }
+                        });
+                    }
+                    val.unwrap_or_else(|| eb::int(0))
+                };
                 let body: Body = Rc::new(move |idx: &[E]| {
-                    let mut next = idx.to_vec();
-                    next[d] = eb::add(idx[d].clone(), eb::int(1));
-                    eb::bin(op, t.at(&next), t.at(idx))
+                    let q = idx[d].clone();
+                    let next = eb::add(q.clone(), eb::int(1));
+                    eb::bin(op, read(idx, next), read(idx, q))
                 });
-                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &[&to], cost, body))
+                let parts: Vec<&Rc<Vec<Origin>>> = origins.iter().collect();
+                Lowered::One(self.lazy(out_dtype, out_shape.clone(), &parts, cost, body))
             }
             // ---- concatenation ----
             (Cat, "default") => self.cat(n, out_dtype, &out_shape)?,

@@ -288,7 +288,8 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             a.float("min_val")?,
             a.float("max_val")?,
         ))?),
-        Clamp | Clip => {
+        // clamp_min and clamp_max (Scalar and Tensor) are clamp with one side.
+        Clamp | Clip | ClampMin | ClampMax => {
             let x = a.tensor("self")?;
             let (mn_t, mx_t) = (
                 opt_tensor_if_tensor(a, "min")?,
@@ -304,16 +305,6 @@ pub(crate) fn eval_aten(a: &Args<'_>, op: Aten, overload: &str) -> Result<Vec<RV
             };
             t(wrap(ew::clamp(&x, mn, mx))?)
         }
-        ClampMin => t(wrap(ew::clamp(
-            &a.tensor("self")?,
-            Some(Operand::S(a.scalar("min")?)),
-            None,
-        ))?),
-        ClampMax => t(wrap(ew::clamp(
-            &a.tensor("self")?,
-            None,
-            Some(Operand::S(a.scalar("max")?)),
-        ))?),
         Where => {
             let c = a.tensor("condition")?;
             let (xt, yt) = (
