@@ -1490,12 +1490,13 @@ impl<'a> Sched<'a> {
                 perm.swap(d0, d1);
                 Lowered::One(permute(&t, &perm))
             }
-            (T, "default") => {
+            (T, "default") | (NumpyT, "default" | "a") => {
                 let t = self.tensor_arg(n, "self")?;
                 let perm: Vec<usize> = (0..t.shape.len()).rev().collect();
                 Lowered::One(permute(&t, &perm))
             }
-            (Expand, "default") => {
+            // expand_as reads only the shape of `other`: the output's.
+            (Expand, "default") | (ExpandAs, "default") => {
                 let t = self.tensor_arg(n, "self")?;
                 let b = self.broadcast(&t, &out_shape, n)?;
                 let tv = match &t.kind {
@@ -1570,28 +1571,6 @@ impl<'a> Sched<'a> {
             }
             (Flatten, "using_ints") | (Unflatten, "int") | (ViewAs, "default") => {
                 self.reshape(n, out_shape.clone())?
-            }
-            (NumpyT, "default" | "a") => {
-                let t = self.tensor_arg(n, "self")?;
-                let perm: Vec<usize> = (0..t.shape.len()).rev().collect();
-                Lowered::One(permute(&t, &perm))
-            }
-            (ExpandAs, "default") => {
-                let t = self.tensor_arg(n, "self")?;
-                let b = self.broadcast(&t, &out_shape, n)?;
-                let tv = match &t.kind {
-                    TvKind::View(v) => Tv {
-                        kind: TvKind::View(expand_view(v, &out_shape)),
-                        shape: out_shape.clone(),
-                        ..t.clone()
-                    },
-                    TvKind::Lazy(_, c) => Tv {
-                        kind: TvKind::Lazy(b, *c),
-                        shape: out_shape.clone(),
-                        ..t.clone()
-                    },
-                };
-                Lowered::One(tv)
             }
             (Narrow, "default") => {
                 let t = self.tensor_arg(n, "self")?;
