@@ -1653,6 +1653,29 @@ fn index_put_and_index_add() {
                 );
             }
         }
+        // index_copy writes the source's slices; index_fill one value.
+        let ins: [Input; 3] = [
+            ("x", dt, false, &[3, 8]),
+            ("i", i, true, &[4]),
+            ("s", dt, false, &[3, 4]),
+        ];
+        let body = format!(
+            "%r: {dt}[3, 8] = aten.index_copy.default(self=%x, dim=1, index=%i, source=%s)"
+        );
+        check_each(&body, &ins, dt);
+        let body = format!(
+            "%r: {dt}[3, 8] = aten.index_fill.int_Scalar(self=%x, dim=-1, index=%i, value=1)"
+        );
+        check_each(&body, &ins[..2], dt);
+        let ins: [Input; 3] = [
+            ("x", dt, false, &[8, 3]),
+            ("i", i, true, &[4]),
+            ("v", dt, false, &[]),
+        ];
+        let body = format!(
+            "%r: {dt}[8, 3] = aten.index_fill.int_Tensor(self=%x, dim=0, index=%i, value=%v)"
+        );
+        check_each(&body, &ins, dt);
     }
 }
 

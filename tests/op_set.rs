@@ -126,6 +126,8 @@ const NATIVE: &[(&str, &str, &str)] = &[
     ("im2col", "x: f32[1, 2, 3, 4]", "%r: f32[1, 8, 6] = aten.im2col.default(self=%x, kernel_size=[2, 2], dilation=[1, 1], padding=[0, 0], stride=[1, 1])"),
     ("index", "x: f32[2, 8]; i: i64[3]", "%r: f32[3, 8] = aten.index.Tensor(self=%x, indices=[%i])"),
     ("index_add", "x: f32[8, 3]; i: i64[4]; s: f32[4, 3]", "%r: f32[8, 3] = aten.index_add.default(self=%x, dim=0, index=%i, source=%s)"),
+    ("index_copy", "x: f32[8, 3]; i: i64[4]; s: f32[4, 3]", "%r: f32[8, 3] = aten.index_copy.default(self=%x, dim=0, index=%i, source=%s)"),
+    ("index_fill", "x: f32[8, 3]; i: i64[4]", "%r: f32[8, 3] = aten.index_fill.int_Scalar(self=%x, dim=0, index=%i, value=2.5)"),
     ("index_put", "x: f32[8, 4]; i: i64[3]; v: f32[3, 4]", "%r: f32[8, 4] = aten.index_put.default(self=%x, indices=[%i], values=%v)"),
     ("index_select", "x: f32[2, 8]; i: i64[3]", "%r: f32[2, 3] = aten.index_select.default(self=%x, dim=1, index=%i)"),
     ("isnan", "x: f32[2, 8]", "%r: bool[2, 8] = aten.isnan.default(self=%x)"),
@@ -258,14 +260,6 @@ const GAPS: &[(&str, &str)] = &[
     (
         "as_strided",
         "a strided view of the storage: lowered only on a clone's fresh storage",
-    ),
-    (
-        "index_copy",
-        "a scatter along a dim: the runtime's index_put kernel is not wired to it yet",
-    ),
-    (
-        "index_fill",
-        "a scatter along a dim: the runtime's index_put kernel is not wired to it yet",
     ),
     ("masked_scatter", DATA_SHAPE),
     ("nonzero", DATA_SHAPE),

@@ -1872,7 +1872,10 @@ impl<'a> Sched<'a> {
             (IndexPut | InternalUnsafeIndexPut, "default" | "hacked_twin") => {
                 self.index_put(n, out_dtype, &out_shape)?
             }
-            (IndexAdd, "default") => self.index_add(n, out_dtype, &out_shape)?,
+            (IndexAdd, "default") => self.index_along(n, out_dtype, &out_shape, *a)?,
+            (IndexCopy, "default") | (IndexFill, "int_Scalar" | "int_Tensor") => {
+                self.index_along(n, out_dtype, &out_shape, *a)?
+            }
             (Sort, "default" | "stable") | (Argsort, "default" | "stable") | (Topk, "default") => {
                 self.sort(n, *a)?
             }
@@ -4583,51 +4586,91 @@ impl<'a> Sched<'a> {
 
     /// `index_add(self, dim, index, source, alpha)`: `alpha * source`'s
     /// slices along `dim` added at the slices the index names.
-    fn index_add(&mut self, n: &Node, dtype: DType, out_shape: &[SymExpr]) -> Result<Lowered> {
+    /// `index_add` (`x[.., index[i], ..] += alpha * source[.., i, ..]`),
+    /// `index_copy` (`= source[.., i, ..]`) and `index_fill` (`= value`)
+    /// along `dim`: a scatter through the runtime.
+    fn index_along(
+        &mut self,
+        n: &Node,
+        dtype: DType,
+        out_shape: &[SymExpr],
+        op: Aten,
+    ) -> Result<Lowered> {
         let base = self.tensor_arg(n, "self")?;
         let index = self.tensor_arg(n, "index")?;
-        let source = self.tensor_arg(n, "source")?;
         let rank = base.shape.len();
-        if rank == 0 || index.shape.len() != 1 || source.shape.len() != rank {
+        if rank == 0 || index.shape.len() != 1 {
             return Ok(Lowered::Fallback);
         }
         if !matches!(index.dtype, DType::I64 | DType::I32) {
             return Ok(Lowered::Fallback);
         }
         let d = wrap(n, self.int_arg(n, "dim")?, rank)?;
-        for k in (0..rank).filter(|&k| k != d) {
-            self.require_eq(
-                n,
-                &format!("dim {k} of the added source"),
-                &source.shape[k],
-                &base.shape[k],
-            )?;
-        }
-        self.require_eq(
-            n,
-            "the number of indices",
-            &source.shape[d],
-            &index.shape[0],
-        )?;
         let acc = if dtype.is_float() {
             DType::F64
         } else {
             DType::I64
         };
-        let alpha = self.scalar_expr(n, "alpha", dtype)?;
-        let src = source.clone();
-        // The scaled source rounded to the dtype, as torch scales it.
-        let values: Body = Rc::new(move |idx: &[E]| {
-            let v = eb::cast(dtype, src.at(idx));
-            let v = match &alpha {
-                Some(a) => eb::cast(
-                    dtype,
-                    eb::bin(BinOp::Mul, eb::cast(acc, v), eb::cast(acc, a.clone())),
-                ),
-                None => v,
+        let (values, upd): (Body, Vec<SymExpr>) = if op == Aten::IndexFill {
+            // One value for every element of the selected slices.
+            let value: E = match n.arg("value") {
+                Some(Arg::Value(v)) => match self.val(*v)? {
+                    Val::T(t) if t.shape.is_empty() => {
+                        let b = self.broadcast(&t, &[], n)?;
+                        b(&[])
+                    }
+                    Val::Sym(e) => eb::size(&e),
+                    _ => return Ok(Lowered::Fallback),
+                },
+                _ => match self.scalar_expr(n, "value", dtype)? {
+                    Some(e) => e,
+                    None => return Ok(Lowered::Fallback),
+                },
             };
-            eb::cast(acc, v)
-        });
+            let mut upd = base.shape.clone();
+            upd[d] = index.shape[0].clone();
+            let body: Body = Rc::new(move |_: &[E]| eb::cast(acc, eb::cast(dtype, value.clone())));
+            (body, upd)
+        } else {
+            let source = self.tensor_arg(n, "source")?;
+            if source.shape.len() != rank {
+                return Ok(Lowered::Fallback);
+            }
+            for k in (0..rank).filter(|&k| k != d) {
+                self.require_eq(
+                    n,
+                    &format!("dim {k} of the source"),
+                    &source.shape[k],
+                    &base.shape[k],
+                )?;
+            }
+            self.require_eq(
+                n,
+                "the number of indices",
+                &source.shape[d],
+                &index.shape[0],
+            )?;
+            let alpha = if op == Aten::IndexAdd {
+                self.scalar_expr(n, "alpha", dtype)?
+            } else {
+                None
+            };
+            let upd = source.shape.clone();
+            let src = source;
+            // The scaled source rounded to the dtype, as torch scales it.
+            let body: Body = Rc::new(move |idx: &[E]| {
+                let v = eb::cast(dtype, src.at(idx));
+                let v = match &alpha {
+                    Some(a) => eb::cast(
+                        dtype,
+                        eb::bin(BinOp::Mul, eb::cast(acc, v), eb::cast(acc, a.clone())),
+                    ),
+                    None => v,
+                };
+                eb::cast(acc, v)
+            });
+            (body, upd)
+        };
         let size = base.shape[d].clone();
         let ix = index.clone();
         let coords: IndexMap = Rc::new(move |idx: &[E]| {
@@ -4636,18 +4679,12 @@ impl<'a> Sched<'a> {
             at[d] = Rc::new(Expr::Index(i, size.clone()));
             at
         });
-        let upd = source.shape.clone();
-        self.scatter_into(
-            n,
-            &base,
-            &upd,
-            coords,
-            values,
-            ScatterOp::Add,
-            true,
-            dtype,
-            out_shape,
-        )
+        let how = if op == Aten::IndexAdd {
+            ScatterOp::Add
+        } else {
+            ScatterOp::Set
+        };
+        self.scatter_into(n, &base, &upd, coords, values, how, true, dtype, out_shape)
     }
 
     /// `sort`, `argsort` and `topk` along a dim: the keys (as f64, the dim
