@@ -263,11 +263,7 @@ pub(crate) unsafe fn tensor_from_c(t: &TlTensor, i: usize) -> Result<Tensor> {
         // SAFETY: `data` holds the dense elements (the caller's contract).
         unsafe { std::slice::from_raw_parts(t.data, len) }
     };
-    let mut strides = vec![1i64; shape.len()];
-    for k in (0..shape.len().saturating_sub(1)).rev() {
-        strides[k] = strides[k + 1] * shape[k + 1].max(1);
-    }
-    Tensor::from_raw_bytes(dtype, shape, &strides, 0, bytes)
+    Tensor::from_dense_bytes(dtype, shape, bytes)
 }
 
 /// Output `i` of the last call: dtype, rank, shape and dense data, owned by

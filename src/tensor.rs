@@ -733,6 +733,25 @@ impl Tensor {
         })
     }
 
+    /// A tensor of `sizes` from the little-endian bytes of its elements in
+    /// row-major order; `bytes` must hold exactly that many elements.
+    pub fn from_dense_bytes(dtype: DType, sizes: &[i64], bytes: &[u8]) -> Result<Tensor> {
+        let numel = sizes.iter().try_fold(1usize, |a, &d| {
+            usize::try_from(d).ok().and_then(|d| a.checked_mul(d))
+        });
+        if numel.and_then(|n| n.checked_mul(dtype.size_bytes())) != Some(bytes.len()) {
+            return Err(Error::other(format!(
+                "{} bytes are not a dense {dtype} tensor of shape {sizes:?}",
+                bytes.len()
+            )));
+        }
+        let mut strides = vec![1i64; sizes.len()];
+        for k in (0..sizes.len().saturating_sub(1)).rev() {
+            strides[k] = strides[k + 1] * sizes[k + 1].max(1);
+        }
+        Tensor::from_raw_bytes(dtype, sizes, &strides, 0, bytes)
+    }
+
     /// A view of little-endian raw bytes (`sizes`, `strides` and the offset in
     /// elements, as torch stores them).
     pub fn from_raw_bytes(

@@ -329,22 +329,7 @@ fn read_weights(b: &[u8]) -> Result<BTreeMap<String, Tensor>> {
         }
         let len = r.u64()?;
         let bytes = r.take(len)?;
-        // Row-major strides of the dense data.
-        let mut strides = vec![1i64; sizes.len()];
-        for i in (0..sizes.len().saturating_sub(1)).rev() {
-            strides[i] = strides[i + 1].saturating_mul(sizes[i + 1].max(1));
-        }
-        let numel = sizes.iter().try_fold(1i64, |a, &s| a.checked_mul(s));
-        if numel
-            .and_then(|n| usize::try_from(n).ok())
-            .map(|n| n * dtype.size_bytes())
-            != Some(bytes.len())
-        {
-            return Err(Error::other(format!(
-                "artifact: weight {name} has the wrong size"
-            )));
-        }
-        let t = Tensor::from_raw_bytes(dtype, &sizes, &strides, 0, bytes)
+        let t = Tensor::from_dense_bytes(dtype, &sizes, bytes)
             .map_err(|e| Error::other(format!("artifact: weight {name}: {e}")))?;
         state.insert(name, t);
     }

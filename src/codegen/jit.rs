@@ -172,6 +172,16 @@ pub struct Session {
     bound: Option<Bound>,
 }
 
+/// The size of a model's thread pool: `threads`, or with 0 as many as
+/// rayon's global pool has.
+fn pool_size(threads: usize) -> usize {
+    if threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        threads
+    }
+}
+
 /// What `assemble` builds a `Compiled` from.
 struct Parts {
     module: Option<JITModule>,
@@ -282,11 +292,7 @@ impl CompiledModel {
                 .map_err(|e| Error::other(format!("jit: host ISA: {e}")))?;
         rt_symbols(&mut builder);
         let mut module = JITModule::new(builder);
-        let threads = if opts.threads == 0 {
-            rayon::current_num_threads()
-        } else {
-            opts.threads
-        };
+        let threads = pool_size(opts.threads);
         let lowered = lower_plan(
             &mut module,
             &plan,
@@ -355,11 +361,7 @@ impl CompiledModel {
             clif,
             state,
         } = parts;
-        let threads = if threads == 0 {
-            rayon::current_num_threads()
-        } else {
-            threads
-        };
+        let threads = pool_size(threads);
         let p = &program;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -338,12 +338,11 @@ impl<'a> Sched<'a> {
                         BufKind::State(spec.target.clone().unwrap_or_default())
                     };
                     let b = self.add_buffer(g.name(v), t.dtype, &t.shape, kind);
-                    Val::T(Tv {
-                        dtype: t.dtype,
-                        shape: t.shape.clone(),
-                        kind: TvKind::View(View::dense(b, t.dtype, &t.shape)),
-                        origins: Rc::new(Vec::new()),
-                    })
+                    Val::T(stored(
+                        t.dtype,
+                        t.shape.clone(),
+                        View::dense(b, t.dtype, &t.shape),
+                    ))
                 }
                 (_, ValueType::Tensor(_)) => Val::Opaque("is never read".into()),
                 (_, other) => Val::Opaque(format!("is a {}", crate::ir::print::type_text(other))),
@@ -529,12 +528,7 @@ impl<'a> Sched<'a> {
             };
             let view = self.temp(v, tt.dtype, &tt.shape);
             outputs.push(view.clone());
-            self.vals[v.index()] = Some(Val::T(Tv {
-                dtype: tt.dtype,
-                shape: tt.shape.clone(),
-                kind: TvKind::View(view),
-                origins: Rc::new(Vec::new()),
-            }));
+            self.vals[v.index()] = Some(Val::T(stored(tt.dtype, tt.shape.clone(), view)));
         }
         self.push(
             n,
@@ -2504,12 +2498,7 @@ impl<'a> Sched<'a> {
             };
             self.store(&src, view);
         }
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), out)))
     }
 
     /// `max.dim` / `min.dim`: the indices are the arg-reduction (the first
@@ -2839,12 +2828,7 @@ impl<'a> Sched<'a> {
             ..src
         };
         self.store(&src, view);
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), out)))
     }
 
     /// `cdist(x1, x2, p)`: `out[.., i, j]` is the `p`-norm over the last dim
@@ -3396,12 +3380,7 @@ impl<'a> Sched<'a> {
             shape,
             ..base
         };
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(view),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), view)))
     }
 
     /// `as_strided_scatter`: a dense copy of `self` with `src` stored into
@@ -3442,12 +3421,7 @@ impl<'a> Sched<'a> {
             },
         };
         self.store(&src, view);
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), out)))
     }
 
     /// `prelu(x, w)`: `x` where positive, else `w * x`; a weight of more
@@ -3879,12 +3853,7 @@ impl<'a> Sched<'a> {
             },
             origins,
         });
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), out)))
     }
 
     /// `upsample_nearest2d` (`.default` with optional per-axis scales, or
@@ -4246,12 +4215,7 @@ impl<'a> Sched<'a> {
                 }
             }
         };
-        Ok(Lowered::One(Tv {
-            dtype: t.dtype,
-            shape: out_shape,
-            kind: TvKind::View(v),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(t.dtype, out_shape, v)))
     }
 
     fn reshape_unit_dims(&mut self, n: &Node, out_shape: &[SymExpr]) -> Result<Lowered> {
@@ -4751,12 +4715,7 @@ impl<'a> Sched<'a> {
         for (o, &p) in perm.iter().enumerate() {
             inv[p] = o;
         }
-        let order = Tv {
-            dtype: DType::I64,
-            shape: ishape.clone(),
-            kind: TvKind::View(iv),
-            origins: Rc::new(Vec::new()),
-        };
+        let order = stored(DType::I64, ishape.clone(), iv);
         let order = permute(&order, &inv);
         let want_i = if a == Aten::Argsort { 0 } else { 1 };
         let (idt, oshape) = self.out_type_of(n, want_i)?;
@@ -4827,12 +4786,7 @@ impl<'a> Sched<'a> {
         if rank > 0 {
             self.require_eq(n, "the length of the concatenation", &start, &out_shape[d])?;
         }
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), out)))
     }
 
     /// `slice_scatter` / `select_scatter`: a copy of `self` with `src`
@@ -4909,12 +4863,7 @@ impl<'a> Sched<'a> {
             ..src
         };
         self.store(&src, view);
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), out)))
     }
 
     /// A 2-d pooling window's `[kernel, stride, padding, dilation]`, each
@@ -5015,12 +4964,7 @@ impl<'a> Sched<'a> {
             },
             origins,
         });
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape,
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape, out)))
     }
 
     /// `var` / `std` over the reduced dims: the mean (in f64), the sum of
@@ -5161,12 +5105,7 @@ impl<'a> Sched<'a> {
             },
             origins,
         });
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape.to_vec(), out)))
     }
 
     /// `t` reduced over `dims` (sorted) with the dims kept (size 1), into a
@@ -5202,12 +5141,7 @@ impl<'a> Sched<'a> {
             },
             origins,
         });
-        Tv {
-            dtype,
-            shape,
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }
+        stored(dtype, shape, out)
     }
 
     /// `t` reduced over dim `d` with the dim kept (size 1): a reduction
@@ -5233,12 +5167,7 @@ impl<'a> Sched<'a> {
             },
             origins,
         });
-        Tv {
-            dtype: t.dtype,
-            shape,
-            kind: TvKind::View(out),
-            origins: Rc::new(Vec::new()),
-        }
+        stored(t.dtype, shape, out)
     }
 
     /// `softmax(x, dim)` as a max reduction, a sum of exponentials and a
@@ -5629,12 +5558,7 @@ impl<'a> Sched<'a> {
             },
             origins,
         });
-        Ok(Some(Tv {
-            dtype: acc,
-            shape,
-            kind: TvKind::View(view),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Some(stored(acc, shape, view)))
     }
 
     /// [`Sched::product_sum`] of the operands into the output: the sum,
@@ -5801,12 +5725,7 @@ impl<'a> Sched<'a> {
                 c: lift(c.clone()),
             })),
         );
-        Ok(Some(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(c),
-            origins: Rc::new(Vec::new()),
-        })))
+        Ok(Some(Lowered::One(stored(dtype, out_shape.to_vec(), c))))
     }
 
     /// `linear(x, w, b)`: `x[.., i] w[o, i]` summed over `i`, plus `b[o]`.
@@ -6205,12 +6124,7 @@ impl<'a> Sched<'a> {
                                 let og = sig(add(gate(3, idx, false)));
                                 eb::bin(BinOp::Mul, og, eb::un(UnOp::Tanh, eb::load(&cvv, idx)))
                             });
-                            cs = Some(Tv {
-                                dtype: fc,
-                                shape: hshape.clone(),
-                                kind: TvKind::View(cv),
-                                origins: Rc::new(Vec::new()),
-                            });
+                            cs = Some(stored(fc, hshape.clone(), cv));
                             self.lazy(fc, hshape.clone(), &[&origins], 4, body)
                         }
                         Aten::Gru => {
@@ -6244,12 +6158,7 @@ impl<'a> Sched<'a> {
                         }
                     };
                     let hv = self.realize(&hraw);
-                    let hraw = Tv {
-                        dtype: fc,
-                        shape: hshape,
-                        kind: TvKind::View(hv),
-                        origins: Rc::new(Vec::new()),
-                    };
+                    let hraw = stored(fc, hshape, hv);
                     let next = match &w_hr {
                         Some(w) => {
                             let Some(p) = self.affine(n, &hraw, w, None, fc)? else {
@@ -6259,12 +6168,7 @@ impl<'a> Sched<'a> {
                                 origins: origins.clone(),
                                 ..p
                             });
-                            Tv {
-                                dtype: fc,
-                                shape: pv.shape.clone(),
-                                kind: TvKind::View(pv),
-                                origins: Rc::new(Vec::new()),
-                            }
+                            stored(fc, pv.shape.clone(), pv)
                         }
                         None => hraw,
                     };
@@ -6311,12 +6215,7 @@ impl<'a> Sched<'a> {
                     );
                 }
             }
-            layer_in = Tv {
-                dtype: fc,
-                shape: out.shape.clone(),
-                kind: TvKind::View(out),
-                origins: Rc::new(Vec::new()),
-            };
+            layer_in = stored(fc, out.shape.clone(), out);
         }
         // The outputs in the dtype, in the input's layout.
         let cast_to = |t: &Tv, dt: DType| -> Tv {
@@ -6353,12 +6252,7 @@ impl<'a> Sched<'a> {
         let states: Vec<View> = std::iter::once(hn).chain(cn).collect();
         for (i, v) in states.into_iter().enumerate() {
             let (sdt, sshape) = self.out_type_of(n, i + 1)?;
-            let t = Tv {
-                dtype: fc,
-                shape: v.shape.clone(),
-                kind: TvKind::View(v),
-                origins: Rc::new(Vec::new()),
-            };
+            let t = stored(fc, v.shape.clone(), v);
             let Some(t) = squeeze_batch(t) else {
                 return Ok(Lowered::Fallback);
             };
@@ -6453,12 +6347,7 @@ impl<'a> Sched<'a> {
                 c: cv,
             })),
         );
-        Ok(Some(Lowered::One(Tv {
-            dtype,
-            shape: out_shape.to_vec(),
-            kind: TvKind::View(c),
-            origins: Rc::new(Vec::new()),
-        })))
+        Ok(Some(Lowered::One(stored(dtype, out_shape.to_vec(), c))))
     }
 
     /// `baddbmm(self, b1, b2, beta, alpha)`: `beta * self + alpha * b1 @ b2`
@@ -6773,12 +6662,7 @@ impl<'a> Sched<'a> {
                 c: c.clone(),
             })),
         );
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape,
-            kind: TvKind::View(c),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape, c)))
     }
 
     fn dense_f32(&mut self, t: &Tv) -> Option<View> {
@@ -7026,12 +6910,7 @@ impl<'a> Sched<'a> {
                 act: Act::None,
             })),
         );
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape: out_shape,
-            kind: TvKind::View(y),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, out_shape, y)))
     }
 
     fn max_pool(&mut self, n: &Node) -> Result<Lowered> {
@@ -7057,12 +6936,7 @@ impl<'a> Sched<'a> {
                 params: [k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]],
             })),
         );
-        let t = Tv {
-            dtype,
-            shape: out_shape,
-            kind: TvKind::View(y),
-            origins: Rc::new(Vec::new()),
-        };
+        let t = stored(dtype, out_shape, y);
         let mut outs = vec![Some(t)];
         outs.extend((1..n.outputs.len()).map(|_| None));
         Ok(Lowered::Many(outs))
@@ -7109,12 +6983,7 @@ impl<'a> Sched<'a> {
                 log,
             })),
         );
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape,
-            kind: TvKind::View(y),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, shape, y)))
     }
 
     fn layer_norm(&mut self, n: &Node) -> Result<Lowered> {
@@ -7161,12 +7030,7 @@ impl<'a> Sched<'a> {
                 eps,
             })),
         );
-        let t = Tv {
-            dtype,
-            shape,
-            kind: TvKind::View(y),
-            origins: Rc::new(Vec::new()),
-        };
+        let t = stored(dtype, shape, y);
         let mut outs = vec![Some(t)];
         outs.extend((1..n.outputs.len()).map(|_| None));
         Ok(Lowered::Many(outs))
@@ -7252,12 +7116,7 @@ impl<'a> Sched<'a> {
                 scale,
             })),
         );
-        Ok(Lowered::One(Tv {
-            dtype,
-            shape,
-            kind: TvKind::View(y),
-            origins: Rc::new(Vec::new()),
-        }))
+        Ok(Lowered::One(stored(dtype, shape, y)))
     }
 }
 
@@ -7410,6 +7269,16 @@ fn expand_view(v: &View, shape: &[SymExpr]) -> View {
         strides,
         shape: shape.to_vec(),
         ..v.clone()
+    }
+}
+
+/// A value held in a buffer, read through `view`.
+fn stored(dtype: DType, shape: Vec<SymExpr>, view: View) -> Tv {
+    Tv {
+        dtype,
+        shape,
+        kind: TvKind::View(view),
+        origins: Rc::new(Vec::new()),
     }
 }
 
