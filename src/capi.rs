@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
-use crate::codegen::aot::ArtifactDesc;
+use crate::codegen::aot::{ArtifactDesc, WeightSource};
 use crate::codegen::jit::{CompiledModel, Session};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -98,6 +98,8 @@ pub struct TlTensor {
 
 pub struct TlModel {
     model: CompiledModel,
+    inputs: Vec<IoInfo>,
+    outputs: Vec<IoInfo>,
 }
 
 pub struct TlSession {
@@ -106,8 +108,9 @@ pub struct TlSession {
     outputs: Vec<(DType, Vec<i64>, Vec<u8>)>,
 }
 
-/// Creates a model from an artifact's descriptor (`&torchlift_artifact`).
-/// `threads` is the size of its thread pool (0: one per core).
+/// Creates a model from an artifact's descriptor (`&torchlift_artifact`)
+/// with embedded weights. `threads` is the size of its thread pool (0: one
+/// per core).
 ///
 /// # Safety
 /// `artifact` is the descriptor of a linked torchlift artifact; `out` is a
@@ -118,19 +121,202 @@ pub unsafe extern "C" fn tl_model_create(
     threads: i32,
     out: *mut *mut TlModel,
 ) -> i32 {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { create(artifact, WeightSource::Embedded, threads, out) }
+}
+
+/// Creates a model whose weights are in the side file at `path` (written by
+/// `--weights external`), mapped read-only.
+///
+/// # Safety
+/// As `tl_model_create`; `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn tl_model_create_with_weights(
+    artifact: *const ArtifactDesc,
+    path: *const c_char,
+    threads: i32,
+    out: *mut *mut TlModel,
+) -> i32 {
+    if path.is_null() {
+        return invalid("tl_model_create_with_weights needs a path");
+    }
+    // SAFETY: `path` is NUL-terminated (the caller's contract).
+    let path = unsafe { std::ffi::CStr::from_ptr(path) };
+    let Ok(path) = path.to_str() else {
+        return invalid("the weights path is not UTF-8");
+    };
+    let path = std::path::Path::new(path);
+    // SAFETY: the caller's contract, passed on.
+    unsafe { create(artifact, WeightSource::File(path), threads, out) }
+}
+
+/// Creates a model whose weights are the `len` bytes at `data` (the
+/// contents of a side file), which must stay valid and unchanged until the
+/// model is destroyed.
+///
+/// # Safety
+/// As `tl_model_create`; `data` addresses `len` readable bytes that outlive
+/// the model.
+#[no_mangle]
+pub unsafe extern "C" fn tl_model_create_from_buffer(
+    artifact: *const ArtifactDesc,
+    data: *const u8,
+    len: u64,
+    threads: i32,
+    out: *mut *mut TlModel,
+) -> i32 {
+    let Ok(n) = usize::try_from(len) else {
+        return invalid("the weights buffer is too large");
+    };
+    if data.is_null() || n > isize::MAX as usize {
+        return invalid("tl_model_create_from_buffer needs a buffer");
+    }
+    // SAFETY: `data` addresses `len` bytes that outlive the model.
+    let bytes = unsafe { std::slice::from_raw_parts(data, n) };
+    // SAFETY: the caller's contract, passed on.
+    unsafe { create(artifact, WeightSource::Memory(bytes), threads, out) }
+}
+
+/// # Safety
+/// As `tl_model_create`, with `weights` alive as long as the model.
+unsafe fn create(
+    artifact: *const ArtifactDesc,
+    weights: WeightSource<'_>,
+    threads: i32,
+    out: *mut *mut TlModel,
+) -> i32 {
     if out.is_null() || artifact.is_null() {
-        return invalid("tl_model_create needs an artifact and an output pointer");
+        return invalid("creating a model needs an artifact and an output pointer");
     }
     guard(|| {
         let threads = usize::try_from(threads).unwrap_or(0);
         // SAFETY: the caller passes the descriptor of a linked artifact,
-        // which stays loaded while the model is alive.
-        let model = unsafe { CompiledModel::from_artifact(artifact, threads)? };
-        let b = Box::new(TlModel { model });
+        // which stays loaded while the model is alive, and weights that
+        // stay alive as long.
+        let model = unsafe { CompiledModel::from_artifact_with(artifact, weights, threads)? };
+        let info = |specs: Vec<crate::api::IoSpec>| specs.into_iter().map(IoInfo::new).collect();
+        let b = Box::new(TlModel {
+            inputs: info(model.inputs()),
+            outputs: info(model.outputs()),
+            model,
+        });
         // SAFETY: `out` is valid (checked non-null; the caller's contract).
         unsafe { *out = Box::into_raw(b) };
         Ok(())
     })
+}
+
+/// Reads every weight byte and compares the checksum recorded when
+/// compiling (loading reads only the weights' index).
+///
+/// # Safety
+/// `m` is a live model.
+#[no_mangle]
+pub unsafe extern "C" fn tl_model_verify_weights(m: *const TlModel) -> i32 {
+    if m.is_null() {
+        return invalid("tl_model_verify_weights needs a model");
+    }
+    // SAFETY: `m` is a live model.
+    let m = unsafe { &*m };
+    guard(|| m.model.verify_weights())
+}
+
+/// `tl_io_info`: one input or output of the signature.
+#[repr(C)]
+pub struct TlIoInfo {
+    pub name: *const c_char,
+    pub dtype: i32,
+    pub rank: i32,
+    /// Each dim's size, or -1 where it is symbolic.
+    pub dims: *const i64,
+    /// Each dim's symbol or expression ("s0", "2*s0"), or null where fixed.
+    pub dim_names: *const *const c_char,
+    /// Each dim's range: min and max (-1: unbounded); both the size for a
+    /// fixed dim.
+    pub dim_min: *const i64,
+    pub dim_max: *const i64,
+}
+
+/// The owned strings and arrays behind a `TlIoInfo`.
+struct IoInfo {
+    name: CString,
+    dtype: i32,
+    dims: Vec<i64>,
+    names: Vec<Option<CString>>,
+    name_ptrs: Vec<*const c_char>,
+    min: Vec<i64>,
+    max: Vec<i64>,
+}
+
+impl IoInfo {
+    fn new(spec: crate::api::IoSpec) -> IoInfo {
+        use crate::api::DimSpec;
+        let c = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
+        let mut info = IoInfo {
+            name: c(&spec.name),
+            dtype: dtype_code(spec.dtype),
+            dims: Vec::new(),
+            names: Vec::new(),
+            name_ptrs: Vec::new(),
+            min: Vec::new(),
+            max: Vec::new(),
+        };
+        for d in &spec.dims {
+            let (size, name, lo, hi) = match d {
+                DimSpec::Fixed(n) => (*n as i64, None, *n as i64, *n as i64),
+                DimSpec::Symbol { name, min, max } => (-1, Some(c(name)), *min, max.unwrap_or(-1)),
+                DimSpec::Expr(e) => (-1, Some(c(e)), 0, -1),
+            };
+            info.dims.push(size);
+            info.names.push(name);
+            info.min.push(lo);
+            info.max.push(hi);
+        }
+        info.name_ptrs = info
+            .names
+            .iter()
+            .map(|n| n.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()))
+            .collect();
+        info
+    }
+
+    fn c(&self) -> TlIoInfo {
+        TlIoInfo {
+            name: self.name.as_ptr(),
+            dtype: self.dtype,
+            rank: self.dims.len() as i32,
+            dims: self.dims.as_ptr(),
+            dim_names: self.name_ptrs.as_ptr(),
+            dim_min: self.min.as_ptr(),
+            dim_max: self.max.as_ptr(),
+        }
+    }
+}
+
+/// Describes input `i` (`outputs` == 0) or output `i` (`outputs` != 0). The
+/// strings and arrays belong to the model.
+///
+/// # Safety
+/// `m` is a live model; `out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn tl_model_io(
+    m: *const TlModel,
+    outputs: i32,
+    i: i32,
+    out: *mut TlIoInfo,
+) -> i32 {
+    if m.is_null() || out.is_null() {
+        return invalid("tl_model_io needs a model and an output pointer");
+    }
+    // SAFETY: `m` is a live model.
+    let m = unsafe { &*m };
+    let list = if outputs != 0 { &m.outputs } else { &m.inputs };
+    let Some(info) = usize::try_from(i).ok().and_then(|i| list.get(i)) else {
+        return invalid("no such input or output");
+    };
+    // SAFETY: `out` is valid.
+    unsafe { *out = info.c() };
+    TL_OK
 }
 
 /// # Safety
@@ -155,9 +341,9 @@ pub unsafe extern "C" fn tl_model_count(m: *const TlModel, outputs: i32) -> i32 
     // SAFETY: `m` is a live model.
     let m = unsafe { &*m };
     let n = if outputs != 0 {
-        m.model.outputs().len()
+        m.outputs.len()
     } else {
-        m.model.inputs().len()
+        m.inputs.len()
     };
     n as i32
 }

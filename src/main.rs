@@ -45,6 +45,12 @@ pub enum EmitKind {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WeightsArg {
+    Embedded,
+    External,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TargetCpuArg {
     Native,
     #[value(name = "x86-64-v2")]
@@ -109,6 +115,10 @@ enum Command {
         /// The CPU the code may assume; loading refuses a CPU without it.
         #[arg(long, value_enum, default_value = "native")]
         target_cpu: TargetCpuArg,
+        /// Where the weights go: read-only data of the artifact, or a side
+        /// file `<name>.weights` beside it, memory-mapped at load.
+        #[arg(long, value_enum, default_value = "embedded")]
+        weights: WeightsArg,
     },
     /// Run conformance cases (see CASES.md) and compare with PyTorch's outputs.
     Check {
@@ -168,7 +178,8 @@ fn main() -> ExitCode {
             output,
             emit,
             target_cpu,
-        } => cli::compile::run(&model, &output, emit, target_cpu),
+            weights,
+        } => cli::compile::run(&model, &output, emit, target_cpu, weights),
         Command::Check {
             backend,
             no_passes,

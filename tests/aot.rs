@@ -167,6 +167,8 @@ fn c_program_links_the_static_and_the_shared_library() {
     let src = root().join("examples/c/run_model.c");
     compile_ok(&model, &dir.join("libmlp.a"), &["--emit", "staticlib"]);
     compile_ok(&model, &dir.join("libmlp.so"), &["--emit", "sharedlib"]);
+    let ext = dir.join("ext");
+    compile_ok(&model, &ext.join("libmlp.so"), &["--weights", "external"]);
     let inc = dir.as_os_str();
     let stat = dir.join("run_static");
     let shared = dir.join("run_shared");
@@ -194,11 +196,29 @@ fn c_program_links_the_static_and_the_shared_library() {
         "-o".as_ref(),
         shared.as_os_str(),
     ]);
+    let external = ext.join("run_external");
+    let ext_rpath = format!("-Wl,-rpath,{}", ext.display());
+    let built = built
+        && cc(&[
+            "-O2".as_ref(),
+            "-I".as_ref(),
+            ext.as_os_str(),
+            src.as_os_str(),
+            "-L".as_ref(),
+            ext.as_os_str(),
+            "-lmlp".as_ref(),
+            ext_rpath.as_ref(),
+            "-o".as_ref(),
+            external.as_os_str(),
+        ]);
     if !built {
         return;
     }
-    for exe in [&stat, &shared] {
+    for exe in [&stat, &shared, &external] {
         let mut cmd = Command::new(exe);
+        if exe == &external {
+            cmd.env("TORCHLIFT_WEIGHTS", ext.join("mlp.weights"));
+        }
         cmd.arg(dir.join("x.f32"));
         for d in x.shape() {
             cmd.arg(d.to_string());
@@ -221,6 +241,8 @@ fn c_program_links_the_static_and_the_shared_library() {
             .collect();
         close(&got, want.as_slice().unwrap());
         assert!(out.contains("refused: input"), "{out}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("input x: dtype 0 ["), "{err}");
     }
 }
 
@@ -235,8 +257,8 @@ fn corrupt_artifacts_and_missing_cpu_features_are_refused() {
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     assert!(SharedArtifact::open(&cut, 1).is_err());
     // The descriptor's magic overwritten. It starts with the magic and the
-    // ABI version (1), which nothing else in the file does.
-    let magic = b"TLIFTAOT\x01\0\0\0";
+    // ABI version (2), which nothing else in the file does.
+    let magic = b"TLIFTAOT\x02\0\0\0";
     let hits: Vec<usize> = bytes
         .windows(magic.len())
         .enumerate()
@@ -291,4 +313,137 @@ fn an_x86_64_v3_artifact_loads_and_runs_here() {
     let got = a.run(&[x]).unwrap();
     let want: ArrayD<f32> = read_npy(case("tiny_cnn").join("run0/output_0.npy")).unwrap();
     close(&got[0].to_vec::<f32>().unwrap(), want.as_slice().unwrap());
+}
+
+#[test]
+fn external_weights_are_mapped_and_damage_to_them_or_the_manifest_is_refused() {
+    let dir = scratch("external");
+    let lib = dir.join("libmlp.so");
+    compile_ok(
+        &case("tiny_mlp").join("model.pt2"),
+        &lib,
+        &["--weights", "external"],
+    );
+    let weights = dir.join("mlp.weights");
+    let manifest = dir.join("mlp.json");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(m["weights"]["placement"], "external");
+    assert_eq!(m["weights"]["file"], "mlp.weights");
+    let x = input("tiny_mlp");
+    let want: ArrayD<f32> = read_npy(case("tiny_mlp").join("run0/output_0.npy")).unwrap();
+    {
+        let mut a = SharedArtifact::open(&lib, 1).unwrap();
+        a.verify_weights().unwrap();
+        let got = a.run(std::slice::from_ref(&x)).unwrap();
+        close(&got[0].to_vec::<f32>().unwrap(), want.as_slice().unwrap());
+    }
+    let good = std::fs::read(&weights).unwrap();
+    let refused = |what: &str| -> String {
+        match SharedArtifact::open(&lib, 1) {
+            Err(e) => e.to_string(),
+            Ok(a) => match a.verify_weights() {
+                Err(e) => e.to_string(),
+                Ok(()) => panic!("{what}: accepted"),
+            },
+        }
+    };
+    // Truncated at several points, a flipped byte in the header, in the
+    // index and in the data: each refused, naming the weights.
+    for cut in [0, 16, 100, good.len() / 2, good.len() - 1] {
+        std::fs::write(&weights, &good[..cut]).unwrap();
+        let e = refused(&format!("cut at {cut}"));
+        assert!(e.contains("weights"), "cut at {cut}: {e}");
+    }
+    for at in [3, 20, 80, good.len() - 5] {
+        let mut b = good.clone();
+        b[at] ^= 0x10;
+        std::fs::write(&weights, &b).unwrap();
+        let e = refused(&format!("flip at {at}"));
+        assert!(e.contains("weights"), "flip at {at}: {e}");
+    }
+    std::fs::remove_file(&weights).unwrap();
+    let e = refused("missing");
+    assert!(e.contains("mlp.weights"), "{e}");
+    // The weights of another model are refused by their fingerprint.
+    let other = scratch("external-other");
+    compile_ok(
+        &case("tiny_cnn").join("model.pt2"),
+        &other.join("libcnn.so"),
+        &["--weights", "external"],
+    );
+    std::fs::copy(other.join("cnn.weights"), &weights).unwrap();
+    let e = refused("another model's weights");
+    assert!(e.contains("fingerprint"), "{e}");
+    std::fs::write(&weights, &good).unwrap();
+    // A truncated manifest, or one of another artifact.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+    let e = refused("truncated manifest");
+    assert!(e.contains("manifest"), "{e}");
+    std::fs::copy(other.join("cnn.json"), &manifest).unwrap();
+    let e = refused("another manifest");
+    assert!(e.contains("different artifact"), "{e}");
+    std::fs::write(&manifest, &text).unwrap();
+    SharedArtifact::open(&lib, 1).unwrap();
+}
+
+/// 8 threads × 1000 calls on one loaded shared library, each thread with
+/// its own session, give what serial calls give: stateless and stateful.
+#[test]
+fn eight_threads_of_a_thousand_artifact_calls_match_serial_calls() {
+    const THREADS: usize = 8;
+    const CALLS: usize = 1000;
+    for (name, stateful) in [("tiny_mlp", false), ("inplace_buffer", true)] {
+        let dir = scratch(&format!("threads-{name}"));
+        let lib = dir.join("libm.so");
+        compile_ok(&case(name).join("model.pt2"), &lib, &[]);
+        let a = SharedArtifact::open(&lib, 2).unwrap();
+        let x = input(name);
+        let varied = |k: usize| {
+            let scale = 1.0 + (k % 7) as f32 * 0.25;
+            Tensor::from_array(x.to_array::<f32>().unwrap().mapv(|v| v * scale))
+        };
+        let calls = |s: &mut torchlift::codegen::aot::SharedSession<'_>| -> Vec<Vec<Vec<u8>>> {
+            (0..CALLS)
+                .map(|k| {
+                    s.run(&[varied(k)])
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.to_contiguous_bytes())
+                        .collect()
+                })
+                .collect()
+        };
+        let serial = calls(&mut a.session().unwrap());
+        if stateful {
+            let again: Vec<Vec<u8>> = a
+                .session()
+                .unwrap()
+                .run(&[varied(7)])
+                .unwrap()
+                .iter()
+                .map(|t| t.to_contiguous_bytes())
+                .collect();
+            assert_ne!(serial[7], again, "{name}: state did not persist");
+            assert_eq!(
+                serial[0], again,
+                "{name}: a new session did not start fresh"
+            );
+        }
+        let results: Vec<Vec<Vec<Vec<u8>>>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (a, calls) = (&a, &calls);
+                    sc.spawn(move || calls(&mut a.session().unwrap()))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (t, r) in results.iter().enumerate() {
+            for (k, (got, want)) in r.iter().zip(&serial).enumerate() {
+                assert_eq!(got, want, "{name}: thread {t}, call {k}");
+            }
+        }
+    }
 }

@@ -9,6 +9,8 @@
  *   cc -O2 -I out run_model.c -L out -lmodel -Wl,-rpath,out -o run_model
  *
  * Usage: run_model INPUT.f32 DIM0 DIM1 ...
+ * With an artifact compiled with `--weights external`, set TORCHLIFT_WEIGHTS
+ * to its side file (out/model.weights).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,28 @@ int main(int argc, char **argv) {
 
   tl_model *model;
   tl_session *session;
-  if (tl_model_create(&torchlift_artifact, 0, &model)) return fail("tl_model_create");
+  const char *weights = getenv("TORCHLIFT_WEIGHTS");
+  if (weights) {
+    if (tl_model_create_with_weights(&torchlift_artifact, weights, 0, &model))
+      return fail("tl_model_create_with_weights");
+  } else if (tl_model_create(&torchlift_artifact, 0, &model)) {
+    return fail("tl_model_create");
+  }
+  /* The signature, on stderr: names, dtypes, and dims (symbolic ones with
+   * their ranges). */
+  for (int k = 0; k < tl_model_count(model, 0); k++) {
+    tl_io_info io;
+    if (tl_model_io(model, 0, k, &io)) return fail("tl_model_io");
+    fprintf(stderr, "input %s: dtype %d [", io.name, io.dtype);
+    for (int i = 0; i < io.rank; i++) {
+      if (io.dim_names[i])
+        fprintf(stderr, "%s%s in %lld..%lld", i ? ", " : "", io.dim_names[i],
+                (long long)io.dim_min[i], (long long)io.dim_max[i]);
+      else
+        fprintf(stderr, "%s%lld", i ? ", " : "", (long long)io.dims[i]);
+    }
+    fprintf(stderr, "]\n");
+  }
   if (tl_session_create(model, &session)) return fail("tl_session_create");
   tl_tensor in = {TL_F32, rank, shape, data};
   if (tl_session_run(session, &in, 1)) return fail("tl_session_run");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use torchlift::codegen::aot::{write_artifact, Emit, TargetCpu};
+use torchlift::codegen::aot::{write_artifact, AotOptions, Emit};
 use torchlift::model::Model;
 
 fn main() {
@@ -13,8 +13,11 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let model = Model::load(&archive).unwrap_or_else(|e| panic!("loading the model: {e}"));
     let obj = out.join("mlp.o");
-    write_artifact(&model, Emit::Object, TargetCpu::Native, &obj)
-        .unwrap_or_else(|e| panic!("compiling the model: {e}"));
+    let opts = AotOptions {
+        emit: Emit::Object,
+        ..AotOptions::default()
+    };
+    write_artifact(&model, &opts, &obj).unwrap_or_else(|e| panic!("compiling the model: {e}"));
     // A one-member archive of a plain object: the system `ar` indexes it.
     let lib = out.join("libmlp_model.a");
     let _ = std::fs::remove_file(&lib);

@@ -20,6 +20,14 @@
  * stay valid until its next call or its destruction. Destroy every session
  * before its model.
  *
+ * Weights: by default they are read-only data of the artifact. An artifact
+ * compiled with `--weights external` keeps them in a side file
+ * (`NAME.weights`, beside it): create its model with
+ * tl_model_create_with_weights (the file is mapped read-only) or
+ * tl_model_create_from_buffer (its bytes, which must outlive the model).
+ * Loading reads only the weights' index; tl_model_verify_weights reads
+ * every byte and checks the checksum recorded when compiling.
+ *
  * Errors: functions that can fail return a status (TL_OK is 0). The
  * message of the last failure on the calling thread is tl_last_error(),
  * valid until that thread's next failure. An input whose dtype, rank or
@@ -63,8 +71,10 @@ typedef struct tl_artifact {
   int32_t (*entry)(const void *ctx);
   const uint8_t *program;
   uint64_t program_len;
-  const uint8_t *weights;
+  const uint8_t *weights;      /* NULL when the weights are external */
   uint64_t weights_len;
+  const uint8_t *weights_file; /* the side file's name, or NULL */
+  uint64_t weights_file_len;
   uint64_t fingerprint;
 } tl_artifact;
 
@@ -75,9 +85,32 @@ typedef struct tl_session tl_session;
 
 /* threads: the size of the model's thread pool (0: one per core). */
 int32_t tl_model_create(const tl_artifact *artifact, int32_t threads, tl_model **out);
+/* External weights from the side file at `path`, mapped read-only. */
+int32_t tl_model_create_with_weights(const tl_artifact *artifact, const char *path,
+                                     int32_t threads, tl_model **out);
+/* External weights from `len` bytes at `data`, valid until tl_model_destroy. */
+int32_t tl_model_create_from_buffer(const tl_artifact *artifact, const void *data,
+                                    uint64_t len, int32_t threads, tl_model **out);
+/* Reads every weight byte and checks it against the recorded checksum. */
+int32_t tl_model_verify_weights(const tl_model *model);
 void tl_model_destroy(tl_model *model);
 /* The number of user inputs (outputs == 0) or outputs (outputs != 0). */
 int32_t tl_model_count(const tl_model *model, int32_t outputs);
+
+/* One input or output of the signature; the model owns every pointer. */
+typedef struct tl_io_info {
+  const char *name;
+  int32_t dtype; /* a tl_dtype */
+  int32_t rank;
+  const int64_t *dims;            /* each dim's size, -1 where symbolic */
+  const char *const *dim_names;   /* the symbol or expression ("s0",
+                                     "2*s0") of each symbolic dim, else NULL */
+  const int64_t *dim_min;         /* each dim's range; max -1: unbounded */
+  const int64_t *dim_max;
+} tl_io_info;
+
+/* Describes input `i` (outputs == 0) or output `i` (outputs != 0). */
+int32_t tl_model_io(const tl_model *model, int32_t outputs, int32_t i, tl_io_info *out);
 
 int32_t tl_session_create(const tl_model *model, tl_session **out);
 void tl_session_destroy(tl_session *session);

@@ -4,14 +4,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use torchlift::codegen::aot::{write_artifact, Emit, SharedArtifact, TargetCpu};
+use torchlift::codegen::aot::{
+    write_artifact, AotOptions, Emit, SharedArtifact, TargetCpu, WeightsPlacement,
+};
 use torchlift::interp::Tensor;
 use torchlift::model::Model;
 use torchlift::Result;
 
-use crate::{EmitKind, TargetCpuArg};
+use crate::{EmitKind, TargetCpuArg, WeightsArg};
 
-pub fn run(model: &Path, out: &Path, emit: EmitKind, target: TargetCpuArg) -> Result<ExitCode> {
+pub fn run(
+    model: &Path,
+    out: &Path,
+    emit: EmitKind,
+    target: TargetCpuArg,
+    weights: WeightsArg,
+) -> Result<ExitCode> {
     let m = Model::load(model)?;
     let emit = match emit {
         EmitKind::Object => Emit::Object,
@@ -23,7 +31,16 @@ pub fn run(model: &Path, out: &Path, emit: EmitKind, target: TargetCpuArg) -> Re
         TargetCpuArg::X86_64V2 => TargetCpu::X86_64V2,
         TargetCpuArg::X86_64V3 => TargetCpu::X86_64V3,
     };
-    write_artifact(&m, emit, target, out)?;
+    let weights = match weights {
+        WeightsArg::Embedded => WeightsPlacement::Embedded,
+        WeightsArg::External => WeightsPlacement::External,
+    };
+    let opts = AotOptions {
+        emit,
+        target,
+        weights,
+    };
+    write_artifact(&m, &opts, out)?;
     let dir = out.parent().unwrap_or(Path::new("."));
     println!(
         "wrote {} (with {} and the manifest)",
@@ -53,8 +70,10 @@ impl AotRunner {
             dir,
         };
         let lib = r.dir.join("libmodel.so");
-        write_artifact(model, Emit::Sharedlib, TargetCpu::Native, &lib)?;
-        r.artifact = Some(SharedArtifact::open(&lib, 0)?);
+        write_artifact(model, &AotOptions::default(), &lib)?;
+        let a = SharedArtifact::open(&lib, 0)?;
+        a.verify_weights()?;
+        r.artifact = Some(a);
         Ok(r)
     }
 

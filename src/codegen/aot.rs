@@ -8,9 +8,11 @@
 //! it ([`CompiledModel::from_artifact`]) parses the program, schedules it
 //! again (scheduling is deterministic) and refuses the artifact unless the
 //! plan's fingerprint equals the one recorded when compiling; then it runs
-//! with exactly the JIT's driver. Weights are read-only data of the object.
-
-use std::collections::BTreeMap;
+//! with exactly the JIT's driver.
+//!
+//! The weights are one blob (see `weights`): read-only data of the object
+//! (embedded, the default), or a side file that loading maps (external).
+//! The code reads them in place; loading reads only the blob's index.
 
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_module::{default_libcall_names, DataDescription, Linkage, Module};
@@ -19,12 +21,12 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::tensor::Tensor;
-use crate::DType;
 
-use super::jit::{CompiledModel, EntryFn};
+use super::jit::{state_names, CompiledModel, EntryFn};
 use super::kernel::plan_text;
 use super::lower::{lower_plan, LowerOptions, ENTRY_NAME};
 use super::schedule::schedule;
+use super::weights::{fnv1a, write_blob, Weights};
 
 /// The exported data symbol of every artifact.
 pub const ARTIFACT_SYMBOL: &str = "torchlift_artifact";
@@ -32,7 +34,7 @@ pub const ARTIFACT_SYMBOL: &str = "torchlift_artifact";
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TLIFTAOT");
 /// `ArtifactDesc::abi_version`; bumped when the layout or the driver's
 /// expectations change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// What an artifact's [`ARTIFACT_SYMBOL`] holds (`tl_artifact` in the C
 /// header).
@@ -45,10 +47,54 @@ pub struct ArtifactDesc {
     pub entry: Option<EntryFn>,
     pub program: *const u8,
     pub program_len: u64,
+    /// The weight blob, or null when the weights are in a side file.
     pub weights: *const u8,
     pub weights_len: u64,
+    /// The side file's name as written beside the artifact (UTF-8, no
+    /// NUL), or null when the weights are embedded.
+    pub weights_file: *const u8,
+    pub weights_file_len: u64,
     /// FNV-1a of the plan's text form.
     pub fingerprint: u64,
+}
+
+/// Where an artifact keeps its weights.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WeightsPlacement {
+    /// Read-only data of the artifact.
+    Embedded,
+    /// A side file (`<stem>.weights`) beside the artifact, mapped at load.
+    External,
+}
+
+/// Where to find the weights of an artifact at load.
+#[derive(Copy, Clone, Debug)]
+pub enum WeightSource<'a> {
+    /// The artifact's own (embedded) weights.
+    Embedded,
+    /// A side file written by `--weights external`, mapped read-only.
+    File(&'a std::path::Path),
+    /// The bytes of such a file, in memory the caller keeps alive and
+    /// unchanged for as long as the model lives.
+    Memory(&'a [u8]),
+}
+
+/// How to compile an artifact.
+#[derive(Copy, Clone, Debug)]
+pub struct AotOptions {
+    pub emit: Emit,
+    pub target: TargetCpu,
+    pub weights: WeightsPlacement,
+}
+
+impl Default for AotOptions {
+    fn default() -> AotOptions {
+        AotOptions {
+            emit: Emit::Sharedlib,
+            target: TargetCpu::Native,
+            weights: WeightsPlacement::Embedded,
+        }
+    }
 }
 
 /// The CPU an artifact is compiled for.
@@ -137,20 +183,20 @@ pub struct Artifact {
     pub object: Vec<u8>,
     /// The plan's text form, as `inspect --kernels` prints it.
     pub plan: String,
+    pub fingerprint: u64,
     pub features: u32,
-}
-
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    /// The weight blob, when it goes to a side file.
+    pub weights_file: Option<Vec<u8>>,
 }
 
 /// Compiles `model` (after the passes) into an object file for `target`.
-pub fn compile_object(model: &Model, target: TargetCpu) -> Result<Artifact> {
+/// With external weights, `weights_file` names the side file the loader
+/// looks for beside the artifact.
+pub fn compile_object(
+    model: &Model,
+    target: TargetCpu,
+    weights_file: Option<&str>,
+) -> Result<Artifact> {
     // The code is compiled from the program as the artifact stores it (IR
     // text with source lines), which loading parses and schedules again.
     let program = crate::ir::print::program_to_string_with(
@@ -166,7 +212,12 @@ pub fn compile_object(model: &Model, target: TargetCpu) -> Result<Artifact> {
     let mut module = ObjectModule::new(builder);
     // The code calls `parallel_for`, which runs inline on one thread.
     let lowered = lower_plan(&mut module, &plan, LowerOptions { parallel: true })?;
-    let weights = weights_blob(&model.state);
+    let fingerprint = fnv1a(text.as_bytes());
+    let blob = write_blob(&model.state, state_names(&plan), fingerprint)?;
+    let (weights, side) = match weights_file {
+        None => (blob, None),
+        Some(_) => (Vec::new(), Some(blob)),
+    };
     let blob = |module: &mut ObjectModule, name: &str, bytes: Vec<u8>| -> Result<_> {
         let id = module
             .declare_data(name, Linkage::Local, false, false)
@@ -181,7 +232,16 @@ pub fn compile_object(model: &Model, target: TargetCpu) -> Result<Artifact> {
     };
     let (program_len, weights_len) = (program.len() as u64, weights.len() as u64);
     let program_id = blob(&mut module, "torchlift_program", program.into_bytes())?;
-    let weights_id = blob(&mut module, "torchlift_weights", weights)?;
+    let weights_id = match side {
+        None => Some(blob(&mut module, "torchlift_weights", weights)?),
+        Some(_) => None,
+    };
+    let file = weights_file.unwrap_or("").as_bytes().to_vec();
+    let file_len = file.len() as u64;
+    let file_id = match weights_file {
+        Some(_) => Some(blob(&mut module, "torchlift_weights_file", file)?),
+        None => None,
+    };
     let features = target.features();
     let mut desc = Vec::new();
     desc.extend_from_slice(&MAGIC.to_le_bytes());
@@ -190,9 +250,11 @@ pub fn compile_object(model: &Model, target: TargetCpu) -> Result<Artifact> {
     desc.extend_from_slice(&[0; 8]); // entry, relocated
     desc.extend_from_slice(&[0; 8]); // program, relocated
     desc.extend_from_slice(&program_len.to_le_bytes());
-    desc.extend_from_slice(&[0; 8]); // weights, relocated
+    desc.extend_from_slice(&[0; 8]); // weights, relocated or null
     desc.extend_from_slice(&weights_len.to_le_bytes());
-    desc.extend_from_slice(&fnv1a(&text).to_le_bytes());
+    desc.extend_from_slice(&[0; 8]); // weights_file, relocated or null
+    desc.extend_from_slice(&file_len.to_le_bytes());
+    desc.extend_from_slice(&fingerprint.to_le_bytes());
     debug_assert_eq!(desc.len(), std::mem::size_of::<ArtifactDesc>());
     let desc_id = module
         .declare_data(ARTIFACT_SYMBOL, Linkage::Export, false, false)
@@ -204,8 +266,14 @@ pub fn compile_object(model: &Model, target: TargetCpu) -> Result<Artifact> {
     d.write_function_addr(16, f);
     let g = module.declare_data_in_data(program_id, &mut d);
     d.write_data_addr(24, g, 0);
-    let g = module.declare_data_in_data(weights_id, &mut d);
-    d.write_data_addr(40, g, 0);
+    if let Some(id) = weights_id {
+        let g = module.declare_data_in_data(id, &mut d);
+        d.write_data_addr(40, g, 0);
+    }
+    if let Some(id) = file_id {
+        let g = module.declare_data_in_data(id, &mut d);
+        d.write_data_addr(56, g, 0);
+    }
     module
         .define_data(desc_id, &d)
         .map_err(|e| Error::other(format!("aot: {e}")))?;
@@ -216,7 +284,9 @@ pub fn compile_object(model: &Model, target: TargetCpu) -> Result<Artifact> {
     Ok(Artifact {
         object,
         plan: text,
+        fingerprint,
         features,
+        weights_file: side,
     })
 }
 
@@ -258,89 +328,9 @@ fn isa_for(target: TargetCpu) -> Result<std::sync::Arc<dyn cranelift_codegen::is
         .map_err(|e| bad(e.to_string()))
 }
 
-/// The state as bytes: per tensor its name, dtype, dims and contiguous data.
-fn weights_blob(state: &BTreeMap<String, Tensor>) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
-    for (name, t) in state {
-        out.extend_from_slice(&(name.len() as u64).to_le_bytes());
-        out.extend_from_slice(name.as_bytes());
-        let d = t.dtype().name();
-        out.extend_from_slice(&(d.len() as u64).to_le_bytes());
-        out.extend_from_slice(d.as_bytes());
-        out.extend_from_slice(&(t.sizes().len() as u64).to_le_bytes());
-        for &s in t.sizes() {
-            out.extend_from_slice(&(s as u64).to_le_bytes());
-        }
-        let bytes = t.to_contiguous_bytes();
-        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(&bytes);
-    }
-    out
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: u64) -> Result<&'a [u8]> {
-        let n = usize::try_from(n).map_err(|_| truncated())?;
-        if n > self.b.len() {
-            return Err(truncated());
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes(b.try_into().map_err(|_| truncated())?))
-    }
-
-    fn str(&mut self) -> Result<&'a str> {
-        let n = self.u64()?;
-        std::str::from_utf8(self.take(n)?)
-            .map_err(|_| Error::other("artifact: a weight name is not UTF-8"))
-    }
-}
-
-fn truncated() -> Error {
-    Error::other("artifact: the weights are truncated or corrupt")
-}
-
-fn read_weights(b: &[u8]) -> Result<BTreeMap<String, Tensor>> {
-    let mut r = Reader { b };
-    let n = r.u64()?;
-    let mut state = BTreeMap::new();
-    for _ in 0..n {
-        let name = r.str()?.to_string();
-        let dt = r.str()?;
-        let dtype = DType::from_name(dt)
-            .ok_or_else(|| Error::other(format!("artifact: weight {name} has dtype {dt:?}")))?;
-        let rank = r.u64()?;
-        if rank > 64 {
-            return Err(truncated());
-        }
-        let mut sizes = Vec::new();
-        for _ in 0..rank {
-            sizes.push(i64::try_from(r.u64()?).map_err(|_| truncated())?);
-        }
-        let len = r.u64()?;
-        let bytes = r.take(len)?;
-        let t = Tensor::from_dense_bytes(dtype, &sizes, bytes)
-            .map_err(|e| Error::other(format!("artifact: weight {name}: {e}")))?;
-        state.insert(name, t);
-    }
-    if !r.b.is_empty() {
-        return Err(truncated());
-    }
-    Ok(state)
-}
-
 impl CompiledModel {
-    /// Loads a model compiled ahead of time from its descriptor.
+    /// Loads a model compiled ahead of time, with embedded weights, from
+    /// its descriptor.
     ///
     /// # Safety
     /// `desc` must point at the [`ARTIFACT_SYMBOL`] of an object written by
@@ -350,57 +340,123 @@ impl CompiledModel {
         desc: *const ArtifactDesc,
         threads: usize,
     ) -> Result<CompiledModel> {
-        if desc.is_null() {
-            return Err(Error::other("artifact: null descriptor"));
-        }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { CompiledModel::from_artifact_with(desc, WeightSource::Embedded, threads) }
+    }
+
+    /// Loads a model compiled ahead of time, with its weights from
+    /// `weights`.
+    ///
+    /// # Safety
+    /// As [`CompiledModel::from_artifact`]; with [`WeightSource::Memory`],
+    /// the bytes must also stay alive and unchanged while the result is.
+    pub unsafe fn from_artifact_with(
+        desc: *const ArtifactDesc,
+        weights: WeightSource<'_>,
+        threads: usize,
+    ) -> Result<CompiledModel> {
         // SAFETY: the caller guarantees `desc` points at a descriptor.
-        let d = unsafe { &*desc };
-        if d.magic != MAGIC {
-            return Err(Error::other(
-                "artifact: not a torchlift artifact (bad magic)",
-            ));
-        }
-        if d.abi_version != ABI_VERSION {
-            return Err(Error::other(format!(
-                "artifact: ABI version {}, this torchlift reads {ABI_VERSION}",
-                d.abi_version
-            )));
-        }
-        if !host_has(d.features) {
-            return Err(Error::other(format!(
-                "artifact: compiled for a CPU with {}, which this one lacks",
-                feature_names(d.features)
-            )));
-        }
+        let d = unsafe { check_desc(desc)? };
         let entry = d
             .entry
             .ok_or_else(|| Error::other("artifact: no entry function"))?;
-        let slice = |p: *const u8, n: u64, what: &str| -> Result<&[u8]> {
-            if p.is_null() {
-                return Err(Error::other(format!("artifact: no {what}")));
-            }
-            let n =
-                usize::try_from(n).map_err(|_| Error::other(format!("artifact: bad {what}")))?;
-            // SAFETY: the descriptor's pointer and length describe one
-            // blob of the object, alive as long as the object (see above).
-            Ok(unsafe { std::slice::from_raw_parts(p, n) })
-        };
-        let text = std::str::from_utf8(slice(d.program, d.program_len, "program")?)
+        // SAFETY: the descriptor's pointers and lengths describe blobs of
+        // the object, alive as long as the object (the caller's contract).
+        let text = unsafe { desc_bytes(d.program, d.program_len) }
+            .ok_or_else(|| Error::other("artifact: no program"))?;
+        let text = std::str::from_utf8(text)
             .map_err(|_| Error::other("artifact: the program is not UTF-8"))?;
         let program = crate::ir::parse::parse_program(text)?;
         crate::ir::verify::verify_program(&program)?;
-        let state = read_weights(slice(d.weights, d.weights_len, "weights")?)?;
-        // SAFETY: `entry` is the entry function of the object, which was
-        // lowered from `schedule(program)`: the plan rebuilt below is
-        // checked to be that plan before anything calls it.
-        let (model, plan) = unsafe { CompiledModel::from_code(program, entry, state, threads)? };
-        if fnv1a(&plan) != d.fingerprint {
+        let plan = schedule(&program)?;
+        if fnv1a(plan_text(&plan).as_bytes()) != d.fingerprint {
             return Err(Error::other(
                 "artifact: its code was compiled from a different plan than this torchlift makes",
             ));
         }
-        Ok(model)
+        // SAFETY: as above.
+        let embedded = unsafe { desc_bytes(d.weights, d.weights_len) };
+        let weights = match (weights, embedded) {
+            // SAFETY: the object's read-only data outlives the model.
+            (WeightSource::Embedded, Some(b)) => unsafe {
+                Weights::borrowed(b, d.fingerprint, "embedded in the artifact")?
+            },
+            (WeightSource::Embedded, None) => {
+                return Err(Error::other(format!(
+                    "artifact: its weights are in a side file ({}); load it with that file",
+                    // SAFETY: as above.
+                    desc_weights_file(d).unwrap_or_else(|| "unnamed".into())
+                )));
+            }
+            (_, Some(_)) => {
+                return Err(Error::other(
+                    "artifact: its weights are embedded; it takes no weight file",
+                ))
+            }
+            (WeightSource::File(path), None) => Weights::map_file(path, d.fingerprint)?,
+            // SAFETY: the caller keeps the memory alive and unchanged.
+            (WeightSource::Memory(b), None) => unsafe {
+                Weights::borrowed(b, d.fingerprint, "given in memory")?
+            },
+        };
+        // SAFETY: `entry` is the entry function of the object, which was
+        // lowered from `schedule(program)`: `plan` is that plan (its
+        // fingerprint was checked above).
+        unsafe { CompiledModel::from_code(program, plan, entry, weights, threads) }
     }
+}
+
+/// The descriptor at `desc`, checked for magic, version and CPU features.
+///
+/// # Safety
+/// `desc` is null or points at an [`ArtifactDesc`].
+unsafe fn check_desc<'a>(desc: *const ArtifactDesc) -> Result<&'a ArtifactDesc> {
+    if desc.is_null() {
+        return Err(Error::other("artifact: null descriptor"));
+    }
+    // SAFETY: non-null, and the caller's contract.
+    let d = unsafe { &*desc };
+    if d.magic != MAGIC {
+        return Err(Error::other(
+            "artifact: not a torchlift artifact (bad magic)",
+        ));
+    }
+    if d.abi_version != ABI_VERSION {
+        return Err(Error::other(format!(
+            "artifact: ABI version {}, this torchlift reads {ABI_VERSION}",
+            d.abi_version
+        )));
+    }
+    if !host_has(d.features) {
+        return Err(Error::other(format!(
+            "artifact: compiled for a CPU with {}, which this one lacks",
+            feature_names(d.features)
+        )));
+    }
+    Ok(d)
+}
+
+/// The `n` bytes at `p`, or `None` for a null pointer.
+///
+/// # Safety
+/// A non-null `p` addresses `n` bytes that outlive `'a`.
+unsafe fn desc_bytes<'a>(p: *const u8, n: u64) -> Option<&'a [u8]> {
+    let n = usize::try_from(n).ok()?;
+    if p.is_null() || n > isize::MAX as usize {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    Some(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// The name of the side file an artifact's weights are in, if they are.
+///
+/// # Safety
+/// `d` is a checked descriptor of a loaded artifact.
+pub unsafe fn desc_weights_file(d: &ArtifactDesc) -> Option<String> {
+    // SAFETY: the caller's contract.
+    let b = unsafe { desc_bytes(d.weights_file, d.weights_file_len) }?;
+    Some(String::from_utf8_lossy(b).into_owned())
 }
 
 /// What `torchlift compile` writes.
@@ -419,6 +475,10 @@ pub enum Emit {
 /// The C API functions a shared library must export.
 const C_API: &[&str] = &[
     "tl_model_create",
+    "tl_model_create_with_weights",
+    "tl_model_create_from_buffer",
+    "tl_model_verify_weights",
+    "tl_model_io",
     "tl_model_destroy",
     "tl_model_count",
     "tl_session_create",
@@ -428,10 +488,11 @@ const C_API: &[&str] = &[
     "tl_last_error",
 ];
 
-/// `libtorchlift.a`: `$TORCHLIFT_STATICLIB`, or beside the running
-/// executable (`target/release` after `cargo build --release`), or the
-/// newest one cargo left in that folder's `deps/` (test builds do not copy
-/// it up).
+/// `libtorchlift.a`: `$TORCHLIFT_STATICLIB`, or the newest of the
+/// `libtorchlift.a` beside the running executable (`target/release` after
+/// `cargo build --release`) and the ones cargo left in that folder's
+/// `deps/` (test and bench builds do not copy theirs up). The newest, so
+/// that a bench or test build never links a stale runtime.
 pub fn find_staticlib() -> Result<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("TORCHLIFT_STATICLIB") {
         return Ok(p.into());
@@ -445,12 +506,6 @@ pub fn find_staticlib() -> Result<std::path::PathBuf> {
             dirs.push(up.to_path_buf());
         }
     }
-    for d in &dirs {
-        let p = d.join("libtorchlift.a");
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
     let mut newest: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
     for d in &dirs {
         let Ok(rd) = std::fs::read_dir(d) else {
@@ -458,12 +513,14 @@ pub fn find_staticlib() -> Result<std::path::PathBuf> {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("libtorchlift-") && name.ends_with(".a") {
-                let t = e.metadata().and_then(|m| m.modified()).ok();
-                if let Some(t) = t {
-                    if newest.as_ref().map_or(true, |(n, _)| t > *n) {
-                        newest = Some((t, e.path()));
-                    }
+            let ours = name == "libtorchlift.a"
+                || (name.starts_with("libtorchlift-") && name.ends_with(".a"));
+            if !ours {
+                continue;
+            }
+            if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                if newest.as_ref().map_or(true, |(n, _)| t > *n) {
+                    newest = Some((t, e.path()));
                 }
             }
         }
@@ -491,13 +548,8 @@ fn run_tool(cmd: &mut std::process::Command) -> Result<()> {
 
 /// Compiles `model` and writes the artifact at `out`, with `torchlift.h`
 /// and `<stem>.json` (the manifest) beside it.
-pub fn write_artifact(
-    model: &Model,
-    emit: Emit,
-    target: TargetCpu,
-    out: &std::path::Path,
-) -> Result<()> {
-    let art = compile_object(model, target)?;
+pub fn write_artifact(model: &Model, opts: &AotOptions, out: &std::path::Path) -> Result<()> {
+    let emit = opts.emit;
     let io = |e: std::io::Error, p: &std::path::Path| {
         Error::other(format!("writing {}: {e}", p.display()))
     };
@@ -505,12 +557,17 @@ pub fn write_artifact(
     if !dir.as_os_str().is_empty() {
         std::fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
     }
-    let stem = out
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("model")
-        .trim_start_matches("lib")
-        .to_string();
+    let stem = artifact_stem(out);
+    let side_name = format!("{stem}.weights");
+    let side = match opts.weights {
+        WeightsPlacement::Embedded => None,
+        WeightsPlacement::External => Some(side_name.as_str()),
+    };
+    let art = compile_object(model, opts.target, side)?;
+    if let Some(blob) = &art.weights_file {
+        let p = dir.join(&side_name);
+        std::fs::write(&p, blob).map_err(|e| io(e, &p))?;
+    }
     let obj = match emit {
         Emit::Object => out.to_path_buf(),
         _ => dir.join(format!("{stem}.model.o")),
@@ -554,12 +611,26 @@ pub fn write_artifact(
     let header = dir.join("torchlift.h");
     std::fs::write(&header, crate::capi::HEADER).map_err(|e| io(e, &header))?;
     let manifest = dir.join(format!("{stem}.json"));
-    let text = manifest_json(model, target, art.features)?;
+    let text = manifest_json(model, opts, &art, side)?;
     std::fs::write(&manifest, text).map_err(|e| io(e, &manifest))?;
     Ok(())
 }
 
-fn manifest_json(model: &Model, target: TargetCpu, features: u32) -> Result<String> {
+/// The stem an artifact's side files are named by: `libr18.so` → `r18`.
+pub fn artifact_stem(out: &std::path::Path) -> String {
+    out.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .trim_start_matches("lib")
+        .to_string()
+}
+
+fn manifest_json(
+    model: &Model,
+    opts: &AotOptions,
+    art: &Artifact,
+    side: Option<&str>,
+) -> Result<String> {
     use serde_json::json;
     let p = &model.program;
     let dims = |t: &crate::ir::ValueType| -> serde_json::Value {
@@ -607,8 +678,13 @@ fn manifest_json(model: &Model, target: TargetCpu, features: u32) -> Result<Stri
         "torch_version": crate::pt2::Archive::open(&model.path)
             .ok()
             .map(|a| a.program.torch_version),
-        "target_cpu": format!("{target:?}"),
-        "cpu_features": feature_names(features),
+        "target_cpu": format!("{:?}", opts.target),
+        "cpu_features": feature_names(art.features),
+        "fingerprint": format!("{:016x}", art.fingerprint),
+        "weights": match side {
+            Some(f) => json!({ "placement": "external", "file": f }),
+            None => json!({ "placement": "embedded" }),
+        },
         "symbol": ARTIFACT_SYMBOL,
         "c_api": C_API,
         "inputs": inputs,
@@ -618,33 +694,81 @@ fn manifest_json(model: &Model, target: TargetCpu, features: u32) -> Result<Stri
     serde_json::to_string_pretty(&m).map_err(|e| Error::other(e.to_string()))
 }
 
-type RawModel = *mut std::ffi::c_void;
-type CreateFn = unsafe extern "C" fn(*const ArtifactDesc, i32, *mut RawModel) -> i32;
-type SessionCreateFn = unsafe extern "C" fn(RawModel, *mut RawModel) -> i32;
-type RunFn = unsafe extern "C" fn(RawModel, *const crate::capi::TlTensor, i32) -> i32;
-type OutputFn = unsafe extern "C" fn(RawModel, i32, *mut crate::capi::TlTensor) -> i32;
-type CountFn = unsafe extern "C" fn(RawModel, i32) -> i32;
-type DestroyFn = unsafe extern "C" fn(RawModel);
+type Raw = *mut std::ffi::c_void;
+type CreateFn = unsafe extern "C" fn(*const ArtifactDesc, i32, *mut Raw) -> i32;
+type CreateWithFn =
+    unsafe extern "C" fn(*const ArtifactDesc, *const std::ffi::c_char, i32, *mut Raw) -> i32;
+type SessionCreateFn = unsafe extern "C" fn(Raw, *mut Raw) -> i32;
+type RunFn = unsafe extern "C" fn(Raw, *const crate::capi::TlTensor, i32) -> i32;
+type OutputFn = unsafe extern "C" fn(Raw, i32, *mut crate::capi::TlTensor) -> i32;
+type CountFn = unsafe extern "C" fn(Raw, i32) -> i32;
+type StatusFn = unsafe extern "C" fn(Raw) -> i32;
+type DestroyFn = unsafe extern "C" fn(Raw);
 type ErrorFn = unsafe extern "C" fn() -> *const std::ffi::c_char;
 
-/// A shared-library artifact, loaded and called through its own C API
-/// (what `torchlift check --backend aot` runs).
-pub struct SharedArtifact {
-    model: RawModel,
-    session: RawModel,
+/// The C API of a loaded shared library.
+struct Api {
+    session_create: SessionCreateFn,
     run: RunFn,
     output: OutputFn,
     count: CountFn,
+    verify: StatusFn,
     last_error: ErrorFn,
     session_destroy: DestroyFn,
     model_destroy: DestroyFn,
+}
+
+impl Api {
+    fn error(&self) -> String {
+        // SAFETY: `tl_last_error` returns a NUL-terminated string owned by
+        // the library, valid until this thread's next failure.
+        let p = unsafe { (self.last_error)() };
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: as above.
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// A shared-library artifact, loaded and called through its own C API
+/// (what `torchlift check --backend aot` runs). Like a [`CompiledModel`],
+/// any number of threads may call it at once, each through its own
+/// [`SharedSession`].
+pub struct SharedArtifact {
+    model: Raw,
+    api: Api,
+    /// The session [`SharedArtifact::run`] uses.
+    session: Option<SharedSessionRaw>,
     /// Declared last: dropped after the handles above are destroyed.
     _lib: libloading::Library,
 }
 
+struct SharedSessionRaw(Raw);
+
+// SAFETY: the C API makes a model immutable after creation and safe to
+// share between threads (torchlift.h); the function pointers are plain code.
+unsafe impl Send for SharedArtifact {}
+// SAFETY: as above: `&SharedArtifact` only creates sessions and reads.
+unsafe impl Sync for SharedArtifact {}
+
+/// One caller's session on a [`SharedArtifact`].
+pub struct SharedSession<'a> {
+    art: &'a SharedArtifact,
+    raw: SharedSessionRaw,
+}
+
+// SAFETY: a session may move between threads; it is used by one at a time
+// (`run` takes `&mut self`).
+unsafe impl Send for SharedSession<'_> {}
+
 impl SharedArtifact {
     /// Loads `path`, creates its model (`threads`: pool size, 0 = one per
-    /// core) and one session.
+    /// core). External weights are read from the side file the artifact
+    /// names, beside it. The manifest beside it, if there, must describe
+    /// this artifact.
     pub fn open(path: &std::path::Path, threads: usize) -> Result<SharedArtifact> {
         let bad = |e: String| Error::other(format!("loading {}: {e}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
@@ -663,8 +787,7 @@ impl SharedArtifact {
             }};
         }
         let create = sym!("tl_model_create", CreateFn);
-        let session_create = sym!("tl_session_create", SessionCreateFn);
-        let last_error = sym!("tl_last_error", ErrorFn);
+        let create_with = sym!("tl_model_create_with_weights", CreateWithFn);
         // SAFETY: `torchlift_artifact` is the artifact's exported descriptor.
         let desc: *const ArtifactDesc = unsafe {
             let s: libloading::Symbol<*const ArtifactDesc> = lib
@@ -672,87 +795,146 @@ impl SharedArtifact {
                 .map_err(|e| bad(e.to_string()))?;
             *s
         };
+        // SAFETY: the descriptor of the library just loaded.
+        let d = unsafe { check_desc(desc) }.map_err(|e| bad(e.to_string()))?;
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        check_manifest(
+            &dir.join(format!("{}.json", artifact_stem(path))),
+            d.fingerprint,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        // SAFETY: as above.
+        let side = unsafe { desc_weights_file(d) };
         let mut a = SharedArtifact {
             model: std::ptr::null_mut(),
-            session: std::ptr::null_mut(),
-            run: sym!("tl_session_run", RunFn),
-            output: sym!("tl_session_output", OutputFn),
-            count: sym!("tl_model_count", CountFn),
-            last_error,
-            session_destroy: sym!("tl_session_destroy", DestroyFn),
-            model_destroy: sym!("tl_model_destroy", DestroyFn),
+            api: Api {
+                session_create: sym!("tl_session_create", SessionCreateFn),
+                run: sym!("tl_session_run", RunFn),
+                output: sym!("tl_session_output", OutputFn),
+                count: sym!("tl_model_count", CountFn),
+                verify: sym!("tl_model_verify_weights", StatusFn),
+                last_error: sym!("tl_last_error", ErrorFn),
+                session_destroy: sym!("tl_session_destroy", DestroyFn),
+                model_destroy: sym!("tl_model_destroy", DestroyFn),
+            },
+            session: None,
             _lib: lib,
         };
         let threads = i32::try_from(threads).unwrap_or(0);
-        // SAFETY: the functions are the artifact's C API; the out-pointers
-        // are valid locals.
-        unsafe {
-            if create(desc, threads, &mut a.model) != 0 {
-                return Err(bad(a.error()));
+        // SAFETY: the functions are the artifact's C API; the out-pointer
+        // is a valid field and the path a NUL-terminated string.
+        let status = unsafe {
+            match side {
+                None => create(desc, threads, &mut a.model),
+                Some(name) => {
+                    let p = dir.join(name);
+                    let c = std::ffi::CString::new(p.to_string_lossy().into_owned())
+                        .map_err(|_| bad("the weights path holds a NUL".into()))?;
+                    create_with(desc, c.as_ptr(), threads, &mut a.model)
+                }
             }
-            if session_create(a.model, &mut a.session) != 0 {
-                return Err(bad(a.error()));
-            }
+        };
+        if status != 0 {
+            return Err(bad(a.api.error()));
         }
+        let s = a.session()?;
+        let raw = SharedSessionRaw(s.raw.0);
+        std::mem::forget(s);
+        a.session = Some(raw);
         Ok(a)
     }
 
-    fn error(&self) -> String {
-        // SAFETY: `tl_last_error` returns a NUL-terminated string owned by
-        // the library, valid until this thread's next failure.
-        let p = unsafe { (self.last_error)() };
-        if p.is_null() {
-            return String::new();
+    /// A new session: the model's state as loaded.
+    pub fn session(&self) -> Result<SharedSession<'_>> {
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: `model` is live and `raw` a valid out-pointer.
+        if unsafe { (self.api.session_create)(self.model, &mut raw) } != 0 {
+            return Err(Error::other(self.api.error()));
         }
-        // SAFETY: as above.
-        unsafe { std::ffi::CStr::from_ptr(p) }
-            .to_string_lossy()
-            .into_owned()
+        Ok(SharedSession {
+            art: self,
+            raw: SharedSessionRaw(raw),
+        })
     }
 
+    /// Checks every weight byte against the checksum recorded when
+    /// compiling.
+    pub fn verify_weights(&self) -> Result<()> {
+        // SAFETY: `model` is live.
+        if unsafe { (self.api.verify)(self.model) } != 0 {
+            return Err(Error::other(self.api.error()));
+        }
+        Ok(())
+    }
+
+    /// One call on `inputs` (user inputs in signature order), in the
+    /// artifact's own session.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let raw = self
+            .session
+            .as_ref()
+            .map(|s| s.0)
+            .ok_or_else(|| Error::other("the artifact has no session"))?;
+        run_session(&self.api, self.model, raw, inputs)
+    }
+}
+
+impl SharedSession<'_> {
     /// One call on `inputs` (user inputs in signature order).
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let shapes: Vec<Vec<i64>> = inputs
-            .iter()
-            .map(|t| t.sizes().iter().map(|&d| d as i64).collect())
-            .collect();
-        let mut bytes: Vec<Vec<u8>> = inputs.iter().map(|t| t.to_contiguous_bytes()).collect();
-        let ts: Vec<crate::capi::TlTensor> = inputs
-            .iter()
-            .zip(&shapes)
-            .zip(bytes.iter_mut())
-            .map(|((t, s), b)| crate::capi::TlTensor {
-                dtype: crate::capi::dtype_code(t.dtype()),
-                rank: s.len() as i32,
-                shape: s.as_ptr(),
-                data: b.as_mut_ptr(),
-            })
-            .collect();
-        // SAFETY: `session` is live; `ts` holds valid tensors whose shapes
-        // and bytes outlive the call.
-        if unsafe { (self.run)(self.session, ts.as_ptr(), ts.len() as i32) } != 0 {
-            return Err(Error::other(self.error()));
-        }
-        // SAFETY: `model` is live.
-        let n = unsafe { (self.count)(self.model, 1) };
-        let mut outs = Vec::new();
-        for i in 0..n {
-            let mut t = crate::capi::TlTensor {
-                dtype: 0,
-                rank: 0,
-                shape: std::ptr::null(),
-                data: std::ptr::null_mut(),
-            };
-            // SAFETY: `session` is live and `t` a valid out-pointer.
-            if unsafe { (self.output)(self.session, i, &mut t) } != 0 {
-                return Err(Error::other(self.error()));
-            }
-            // SAFETY: the session owns the output: `shape` has `rank`
-            // entries and `data` the dense elements, until the next call.
-            outs.push(unsafe { crate::capi::tensor_from_c(&t, i as usize)? });
-        }
-        Ok(outs)
+        run_session(&self.art.api, self.art.model, self.raw.0, inputs)
     }
+}
+
+impl Drop for SharedSession<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `tl_session_create` and is destroyed
+        // once, before its model (the borrow of `art` guarantees it).
+        unsafe { (self.art.api.session_destroy)(self.raw.0) };
+    }
+}
+
+fn run_session(api: &Api, model: Raw, session: Raw, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let shapes: Vec<Vec<i64>> = inputs
+        .iter()
+        .map(|t| t.sizes().iter().map(|&d| d as i64).collect())
+        .collect();
+    let mut bytes: Vec<Vec<u8>> = inputs.iter().map(|t| t.to_contiguous_bytes()).collect();
+    let ts: Vec<crate::capi::TlTensor> = inputs
+        .iter()
+        .zip(&shapes)
+        .zip(bytes.iter_mut())
+        .map(|((t, s), b)| crate::capi::TlTensor {
+            dtype: crate::capi::dtype_code(t.dtype()),
+            rank: s.len() as i32,
+            shape: s.as_ptr(),
+            data: b.as_mut_ptr(),
+        })
+        .collect();
+    // SAFETY: `session` is live and used by this thread only; `ts` holds
+    // valid tensors whose shapes and bytes outlive the call.
+    if unsafe { (api.run)(session, ts.as_ptr(), ts.len() as i32) } != 0 {
+        return Err(Error::other(api.error()));
+    }
+    // SAFETY: `model` is live.
+    let n = unsafe { (api.count)(model, 1) };
+    let mut outs = Vec::new();
+    for i in 0..n {
+        let mut t = crate::capi::TlTensor {
+            dtype: 0,
+            rank: 0,
+            shape: std::ptr::null(),
+            data: std::ptr::null_mut(),
+        };
+        // SAFETY: `session` is live and `t` a valid out-pointer.
+        if unsafe { (api.output)(session, i, &mut t) } != 0 {
+            return Err(Error::other(api.error()));
+        }
+        // SAFETY: the session owns the output: `shape` has `rank` entries
+        // and `data` the dense elements, until the next call.
+        outs.push(unsafe { crate::capi::tensor_from_c(&t, i as usize)? });
+    }
+    Ok(outs)
 }
 
 impl Drop for SharedArtifact {
@@ -760,14 +942,42 @@ impl Drop for SharedArtifact {
         // SAFETY: the handles came from the library's C API and are
         // destroyed once, session first; the library outlives both calls.
         unsafe {
-            if !self.session.is_null() {
-                (self.session_destroy)(self.session);
+            if let Some(s) = self.session.take() {
+                (self.api.session_destroy)(s.0);
             }
             if !self.model.is_null() {
-                (self.model_destroy)(self.model);
+                (self.api.model_destroy)(self.model);
             }
         }
     }
+}
+
+/// Refuses a manifest beside an artifact that is not valid JSON or does
+/// not describe the artifact (a missing manifest is fine: nothing needs it
+/// to load).
+pub fn check_manifest(path: &std::path::Path, fingerprint: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let bad = |why: String| Error::other(format!("manifest {}: {why}", path.display()));
+    let m: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+    if m["format"] != "torchlift-artifact" {
+        return Err(bad("not a torchlift artifact manifest".into()));
+    }
+    let want = format!("{fingerprint:016x}");
+    if m["fingerprint"].as_str() != Some(want.as_str()) {
+        return Err(bad(format!(
+            "describes a different artifact (fingerprint {}, the library's is {want})",
+            m["fingerprint"]
+        )));
+    }
+    for k in ["inputs", "outputs"] {
+        if !m[k].is_array() {
+            return Err(bad(format!("has no {k} list")));
+        }
+    }
+    Ok(())
 }
 
 /// `archive` (a GNU `ar` archive, as rustc writes static libraries) with

@@ -25,8 +25,9 @@ use crate::tensor::Tensor;
 
 use super::kernel::{BufKind, KernelKind, OutputRef, Plan, View};
 use super::lower::{lower_plan, LowerOptions, FALLBACK_NAME};
-use super::memory::{ArenaPlan, ALIGN};
+use super::memory::ArenaPlan;
 use super::schedule::{kernel_sizes, schedule};
+use super::weights::{Aligned, Weights};
 
 /// The signature of the generated entry function.
 pub(crate) type EntryFn = unsafe extern "C" fn(*const u8) -> i32;
@@ -37,45 +38,6 @@ pub struct CompileOptions {
     /// Threads of the model's pool (0: as many as rayon's global pool has,
     /// which is one per core unless the program set it).
     pub threads: usize,
-}
-
-/// 64-byte aligned bytes.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([u8; ALIGN]);
-
-#[derive(Default)]
-struct Aligned {
-    lines: Vec<Line>,
-}
-
-impl Aligned {
-    fn ensure(&mut self, bytes: usize) {
-        let n = bytes.div_ceil(ALIGN);
-        if self.lines.len() < n {
-            self.lines.resize(n, Line([0; ALIGN]));
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        let n = self.lines.len() * ALIGN;
-        // SAFETY: `Line` is `repr(C)` plain bytes without padding, so the
-        // lines are `n` contiguous initialized bytes.
-        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), n) }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        let n = self.lines.len() * ALIGN;
-        // SAFETY: as in `bytes`, and the borrow is unique.
-        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<u8>(), n) }
-    }
-
-    fn from_bytes(b: &[u8]) -> Aligned {
-        let mut a = Aligned::default();
-        a.ensure(b.len().max(1));
-        a.bytes_mut()[..b.len()].copy_from_slice(b);
-        a
-    }
 }
 
 /// One node run by its reference kernel: the node alone in a graph of its
@@ -120,10 +82,14 @@ struct Compiled {
     sizes: Vec<SymExpr>,
     pool: rayon::ThreadPool,
     clif: String,
-    /// Parameters, buffers and constants by state-dict name, as loaded.
+    /// The weights the plan reads, shared by every session.
+    weights: Weights,
+    /// The state buffers calls update, as loaded: each session starts
+    /// from copies of these.
     state: BTreeMap<String, Tensor>,
-    /// The bytes of each state buffer no call changes, by plan buffer.
-    const_bytes: HashMap<usize, Aligned>,
+    /// The address of each state buffer no call changes, by plan buffer
+    /// (inside `weights`).
+    const_ptrs: HashMap<usize, *const u8>,
     /// The state buffers calls update (buffer and parameter mutations).
     mutated: Vec<usize>,
 }
@@ -189,7 +155,7 @@ struct Parts {
     program: Program,
     plan: Plan,
     clif: String,
-    state: BTreeMap<String, Tensor>,
+    weights: Weights,
 }
 
 /// A compiled model and one session: the simplest way to call it from one
@@ -259,7 +225,7 @@ impl JitModel {
         self.model.plan()
     }
 
-    /// The state as the calls so far left it.
+    /// The buffers that calls update, as the calls so far left them.
     pub fn state(&self) -> &BTreeMap<String, Tensor> {
         self.session.state()
     }
@@ -309,20 +275,16 @@ impl CompiledModel {
         // host's default call convention), and the code stays alive as long
         // as `module`, which `Compiled` owns next to the pointer.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
-        // A copy of its own: calls on the compiled model must not move the
+        // Copies of its own: calls on the compiled model must not move the
         // state of the model it came from.
-        let state = model
-            .state
-            .iter()
-            .map(|(k, t)| (k.clone(), t.clone_data()))
-            .collect();
+        let weights = Weights::from_state(&model.state, state_names(&plan))?;
         let parts = Parts {
             module: Some(module),
             entry,
             program: p.clone(),
             plan,
             clif: lowered.clif,
-            state,
+            weights,
         };
         CompiledModel::assemble(parts, threads)
     }
@@ -335,21 +297,20 @@ impl CompiledModel {
     /// fallback host, and stay callable for as long as the result is alive.
     pub(crate) unsafe fn from_code(
         program: Program,
+        plan: Plan,
         entry: EntryFn,
-        state: BTreeMap<String, Tensor>,
+        weights: Weights,
         threads: usize,
-    ) -> Result<(CompiledModel, String)> {
-        let plan = schedule(&program)?;
-        let text = super::kernel::plan_text(&plan);
+    ) -> Result<CompiledModel> {
         let parts = Parts {
             module: None,
             entry,
             program,
             plan,
             clif: String::new(),
-            state,
+            weights,
         };
-        Ok((CompiledModel::assemble(parts, threads)?, text))
+        CompiledModel::assemble(parts, threads)
     }
 
     fn assemble(parts: Parts, threads: usize) -> Result<CompiledModel> {
@@ -359,7 +320,7 @@ impl CompiledModel {
             program,
             plan,
             clif,
-            state,
+            weights,
         } = parts;
         let threads = pool_size(threads);
         let p = &program;
@@ -401,8 +362,9 @@ impl CompiledModel {
             sizes,
             pool,
             clif,
-            state,
-            const_bytes: HashMap::new(),
+            weights,
+            state: BTreeMap::new(),
+            const_ptrs: HashMap::new(),
             mutated: Vec::new(),
         };
         for k in &c.plan.kernels {
@@ -416,15 +378,17 @@ impl CompiledModel {
         }
         for (i, b) in c.plan.buffers.iter().enumerate() {
             if let BufKind::State(name) = &b.kind {
-                let t = c.state.get(name).ok_or_else(|| {
+                let e = c.weights.get(name).ok_or_else(|| {
                     Error::other(format!("the archive has no weight named {name}"))
                 })?;
-                check_state(t, b.dtype, &b.shape, name)?;
+                check_state(e.dtype, &e.sizes, b.dtype, &b.shape, name)?;
                 if updated.contains(name) {
+                    let sizes: Vec<i64> = e.sizes.iter().map(|&d| d as i64).collect();
+                    let t = Tensor::from_dense_bytes(e.dtype, &sizes, e.bytes())?;
+                    c.state.insert(name.clone(), t);
                     c.mutated.push(i);
                 } else {
-                    c.const_bytes
-                        .insert(i, Aligned::from_bytes(&t.to_contiguous_bytes()));
+                    c.const_ptrs.insert(i, e.ptr());
                 }
             }
         }
@@ -457,6 +421,13 @@ impl CompiledModel {
         }
     }
 
+    /// Reads every weight byte of an artifact and compares the checksum
+    /// recorded when compiling (loading reads only the weights' index). A
+    /// JIT-compiled model's weights are its own copies: nothing to check.
+    pub fn verify_weights(&self) -> Result<()> {
+        self.inner.weights.verify()
+    }
+
     /// The generated functions as CLIF text, annotated with the aten nodes.
     pub fn clif(&self) -> &str {
         &self.inner.clif
@@ -486,7 +457,8 @@ impl Session {
         &self.model.program
     }
 
-    /// The state as this session's calls left it.
+    /// The buffers that calls update (buffer and parameter mutations), as
+    /// this session's calls left them.
     pub fn state(&self) -> &BTreeMap<String, Tensor> {
         &self.state
     }
@@ -562,9 +534,9 @@ impl Session {
                     // checked that no kernel writes a state buffer).
                     None => self
                         .model
-                        .const_bytes
+                        .const_ptrs
                         .get(&i)
-                        .map(|a| a.bytes().as_ptr().cast_mut())
+                        .map(|p| p.cast_mut())
                         .ok_or_else(|| Error::other(format!("state buffer {} missing", b.name)))?,
                 },
                 (_, Some(s)) => {
@@ -704,16 +676,31 @@ impl Session {
     }
 }
 
-fn check_state(t: &Tensor, dtype: crate::DType, shape: &[SymExpr], name: &str) -> Result<()> {
+/// The names of the state buffers `plan` reads, in buffer order.
+pub(crate) fn state_names(plan: &Plan) -> Vec<&str> {
+    plan.buffers
+        .iter()
+        .filter_map(|b| match &b.kind {
+            BufKind::State(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn check_state(
+    have: crate::DType,
+    sizes: &[usize],
+    dtype: crate::DType,
+    shape: &[SymExpr],
+    name: &str,
+) -> Result<()> {
     let want: Option<Vec<usize>> = shape
         .iter()
         .map(|d| d.as_int().and_then(|v| usize::try_from(v).ok()))
         .collect();
-    if t.dtype() != dtype || want.as_deref() != Some(t.sizes()) {
+    if have != dtype || want.as_deref() != Some(sizes) {
         return Err(Error::other(format!(
-            "weight {name} is {}{:?} but the graph reads it as {dtype} with a static shape {:?}",
-            t.dtype(),
-            t.sizes(),
+            "weight {name} is {have}{sizes:?} but the graph reads it as {dtype} with a static shape {:?}",
             shape.iter().map(|d| d.to_string()).collect::<Vec<_>>()
         )));
     }

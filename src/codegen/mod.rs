@@ -20,6 +20,7 @@ pub mod lower;
 pub mod math;
 pub mod memory;
 pub mod schedule;
+pub(crate) mod weights;
 
 pub use lower::{lower_plan, ENTRY_NAME};
 pub use schedule::schedule;
