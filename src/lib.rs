@@ -50,6 +50,7 @@ pub mod api;
 pub mod capi;
 pub mod check;
 pub mod codegen;
+pub mod custom;
 pub mod dtype;
 pub mod error;
 pub mod interp;

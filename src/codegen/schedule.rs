@@ -891,8 +891,12 @@ impl<'a> Sched<'a> {
     }
 
     fn lower_node(&mut self, n: &Node) -> Result<Lowered> {
-        if let Op::Unsupported(_) = &n.op {
-            return Err(n.error(format!("unsupported operator {}", n.op)));
+        match &n.op {
+            Op::Unsupported(t) => return Err(n.error(crate::custom::unsupported_message(t))),
+            // A registered custom op runs its kernel from compiled code.
+            Op::Custom(t) if crate::custom::lookup(t).is_some() => return Ok(Lowered::Fallback),
+            Op::Custom(t) => return Err(n.error(crate::custom::unsupported_message(t))),
+            _ => {}
         }
         let Op::Aten(a, ov) = &n.op else {
             return Ok(Lowered::Fallback);

@@ -418,9 +418,50 @@ fn eval_node(a: &Args<'_>, syms: &HashMap<String, i64>, mode: EvalMode) -> Resul
         Op::Aten(op, overload) => super::aten::eval_aten(a, *op, overload),
         Op::Hop(h) => super::hop::eval_hop(a, *h, syms, mode),
         Op::Builtin(b) => super::builtin::eval_builtin(a, *b),
-        Op::Unsupported(t) => Err(n.error(format!(
-            "unsupported operator {}",
-            t.strip_prefix("torch.ops.").unwrap_or(t)
-        ))),
+        Op::Custom(t) => eval_custom(a, t, true),
+        Op::Unsupported(t) => match crate::custom::lookup(t) {
+            // The graph as saved: the in-place call itself.
+            Some(_) => eval_custom(a, t, false),
+            None => Err(n.error(crate::custom::unsupported_message(t))),
+        },
     }
+}
+
+/// A registered custom op: functional (mutated arguments copied, their new
+/// values returned first) or in place (as the training IR calls it).
+fn eval_custom(a: &Args<'_>, target: &str, functional: bool) -> Result<Vec<RValue>> {
+    use crate::custom::CustomArg;
+    let n = a.node;
+    let op = crate::custom::lookup(target)
+        .ok_or_else(|| n.error(crate::custom::unsupported_message(target)))?;
+    let mut args = Vec::new();
+    for sa in &op.schema.args {
+        let v = match n.args.iter().find(|x| x.name == sa.name) {
+            Some(x) => a.value(&x.value)?,
+            None => RValue::None,
+        };
+        let c = match v {
+            RValue::Tensor(t) => CustomArg::Tensor(t),
+            RValue::Int(i) => CustomArg::Int(i),
+            RValue::Float(f) => CustomArg::Float(f),
+            RValue::Bool(b) => CustomArg::Bool(b),
+            RValue::None => CustomArg::None,
+            RValue::List(_) => CustomArg::Other,
+        };
+        args.push((sa.name.clone(), c));
+    }
+    let wrap = |e: Error| match e {
+        e @ Error::Node { .. } => e,
+        e => n.error(e.to_string()),
+    };
+    let outs = if functional {
+        crate::custom::call_functional(&op, args).map_err(wrap)?
+    } else {
+        let call = crate::custom::CustomArgs {
+            op: op.schema.name.clone(),
+            args,
+        };
+        crate::custom::call_in_place(&op, &call).map_err(wrap)?
+    };
+    Ok(outs.into_iter().map(RValue::Tensor).collect())
 }

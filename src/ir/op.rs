@@ -194,6 +194,10 @@ pub enum Op {
     Builtin(Builtin),
     /// Any other target, verbatim (custom ops, unknown aten names).
     Unsupported(String),
+    /// A registered custom op in functional form (see [`crate::custom`]):
+    /// its outputs are the new values of its mutated tensor arguments, in
+    /// schema order, then the op's own results.
+    Custom(String),
 }
 
 impl Op {
@@ -220,7 +224,7 @@ impl Op {
             Op::Aten(a, o) => format!("torch.ops.aten.{}.{o}", a.name()),
             Op::Hop(h) => format!("torch.ops.higher_order.{}", h.name()),
             Op::Builtin(b) => b.target().to_string(),
-            Op::Unsupported(t) => t.clone(),
+            Op::Unsupported(t) | Op::Custom(t) => t.clone(),
         }
     }
 

@@ -397,12 +397,16 @@ impl<'a> Parser<'a> {
             Op::Unsupported(self.string()?)
         } else {
             let t = self.ident()?;
-            let full = if t.starts_with("aten.") || t.starts_with("higher_order.") {
-                format!("torch.ops.{t}")
+            if t == "custom" && self.peek() == Some(b'"') {
+                Op::Custom(self.string()?)
             } else {
-                t
-            };
-            Op::from_target(&full)
+                let full = if t.starts_with("aten.") || t.starts_with("higher_order.") {
+                    format!("torch.ops.{t}")
+                } else {
+                    t
+                };
+                Op::from_target(&full)
+            }
         };
         self.expect(b'(')?;
         let mut args = Vec::new();

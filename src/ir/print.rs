@@ -143,6 +143,7 @@ pub(crate) fn write_node(out: &mut String, g: &Graph, n: &Node, depth: usize) {
 fn op_text(op: &super::Op) -> String {
     match op {
         super::Op::Unsupported(t) => format!("{t:?}"),
+        super::Op::Custom(t) => format!("custom {t:?}"),
         other => other.to_string(),
     }
 }

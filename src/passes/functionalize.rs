@@ -578,6 +578,40 @@ fn functionalize_graph(g: &mut Graph) -> Result<(HashMap<ValueId, ValueId>, bool
                 a.name()
             )));
         }
+        if let Op::Unsupported(t) = &n.op {
+            if let Some(op) = crate::custom::lookup(t) {
+                // A registered custom op: one functional node whose first
+                // outputs are the new values of the arguments it mutates.
+                st.changed = true;
+                let mut targets = Vec::new();
+                let mut outs = Vec::new();
+                for i in op.schema.mutated() {
+                    let name = &op.schema.args[i].name;
+                    let Some(target) = n.arg(name).and_then(Arg::as_value) else {
+                        return Err(n.error(format!(
+                            "argument {name} of {t}, which it mutates, is not a tensor"
+                        )));
+                    };
+                    let r = g.add_value(&format!("{}_{name}", n.name), g.ty(target).clone());
+                    targets.push(target);
+                    outs.push(r);
+                }
+                let mut f = n.clone();
+                f.op = Op::Custom(t.clone());
+                f.args = args;
+                f.outputs = outs
+                    .iter()
+                    .copied()
+                    .chain(n.outputs.iter().copied())
+                    .collect();
+                f.list_output = false;
+                st.out.push(f);
+                for (target, r) in targets.into_iter().zip(outs) {
+                    st.mutate(g, target, r, &n)?;
+                }
+                continue;
+            }
+        }
         let mutated = aten.and_then(Aten::functional_form);
         match (aten, mutated, out_target) {
             (Some(a), _, Some(target)) => {

@@ -47,7 +47,7 @@ pub fn infer_node(g: &Graph, n: &Node) -> Result<Vec<ValueType>> {
         Op::Aten(a, ov) => infer_aten(&cx, *a, ov),
         Op::Hop(h) => infer_hop(&cx, *h, None),
         Op::Builtin(b) => infer_builtin(&cx, b.target()),
-        Op::Unsupported(t) => Err(n.error(format!("no shape rule for {t}"))),
+        Op::Unsupported(t) | Op::Custom(t) => Err(n.error(format!("no shape rule for {t}"))),
     }
 }
 
