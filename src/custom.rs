@@ -98,6 +98,8 @@ pub struct SchemaArg {
 /// A parsed operator schema: `ns::name[.overload](args) -> returns`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CustomSchema {
+    /// The schema as given.
+    pub text: String,
     /// `ns::name`.
     pub name: String,
     pub overload: String,
@@ -168,6 +170,7 @@ impl CustomSchema {
             1
         };
         Ok(CustomSchema {
+            text: s.to_string(),
             name: name.to_string(),
             overload: overload.to_string(),
             args,
@@ -267,6 +270,41 @@ pub fn declare(schema: &str) -> Result<()> {
     insert(schema, Impl::Linked)
 }
 
+/// Registers the C kernel an artifact linked for `schema`, unless the
+/// process registered a kernel of its own for the op.
+pub fn register_linked(schema: &str, kernel: CKernel) -> Result<()> {
+    let s = CustomSchema::parse(schema)?;
+    if let Some(op) = lookup(&s.target()) {
+        if !matches!(op.imp, Impl::Linked) {
+            return Ok(());
+        }
+    }
+    register_c(schema, kernel)
+}
+
+/// The custom ops a program calls in functional form, by target, each
+/// with its registered op (`None`: not registered).
+pub fn used_by(p: &crate::ir::Program) -> Vec<(String, Option<CustomOp>)> {
+    fn walk(g: &crate::ir::Graph, seen: &mut std::collections::BTreeSet<String>) {
+        for n in &g.nodes {
+            if let crate::ir::Op::Custom(t) = &n.op {
+                seen.insert(t.clone());
+            }
+            for sg in n.subgraphs() {
+                walk(&sg.graph, seen);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    walk(&p.graph, &mut seen);
+    seen.into_iter()
+        .map(|t| {
+            let op = lookup(&t);
+            (t, op)
+        })
+        .collect()
+}
+
 /// Removes an op from the registry.
 pub fn unregister(target: &str) {
     if let Ok(mut r) = registry().write() {
@@ -287,7 +325,7 @@ pub fn unsupported_message(target: &str) -> String {
     }
     format!(
         "unsupported operator {short} (a custom op: register its kernel with \
-         torchlift::custom::register or tl_register_op, or declare it with \
+         torchlift::custom::register, or declare it with \
          `compile --custom-op SCHEMA` and link {})",
         kernel_symbol(target)
     )

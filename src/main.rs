@@ -119,6 +119,11 @@ enum Command {
         /// file `<name>.weights` beside it, memory-mapped at load.
         #[arg(long, value_enum, default_value = "embedded")]
         weights: WeightsArg,
+        /// Declare a custom op by its torch schema, e.g.
+        /// "mylib::add_one_(Tensor(a!) x) -> ()"; the artifact links its C
+        /// kernel by symbol (see torchlift.h). Repeat for several.
+        #[arg(long = "custom-op", value_name = "SCHEMA")]
+        custom_ops: Vec<String>,
     },
     /// Run conformance cases (see CASES.md) and compare with PyTorch's outputs.
     Check {
@@ -179,7 +184,8 @@ fn main() -> ExitCode {
             emit,
             target_cpu,
             weights,
-        } => cli::compile::run(&model, &output, emit, target_cpu, weights),
+            custom_ops,
+        } => cli::compile::run(&model, &output, emit, target_cpu, weights, &custom_ops),
         Command::Check {
             backend,
             no_passes,

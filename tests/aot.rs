@@ -447,3 +447,82 @@ fn eight_threads_of_a_thousand_artifact_calls_match_serial_calls() {
         }
     }
 }
+
+/// A custom op's C kernel, linked by symbol: the `custom_op_nokernel`
+/// fixtures (training and core IR), compiled with `--custom-op`, linked
+/// with `examples/c/add_one.c` into a C program, match PyTorch; without
+/// the declaration, compiling is refused naming the op and the symbol.
+#[test]
+fn custom_op_kernels_link_by_symbol() {
+    const SCHEMA: &str = "mylib::add_one_(Tensor(a!) x) -> ()";
+    let dir = scratch("custom");
+    let o = compile(
+        &case("custom_op_nokernel").join("model.pt2"),
+        &dir.join("libno.a"),
+        &["--emit", "staticlib"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mylib.add_one_.default") && err.contains("torchlift_op_mylib__add_one_"),
+        "{err}"
+    );
+    for name in ["custom_op_nokernel", "custom_op_nokernel_core"] {
+        let lib = dir.join(format!("lib{name}.a"));
+        compile_ok(
+            &case(name).join("model.pt2"),
+            &lib,
+            &["--emit", "staticlib", "--custom-op", SCHEMA],
+        );
+        let x = input(name);
+        let raw: Vec<u8> = x
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let xin = dir.join(format!("{name}.f32"));
+        std::fs::write(&xin, raw).unwrap();
+        let exe = dir.join(format!("run_{name}"));
+        let built = cc(&[
+            "-O2".as_ref(),
+            "-I".as_ref(),
+            dir.as_os_str(),
+            root().join("examples/c/run_model.c").as_os_str(),
+            root().join("examples/c/add_one.c").as_os_str(),
+            lib.as_os_str(),
+            "-lm".as_ref(),
+            "-lpthread".as_ref(),
+            "-ldl".as_ref(),
+            "-o".as_ref(),
+            exe.as_os_str(),
+        ]);
+        if !built {
+            return;
+        }
+        let mut cmd = Command::new(&exe);
+        cmd.arg(&xin);
+        for d in x.sizes() {
+            cmd.arg(d.to_string());
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        let got: Vec<f32> = out
+            .lines()
+            .next()
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let want: ArrayD<f32> = read_npy(case(name).join("run0/output_0.npy")).unwrap();
+        close(&got, want.as_slice().unwrap());
+    }
+}

@@ -76,7 +76,29 @@ typedef struct tl_artifact {
   const uint8_t *weights_file; /* the side file's name, or NULL */
   uint64_t weights_file_len;
   uint64_t fingerprint;
+  const struct tl_custom_op *custom_ops; /* the custom ops it calls */
+  uint64_t n_custom_ops;
 } tl_artifact;
+
+/* A custom operator's kernel, linked by symbol. An artifact whose program
+ * calls `ns::name` (declared with `torchlift compile --custom-op SCHEMA`)
+ * refers to
+ *
+ *     int32_t torchlift_op_ns__name(tl_tensor *args, int32_t n);
+ *
+ * (`torchlift_op_ns__name_OVERLOAD` for an overload other than default),
+ * which the program linking the artifact defines. It receives the op's
+ * tensor arguments in schema order, as dense copies, writes the ones the
+ * schema marks mutated (`Tensor(a!)`) in place, and returns 0 on success
+ * (anything else fails the call). It may be called from several threads
+ * at once. Ops with results of their own need a Rust kernel. */
+typedef int32_t (*tl_op_kernel)(tl_tensor *args, int32_t n);
+
+typedef struct tl_custom_op {
+  const uint8_t *schema; /* the torch schema, UTF-8, not NUL-terminated */
+  uint64_t schema_len;
+  tl_op_kernel kernel;
+} tl_custom_op;
 
 extern const tl_artifact torchlift_artifact;
 

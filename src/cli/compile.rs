@@ -19,7 +19,12 @@ pub fn run(
     emit: EmitKind,
     target: TargetCpuArg,
     weights: WeightsArg,
+    custom_ops: &[String],
 ) -> Result<ExitCode> {
+    // Declared before loading: functionalization needs their schemas.
+    for s in custom_ops {
+        torchlift::custom::declare(s)?;
+    }
     let m = Model::load(model)?;
     let emit = match emit {
         EmitKind::Object => Emit::Object,

@@ -56,6 +56,19 @@ pub struct ArtifactDesc {
     pub weights_file_len: u64,
     /// FNV-1a of the plan's text form.
     pub fingerprint: u64,
+    /// The custom ops the program calls, with the kernels linked for them.
+    pub custom_ops: *const CustomOpEntry,
+    pub n_custom_ops: u64,
+}
+
+/// A custom op of an artifact (`tl_custom_op` in the C header): its torch
+/// schema, and the C kernel the linker resolved by its symbol
+/// ([`crate::custom::kernel_symbol`]).
+#[repr(C)]
+pub struct CustomOpEntry {
+    pub schema: *const u8,
+    pub schema_len: u64,
+    pub kernel: Option<crate::custom::CKernel>,
 }
 
 /// Where an artifact keeps its weights.
@@ -242,6 +255,60 @@ pub fn compile_object(
         Some(_) => Some(blob(&mut module, "torchlift_weights_file", file)?),
         None => None,
     };
+    // Custom ops: one imported kernel symbol each, and a table.
+    let mut custom = Vec::new();
+    for (t, op) in crate::custom::used_by(p) {
+        let op = op.ok_or_else(|| {
+            Error::other(format!(
+                "aot: custom op {} is not registered or declared (`--custom-op SCHEMA`)",
+                t.strip_prefix("torch.ops.").unwrap_or(&t)
+            ))
+        })?;
+        let mut sig = module.make_signature();
+        let ptr = module.target_config().pointer_type();
+        sig.params.push(cranelift_codegen::ir::AbiParam::new(ptr));
+        sig.params.push(cranelift_codegen::ir::AbiParam::new(
+            cranelift_codegen::ir::types::I32,
+        ));
+        sig.returns.push(cranelift_codegen::ir::AbiParam::new(
+            cranelift_codegen::ir::types::I32,
+        ));
+        let f = module
+            .declare_function(&crate::custom::kernel_symbol(&t), Linkage::Import, &sig)
+            .map_err(|e| Error::other(format!("aot: {e}")))?;
+        let name = blob(
+            &mut module,
+            &format!("torchlift_custom_schema_{}", custom.len()),
+            op.schema.text.clone().into_bytes(),
+        )?;
+        custom.push((name, op.schema.text.len() as u64, f));
+    }
+    let custom_id = if custom.is_empty() {
+        None
+    } else {
+        let id = module
+            .declare_data("torchlift_custom_ops", Linkage::Local, false, false)
+            .map_err(|e| Error::other(format!("aot: {e}")))?;
+        let mut d = DataDescription::new();
+        let mut bytes = Vec::new();
+        for (_, len, _) in &custom {
+            bytes.extend_from_slice(&[0; 8]);
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&[0; 8]);
+        }
+        d.define(bytes.into_boxed_slice());
+        d.set_align(8);
+        for (k, (name, _, f)) in custom.iter().enumerate() {
+            let g = module.declare_data_in_data(*name, &mut d);
+            d.write_data_addr((k * 24) as u32, g, 0);
+            let fr = module.declare_func_in_data(*f, &mut d);
+            d.write_function_addr((k * 24 + 16) as u32, fr);
+        }
+        module
+            .define_data(id, &d)
+            .map_err(|e| Error::other(format!("aot: {e}")))?;
+        Some(id)
+    };
     let features = target.features();
     let mut desc = Vec::new();
     desc.extend_from_slice(&MAGIC.to_le_bytes());
@@ -255,6 +322,8 @@ pub fn compile_object(
     desc.extend_from_slice(&[0; 8]); // weights_file, relocated or null
     desc.extend_from_slice(&file_len.to_le_bytes());
     desc.extend_from_slice(&fingerprint.to_le_bytes());
+    desc.extend_from_slice(&[0; 8]); // custom_ops, relocated or null
+    desc.extend_from_slice(&(custom.len() as u64).to_le_bytes());
     debug_assert_eq!(desc.len(), std::mem::size_of::<ArtifactDesc>());
     let desc_id = module
         .declare_data(ARTIFACT_SYMBOL, Linkage::Export, false, false)
@@ -273,6 +342,10 @@ pub fn compile_object(
     if let Some(id) = file_id {
         let g = module.declare_data_in_data(id, &mut d);
         d.write_data_addr(56, g, 0);
+    }
+    if let Some(id) = custom_id {
+        let g = module.declare_data_in_data(id, &mut d);
+        d.write_data_addr(80, g, 0);
     }
     module
         .define_data(desc_id, &d)
@@ -366,6 +439,8 @@ impl CompiledModel {
             .ok_or_else(|| Error::other("artifact: no program"))?;
         let text = std::str::from_utf8(text)
             .map_err(|_| Error::other("artifact: the program is not UTF-8"))?;
+        // SAFETY: as above.
+        unsafe { register_custom_ops(d)? };
         let program = crate::ir::parse::parse_program(text)?;
         crate::ir::verify::verify_program(&program)?;
         let plan = schedule(&program)?;
@@ -404,6 +479,33 @@ impl CompiledModel {
         // fingerprint was checked above).
         unsafe { CompiledModel::from_code(program, plan, entry, weights, threads) }
     }
+}
+
+/// Registers the kernels an artifact linked for its custom ops.
+///
+/// # Safety
+/// `d` is a checked descriptor of a loaded artifact.
+unsafe fn register_custom_ops(d: &ArtifactDesc) -> Result<()> {
+    let n = usize::try_from(d.n_custom_ops).unwrap_or(usize::MAX);
+    if n == 0 {
+        return Ok(());
+    }
+    if d.custom_ops.is_null() || n > 1 << 16 {
+        return Err(Error::other("artifact: a corrupt custom op table"));
+    }
+    // SAFETY: the table has `n` entries in the object's data.
+    let table = unsafe { std::slice::from_raw_parts(d.custom_ops, n) };
+    for e in table {
+        // SAFETY: each entry's schema is a blob of the object.
+        let schema = unsafe { desc_bytes(e.schema, e.schema_len) }
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(|| Error::other("artifact: a corrupt custom op schema"))?;
+        let kernel = e.kernel.ok_or_else(|| {
+            Error::other(format!("artifact: custom op {schema} has no linked kernel"))
+        })?;
+        crate::custom::register_linked(schema, kernel)?;
+    }
+    Ok(())
 }
 
 /// The descriptor at `desc`, checked for magic, version and CPU features.
@@ -681,6 +783,13 @@ fn manifest_json(
         "target_cpu": format!("{:?}", opts.target),
         "cpu_features": feature_names(art.features),
         "fingerprint": format!("{:016x}", art.fingerprint),
+        "custom_ops": crate::custom::used_by(&model.program)
+            .into_iter()
+            .map(|(t, op)| json!({
+                "schema": op.map(|o| o.schema.text),
+                "kernel_symbol": crate::custom::kernel_symbol(&t),
+            }))
+            .collect::<Vec<_>>(),
         "weights": match side {
             Some(f) => json!({ "placement": "external", "file": f }),
             None => json!({ "placement": "embedded" }),

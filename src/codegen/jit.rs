@@ -252,6 +252,14 @@ impl CompiledModel {
     /// refused here, with an error naming the node.
     pub fn compile_with(model: &Model, opts: &CompileOptions) -> Result<CompiledModel> {
         let p = &model.program;
+        for (t, op) in crate::custom::used_by(p) {
+            if op.map_or(true, |o| matches!(o.imp, crate::custom::Impl::Linked)) {
+                return Err(Error::other(format!(
+                    "the JIT needs a kernel for custom op {}: register one with torchlift::custom::register",
+                    t.strip_prefix("torch.ops.").unwrap_or(&t)
+                )));
+            }
+        }
         let plan = schedule(p)?;
         let mut builder =
             JITBuilder::with_flags(&[("opt_level", "speed")], default_libcall_names())
