@@ -382,6 +382,94 @@ fn eval_scan(a: &Args<'_>, syms: &HashMap<String, i64>, mode: EvalMode) -> Resul
     Ok(out)
 }
 
+/// `auto_functionalized_v2(op, _x_base_index=i, _all_bases=[...], ...)`
+/// (and v1, `auto_functionalized(op, x=%a, ...)`) of a registered custom
+/// op: the op runs on copies of the bases (v1: of the mutated arguments);
+/// the results are the op's own, then those copies.
+fn eval_auto_functionalized(a: &Args<'_>, h: Hop) -> Result<Vec<RValue>> {
+    use crate::custom::CustomArg;
+    let n = a.node;
+    let target = n
+        .args
+        .iter()
+        .find_map(|x| match &x.value {
+            Arg::Operator(o) => Some(o.as_str()),
+            _ => None,
+        })
+        .ok_or_else(|| a.err("auto_functionalized without an operator"))?;
+    let op = crate::custom::lookup(target)
+        .ok_or_else(|| a.err(crate::custom::unsupported_message(target)))?;
+    let tensor = |v: RValue| match v {
+        RValue::Tensor(t) => Ok(t.clone_data()),
+        other => Err(a.err(format!("a base is a {}, not a tensor", other.kind()))),
+    };
+    let v2 = h == Hop::AutoFunctionalizedV2;
+    let mut bases = Vec::new();
+    if v2 {
+        if let Some(Arg::List(items)) = n.arg("_all_bases") {
+            for it in items {
+                bases.push(tensor(a.value(it)?)?);
+            }
+        }
+    }
+    let mut args = Vec::new();
+    let mut copies = Vec::new();
+    for sa in &op.schema.args {
+        let index = format!("_{}_base_index", sa.name);
+        let c = if let (true, Some(arg)) = (v2, n.arg(&index)) {
+            if n.arg(&format!("_{}_size", sa.name)).is_some() {
+                return Err(a.err(format!(
+                    "argument {} of {target} is a view of its base; not supported",
+                    sa.name
+                )));
+            }
+            let Arg::Int(i) = arg else {
+                return Err(a.err(format!("{index} is not an int")));
+            };
+            let t = usize::try_from(*i)
+                .ok()
+                .and_then(|i| bases.get(i))
+                .ok_or_else(|| a.err(format!("{index} out of range")))?;
+            CustomArg::Tensor(t.clone())
+        } else {
+            match n.args.iter().find(|x| x.name == sa.name) {
+                None => CustomArg::None,
+                Some(x) => match a.value(&x.value)? {
+                    RValue::Tensor(t) if sa.mutated && !v2 => {
+                        let t = t.clone_data();
+                        copies.push(t.clone());
+                        CustomArg::Tensor(t)
+                    }
+                    RValue::Tensor(t) => CustomArg::Tensor(t),
+                    RValue::Int(i) => CustomArg::Int(i),
+                    RValue::Float(f) => CustomArg::Float(f),
+                    RValue::Bool(b) => CustomArg::Bool(b),
+                    RValue::None => CustomArg::None,
+                    RValue::List(_) => CustomArg::Other,
+                },
+            }
+        };
+        args.push((sa.name.clone(), c));
+    }
+    let call = crate::custom::CustomArgs {
+        op: op.schema.name.clone(),
+        args,
+    };
+    let own = crate::custom::call_in_place(&op, &call).map_err(|e| match e {
+        e @ crate::error::Error::Node { .. } => e,
+        e => a.err(e.to_string()),
+    })?;
+    let written = if v2 { bases } else { copies };
+    let mut out: Vec<RValue> = own.into_iter().map(RValue::Tensor).collect();
+    // Placeholders for own results the graph records but the op did not
+    // return (torch writes one for `-> ()`).
+    while out.len() + written.len() < n.outputs.len() {
+        out.push(RValue::None);
+    }
+    out.extend(written.into_iter().map(RValue::Tensor));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -533,92 +621,4 @@ mod tests {
         assert_eq!(out[0].to_f64_vec(), [9., 13.]);
         assert_eq!(out[1].to_f64_vec(), [4., 11., 22.]);
     }
-}
-
-/// `auto_functionalized_v2(op, _x_base_index=i, _all_bases=[...], ...)`
-/// (and v1, `auto_functionalized(op, x=%a, ...)`) of a registered custom
-/// op: the op runs on copies of the bases (v1: of the mutated arguments);
-/// the results are the op's own, then those copies.
-fn eval_auto_functionalized(a: &Args<'_>, h: Hop) -> Result<Vec<RValue>> {
-    use crate::custom::CustomArg;
-    let n = a.node;
-    let target = n
-        .args
-        .iter()
-        .find_map(|x| match &x.value {
-            Arg::Operator(o) => Some(o.as_str()),
-            _ => None,
-        })
-        .ok_or_else(|| a.err("auto_functionalized without an operator"))?;
-    let op = crate::custom::lookup(target)
-        .ok_or_else(|| a.err(crate::custom::unsupported_message(target)))?;
-    let tensor = |v: RValue| match v {
-        RValue::Tensor(t) => Ok(t.clone_data()),
-        other => Err(a.err(format!("a base is a {}, not a tensor", other.kind()))),
-    };
-    let v2 = h == Hop::AutoFunctionalizedV2;
-    let mut bases = Vec::new();
-    if v2 {
-        if let Some(Arg::List(items)) = n.arg("_all_bases") {
-            for it in items {
-                bases.push(tensor(a.value(it)?)?);
-            }
-        }
-    }
-    let mut args = Vec::new();
-    let mut copies = Vec::new();
-    for sa in &op.schema.args {
-        let index = format!("_{}_base_index", sa.name);
-        let c = if let (true, Some(arg)) = (v2, n.arg(&index)) {
-            if n.arg(&format!("_{}_size", sa.name)).is_some() {
-                return Err(a.err(format!(
-                    "argument {} of {target} is a view of its base; not supported",
-                    sa.name
-                )));
-            }
-            let Arg::Int(i) = arg else {
-                return Err(a.err(format!("{index} is not an int")));
-            };
-            let t = usize::try_from(*i)
-                .ok()
-                .and_then(|i| bases.get(i))
-                .ok_or_else(|| a.err(format!("{index} out of range")))?;
-            CustomArg::Tensor(t.clone())
-        } else {
-            match n.args.iter().find(|x| x.name == sa.name) {
-                None => CustomArg::None,
-                Some(x) => match a.value(&x.value)? {
-                    RValue::Tensor(t) if sa.mutated && !v2 => {
-                        let t = t.clone_data();
-                        copies.push(t.clone());
-                        CustomArg::Tensor(t)
-                    }
-                    RValue::Tensor(t) => CustomArg::Tensor(t),
-                    RValue::Int(i) => CustomArg::Int(i),
-                    RValue::Float(f) => CustomArg::Float(f),
-                    RValue::Bool(b) => CustomArg::Bool(b),
-                    RValue::None => CustomArg::None,
-                    RValue::List(_) => CustomArg::Other,
-                },
-            }
-        };
-        args.push((sa.name.clone(), c));
-    }
-    let call = crate::custom::CustomArgs {
-        op: op.schema.name.clone(),
-        args,
-    };
-    let own = crate::custom::call_in_place(&op, &call).map_err(|e| match e {
-        e @ crate::error::Error::Node { .. } => e,
-        e => a.err(e.to_string()),
-    })?;
-    let written = if v2 { bases } else { copies };
-    let mut out: Vec<RValue> = own.into_iter().map(RValue::Tensor).collect();
-    // Placeholders for own results the graph records but the op did not
-    // return (torch writes one for `-> ()`).
-    while out.len() + written.len() < n.outputs.len() {
-        out.push(RValue::None);
-    }
-    out.extend(written.into_iter().map(RValue::Tensor));
-    Ok(out)
 }
