@@ -96,6 +96,45 @@ pub struct TlTensor {
     pub data: *mut u8,
 }
 
+/// Dense copies of tensors and `tl_tensor` views of them (the views point
+/// into the copies, which live as long as this value).
+pub(crate) struct DenseTensors {
+    shapes: Vec<Vec<i64>>,
+    bytes: Vec<Vec<u8>>,
+    pub views: Vec<TlTensor>,
+}
+
+impl DenseTensors {
+    pub(crate) fn new<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> DenseTensors {
+        let mut d = DenseTensors {
+            shapes: Vec::new(),
+            bytes: Vec::new(),
+            views: Vec::new(),
+        };
+        let mut dtypes = Vec::new();
+        for t in tensors {
+            dtypes.push(dtype_code(t.dtype()));
+            d.shapes.push(t.sizes().iter().map(|&x| x as i64).collect());
+            d.bytes.push(t.to_contiguous_bytes());
+        }
+        // The views point at the heap buffers, which stay put when `d` moves.
+        for ((code, s), b) in dtypes.into_iter().zip(&d.shapes).zip(d.bytes.iter_mut()) {
+            d.views.push(TlTensor {
+                dtype: code,
+                rank: s.len() as i32,
+                shape: s.as_ptr(),
+                data: b.as_mut_ptr(),
+            });
+        }
+        d
+    }
+
+    /// Shape and bytes of tensor `i`.
+    pub(crate) fn get(&self, i: usize) -> (&[i64], &[u8]) {
+        (&self.shapes[i], &self.bytes[i])
+    }
+}
+
 pub struct TlModel {
     model: CompiledModel,
     inputs: Vec<IoInfo>,

@@ -404,22 +404,8 @@ fn call_c(k: CKernel, call: &CustomArgs) -> Result<()> {
             _ => None,
         })
         .collect();
-    let shapes: Vec<Vec<i64>> = tensors
-        .iter()
-        .map(|t| t.sizes().iter().map(|&d| d as i64).collect())
-        .collect();
-    let mut bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.to_contiguous_bytes()).collect();
-    let mut cs: Vec<crate::capi::TlTensor> = tensors
-        .iter()
-        .zip(&shapes)
-        .zip(bytes.iter_mut())
-        .map(|((t, s), b)| crate::capi::TlTensor {
-            dtype: crate::capi::dtype_code(t.dtype()),
-            rank: s.len() as i32,
-            shape: s.as_ptr(),
-            data: b.as_mut_ptr(),
-        })
-        .collect();
+    let mut dense = crate::capi::DenseTensors::new(tensors.iter().copied());
+    let cs = &mut dense.views;
     // SAFETY: the kernel has the `tl_op_kernel` signature; each tensor's
     // shape has `rank` entries and its data the dense bytes, valid for the
     // call.
@@ -431,7 +417,8 @@ fn call_c(k: CKernel, call: &CustomArgs) -> Result<()> {
         )));
     }
     // The kernel wrote the dense copies: put them back.
-    for ((t, s), b) in tensors.iter().zip(&shapes).zip(&bytes) {
+    for (i, t) in tensors.iter().enumerate() {
+        let (s, b) = dense.get(i);
         let back = Tensor::from_dense_bytes(t.dtype(), s, b)?;
         t.copy_(&back)?;
     }

@@ -53,6 +53,26 @@ fn input(name: &str) -> Tensor {
     Tensor::from_array::<f32>(read_npy(case(name).join("run0/input_0.npy")).unwrap())
 }
 
+/// `got` (f32) matches the first output PyTorch gave for case `name`.
+fn matches_case(name: &str, got: &[f32]) {
+    let want: ArrayD<f32> = read_npy(case(name).join("run0/output_0.npy")).unwrap();
+    close(got, want.as_slice().unwrap());
+}
+
+/// The values of the first line `examples/c/run_model.c` prints.
+fn printed_output(stdout: &[u8]) -> Vec<f32> {
+    let out = String::from_utf8_lossy(stdout);
+    out.lines()
+        .next()
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
 fn close(got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len());
     for (a, b) in got.iter().zip(want) {
@@ -231,15 +251,7 @@ fn c_program_links_the_static_and_the_shared_library() {
             exe.display(),
             String::from_utf8_lossy(&o.stderr)
         );
-        let line = out.lines().next().unwrap();
-        let got: Vec<f32> = line
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        close(&got, want.as_slice().unwrap());
+        close(&printed_output(&o.stdout), want.as_slice().unwrap());
         assert!(out.contains("refused: input"), "{out}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("input x: dtype 0 ["), "{err}");
@@ -311,8 +323,7 @@ fn an_x86_64_v3_artifact_loads_and_runs_here() {
     let mut a = r.unwrap();
     let x = input("tiny_cnn");
     let got = a.run(&[x]).unwrap();
-    let want: ArrayD<f32> = read_npy(case("tiny_cnn").join("run0/output_0.npy")).unwrap();
-    close(&got[0].to_vec::<f32>().unwrap(), want.as_slice().unwrap());
+    matches_case("tiny_cnn", &got[0].to_vec::<f32>().unwrap());
 }
 
 #[test]
@@ -511,18 +522,25 @@ fn custom_op_kernels_link_by_symbol() {
             "{name}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let out = String::from_utf8_lossy(&o.stdout);
-        let got: Vec<f32> = out
-            .lines()
-            .next()
-            .unwrap()
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        let want: ArrayD<f32> = read_npy(case(name).join("run0/output_0.npy")).unwrap();
-        close(&got, want.as_slice().unwrap());
+        matches_case(name, &printed_output(&o.stdout));
     }
+}
+
+/// An x86-64-v2 artifact: SSE code, and its runtime kept to its portable
+/// kernels; it matches PyTorch here too.
+#[test]
+fn an_x86_64_v2_artifact_runs_its_portable_kernels() {
+    let dir = scratch("v2");
+    let lib = dir.join("libv2.so");
+    compile_ok(
+        &case("tiny_cnn").join("model.pt2"),
+        &lib,
+        &["--target-cpu", "x86-64-v2"],
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("v2.json")).unwrap()).unwrap();
+    assert_eq!(m["cpu_features"], "sse4.2+popcnt");
+    let mut a = SharedArtifact::open(&lib, 1).unwrap();
+    let got = a.run(&[input("tiny_cnn")]).unwrap();
+    matches_case("tiny_cnn", &got[0].to_vec::<f32>().unwrap());
 }

@@ -7,6 +7,7 @@
 
 pub mod abi;
 pub mod attention;
+pub mod cpu;
 pub mod gemm;
 pub mod nn;
 pub mod norm;

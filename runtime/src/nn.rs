@@ -279,7 +279,7 @@ fn depthwise(p: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mu
 
 fn depthwise_plane(p: &Conv2d, xp: &[f32], wk: &[f32], bias: f32, yp: &mut [f32], act: Act) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::cpu::avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA.
         unsafe { depthwise_plane_avx2(p, xp, wk, bias, yp, act) };
         return;

@@ -45,12 +45,7 @@ pub fn layer_norm(
 }
 
 fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::cpu::avx2_fma()
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -151,12 +151,7 @@ fn slab_strided_avx2(x: &[f32], y: &mut [f32], len: usize, inner: usize, log: bo
 }
 
 fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::cpu::avx2_fma()
 }
 
 /// Softmax (or log-softmax) of each line of `len` elements, `inner` apart,

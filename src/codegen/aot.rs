@@ -123,6 +123,10 @@ pub enum TargetCpu {
 
 const FEAT_V2: u32 = 1;
 const FEAT_AVX2_FMA: u32 = 2;
+/// AVX-512F: only `native` on a machine that has it; it lets the runtime
+/// use its AVX-512 kernels.
+const FEAT_AVX512: u32 = 4;
+const FEAT_ALL: u32 = FEAT_V2 | FEAT_AVX2_FMA | FEAT_AVX512;
 
 impl TargetCpu {
     pub fn parse(s: &str) -> Option<TargetCpu> {
@@ -146,6 +150,9 @@ impl TargetCpu {
                 if host_has(FEAT_AVX2_FMA) {
                     f |= FEAT_AVX2_FMA;
                 }
+                if host_has(FEAT_AVX2_FMA | FEAT_AVX512) {
+                    f |= FEAT_AVX512;
+                }
                 f
             }
         }
@@ -155,7 +162,7 @@ impl TargetCpu {
 fn host_has(features: u32) -> bool {
     // A feature this build does not know is one the CPU cannot be shown
     // to have.
-    if features & !(FEAT_V2 | FEAT_AVX2_FMA) != 0 {
+    if features & !FEAT_ALL != 0 {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -165,7 +172,10 @@ fn host_has(features: u32) -> bool {
         let v3 = std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("bmi2");
-        (features & FEAT_V2 == 0 || v2) && (features & FEAT_AVX2_FMA == 0 || v3)
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        (features & FEAT_V2 == 0 || v2)
+            && (features & FEAT_AVX2_FMA == 0 || v3)
+            && (features & FEAT_AVX512 == 0 || avx512)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -181,7 +191,10 @@ fn feature_names(f: u32) -> String {
     if f & FEAT_AVX2_FMA != 0 {
         v.push("avx2+fma+bmi2");
     }
-    if f & !(FEAT_V2 | FEAT_AVX2_FMA) != 0 {
+    if f & FEAT_AVX512 != 0 {
+        v.push("avx512f");
+    }
+    if f & !FEAT_ALL != 0 {
         v.push("features this torchlift does not know");
     }
     if v.is_empty() {
@@ -430,6 +443,9 @@ impl CompiledModel {
     ) -> Result<CompiledModel> {
         // SAFETY: the caller guarantees `desc` points at a descriptor.
         let d = unsafe { check_desc(desc)? };
+        // The runtime kernels match the artifact's target: an artifact for
+        // x86-64-v2 keeps the runtime it links to SSE kernels.
+        limit_runtime(d.features);
         let entry = d
             .entry
             .ok_or_else(|| Error::other("artifact: no entry function"))?;
@@ -536,6 +552,18 @@ unsafe fn check_desc<'a>(desc: *const ArtifactDesc) -> Result<&'a ArtifactDesc> 
         )));
     }
     Ok(d)
+}
+
+/// Caps the runtime's kernels at what an artifact was compiled for.
+fn limit_runtime(features: u32) {
+    use torchlift_runtime::cpu;
+    cpu::limit_to(if features & FEAT_AVX512 != 0 {
+        cpu::LEVEL_AVX512
+    } else if features & FEAT_AVX2_FMA != 0 {
+        cpu::LEVEL_AVX2
+    } else {
+        cpu::LEVEL_BASELINE
+    });
 }
 
 /// The `n` bytes at `p`, or `None` for a null pointer.
@@ -1004,22 +1032,8 @@ impl Drop for SharedSession<'_> {
 }
 
 fn run_session(api: &Api, model: Raw, session: Raw, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-    let shapes: Vec<Vec<i64>> = inputs
-        .iter()
-        .map(|t| t.sizes().iter().map(|&d| d as i64).collect())
-        .collect();
-    let mut bytes: Vec<Vec<u8>> = inputs.iter().map(|t| t.to_contiguous_bytes()).collect();
-    let ts: Vec<crate::capi::TlTensor> = inputs
-        .iter()
-        .zip(&shapes)
-        .zip(bytes.iter_mut())
-        .map(|((t, s), b)| crate::capi::TlTensor {
-            dtype: crate::capi::dtype_code(t.dtype()),
-            rank: s.len() as i32,
-            shape: s.as_ptr(),
-            data: b.as_mut_ptr(),
-        })
-        .collect();
+    let dense = crate::capi::DenseTensors::new(inputs);
+    let ts = &dense.views;
     // SAFETY: `session` is live and used by this thread only; `ts` holds
     // valid tensors whose shapes and bytes outlive the call.
     if unsafe { (api.run)(session, ts.as_ptr(), ts.len() as i32) } != 0 {

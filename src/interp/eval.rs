@@ -427,6 +427,20 @@ fn eval_node(a: &Args<'_>, syms: &HashMap<String, i64>, mode: EvalMode) -> Resul
     }
 }
 
+impl From<RValue> for crate::custom::CustomArg {
+    fn from(v: RValue) -> Self {
+        use crate::custom::CustomArg;
+        match v {
+            RValue::Tensor(t) => CustomArg::Tensor(t),
+            RValue::Int(i) => CustomArg::Int(i),
+            RValue::Float(f) => CustomArg::Float(f),
+            RValue::Bool(b) => CustomArg::Bool(b),
+            RValue::None => CustomArg::None,
+            RValue::List(_) => CustomArg::Other,
+        }
+    }
+}
+
 /// A registered custom op: functional (mutated arguments copied, their new
 /// values returned first) or in place (as the training IR calls it).
 fn eval_custom(a: &Args<'_>, target: &str, functional: bool) -> Result<Vec<RValue>> {
@@ -440,15 +454,7 @@ fn eval_custom(a: &Args<'_>, target: &str, functional: bool) -> Result<Vec<RValu
             Some(x) => a.value(&x.value)?,
             None => RValue::None,
         };
-        let c = match v {
-            RValue::Tensor(t) => CustomArg::Tensor(t),
-            RValue::Int(i) => CustomArg::Int(i),
-            RValue::Float(f) => CustomArg::Float(f),
-            RValue::Bool(b) => CustomArg::Bool(b),
-            RValue::None => CustomArg::None,
-            RValue::List(_) => CustomArg::Other,
-        };
-        args.push((sa.name.clone(), c));
+        args.push((sa.name.clone(), CustomArg::from(v)));
     }
     let wrap = |e: Error| match e {
         e @ Error::Node { .. } => e,

@@ -440,12 +440,7 @@ fn eval_auto_functionalized(a: &Args<'_>, h: Hop) -> Result<Vec<RValue>> {
                         copies.push(t.clone());
                         CustomArg::Tensor(t)
                     }
-                    RValue::Tensor(t) => CustomArg::Tensor(t),
-                    RValue::Int(i) => CustomArg::Int(i),
-                    RValue::Float(f) => CustomArg::Float(f),
-                    RValue::Bool(b) => CustomArg::Bool(b),
-                    RValue::None => CustomArg::None,
-                    RValue::List(_) => CustomArg::Other,
+                    v => CustomArg::from(v),
                 },
             }
         };

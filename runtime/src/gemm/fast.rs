@@ -230,10 +230,11 @@ pub(crate) enum Kernel {
 /// The fastest kernel this CPU runs.
 pub(crate) fn kernel() -> Kernel {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Kernel::Avx512;
-        }
+    if crate::cpu::avx512f() {
+        return Kernel::Avx512;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx2_fma() {
         return Kernel::Avx2;
     }
     Kernel::Portable
