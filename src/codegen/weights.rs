@@ -31,9 +31,9 @@ use crate::DType;
 
 const MAGIC: &[u8; 8] = b"TLWEIGHT";
 const VERSION: u32 = 1;
-/// The alignment of every entry's data.
-pub const ALIGN: usize = 64;
-/// The most entries a blob may claim, and the longest name or rank.
+/// The alignment of every entry's data: the arena's.
+pub use super::memory::ALIGN;
+/// The most entries a blob may claim, and the highest rank.
 const MAX_ENTRIES: u64 = 1 << 20;
 const MAX_RANK: u64 = 64;
 
